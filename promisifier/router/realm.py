@@ -1,0 +1,92 @@
+"""A realm: a routing namespace with its sessions, its dealer and its broker."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable
+
+from promisifier.router.broker import Broker
+from promisifier.router.dealer import Dealer
+from promisifier.wire.messages import (
+    ABORT,
+    CALL,
+    ERROR,
+    GOODBYE,
+    INVOCATION,
+    PUBLISH,
+    REGISTER,
+    SUBSCRIBE,
+    UNREGISTER,
+    UNSUBSCRIBE,
+    YIELD,
+)
+
+if TYPE_CHECKING:
+    from twisted.internet.interfaces import IReactorTime
+
+    from promisifier.router.session import RouterSession
+
+Handler = Callable[["RouterSession", list], None]
+
+
+class Realm:
+    """One realm of a router. Routing tables live here, not in the sessions."""
+
+    def __init__(self, name: str, clock: IReactorTime, *, strict_uris: bool = False) -> None:
+        self.name = name
+        self.clock = clock
+        self.strict_uris = strict_uris
+        #: joined sessions by session id
+        self.sessions: dict[int, RouterSession] = {}
+        self.dealer = Dealer(self)
+        self.broker = Broker(self)
+        #: message type -> handler(session, message) for an established session
+        self.dispatch: dict[int, Handler] = self._make_dispatch()
+
+    def _make_dispatch(self) -> dict[int, Handler]:
+        from promisifier.router.session import RouterSession
+
+        dealer, broker = self.dealer, self.broker
+        return {
+            CALL: dealer.on_call,
+            YIELD: dealer.on_yield,
+            ERROR: self._on_error,
+            REGISTER: dealer.on_register,
+            UNREGISTER: dealer.on_unregister,
+            PUBLISH: broker.on_publish,
+            SUBSCRIBE: broker.on_subscribe,
+            UNSUBSCRIBE: broker.on_unsubscribe,
+            GOODBYE: RouterSession.on_goodbye,
+            ABORT: RouterSession.on_abort,
+        }
+
+    def _on_error(self, session: RouterSession, message: list) -> None:
+        if message[1] == INVOCATION:
+            self.dealer.on_invocation_error(session, message)
+        else:
+            session.protocol_violation(f"ERROR: a client may only send ERROR for an INVOCATION, not for type {message[1]}")
+
+    def router_roles(self) -> dict[str, Any]:
+        """WELCOME.Details.roles: the router's roles and the features really implemented."""
+        return {"broker": {"features": {}}, "dealer": {"features": {}}}
+
+    def attach(self, session: RouterSession) -> None:
+        """Add a session that has just been welcomed."""
+        assert session.session_id is not None
+        self.sessions[session.session_id] = session
+        self.dealer.attach(session)
+        self.broker.attach(session)
+
+    def detach(self, session: RouterSession) -> None:
+        """Remove a session that left, and everything it held."""
+        self.sessions.pop(session.session_id, None)  # type: ignore[arg-type]
+        self.dealer.detach(session)
+        self.broker.detach(session)
+
+    def state_counts(self) -> dict[str, int]:
+        """How much routing state the realm holds (all zero when nobody is connected)."""
+        return {
+            "sessions": len(self.sessions),
+            "registrations": self.dealer.registration_count,
+            "subscriptions": self.broker.subscription_count,
+            "pending_calls": self.dealer.pending_call_count,
+        }

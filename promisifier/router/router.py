@@ -1,0 +1,158 @@
+"""The router: realms plus the WebSocket entry points that connect clients to them.
+
+It can run as the stand-alone relay (``twistd promisifier-relay``) or inside any Twisted
+program: ``router.listen("tcp:8080")``, or mount ``router.resource()`` in a web site.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from autobahn.twisted.resource import WebSocketResource
+from twisted.internet import defer
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.interfaces import IListeningPort, IReactorTime, IStreamServerEndpoint
+from twisted.logger import Logger
+from twisted.web.resource import IResource, Resource
+from twisted.web.server import Site
+
+from promisifier.router.config import RouterConfig
+from promisifier.router.peer import Peer
+from promisifier.router.realm import Realm
+from promisifier.router.session import RouterSession, SessionState
+from promisifier.transport.closing import CloseCode
+from promisifier.transport.websocket import WampServerFactory
+from promisifier.wire import ErrorURI, random_id
+
+log = Logger(namespace="promisifier.router")
+
+
+class Router:
+    """A WAMP v2 router (dealer and broker) for the realms of its configuration."""
+
+    def __init__(self, config: RouterConfig | None = None, *, reactor: Any = None) -> None:
+        if reactor is None:
+            from twisted.internet import reactor as default_reactor
+
+            reactor = default_reactor
+        self.config = config if config is not None else RouterConfig()
+        self.reactor = reactor
+        #: the clock every timeout of the router runs on
+        self.clock: IReactorTime = reactor
+        self.realms: dict[str, Realm] = {
+            name: Realm(name, self.clock, strict_uris=self.config.strict_uris) for name in self.config.realms
+        }
+        #: every session of every connection, joined or not
+        self._sessions: set[RouterSession] = set()
+        self._session_ids: set[int] = set()
+        self._stopping: defer.Deferred[None] | None = None
+        self._factory: WampServerFactory | None = None
+
+    # -- sessions -------------------------------------------------------------------
+
+    def new_session(self, peer: Peer) -> RouterSession:
+        """The session for a newly opened connection (the transport's handler factory)."""
+        session = RouterSession(self, peer)
+        self._sessions.add(session)
+        if self._stopping is not None:
+            session.goodbye(ErrorURI.CLOSE_SYSTEM_SHUTDOWN, "router is shutting down")
+        return session
+
+    def new_session_id(self) -> int:
+        """A random session id not used by any live session of this router."""
+        while True:
+            session_id = random_id()
+            if session_id not in self._session_ids:
+                self._session_ids.add(session_id)
+                return session_id
+
+    def session_ended(self, session: RouterSession) -> None:
+        """Called by a session whose connection is gone."""
+        self._sessions.discard(session)
+        if session.session_id is not None:
+            self._session_ids.discard(session.session_id)
+        if self._stopping is not None and not self._sessions:
+            stopping, self._stopping = self._stopping, None
+            stopping.callback(None)
+
+    def state_counts(self) -> dict[str, int]:
+        """Routing state summed over realms, plus open connections (all zero when idle)."""
+        totals = {"connections": len(self._sessions), "sessions": 0, "registrations": 0, "subscriptions": 0, "pending_calls": 0}
+        for realm in self.realms.values():
+            for key, value in realm.state_counts().items():
+                totals[key] += value
+        return totals
+
+    # -- network entry points ---------------------------------------------------------
+
+    def websocket_factory(self) -> WampServerFactory:
+        """The autobahn server factory that feeds connections into this router."""
+        if self._factory is None:
+            config = self.config
+            self._factory = WampServerFactory(
+                self.new_session,
+                serializers=config.serializers,
+                max_message_size=config.max_message_size,
+                open_handshake_timeout=config.open_handshake_timeout,
+                reactor=self.reactor,
+            )
+        return self._factory
+
+    def resource(self) -> IResource:
+        """A ``twisted.web`` resource speaking WAMP over WebSocket, to mount in a site."""
+        return WebSocketResource(self.websocket_factory())
+
+    def site(self, path: str = "/ws") -> Site:
+        """A web site serving :meth:`resource` at ``path`` (e.g. ``"/ws"``)."""
+        segments = [segment.encode("utf-8") for segment in path.strip("/").split("/") if segment]
+        if not segments:
+            return Site(self.resource())
+        root = Resource()
+        parent = root
+        for segment in segments[:-1]:
+            child = Resource()
+            parent.putChild(segment, child)
+            parent = child
+        parent.putChild(segments[-1], self.resource())
+        return Site(root)
+
+    def listen(self, endpoint: str | IStreamServerEndpoint, path: str = "/ws") -> defer.Deferred[IListeningPort]:
+        """Listen on ``endpoint`` (a Twisted endpoint string such as ``"tcp:8080"``)."""
+        if isinstance(endpoint, str):
+            endpoint = serverFromString(self.reactor, endpoint)
+        return endpoint.listen(self.site(path))
+
+    def stop(self, timeout: float = 5.0) -> defer.Deferred[None]:
+        """Close every session (GOODBYE ``wamp.close.system_shutdown``); fires when all are gone.
+
+        Connections still open after ``timeout`` seconds are dropped.
+        """
+        if not self._sessions:
+            return defer.succeed(None)
+        if self._stopping is None:
+            self._stopping = defer.Deferred()
+            for session in list(self._sessions):
+                session.goodbye(ErrorURI.CLOSE_SYSTEM_SHUTDOWN, "router is shutting down")
+        done: defer.Deferred[None] = defer.Deferred()
+        stopping = self._stopping
+
+        def drop_remaining() -> None:
+            for session in list(self._sessions):
+                drop = getattr(session.peer, "drop", None)
+                if drop is not None:
+                    drop()
+                else:
+                    session.peer.close(CloseCode.GOING_AWAY, "router stopped")
+
+        timer = self.clock.callLater(timeout, drop_remaining)
+
+        def finished(_: object) -> None:
+            if timer.active():
+                timer.cancel()
+            done.callback(None)
+
+        stopping.addBoth(finished)
+        return done
+
+
+__all__ = ["Router", "RouterConfig", "SessionState"]

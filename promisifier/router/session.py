@@ -1,0 +1,276 @@
+"""One client's WAMP session as the router sees it: the session state machine.
+
+States follow the specification's chart: ESTABLISHING (waiting for HELLO), ESTABLISHED,
+SHUTTING_DOWN (the router sent GOODBYE and waits for the reply) and CLOSED. Messages of
+an established session are dispatched by type to the realm's dealer and broker.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import TYPE_CHECKING, Any
+
+from twisted.logger import Logger
+
+from promisifier.transport.closing import CloseCode
+from promisifier.wire import EncodeError, ErrorURI, IdSequence, ProtocolError
+from promisifier.wire.messages import ABORT, ERROR, GOODBYE, HELLO, WELCOME, message_name
+
+if TYPE_CHECKING:
+    from twisted.internet.interfaces import IDelayedCall
+
+    from promisifier.router.peer import Peer
+    from promisifier.router.realm import Realm
+    from promisifier.router.router import Router
+
+log = Logger(namespace="promisifier.router")
+
+_CLIENT_ROLES = frozenset(("caller", "callee", "publisher", "subscriber"))
+
+
+class SessionState(enum.Enum):
+    """Where a session is in its lifetime."""
+
+    ESTABLISHING = "establishing"
+    ESTABLISHED = "established"
+    SHUTTING_DOWN = "shutting_down"
+    CLOSED = "closed"
+
+
+class RouterSession:
+    """The router's half of one client session, bound to one :class:`Peer`."""
+
+    def __init__(self, router: Router, peer: Peer) -> None:
+        self.router = router
+        self.peer = peer
+        self.state = SessionState.ESTABLISHING
+        self.session_id: int | None = None
+        self.realm: Realm | None = None
+        self.authid: str | None = None
+        self.authrole: str | None = None
+        self.authmethod: str | None = None
+        self.authprovider: str | None = None
+        #: the client's HELLO.Details.roles (role name -> {"features": {...}})
+        self.roles: dict[str, Any] = {}
+        #: request ids of INVOCATIONs sent to this session as a callee
+        self.invocation_ids = IdSequence()
+        self.joined_at: float | None = None
+        self._dispatch: dict[int, Any] = {}
+        self._hello_timer: IDelayedCall | None = router.clock.callLater(
+            router.config.hello_timeout, self._on_hello_timeout
+        )
+
+    def __repr__(self) -> str:
+        return f"<RouterSession {self.session_id} {self.state.value} realm={self.realm and self.realm.name}>"
+
+    # -- facts ----------------------------------------------------------------------
+
+    def has_feature(self, role: str, feature: str) -> bool:
+        """True when the client announced ``feature`` for ``role`` in its HELLO."""
+        role_details = self.roles.get(role)
+        if type(role_details) is not dict:
+            return False
+        features = role_details.get("features")
+        return type(features) is dict and features.get(feature) is True
+
+    # -- from the transport -----------------------------------------------------------
+
+    def on_message(self, message: list) -> None:
+        """Handle one received message that passed the wire check."""
+        if self.state is SessionState.ESTABLISHED:
+            handler = self._dispatch.get(message[0])
+            if handler is not None:
+                handler(self, message)
+            else:
+                self.protocol_violation(f"{message_name(message[0])} is not allowed from a client in an established session")
+        elif self.state is SessionState.ESTABLISHING:
+            if message[0] == HELLO:
+                self._on_hello(message)
+            elif message[0] == ABORT:
+                self._close_transport(CloseCode.NORMAL, "client aborted")
+            else:
+                self.protocol_violation(f"{message_name(message[0])} before HELLO")
+        elif self.state is SessionState.SHUTTING_DOWN:
+            # We sent GOODBYE: everything but the GOODBYE reply is ignored.
+            if message[0] == GOODBYE:
+                self._close_transport(CloseCode.NORMAL, "goodbye")
+
+    def on_protocol_error(self, error: ProtocolError) -> None:
+        """A received message decoded but broke the protocol."""
+        self.protocol_violation(str(error))
+
+    def on_close(self, code: int, reason: str) -> None:
+        """The transport is gone: leave the realm and release everything held."""
+        self._cancel_hello_timer()
+        self._leave_realm(f"connection closed ({code})")
+        self.state = SessionState.CLOSED
+        self.router.session_ended(self)
+
+    # -- sending --------------------------------------------------------------------
+
+    def send(self, message: list) -> bool:
+        """Send ``message`` to the client; False when it cannot be encoded for it."""
+        try:
+            self.peer.send(message)
+        except EncodeError as error:
+            log.info(
+                "session {session_id}: cannot send {kind}: {error}",
+                session_id=self.session_id,
+                kind=message_name(message[0]),
+                error=error,
+            )
+            return False
+        return True
+
+    def send_error(
+        self,
+        request_type: int,
+        request_id: int,
+        error_uri: str,
+        args: list | None = None,
+        kwargs: dict | None = None,
+        details: dict | None = None,
+    ) -> None:
+        """Send ERROR for the client's request ``request_id`` of type ``request_type``."""
+        message: list = [ERROR, request_type, request_id, details if details is not None else {}, error_uri]
+        if args is not None or kwargs:
+            message.append(args if args is not None else [])
+            if kwargs:
+                message.append(kwargs)
+        self.send(message)
+
+    def goodbye(self, reason: str = ErrorURI.CLOSE_SYSTEM_SHUTDOWN, message: str = "") -> None:
+        """Close an established session from the router's side with GOODBYE."""
+        if self.state is not SessionState.ESTABLISHED:
+            self._close_transport(CloseCode.GOING_AWAY, message or reason)
+            return
+        details = {"message": message} if message else {}
+        self.send([GOODBYE, details, reason])
+        self._leave_realm(reason)
+        self.state = SessionState.SHUTTING_DOWN
+
+    def abort(self, reason: str, message: str, close_code: int = CloseCode.NORMAL) -> None:
+        """Send ABORT with ``reason`` (a URI) and close the transport."""
+        self.send([ABORT, {"message": message}, reason])
+        self._leave_realm(reason)
+        self._close_transport(close_code, message)
+
+    # -- session lifecycle ------------------------------------------------------------
+
+    def _on_hello(self, message: list) -> None:
+        realm_name, details = message[1], message[2]
+        roles = details.get("roles")
+        if type(roles) is not dict or not any(role in _CLIENT_ROLES for role in roles):
+            self.protocol_violation("HELLO: Details.roles must announce at least one of caller, callee, publisher, subscriber")
+            return
+        realm = self.router.realms.get(realm_name)
+        if realm is None:
+            log.info(
+                "connection {connection_id} from {peer}: HELLO for unknown realm {realm!r}",
+                connection_id=self.peer.connection_id,
+                peer=self.peer.peer,
+                realm=realm_name,
+            )
+            self.abort(ErrorURI.NO_SUCH_REALM, f"no realm {realm_name!r} on this router")
+            return
+        self._cancel_hello_timer()
+        self.roles = roles
+        requested_authid = details.get("authid")
+        self.authid = requested_authid if type(requested_authid) is str and requested_authid else None
+        self.authrole = "anonymous"
+        self.authmethod = "anonymous"
+        self.authprovider = "static"
+        self._join(realm)
+
+    def _join(self, realm: Realm) -> None:
+        self.session_id = self.router.new_session_id()
+        if self.authid is None:
+            self.authid = f"anonymous-{self.session_id}"
+        self.realm = realm
+        self._dispatch = realm.dispatch
+        self.state = SessionState.ESTABLISHED
+        self.joined_at = self.router.clock.seconds()
+        realm.attach(self)
+        self.send(
+            [
+                WELCOME,
+                self.session_id,
+                {
+                    "realm": realm.name,
+                    "authid": self.authid,
+                    "authrole": self.authrole,
+                    "authmethod": self.authmethod,
+                    "authprovider": self.authprovider,
+                    "roles": realm.router_roles(),
+                    "agent": self.router.config.agent,
+                },
+            ]
+        )
+        log.info(
+            "session {session_id} joined realm {realm} from {peer} ({serializer})",
+            session_id=self.session_id,
+            realm=realm.name,
+            peer=self.peer.peer,
+            serializer=self.peer.serializer_name,
+        )
+
+    def on_goodbye(self, message: list) -> None:
+        """The client closes its session: answer GOODBYE and go back to ESTABLISHING."""
+        self.send([GOODBYE, {}, ErrorURI.CLOSE_GOODBYE_AND_OUT])
+        self._leave_realm(f"goodbye ({message[2]})")
+        # The transport may carry a new session; it must start within the HELLO deadline.
+        self.state = SessionState.ESTABLISHING
+        self._hello_timer = self.router.clock.callLater(self.router.config.hello_timeout, self._on_hello_timeout)
+
+    def on_abort(self, message: list) -> None:
+        """The client aborted its established session: end it and the connection."""
+        self._leave_realm(f"aborted by client ({message[2]})")
+        self._close_transport(CloseCode.NORMAL, "session aborted")
+
+    def _leave_realm(self, why: str) -> None:
+        realm = self.realm
+        if realm is None:
+            return
+        self.realm = None
+        self._dispatch = {}
+        realm.detach(self)
+        log.info(
+            "session {session_id} left realm {realm}: {why}",
+            session_id=self.session_id,
+            realm=realm.name,
+            why=why,
+        )
+
+    def protocol_violation(self, text: str) -> None:
+        """ABORT the session with wamp.error.protocol_violation and close (1002)."""
+        log.info(
+            "protocol violation by session {session_id} (connection {connection_id} from {peer}): {text}",
+            session_id=self.session_id,
+            connection_id=self.peer.connection_id,
+            peer=self.peer.peer,
+            text=text,
+        )
+        self.abort(ErrorURI.PROTOCOL_VIOLATION, text, CloseCode.PROTOCOL_ERROR)
+
+    def _on_hello_timeout(self) -> None:
+        self._hello_timer = None
+        log.info(
+            "connection {connection_id} from {peer}: no HELLO within {timeout} s, closing",
+            connection_id=self.peer.connection_id,
+            peer=self.peer.peer,
+            timeout=self.router.config.hello_timeout,
+        )
+        self._close_transport(CloseCode.POLICY_VIOLATION, "no HELLO received in time")
+
+    def _cancel_hello_timer(self) -> None:
+        timer = self._hello_timer
+        self._hello_timer = None
+        if timer is not None and timer.active():
+            timer.cancel()
+
+    def _close_transport(self, code: int, reason: str) -> None:
+        self._cancel_hello_timer()
+        if self.state is not SessionState.CLOSED:
+            self.state = SessionState.CLOSED
+            self.peer.close(code, reason)
+

@@ -1,0 +1,317 @@
+"""WAMP over WebSocket: server and client protocols built on autobahn's WebSocket layer.
+
+The protocols here speak plain RFC 6455 WebSocket (autobahn's ``WebSocketServerProtocol``
+and ``WebSocketClientProtocol``, not its WAMP classes). For each frame they decode the
+payload with the negotiated serializer, check it with
+:func:`promisifier.wire.check_message`, and pass the message list to a *handler*:
+
+* a frame that does not decode closes the connection with 1007 (invalid payload);
+* a frame of the wrong kind (binary for JSON, text for msgpack) closes it with 1003;
+* a message that decodes but breaks the protocol goes to ``handler.on_protocol_error``,
+  which answers with ABORT and then closes.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Callable, Iterable, Protocol
+
+from autobahn.twisted.websocket import (
+    WebSocketClientFactory,
+    WebSocketClientProtocol,
+    WebSocketServerFactory,
+    WebSocketServerProtocol,
+)
+from autobahn.websocket.types import ConnectionDeny, ConnectionRequest, ConnectionResponse
+from twisted.logger import Logger
+
+from promisifier.transport.closing import CloseCode, truncate_reason
+from promisifier.transport.stats import ConnectionStats
+from promisifier.wire import SERIALIZERS, DecodeError, ProtocolError, check_message
+from promisifier.wire.serializers import Serializer
+
+log = Logger(namespace="promisifier.transport")
+
+#: default limit on one received WAMP message (bytes of payload)
+DEFAULT_MAX_MESSAGE_SIZE = 16 * 1024 * 1024
+
+_connection_ids = itertools.count(1)
+
+
+class MessageHandler(Protocol):
+    """What a connection drives: the WAMP session on top of it (router's or client's)."""
+
+    def on_message(self, message: list) -> None:
+        """A received message that passed :func:`check_message`."""
+
+    def on_protocol_error(self, error: ProtocolError) -> None:
+        """A received message decoded but broke the protocol."""
+
+    def on_close(self, code: int, reason: str) -> None:
+        """The connection is gone; ``code`` is 1006 when no close frame arrived."""
+
+
+def _serializers_by_subprotocol(names: Iterable[str]) -> dict[str, Serializer]:
+    chosen: dict[str, Serializer] = {}
+    for name in names:
+        try:
+            serializer = SERIALIZERS[name]
+        except KeyError:
+            raise ValueError(f"unknown serializer {name!r}; known: {', '.join(SERIALIZERS)}") from None
+        chosen[serializer.subprotocol] = serializer
+    if not chosen:
+        raise ValueError("at least one serializer is needed")
+    return chosen
+
+
+class _WampConnection:
+    """The part shared by the server and the client protocol: the peer interface.
+
+    A handler sees the connection through ``send``, ``send_shared``, ``close`` and the
+    connection facts (``connection_id``, ``peer``, ``subprotocol``, ``serializer``,
+    ``connected``, ``close_code``, ``close_reason``, ``stats``).
+    """
+
+    serializer: Serializer | None = None
+    handler: MessageHandler | None = None
+    #: -1 while the connection is open (or not yet closed)
+    close_code: int = -1
+    close_reason: str = ""
+    connected: bool = False
+
+    def _init_connection(self) -> None:
+        self.connection_id = next(_connection_ids)
+        self.stats = ConnectionStats()
+        self.serializer = None
+        self.handler = None
+        self.close_code = -1
+        self.close_reason = ""
+        self.connected = False
+
+    # -- facts --------------------------------------------------------------------
+
+    @property
+    def subprotocol(self) -> str | None:
+        """The negotiated WebSocket subprotocol, e.g. ``"wamp.2.msgpack"``."""
+        return self.serializer.subprotocol if self.serializer is not None else None
+
+    @property
+    def serializer_name(self) -> str | None:
+        """``"json"`` or ``"msgpack"`` once negotiated."""
+        return self.serializer.name if self.serializer is not None else None
+
+    # -- sending ------------------------------------------------------------------
+
+    def send(self, message: list) -> None:
+        """Encode and send one message. Raises :class:`EncodeError`; no-op when closed."""
+        if not self.connected:
+            return
+        serializer = self.serializer
+        payload = serializer.encode(message)  # type: ignore[union-attr]
+        stats = self.stats
+        stats.messages_out += 1
+        stats.bytes_out += len(payload)
+        self.sendMessage(payload, serializer.binary)  # type: ignore[attr-defined, union-attr]
+
+    def send_shared(self, message: list, encoded: dict[str, bytes]) -> None:
+        """Send a message that goes to many peers, encoding it once per serializer.
+
+        ``encoded`` is a cache (serializer name -> payload) shared by all the sends of
+        the same message. Raises :class:`EncodeError`.
+        """
+        if not self.connected:
+            return
+        serializer = self.serializer
+        name = serializer.name  # type: ignore[union-attr]
+        payload = encoded.get(name)
+        if payload is None:
+            payload = encoded[name] = serializer.encode(message)  # type: ignore[union-attr]
+        stats = self.stats
+        stats.messages_out += 1
+        stats.bytes_out += len(payload)
+        self.sendMessage(payload, serializer.binary)  # type: ignore[attr-defined, union-attr]
+
+    def close(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
+        """Start the WebSocket closing handshake with ``code`` and ``reason``.
+
+        Any code RFC 6455 lets an endpoint send is accepted (1000-1003, 1007-1011,
+        3000-4999); the reason is shortened to 123 bytes of UTF-8 at a character boundary.
+        """
+        if self.state != self.STATE_OPEN:  # type: ignore[attr-defined]
+            return
+        self.sendCloseFrame(  # type: ignore[attr-defined]
+            code=int(code), reasonUtf8=truncate_reason(reason).encode("utf-8"), isReply=False
+        )
+
+    def drop(self) -> None:
+        """Close the TCP connection at once, without a closing handshake."""
+        self.dropConnection(abort=True)  # type: ignore[attr-defined]
+
+    # -- receiving ----------------------------------------------------------------
+
+    def onMessage(self, payload: bytes, isBinary: bool) -> None:  # noqa: N802 - autobahn API
+        stats = self.stats
+        stats.messages_in += 1
+        stats.bytes_in += len(payload)
+        serializer = self.serializer
+        handler = self.handler
+        if serializer is None or handler is None:
+            return
+        if isBinary is not serializer.binary:
+            kind = "binary" if isBinary else "text"
+            self._fail(CloseCode.UNSUPPORTED_DATA, f"{kind} frame on a {serializer.subprotocol} connection")
+            return
+        try:
+            message = serializer.decode(payload)
+        except DecodeError as error:
+            self._fail(CloseCode.INVALID_PAYLOAD, str(error))
+            return
+        try:
+            check_message(message)
+        except ProtocolError as error:
+            handler.on_protocol_error(error)
+            return
+        handler.on_message(message)
+
+    def _fail(self, code: int, reason: str) -> None:
+        log.info(
+            "closing connection {connection_id} from {peer} with {code}: {reason}",
+            connection_id=self.connection_id,
+            peer=self.peer,  # type: ignore[attr-defined]
+            code=code,
+            reason=reason,
+        )
+        self.close(code, reason)
+
+    def onOpen(self) -> None:  # noqa: N802 - autobahn API
+        self.connected = True
+        self.handler = self.factory.handler_factory(self)  # type: ignore[attr-defined]
+
+    def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:  # noqa: N802
+        was_connected = self.connected
+        self.connected = False
+        self.close_code = code if code is not None else CloseCode.ABNORMAL
+        self.close_reason = reason or ""
+        handler = self.handler
+        self.handler = None
+        if was_connected and handler is not None:
+            handler.on_close(self.close_code, self.close_reason)
+
+
+class WampServerProtocol(_WampConnection, WebSocketServerProtocol):
+    """The relay's side of one WAMP-over-WebSocket connection."""
+
+    factory: WampServerFactory
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._init_connection()
+
+    def onConnect(self, request: ConnectionRequest) -> str:  # noqa: N802 - autobahn API
+        offered = self.factory.serializers
+        # The client lists its subprotocols in its order of preference.
+        for subprotocol in request.protocols:
+            serializer = offered.get(subprotocol)
+            if serializer is not None:
+                self.serializer = serializer
+                return subprotocol
+        raise ConnectionDeny(
+            ConnectionDeny.BAD_REQUEST,
+            "no supported WAMP subprotocol offered; this server speaks " + ", ".join(offered),
+        )
+
+
+class WampServerFactory(WebSocketServerFactory):
+    """Makes :class:`WampServerProtocol` instances whose messages go to ``handler_factory``.
+
+    ``handler_factory(connection)`` is called once per opened connection and returns the
+    :class:`MessageHandler` for it.
+    """
+
+    protocol = WampServerProtocol
+
+    def __init__(
+        self,
+        handler_factory: Callable[[_WampConnection], MessageHandler],
+        *,
+        serializers: Iterable[str] = ("json", "msgpack"),
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        open_handshake_timeout: float = 10.0,
+        url: str | None = None,
+        reactor: object | None = None,
+    ) -> None:
+        self.serializers = _serializers_by_subprotocol(serializers)
+        super().__init__(url=url, protocols=list(self.serializers), reactor=reactor)
+        self.handler_factory = handler_factory
+        self.setProtocolOptions(
+            maxMessagePayloadSize=max_message_size,
+            maxFramePayloadSize=max_message_size,
+            openHandshakeTimeout=open_handshake_timeout,
+            # Send a close frame with the reason (e.g. 1009) instead of dropping TCP.
+            failByDrop=False,
+        )
+
+
+class WampClientProtocol(_WampConnection, WebSocketClientProtocol):
+    """The client's side of one WAMP-over-WebSocket connection."""
+
+    factory: WampClientFactory
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._init_connection()
+
+    def onConnect(self, response: ConnectionResponse) -> None:  # noqa: N802 - autobahn API
+        serializer = self.factory.serializers.get(response.protocol)
+        if serializer is None:
+            raise ConnectionDeny(
+                ConnectionDeny.BAD_REQUEST, f"server chose no WAMP subprotocol we offered ({response.protocol!r})"
+            )
+        self.serializer = serializer
+
+    def onOpen(self) -> None:  # noqa: N802 - autobahn API
+        super().onOpen()
+        on_open = self.factory.on_open
+        if on_open is not None:
+            on_open(self)
+
+    def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:  # noqa: N802
+        opened = self.connected
+        super().onClose(wasClean, code, reason)
+        on_failed = self.factory.on_open_failed
+        if not opened and on_failed is not None:
+            on_failed(self, code, reason)
+
+
+class WampClientFactory(WebSocketClientFactory):
+    """Makes :class:`WampClientProtocol` instances offering ``serializers`` in that order.
+
+    ``on_open(connection)`` is called when the WebSocket is open (before any WAMP
+    message), ``on_open_failed(connection, code, reason)`` when it closed before opening.
+    """
+
+    protocol = WampClientProtocol
+
+    def __init__(
+        self,
+        url: str,
+        handler_factory: Callable[[_WampConnection], MessageHandler],
+        *,
+        serializers: Iterable[str] = ("msgpack", "json"),
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        open_handshake_timeout: float = 10.0,
+        on_open: Callable[[WampClientProtocol], None] | None = None,
+        on_open_failed: Callable[[WampClientProtocol, int | None, str | None], None] | None = None,
+        reactor: object | None = None,
+    ) -> None:
+        self.serializers = _serializers_by_subprotocol(serializers)
+        super().__init__(url=url, protocols=list(self.serializers), reactor=reactor)
+        self.handler_factory = handler_factory
+        self.on_open = on_open
+        self.on_open_failed = on_open_failed
+        self.setProtocolOptions(
+            maxMessagePayloadSize=max_message_size,
+            maxFramePayloadSize=max_message_size,
+            openHandshakeTimeout=open_handshake_timeout,
+            failByDrop=False,
+        )

@@ -1,0 +1,235 @@
+"""WAMP v2 messages as plain lists, and the one check every received message passes.
+
+Messages stay plain lists on the hot path (``[48, 7, {}, "com.example.add", [2, 3]]``):
+no objects are built per message. A table per message type gives its length range and
+the type of each field; :func:`check_message` validates a received list against it once,
+so the router and the client can index fields without re-checking them.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import Any, Callable, Final
+
+from promisifier.wire.errors import ProtocolError
+from promisifier.wire.ids import MAX_ID
+
+
+class MessageType(IntEnum):
+    """The WAMP v2 message type codes (basic profile plus auth, CANCEL and INTERRUPT)."""
+
+    HELLO = 1
+    WELCOME = 2
+    ABORT = 3
+    CHALLENGE = 4
+    AUTHENTICATE = 5
+    GOODBYE = 6
+    ERROR = 8
+    PUBLISH = 16
+    PUBLISHED = 17
+    SUBSCRIBE = 32
+    SUBSCRIBED = 33
+    UNSUBSCRIBE = 34
+    UNSUBSCRIBED = 35
+    EVENT = 36
+    CALL = 48
+    CANCEL = 49
+    RESULT = 50
+    REGISTER = 64
+    REGISTERED = 65
+    UNREGISTER = 66
+    UNREGISTERED = 67
+    INVOCATION = 68
+    INTERRUPT = 69
+    YIELD = 70
+
+
+# Plain int aliases: comparing against an int is cheaper than against an IntEnum member.
+HELLO: Final = 1
+WELCOME: Final = 2
+ABORT: Final = 3
+CHALLENGE: Final = 4
+AUTHENTICATE: Final = 5
+GOODBYE: Final = 6
+ERROR: Final = 8
+PUBLISH: Final = 16
+PUBLISHED: Final = 17
+SUBSCRIBE: Final = 32
+SUBSCRIBED: Final = 33
+UNSUBSCRIBE: Final = 34
+UNSUBSCRIBED: Final = 35
+EVENT: Final = 36
+CALL: Final = 48
+CANCEL: Final = 49
+RESULT: Final = 50
+REGISTER: Final = 64
+REGISTERED: Final = 65
+UNREGISTER: Final = 66
+UNREGISTERED: Final = 67
+INVOCATION: Final = 68
+INTERRUPT: Final = 69
+YIELD: Final = 70
+
+Message = list  # a WAMP message: [type code, field, field, ...]
+
+
+def _is_id(value: Any) -> bool:
+    return type(value) is int and 0 <= value <= MAX_ID
+
+
+def _is_code(value: Any) -> bool:
+    return type(value) is int and value in _SPECS
+
+
+# kind -> (check, description used in error texts)
+_KINDS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "id": (_is_id, "an ID (int in [0, 2**53])"),
+    "code": (_is_code, "a message type code"),
+    "dict": (lambda v: type(v) is dict, "a dict"),
+    "list": (lambda v: type(v) is list, "a list"),
+    "uri": (lambda v: type(v) is str, "a URI string"),
+    "str": (lambda v: type(v) is str, "a string"),
+}
+
+# code -> (name, min length, fields after the type code as (field name, kind))
+_TABLE: dict[int, tuple[str, int, tuple[tuple[str, str], ...]]] = {
+    HELLO: ("HELLO", 3, (("Realm", "uri"), ("Details", "dict"))),
+    WELCOME: ("WELCOME", 3, (("Session", "id"), ("Details", "dict"))),
+    ABORT: ("ABORT", 3, (("Details", "dict"), ("Reason", "uri"))),
+    CHALLENGE: ("CHALLENGE", 3, (("AuthMethod", "str"), ("Extra", "dict"))),
+    AUTHENTICATE: ("AUTHENTICATE", 3, (("Signature", "str"), ("Extra", "dict"))),
+    GOODBYE: ("GOODBYE", 3, (("Details", "dict"), ("Reason", "uri"))),
+    ERROR: (
+        "ERROR",
+        5,
+        (
+            ("REQUEST.Type", "code"),
+            ("REQUEST.Request", "id"),
+            ("Details", "dict"),
+            ("Error", "uri"),
+            ("Arguments", "list"),
+            ("ArgumentsKw", "dict"),
+        ),
+    ),
+    PUBLISH: (
+        "PUBLISH",
+        4,
+        (("Request", "id"), ("Options", "dict"), ("Topic", "uri"), ("Arguments", "list"), ("ArgumentsKw", "dict")),
+    ),
+    PUBLISHED: ("PUBLISHED", 3, (("PUBLISH.Request", "id"), ("Publication", "id"))),
+    SUBSCRIBE: ("SUBSCRIBE", 4, (("Request", "id"), ("Options", "dict"), ("Topic", "uri"))),
+    SUBSCRIBED: ("SUBSCRIBED", 3, (("SUBSCRIBE.Request", "id"), ("Subscription", "id"))),
+    UNSUBSCRIBE: ("UNSUBSCRIBE", 3, (("Request", "id"), ("SUBSCRIBED.Subscription", "id"))),
+    UNSUBSCRIBED: ("UNSUBSCRIBED", 2, (("UNSUBSCRIBE.Request", "id"), ("Details", "dict"))),
+    EVENT: (
+        "EVENT",
+        4,
+        (
+            ("SUBSCRIBED.Subscription", "id"),
+            ("PUBLISHED.Publication", "id"),
+            ("Details", "dict"),
+            ("Arguments", "list"),
+            ("ArgumentsKw", "dict"),
+        ),
+    ),
+    CALL: (
+        "CALL",
+        4,
+        (("Request", "id"), ("Options", "dict"), ("Procedure", "uri"), ("Arguments", "list"), ("ArgumentsKw", "dict")),
+    ),
+    CANCEL: ("CANCEL", 3, (("CALL.Request", "id"), ("Options", "dict"))),
+    RESULT: (
+        "RESULT",
+        3,
+        (("CALL.Request", "id"), ("Details", "dict"), ("Arguments", "list"), ("ArgumentsKw", "dict")),
+    ),
+    REGISTER: ("REGISTER", 4, (("Request", "id"), ("Options", "dict"), ("Procedure", "uri"))),
+    REGISTERED: ("REGISTERED", 3, (("REGISTER.Request", "id"), ("Registration", "id"))),
+    UNREGISTER: ("UNREGISTER", 3, (("Request", "id"), ("REGISTERED.Registration", "id"))),
+    UNREGISTERED: ("UNREGISTERED", 2, (("UNREGISTER.Request", "id"), ("Details", "dict"))),
+    INVOCATION: (
+        "INVOCATION",
+        4,
+        (
+            ("Request", "id"),
+            ("REGISTERED.Registration", "id"),
+            ("Details", "dict"),
+            ("Arguments", "list"),
+            ("ArgumentsKw", "dict"),
+        ),
+    ),
+    INTERRUPT: ("INTERRUPT", 3, (("INVOCATION.Request", "id"), ("Options", "dict"))),
+    YIELD: (
+        "YIELD",
+        3,
+        (("INVOCATION.Request", "id"), ("Options", "dict"), ("Arguments", "list"), ("ArgumentsKw", "dict")),
+    ),
+}
+
+
+class _Spec:
+    __slots__ = ("name", "min_len", "max_len", "fields")
+
+    def __init__(self, name: str, min_len: int, fields: tuple[tuple[str, str], ...]) -> None:
+        self.name = name
+        self.min_len = min_len
+        self.max_len = len(fields) + 1
+        # (index, field name, check, description) for every field
+        self.fields = tuple(
+            (index, field_name, _KINDS[kind][0], _KINDS[kind][1])
+            for index, (field_name, kind) in enumerate(fields, start=1)
+        )
+
+
+_SPECS: dict[int, _Spec] = {code: _Spec(*row) for code, row in _TABLE.items()}
+
+#: The message fields of each type, for tests and documentation: code -> field names.
+FIELDS: dict[int, tuple[str, ...]] = {code: tuple(f for f, _ in row[2]) for code, row in _TABLE.items()}
+MIN_LENGTH: dict[int, int] = {code: row[1] for code, row in _TABLE.items()}
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    if type(value) is bool:
+        return "bool"
+    if type(value) is int and not 0 <= value <= MAX_ID:
+        return "int out of range"
+    return type(value).__name__
+
+
+def message_name(code: object) -> str:
+    """The name of a message type code (``"CALL"`` for 48), or ``"UNKNOWN(code)"``."""
+    spec = _SPECS.get(code) if type(code) is int else None  # type: ignore[arg-type]
+    return spec.name if spec is not None else f"UNKNOWN({code!r})"
+
+
+def check_message(msg: Any) -> list:
+    """Check a decoded message against its type's table row and return it unchanged.
+
+    Raises :class:`ProtocolError` with a text that names the message type, the field and
+    what was wrong. A message is checked once, where it is received.
+    """
+    if type(msg) is not list:
+        raise ProtocolError(f"a WAMP message must be a list, got {_type_name(msg)}")
+    if not msg:
+        raise ProtocolError("a WAMP message must not be empty")
+    code = msg[0]
+    spec = _SPECS.get(code) if type(code) is int else None
+    if spec is None:
+        raise ProtocolError(f"unknown message type {code!r}")
+    length = len(msg)
+    if length < spec.min_len or length > spec.max_len:
+        if spec.min_len == spec.max_len:
+            expected = str(spec.min_len)
+        else:
+            expected = f"{spec.min_len} to {spec.max_len}"
+        raise ProtocolError(f"{spec.name}: expected {expected} elements, got {length}")
+    for index, field_name, check, description in spec.fields:
+        if index >= length:
+            break
+        if not check(msg[index]):
+            raise ProtocolError(
+                f"{spec.name}: {field_name} must be {description}, got {_type_name(msg[index])}"
+            )
+    return msg

@@ -1,0 +1,141 @@
+"""The two WAMP v2 WebSocket serializers: ``wamp.2.json`` (orjson) and ``wamp.2.msgpack``.
+
+A serializer turns a message list into the bytes of one WebSocket frame and back. It does
+not check the message: :func:`promisifier.wire.messages.check_message` does that.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any, Protocol
+
+import msgpack
+import orjson
+
+from promisifier.wire.errors import DecodeError, EncodeError
+
+
+class Serializer(Protocol):
+    """What the transport needs of a serializer."""
+
+    #: short name, "json" or "msgpack"
+    name: str
+    #: the WebSocket subprotocol it is negotiated as, e.g. "wamp.2.json"
+    subprotocol: str
+    #: True when frames are binary, False when they are text
+    binary: bool
+
+    def encode(self, message: list) -> bytes:
+        """The frame payload for ``message``. Raises :class:`EncodeError`."""
+        ...
+
+    def decode(self, payload: bytes) -> list:
+        """The message list in ``payload``. Raises :class:`DecodeError`."""
+        ...
+
+
+# JSON has no binary type: WAMP sends bytes as a string of a NUL character followed by
+# the base64 of the bytes. orjson always escapes NUL as \u0000, so a payload without that
+# escape holds no binary value and the (recursive) conversion is skipped.
+_NUL_ESCAPE = b"\\u0000"
+
+
+def _bytes_to_json(value: Any) -> Any:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return "\x00" + base64.b64encode(bytes(value)).decode("ascii")
+    raise TypeError(f"cannot encode {type(value).__name__} as JSON")
+
+
+def _json_to_bytes(value: Any) -> Any:
+    kind = type(value)
+    if kind is str:
+        if value and value[0] == "\x00":
+            try:
+                return base64.b64decode(value[1:], validate=True)
+            except (binascii.Error, ValueError) as error:
+                raise DecodeError(f"invalid base64 in binary string: {error}") from None
+        return value
+    if kind is list:
+        for index, item in enumerate(value):
+            converted = _json_to_bytes(item)
+            if converted is not item:
+                value[index] = converted
+        return value
+    if kind is dict:
+        for key, item in value.items():
+            converted = _json_to_bytes(item)
+            if converted is not item:
+                value[key] = converted
+        return value
+    return value
+
+
+class JsonSerializer:
+    """``wamp.2.json``: UTF-8 JSON in text frames, bytes as ``"\\u0000" + base64``."""
+
+    name = "json"
+    subprotocol = "wamp.2.json"
+    binary = False
+
+    def encode(self, message: list) -> bytes:
+        try:
+            return orjson.dumps(message, default=_bytes_to_json)
+        except (TypeError, orjson.JSONEncodeError) as error:
+            raise EncodeError(f"cannot encode message as JSON: {error}") from None
+
+    def decode(self, payload: bytes) -> list:
+        try:
+            message = orjson.loads(payload)
+        except orjson.JSONDecodeError as error:
+            raise DecodeError(f"invalid JSON: {error}") from None
+        if type(message) is not list:
+            raise DecodeError(f"a WAMP message must be a JSON array, got {type(message).__name__}")
+        if _NUL_ESCAPE in payload:
+            _json_to_bytes(message)
+        return message
+
+
+def _no_ext(code: int, data: bytes) -> Any:
+    raise DecodeError(f"msgpack extension type {code} is not allowed in WAMP")
+
+
+class MsgpackSerializer:
+    """``wamp.2.msgpack``: msgpack in binary frames, with the bin type for bytes."""
+
+    name = "msgpack"
+    subprotocol = "wamp.2.msgpack"
+    binary = True
+
+    def __init__(self) -> None:
+        # One Packer reused for every message: creating one per message costs more than
+        # packing a small message. The reactor is single-threaded, so sharing is safe.
+        self._packer = msgpack.Packer(use_bin_type=True, autoreset=True)
+
+    def encode(self, message: list) -> bytes:
+        try:
+            return self._packer.pack(message)
+        except (TypeError, ValueError, OverflowError) as error:
+            self._packer.reset()
+            raise EncodeError(f"cannot encode message as msgpack: {error}") from None
+
+    def decode(self, payload: bytes) -> list:
+        try:
+            message = msgpack.unpackb(payload, raw=False, ext_hook=_no_ext, strict_map_key=True)
+        except DecodeError:
+            raise
+        except Exception as error:  # msgpack raises several unrelated types on bad input
+            raise DecodeError(f"invalid msgpack: {type(error).__name__}: {error}") from None
+        if type(message) is not list:
+            raise DecodeError(f"a WAMP message must be a msgpack array, got {type(message).__name__}")
+        return message
+
+
+#: one shared instance per serializer name
+SERIALIZERS: dict[str, Serializer] = {"json": JsonSerializer(), "msgpack": MsgpackSerializer()}
+_BY_SUBPROTOCOL: dict[str, Serializer] = {s.subprotocol: s for s in SERIALIZERS.values()}
+
+
+def serializer_for_subprotocol(subprotocol: str) -> Serializer | None:
+    """The serializer negotiated as ``subprotocol`` ("wamp.2.json"), or None."""
+    return _BY_SUBPROTOCOL.get(subprotocol)
