@@ -66,11 +66,18 @@ class JudgingSerializer:
 
     def __init__(self, inner: Any) -> None:
         self._inner = inner
+        # autobahn copies its serializer per connection (copy.copy): the shared, mutable
+        # record below is seen by every copy.
         self.failures: list[tuple[bytes, Exception]] = []
-        self.parsed = 0
+        self._counts = {"parsed": 0}
+
+    @property
+    def parsed(self) -> int:
+        """Number of WAMP messages parsed without error."""
+        return self._counts["parsed"]
 
     def __getattr__(self, name: str) -> Any:
-        if name.startswith("__") or name == "_inner":
+        if name.startswith("__") or name in ("_inner", "_counts"):
             raise AttributeError(name)
         return getattr(self._inner, name)
 
@@ -80,7 +87,7 @@ class JudgingSerializer:
         except Exception as error:
             self.failures.append((payload, error))
             raise
-        self.parsed += len(messages)
+        self._counts["parsed"] += len(messages)
         return messages
 
 
