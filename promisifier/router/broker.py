@@ -1,15 +1,21 @@
 """The broker: delivers published events to the sessions subscribed to their topic.
 
-It owns the realm's subscriptions. An EVENT is built once per publication and encoded
-once per serializer; the same bytes go to every subscriber using that serializer.
+It owns the realm's subscriptions and retained events. An EVENT is built once per
+matching subscription and encoded once per serializer; the same bytes go to every
+subscriber of that subscription using that serializer.
+
+Advanced profile: pattern-based subscriptions (prefix, wildcard), publisher exclusion,
+subscriber black- and whitelisting, publisher identification, event retention.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from twisted.logger import Logger
 
+from promisifier.router import options as opt
+from promisifier.router.matching import MATCH_POLICIES, UriIndex
 from promisifier.wire import EncodeError, ErrorURI, is_valid_uri, random_id
 from promisifier.wire.messages import (
     EVENT,
@@ -27,9 +33,20 @@ if TYPE_CHECKING:
 
 log = Logger(namespace="promisifier.router.broker")
 
+#: the broker features announced in WELCOME (meta API features are added by the realm)
+BROKER_FEATURES = {
+    "publisher_identification": True,
+    "publisher_exclusion": True,
+    "subscriber_blackwhite_listing": True,
+    "pattern_based_subscription": True,
+    "event_retention": True,
+}
+
+_FILTER_OPTIONS = ("exclude", "exclude_authid", "exclude_authrole", "eligible", "eligible_authid", "eligible_authrole")
+
 
 class Subscription:
-    """A topic URI and the sessions subscribed to it (in subscription order)."""
+    """A topic URI (or pattern) and the sessions subscribed to it, in subscription order."""
 
     __slots__ = ("id", "uri", "match", "subscribers", "created")
 
@@ -41,15 +58,59 @@ class Subscription:
         self.subscribers: dict[RouterSession, None] = {}
         self.created = created
 
+    def details(self) -> dict:
+        """The subscription as the meta API describes it."""
+        return {"id": self.id, "created": self.created, "uri": self.uri, "match": self.match}
+
+
+class _Filter:
+    """Who may receive one publication: black- and whitelists by session, authid, authrole."""
+
+    __slots__ = _FILTER_OPTIONS
+
+    def __init__(self, options: dict) -> None:
+        self.exclude = opt.id_list(options, "exclude")
+        self.exclude_authid = opt.str_list(options, "exclude_authid")
+        self.exclude_authrole = opt.str_list(options, "exclude_authrole")
+        self.eligible = opt.id_list(options, "eligible")
+        self.eligible_authid = opt.str_list(options, "eligible_authid")
+        self.eligible_authrole = opt.str_list(options, "eligible_authrole")
+
+    def admits(self, session: RouterSession) -> bool:
+        if self.exclude is not None and session.session_id in self.exclude:
+            return False
+        if self.exclude_authid is not None and session.authid in self.exclude_authid:
+            return False
+        if self.exclude_authrole is not None and session.authrole in self.exclude_authrole:
+            return False
+        if self.eligible is not None and session.session_id not in self.eligible:
+            return False
+        if self.eligible_authid is not None and session.authid not in self.eligible_authid:
+            return False
+        if self.eligible_authrole is not None and session.authrole not in self.eligible_authrole:
+            return False
+        return True
+
+
+class _Retained:
+    __slots__ = ("publication_id", "payload", "publisher_details", "filter")
+
+    def __init__(self, publication_id: int, payload: list, publisher_details: dict, event_filter: _Filter | None) -> None:
+        self.publication_id = publication_id
+        self.payload = payload
+        self.publisher_details = publisher_details
+        self.filter = event_filter
+
 
 class Broker:
     """Publish/subscribe routing for one realm."""
 
     def __init__(self, realm: Realm) -> None:
         self.realm = realm
-        self._exact: dict[str, Subscription] = {}
+        self._index: UriIndex[Subscription] = UriIndex()
         self._by_id: dict[int, Subscription] = {}
         self._subscriptions_of: dict[RouterSession, dict[int, Subscription]] = {}
+        self._retained: dict[str, _Retained] = {}
         #: events not delivered because they could not be encoded for a subscriber
         self.undeliverable_events = 0
 
@@ -57,12 +118,33 @@ class Broker:
 
     @property
     def subscription_count(self) -> int:
-        """Number of subscriptions (topics with at least one subscriber) in the realm."""
+        """Number of subscriptions (topics or patterns with at least one subscriber)."""
         return len(self._by_id)
+
+    @property
+    def retained_count(self) -> int:
+        """Number of topics with a retained event."""
+        return len(self._retained)
 
     def subscriptions(self) -> list[Subscription]:
         """All subscriptions of the realm."""
         return list(self._by_id.values())
+
+    def subscription(self, subscription_id: int) -> Subscription | None:
+        """The subscription with this id, or None."""
+        return self._by_id.get(subscription_id)
+
+    def lookup(self, uri: str, match: str = "exact") -> Subscription | None:
+        """The subscription of exactly (uri, match), or None."""
+        return self._index.get(uri, match)
+
+    def match(self, uri: str) -> list[Subscription]:
+        """Every subscription an event on ``uri`` would be delivered to."""
+        return self._index.all(uri)
+
+    def subscriptions_by_policy(self) -> dict[str, list[int]]:
+        """Subscription ids grouped by match policy (``wamp.subscription.list``)."""
+        return {match: [s.id for s in self._index.items(match)] for match in MATCH_POLICIES}
 
     def attach(self, session: RouterSession) -> None:
         """Make room for a session that joined the realm."""
@@ -78,24 +160,33 @@ class Broker:
     def on_subscribe(self, session: RouterSession, message: list) -> None:
         """SUBSCRIBE: [32, Request|id, Options|dict, Topic|uri]."""
         request_id, options, topic = message[1], message[2], message[3]
-        match = options.get("match", "exact")
-        if match != "exact":
-            session.send_error(
-                SUBSCRIBE, request_id, ErrorURI.OPTION_NOT_ALLOWED, [f"match {match!r} is not supported by this router"]
-            )
+        try:
+            match = opt.choice(options, "match", MATCH_POLICIES, "exact")
+            get_retained = opt.flag(options, "get_retained")
+        except opt.OptionError as error:
+            session.send_error(SUBSCRIBE, request_id, ErrorURI.INVALID_ARGUMENT, [str(error)])
             return
-        if not is_valid_uri(topic, self.realm.strict_uris):
+        if not is_valid_uri(topic, self.realm.strict_uris, match == "wildcard"):
             session.send_error(SUBSCRIBE, request_id, ErrorURI.INVALID_URI, [f"invalid topic URI {topic!r}"])
             return
-        subscription = self._exact.get(topic)
+        subscription = self._index.get(topic, match)
+        created = subscription is None
         if subscription is None:
             subscription = Subscription(self._new_subscription_id(), topic, match, self.realm.clock.seconds())
-            self._exact[topic] = subscription
+            self._index.add(topic, match, subscription)
             self._by_id[subscription.id] = subscription
         # A repeated SUBSCRIBE of the same topic answers with the same subscription id.
+        already = session in subscription.subscribers
         subscription.subscribers[session] = None
         self._subscriptions_of[session][subscription.id] = subscription
         session.send([SUBSCRIBED, request_id, subscription.id])
+        if not already:
+            meta = self.realm.meta
+            if created:
+                meta.subscription_created(session, subscription)
+            meta.subscribed(session, subscription)
+        if get_retained:
+            self._send_retained(session, subscription)
 
     def on_unsubscribe(self, session: RouterSession, message: list) -> None:
         """UNSUBSCRIBE: [34, Request|id, SUBSCRIBED.Subscription|id]."""
@@ -109,15 +200,24 @@ class Broker:
                 [f"no subscription {subscription_id} held by this session"],
             )
             return
-        self._remove_subscriber(subscription, session)
         session.send([UNSUBSCRIBED, request_id])
+        self._remove_subscriber(subscription, session)
+
+    def remove_subscriber(self, subscription: Subscription, session: RouterSession) -> None:
+        """Take ``session`` off ``subscription`` (meta API revocation)."""
+        if self._subscriptions_of.get(session, {}).pop(subscription.id, None) is not None:
+            self._remove_subscriber(subscription, session)
 
     def _remove_subscriber(self, subscription: Subscription, session: RouterSession) -> None:
-        subscription.subscribers.pop(session, None)
+        if session not in subscription.subscribers:
+            return
+        del subscription.subscribers[session]
+        meta = self.realm.meta
+        meta.unsubscribed(session, subscription)
         if not subscription.subscribers:
             del self._by_id[subscription.id]
-            if self._exact.get(subscription.uri) is subscription:
-                del self._exact[subscription.uri]
+            self._index.remove(subscription.uri, subscription.match)
+            meta.subscription_deleted(session, subscription)
 
     def _new_subscription_id(self) -> int:
         while True:
@@ -135,25 +235,96 @@ class Broker:
             if acknowledge:
                 publisher.send_error(PUBLISH, request_id, ErrorURI.INVALID_URI, [f"invalid topic URI {topic!r}"])
             return
+        exclude_me = True
+        publisher_details: dict = {}
+        event_filter: _Filter | None = None
+        retain = False
+        if options:
+            try:
+                exclude_me = opt.flag(options, "exclude_me", True)
+                retain = opt.flag(options, "retain")
+                if opt.flag(options, "disclose_me"):
+                    publisher_details = {
+                        "publisher": publisher.session_id,
+                        "publisher_authid": publisher.authid,
+                        "publisher_authrole": publisher.authrole,
+                    }
+                if any(key in options for key in _FILTER_OPTIONS):
+                    event_filter = _Filter(options)
+            except opt.OptionError as error:
+                if acknowledge:
+                    publisher.send_error(PUBLISH, request_id, ErrorURI.INVALID_ARGUMENT, [str(error)])
+                return
         publication_id = random_id()
-        subscription = self._exact.get(topic)
-        if subscription is not None:
-            self._deliver(subscription, publisher, [EVENT, subscription.id, publication_id, {}, *message[4:]])
+        payload = message[4:]
+        self._publish(topic, payload, publication_id, publisher if exclude_me else None, publisher_details, event_filter)
+        if retain:
+            self._retain(topic, _Retained(publication_id, payload, publisher_details, event_filter))
         if acknowledge:
             publisher.send([PUBLISHED, request_id, publication_id])
 
-    def _deliver(self, subscription: Subscription, publisher: RouterSession, event: list) -> None:
-        encoded: dict[str, bytes] = {}
-        for subscriber in subscription.subscribers:
-            if subscriber is publisher:
+    def publish(self, topic: str, args: list | None = None, kwargs: dict | None = None) -> int:
+        """Publish an event from the router itself (meta events, embedding); returns its id."""
+        payload: list[Any] = []
+        if args is not None or kwargs:
+            payload.append(args if args is not None else [])
+            if kwargs:
+                payload.append(kwargs)
+        publication_id = random_id()
+        self._publish(topic, payload, publication_id, None, {}, None)
+        return publication_id
+
+    def _publish(
+        self,
+        topic: str,
+        payload: list,
+        publication_id: int,
+        excluded: RouterSession | None,
+        publisher_details: dict,
+        event_filter: _Filter | None,
+    ) -> None:
+        for subscription in self._index.all(topic):
+            details = dict(publisher_details) if publisher_details else {}
+            if subscription.match != "exact":
+                details["topic"] = topic
+            event = [EVENT, subscription.id, publication_id, details, *payload]
+            encoded: dict[str, bytes] = {}
+            for subscriber in subscription.subscribers:
+                if subscriber is excluded or (event_filter is not None and not event_filter.admits(subscriber)):
+                    continue
+                self._send(subscriber, event, encoded, topic)
+
+    def _send(self, subscriber: RouterSession, event: list, encoded: dict[str, bytes], topic: str) -> None:
+        try:
+            subscriber.peer.send_shared(event, encoded)
+        except EncodeError as error:
+            self.undeliverable_events += 1
+            log.info(
+                "event on {topic} not delivered to session {session_id}: {error}",
+                topic=topic,
+                session_id=subscriber.session_id,
+                error=error,
+            )
+
+    # -- retention ----------------------------------------------------------------------
+
+    def _retain(self, topic: str, retained: _Retained) -> None:
+        store = self._retained
+        store.pop(topic, None)
+        store[topic] = retained
+        if len(store) > self.realm.config.max_retained_events:
+            del store[next(iter(store))]
+
+    def _send_retained(self, session: RouterSession, subscription: Subscription) -> None:
+        if subscription.match == "exact":
+            candidates = [(subscription.uri, self._retained[subscription.uri])] if subscription.uri in self._retained else []
+        else:
+            candidates = [(topic, r) for topic, r in self._retained.items() if subscription in self._index.all(topic)]
+        for topic, retained in candidates:
+            if retained.filter is not None and not retained.filter.admits(session):
                 continue
-            try:
-                subscriber.peer.send_shared(event, encoded)
-            except EncodeError as error:
-                self.undeliverable_events += 1
-                log.info(
-                    "event on {topic} not delivered to session {session_id}: {error}",
-                    topic=subscription.uri,
-                    session_id=subscriber.session_id,
-                    error=error,
-                )
+            details = dict(retained.publisher_details)
+            details["retained"] = True
+            if subscription.match != "exact":
+                details["topic"] = topic
+            self._send(session, [EVENT, subscription.id, retained.publication_id, details, *retained.payload], {}, topic)

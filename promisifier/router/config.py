@@ -6,13 +6,41 @@ from dataclasses import dataclass, field
 
 DEFAULT_MAX_MESSAGE_SIZE = 16 * 1024 * 1024
 
+#: How the dealer answers a caller's CANCEL in modes "skip" and "killnowait".
+#: "always": ERROR wamp.error.canceled at once, as the specification says.
+#: "kill_only": no ERROR for those modes (only "kill" gets its ERROR, after the callee's
+#: answer). autobahn-js rejects a cancelled call locally and drops its connection when an
+#: ERROR for that call arrives later unless the mode was "kill": use "kill_only" on realms
+#: whose callers are autobahn-js.
+CANCEL_REPLIES = ("always", "kill_only")
+
+
+@dataclass(frozen=True)
+class RealmConfig:
+    """Settings of one realm."""
+
+    name: str
+    #: check procedure and topic URIs with the strict rules ([0-9a-z_] components)
+    strict_uris: bool = False
+    #: see :data:`CANCEL_REPLIES`
+    cancel_reply: str = "always"
+    #: largest number of retained events kept (one per topic); the oldest is dropped
+    max_retained_events: int = 10000
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"RealmConfig.name: a non-empty string is needed, got {self.name!r}")
+        if self.cancel_reply not in CANCEL_REPLIES:
+            raise ValueError(f"RealmConfig.cancel_reply: one of {CANCEL_REPLIES} is needed, got {self.cancel_reply!r}")
+
 
 @dataclass(frozen=True)
 class RouterConfig:
     """Settings of one :class:`~promisifier.router.Router`; every field has a default."""
 
-    #: names of the realms clients may join; HELLO for any other gets ABORT no_such_realm
-    realms: tuple[str, ...] = ("realm1",)
+    #: the realms clients may join (names or RealmConfig); HELLO for any other gets ABORT
+    #: no_such_realm. Names are turned into RealmConfig(name, strict_uris=strict_uris).
+    realms: tuple[RealmConfig, ...] = ("realm1",)  # type: ignore[assignment]
     #: largest WAMP message accepted, in bytes of WebSocket payload (over it: close 1009)
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
     #: seconds a new connection has to complete the WebSocket upgrade
@@ -27,10 +55,12 @@ class RouterConfig:
     agent: str = field(default="promisifier")
 
     def __post_init__(self) -> None:
-        if isinstance(self.realms, str):
-            object.__setattr__(self, "realms", (self.realms,))
-        else:
-            object.__setattr__(self, "realms", tuple(self.realms))
+        realms = (self.realms,) if isinstance(self.realms, (str, RealmConfig)) else tuple(self.realms)
+        object.__setattr__(
+            self,
+            "realms",
+            tuple(r if isinstance(r, RealmConfig) else RealmConfig(r, strict_uris=self.strict_uris) for r in realms),
+        )
         object.__setattr__(self, "serializers", tuple(self.serializers))
         if not self.realms:
             raise ValueError("RouterConfig.realms: at least one realm is needed")

@@ -1,21 +1,31 @@
 """The dealer: routes calls from callers to the callees that registered procedures.
 
-It owns the realm's registrations and every call in flight. Each call in flight has one
-owner (an :class:`Invocation` kept in two tables: by callee and invocation id, by caller
-and call request id) and ends exactly once: with a RESULT, an ERROR, or an ERROR
-``wamp.error.canceled`` when its callee goes away. A caller that goes away takes its calls
-with it: late YIELDs for them are dropped.
+It owns the realm's registrations and every call in flight. Each call in flight is one
+:class:`Invocation`, kept in two tables (by callee and invocation id; by caller and call
+request id) and finished exactly once, by :meth:`Dealer._finish`: with the final RESULT,
+an ERROR, a timeout, a cancel, or the departure of its caller or callee. Anything the
+callee sends for a finished invocation is dropped.
+
+Advanced profile: progressive call results, call timeout, call canceling (skip, kill,
+killnowait), caller identification, shared registrations (single, roundrobin, random,
+first, last), pattern-based registrations (exact, prefix, wildcard).
 """
 
 from __future__ import annotations
 
+import random
 from typing import TYPE_CHECKING
 
 from twisted.logger import Logger
 
+from promisifier.router import options as opt
+from promisifier.router.matching import MATCH_POLICIES, UriIndex
 from promisifier.wire import ErrorURI, is_valid_uri, random_id
 from promisifier.wire.messages import (
     CALL,
+    CANCEL,
+    ERROR,
+    INTERRUPT,
     INVOCATION,
     REGISTER,
     REGISTERED,
@@ -25,16 +35,31 @@ from promisifier.wire.messages import (
 )
 
 if TYPE_CHECKING:
+    from twisted.internet.interfaces import IDelayedCall
+
     from promisifier.router.realm import Realm
     from promisifier.router.session import RouterSession
 
 log = Logger(namespace="promisifier.router.dealer")
 
+INVOKE_POLICIES = ("single", "roundrobin", "random", "first", "last")
+CANCEL_MODES = ("skip", "kill", "killnowait")
+
+#: the dealer features announced in WELCOME (meta API features are added by the realm)
+DEALER_FEATURES = {
+    "progressive_call_results": True,
+    "call_timeout": True,
+    "call_canceling": True,
+    "caller_identification": True,
+    "shared_registration": True,
+    "pattern_based_registration": True,
+}
+
 
 class Registration:
-    """A procedure URI and the callee(s) registered for it."""
+    """A procedure URI (or pattern) and the callees registered for it, in order of registration."""
 
-    __slots__ = ("id", "uri", "match", "invoke", "callees", "created")
+    __slots__ = ("id", "uri", "match", "invoke", "callees", "created", "disclosing", "_next")
 
     def __init__(self, registration_id: int, uri: str, match: str, invoke: str, created: float) -> None:
         self.id = registration_id
@@ -43,12 +68,33 @@ class Registration:
         self.invoke = invoke
         self.callees: list[RouterSession] = []
         self.created = created
+        #: callees that asked for caller disclosure (REGISTER.Options.disclose_caller)
+        self.disclosing: set[RouterSession] = set()
+        self._next = 0
+
+    def pick_callee(self) -> RouterSession:
+        """The callee the next call goes to, by the registration's invoke policy."""
+        callees = self.callees
+        invoke = self.invoke
+        if invoke == "roundrobin":
+            index = self._next % len(callees)
+            self._next = index + 1
+            return callees[index]
+        if invoke == "random":
+            return random.choice(callees)
+        if invoke == "last":
+            return callees[-1]
+        return callees[0]  # single, first
+
+    def details(self) -> dict:
+        """The registration as the meta API describes it."""
+        return {"id": self.id, "created": self.created, "uri": self.uri, "match": self.match, "invoke": self.invoke}
 
 
 class Invocation:
     """One call in flight: from the caller's CALL to the callee's final answer."""
 
-    __slots__ = ("id", "caller", "call_request_id", "callee", "registration")
+    __slots__ = ("id", "caller", "call_request_id", "callee", "registration", "progress", "timer")
 
     def __init__(
         self,
@@ -57,12 +103,16 @@ class Invocation:
         call_request_id: int,
         callee: RouterSession,
         registration: Registration,
+        progress: bool,
     ) -> None:
         self.id = invocation_id
         self.caller = caller
         self.call_request_id = call_request_id
         self.callee = callee
         self.registration = registration
+        #: the caller asked for progressive results
+        self.progress = progress
+        self.timer: IDelayedCall | None = None
 
 
 class Dealer:
@@ -70,7 +120,7 @@ class Dealer:
 
     def __init__(self, realm: Realm) -> None:
         self.realm = realm
-        self._exact: dict[str, Registration] = {}
+        self._index: UriIndex[Registration] = UriIndex()
         self._by_id: dict[int, Registration] = {}
         # per-session tables, created on attach and removed on detach
         self._registrations_of: dict[RouterSession, dict[int, Registration]] = {}
@@ -93,6 +143,26 @@ class Dealer:
         """All registrations of the realm."""
         return list(self._by_id.values())
 
+    def registration(self, registration_id: int) -> Registration | None:
+        """The registration with this id, or None."""
+        return self._by_id.get(registration_id)
+
+    def lookup(self, uri: str, match: str = "exact") -> Registration | None:
+        """The registration of exactly (uri, match), or None."""
+        return self._index.get(uri, match)
+
+    def match(self, uri: str) -> Registration | None:
+        """The registration a call to ``uri`` would go to, or None."""
+        return self._index.best(uri)
+
+    def registrations_by_policy(self) -> dict[str, list[int]]:
+        """Registration ids grouped by match policy (``wamp.registration.list``)."""
+        return {match: [r.id for r in self._index.items(match)] for match in MATCH_POLICIES}
+
+    def pending_calls_of(self, session: RouterSession) -> int:
+        """Calls in flight that ``session`` made."""
+        return len(self._calls_of.get(session, ()))
+
     def attach(self, session: RouterSession) -> None:
         """Make room for a session that joined the realm."""
         self._registrations_of[session] = {}
@@ -103,53 +173,66 @@ class Dealer:
         """Forget a session that left: its registrations, and its calls as callee and caller."""
         for registration in self._registrations_of.pop(session, {}).values():
             self._remove_callee(registration, session)
-        for invocation in self._invocations_of.pop(session, {}).values():
-            calls = self._calls_of.get(invocation.caller)
-            if calls is not None:
-                calls.pop(invocation.call_request_id, None)
+        for invocation in list(self._invocations_of.get(session, {}).values()):
+            self._finish(invocation)
+            if invocation.caller is not session:
                 invocation.caller.send_error(
-                    CALL,
-                    invocation.call_request_id,
-                    ErrorURI.CANCELED,
-                    ["callee left before answering"],
+                    CALL, invocation.call_request_id, ErrorURI.CANCELED, ["callee left before answering"]
                 )
-        for invocation in self._calls_of.pop(session, {}).values():
-            invocations = self._invocations_of.get(invocation.callee)
-            if invocations is not None:
-                invocations.pop(invocation.id, None)
+        del self._invocations_of[session]
+        for invocation in list(self._calls_of.get(session, {}).values()):
+            self._finish(invocation)
+            self._interrupt(invocation, "killnowait", ErrorURI.CANCELED)
+        del self._calls_of[session]
 
     # -- registrations ----------------------------------------------------------------
 
     def on_register(self, session: RouterSession, message: list) -> None:
         """REGISTER: [64, Request|id, Options|dict, Procedure|uri]."""
         request_id, options, procedure = message[1], message[2], message[3]
-        match = options.get("match", "exact")
-        invoke = options.get("invoke", "single")
-        if match != "exact" or invoke != "single":
-            session.send_error(
-                REGISTER,
-                request_id,
-                ErrorURI.OPTION_NOT_ALLOWED,
-                [f"match {match!r} with invoke {invoke!r} is not supported by this router"],
-            )
+        try:
+            match = opt.choice(options, "match", MATCH_POLICIES, "exact")
+            invoke = opt.choice(options, "invoke", INVOKE_POLICIES, "single")
+            disclose_caller = opt.flag(options, "disclose_caller")
+        except opt.OptionError as error:
+            session.send_error(REGISTER, request_id, ErrorURI.INVALID_ARGUMENT, [str(error)])
             return
-        if not self._valid_uri(procedure) or procedure.startswith("wamp."):
+        if not is_valid_uri(procedure, self.realm.strict_uris, match == "wildcard") or procedure.startswith("wamp."):
             session.send_error(REGISTER, request_id, ErrorURI.INVALID_URI, [f"invalid procedure URI {procedure!r}"])
             return
-        if procedure in self._exact:
-            session.send_error(
-                REGISTER,
-                request_id,
-                ErrorURI.PROCEDURE_ALREADY_EXISTS,
-                [f"procedure {procedure!r} is already registered"],
-            )
-            return
-        registration = Registration(self._new_registration_id(), procedure, match, invoke, self.realm.clock.seconds())
+        registration = self._index.get(procedure, match)
+        if registration is not None:
+            if invoke == "single" or registration.invoke != invoke:
+                session.send_error(
+                    REGISTER,
+                    request_id,
+                    ErrorURI.PROCEDURE_ALREADY_EXISTS,
+                    [f"procedure {procedure!r} is already registered with invoke {registration.invoke!r}"],
+                )
+                return
+            if session in registration.callees:
+                session.send_error(
+                    REGISTER,
+                    request_id,
+                    ErrorURI.PROCEDURE_ALREADY_EXISTS,
+                    [f"this session has already registered {procedure!r}"],
+                )
+                return
+            created = False
+        else:
+            registration = Registration(self._new_registration_id(), procedure, match, invoke, self.realm.clock.seconds())
+            self._index.add(procedure, match, registration)
+            self._by_id[registration.id] = registration
+            created = True
         registration.callees.append(session)
-        self._exact[procedure] = registration
-        self._by_id[registration.id] = registration
+        if disclose_caller:
+            registration.disclosing.add(session)
         self._registrations_of[session][registration.id] = registration
         session.send([REGISTERED, request_id, registration.id])
+        meta = self.realm.meta
+        if created:
+            meta.registration_created(session, registration)
+        meta.registered(session, registration)
 
     def on_unregister(self, session: RouterSession, message: list) -> None:
         """UNREGISTER: [66, Request|id, REGISTERED.Registration|id]."""
@@ -163,18 +246,26 @@ class Dealer:
                 [f"no registration {registration_id} held by this session"],
             )
             return
-        self._remove_callee(registration, session)
         session.send([UNREGISTERED, request_id])
+        self._remove_callee(registration, session)
+
+    def remove_callee(self, registration: Registration, session: RouterSession) -> None:
+        """Take ``session`` off ``registration`` (meta API revocation)."""
+        if self._registrations_of.get(session, {}).pop(registration.id, None) is not None:
+            self._remove_callee(registration, session)
 
     def _remove_callee(self, registration: Registration, session: RouterSession) -> None:
         try:
             registration.callees.remove(session)
         except ValueError:
             return
+        registration.disclosing.discard(session)
+        meta = self.realm.meta
+        meta.unregistered(session, registration)
         if not registration.callees:
             del self._by_id[registration.id]
-            if self._exact.get(registration.uri) is registration:
-                del self._exact[registration.uri]
+            self._index.remove(registration.uri, registration.match)
+            meta.registration_deleted(session, registration)
 
     def _new_registration_id(self) -> int:
         while True:
@@ -182,61 +273,145 @@ class Dealer:
             if registration_id not in self._by_id:
                 return registration_id
 
-    def _valid_uri(self, uri: str) -> bool:
-        return is_valid_uri(uri, self.realm.strict_uris)
-
     # -- calls ----------------------------------------------------------------------
 
     def on_call(self, caller: RouterSession, message: list) -> None:
         """CALL: [48, Request|id, Options|dict, Procedure|uri, Arguments|list, ArgumentsKw|dict]."""
-        request_id, procedure = message[1], message[3]
-        registration = self._exact.get(procedure)
+        request_id, options, procedure = message[1], message[2], message[3]
+        if procedure.startswith("wamp."):
+            self.realm.meta.call(caller, message)
+            return
+        registration = self._index.best(procedure)
         if registration is None:
-            if self._valid_uri(procedure):
+            if is_valid_uri(procedure, self.realm.strict_uris):
                 caller.send_error(CALL, request_id, ErrorURI.NO_SUCH_PROCEDURE, [f"no callee registered for {procedure!r}"])
             else:
                 caller.send_error(CALL, request_id, ErrorURI.INVALID_URI, [f"invalid procedure URI {procedure!r}"])
             return
-        callee = registration.callees[0]
-        invocation = Invocation(callee.invocation_ids.next(), caller, request_id, callee, registration)
-        # Forward args and kwargs as received: the list's tail is reused, not copied field by field.
-        if not callee.send([INVOCATION, invocation.id, registration.id, {}, *message[4:]]):
-            caller.send_error(
-                CALL, request_id, ErrorURI.INVALID_ARGUMENT, ["arguments cannot be encoded for the callee"]
-            )
+        details: dict = {}
+        progress = False
+        timeout = 0.0
+        if options:
+            try:
+                progress = opt.flag(options, "receive_progress")
+                timeout = opt.milliseconds(options, "timeout")
+                disclose = opt.flag(options, "disclose_me")
+            except opt.OptionError as error:
+                caller.send_error(CALL, request_id, ErrorURI.INVALID_ARGUMENT, [str(error)])
+                return
+            if progress:
+                details["receive_progress"] = True
+        else:
+            disclose = False
+        callee = registration.pick_callee()
+        if disclose or callee in registration.disclosing:
+            details["caller"] = caller.session_id
+            details["caller_authid"] = caller.authid
+            details["caller_authrole"] = caller.authrole
+        if registration.match != "exact":
+            details["procedure"] = procedure
+        invocation = Invocation(callee.invocation_ids.next(), caller, request_id, callee, registration, progress)
+        # args and kwargs are forwarded as received: the tail of the CALL list is reused.
+        if not callee.send([INVOCATION, invocation.id, registration.id, details, *message[4:]]):
+            caller.send_error(CALL, request_id, ErrorURI.INVALID_ARGUMENT, ["arguments cannot be encoded for the callee"])
             return
         self._invocations_of[callee][invocation.id] = invocation
         self._calls_of[caller][request_id] = invocation
+        if timeout:
+            invocation.timer = self.realm.clock.callLater(timeout / 1000.0, self._on_timeout, invocation)
 
     def on_yield(self, callee: RouterSession, message: list) -> None:
         """YIELD: [70, INVOCATION.Request|id, Options|dict, Arguments|list, ArgumentsKw|dict]."""
-        invocation = self._invocations_of[callee].pop(message[1], None)
+        invocation = self._invocations_of[callee].get(message[1])
         if invocation is None:
-            # The call was answered, cancelled, or its caller left: nothing waits for it.
+            # The call was answered, cancelled, timed out, or its caller left.
             log.debug("session {session_id}: YIELD for unknown invocation {id}", session_id=callee.session_id, id=message[1])
             return
-        caller = invocation.caller
-        del self._calls_of[caller][invocation.call_request_id]
-        if not caller.send([RESULT, invocation.call_request_id, {}, *message[3:]]):
-            caller.send_error(
+        options = message[2]
+        if options and options.get("progress") is True:
+            if invocation.progress:
+                self._forward_result(invocation, [RESULT, invocation.call_request_id, {"progress": True}, *message[3:]])
+            return
+        self._finish(invocation)
+        self._forward_result(invocation, [RESULT, invocation.call_request_id, {}, *message[3:]])
+
+    def _forward_result(self, invocation: Invocation, result: list) -> None:
+        if not invocation.caller.send(result):
+            self._finish(invocation)
+            self._interrupt(invocation, "killnowait", ErrorURI.CANCELED)
+            invocation.caller.send_error(
                 CALL, invocation.call_request_id, ErrorURI.INVALID_ARGUMENT, ["result cannot be encoded for the caller"]
             )
 
     def on_invocation_error(self, callee: RouterSession, message: list) -> None:
         """ERROR for an INVOCATION: [8, 68, Request|id, Details|dict, Error|uri, Arguments, ArgumentsKw]."""
-        invocation = self._invocations_of[callee].pop(message[2], None)
+        invocation = self._invocations_of[callee].get(message[2])
         if invocation is None:
             log.debug("session {session_id}: ERROR for unknown invocation {id}", session_id=callee.session_id, id=message[2])
             return
+        self._finish(invocation)
         caller = invocation.caller
-        del self._calls_of[caller][invocation.call_request_id]
         error_uri = message[4]
         if not is_valid_uri(error_uri):
             caller.send_error(
                 CALL, invocation.call_request_id, ErrorURI.INVALID_URI, [f"callee answered with an invalid error URI {error_uri!r}"]
             )
             return
-        if not caller.send([message[0], CALL, invocation.call_request_id, {}, error_uri, *message[5:]]):
+        if not caller.send([ERROR, CALL, invocation.call_request_id, {}, error_uri, *message[5:]]):
             caller.send_error(
                 CALL, invocation.call_request_id, ErrorURI.INVALID_ARGUMENT, ["error payload cannot be encoded for the caller"]
             )
+
+    def on_cancel(self, caller: RouterSession, message: list) -> None:
+        """CANCEL: [49, CALL.Request|id, Options|dict]."""
+        request_id, options = message[1], message[2]
+        try:
+            mode = opt.choice(options, "mode", CANCEL_MODES, "killnowait")
+        except opt.OptionError as error:
+            caller.send_error(CANCEL, request_id, ErrorURI.INVALID_ARGUMENT, [str(error)])
+            return
+        invocation = self._calls_of[caller].get(request_id)
+        if invocation is None:
+            return  # already answered: nothing to cancel
+        if not invocation.callee.has_feature("callee", "call_canceling"):
+            mode_effective = "skip"
+        else:
+            mode_effective = mode
+        if mode_effective == "kill":
+            # The caller's ERROR comes with the callee's answer to the INTERRUPT.
+            self._interrupt(invocation, "kill", ErrorURI.CANCELED)
+            return
+        self._finish(invocation)
+        if mode_effective == "killnowait":
+            self._interrupt(invocation, "killnowait", ErrorURI.CANCELED)
+        if mode == "kill" or self.realm.config.cancel_reply == "always":
+            caller.send_error(CALL, request_id, ErrorURI.CANCELED, [f"call cancelled (mode {mode})"])
+
+    def _on_timeout(self, invocation: Invocation) -> None:
+        invocation.timer = None
+        if not self._finish(invocation):
+            return
+        self._interrupt(invocation, "killnowait", ErrorURI.TIMEOUT)
+        invocation.caller.send_error(CALL, invocation.call_request_id, ErrorURI.TIMEOUT, ["call timed out"])
+
+    def _interrupt(self, invocation: Invocation, mode: str, reason: str) -> None:
+        # INTERRUPT only goes to callees that announced call_canceling: others (autobahn-js
+        # among them) drop the connection on a message they do not expect.
+        callee = invocation.callee
+        if callee.realm is not None and callee.has_feature("callee", "call_canceling"):
+            callee.send([INTERRUPT, invocation.id, {"mode": mode, "reason": reason}])
+
+    def _finish(self, invocation: Invocation) -> bool:
+        """Remove a call in flight from both tables; False if it was already finished."""
+        invocations = self._invocations_of.get(invocation.callee)
+        if invocations is None or invocations.pop(invocation.id, None) is None:
+            return False
+        calls = self._calls_of.get(invocation.caller)
+        if calls is not None:
+            calls.pop(invocation.call_request_id, None)
+        timer = invocation.timer
+        if timer is not None:
+            invocation.timer = None
+            if timer.active():
+                timer.cancel()
+        return True

@@ -1,14 +1,17 @@
-"""A realm: a routing namespace with its sessions, its dealer and its broker."""
+"""A realm: a routing namespace with its sessions, its dealer, its broker and its meta API."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable
 
-from promisifier.router.broker import Broker
-from promisifier.router.dealer import Dealer
+from promisifier.router.broker import BROKER_FEATURES, Broker
+from promisifier.router.config import RealmConfig
+from promisifier.router.dealer import DEALER_FEATURES, Dealer
+from promisifier.router.meta import BROKER_META_FEATURES, DEALER_META_FEATURES, MetaApi
 from promisifier.wire.messages import (
     ABORT,
     CALL,
+    CANCEL,
     ERROR,
     GOODBYE,
     INVOCATION,
@@ -27,18 +30,26 @@ if TYPE_CHECKING:
 
 Handler = Callable[["RouterSession", list], None]
 
+_ROUTER_ROLES = {
+    "dealer": {"features": {**DEALER_FEATURES, **DEALER_META_FEATURES}},
+    "broker": {"features": {**BROKER_FEATURES, **BROKER_META_FEATURES}},
+}
+
 
 class Realm:
     """One realm of a router. Routing tables live here, not in the sessions."""
 
-    def __init__(self, name: str, clock: IReactorTime, *, strict_uris: bool = False) -> None:
-        self.name = name
+    def __init__(self, config: RealmConfig, clock: IReactorTime) -> None:
+        self.config = config
+        self.name = config.name
+        self.strict_uris = config.strict_uris
+        #: the clock every timeout in the realm runs on
         self.clock = clock
-        self.strict_uris = strict_uris
         #: joined sessions by session id
         self.sessions: dict[int, RouterSession] = {}
         self.dealer = Dealer(self)
         self.broker = Broker(self)
+        self.meta = MetaApi(self)
         #: message type -> handler(session, message) for an established session
         self.dispatch: dict[int, Handler] = self._make_dispatch()
 
@@ -49,6 +60,7 @@ class Realm:
         return {
             CALL: dealer.on_call,
             YIELD: dealer.on_yield,
+            CANCEL: dealer.on_cancel,
             ERROR: self._on_error,
             REGISTER: dealer.on_register,
             UNREGISTER: dealer.on_unregister,
@@ -67,20 +79,26 @@ class Realm:
 
     def router_roles(self) -> dict[str, Any]:
         """WELCOME.Details.roles: the router's roles and the features really implemented."""
-        return {"broker": {"features": {}}, "dealer": {"features": {}}}
+        return _ROUTER_ROLES
 
     def attach(self, session: RouterSession) -> None:
-        """Add a session that has just been welcomed."""
+        """Add a session that is being welcomed (before its WELCOME is sent)."""
         assert session.session_id is not None
         self.sessions[session.session_id] = session
         self.dealer.attach(session)
         self.broker.attach(session)
 
+    def announce_join(self, session: RouterSession) -> None:
+        """Tell the realm a session joined (after its WELCOME was sent)."""
+        self.meta.session_joined(session)
+
     def detach(self, session: RouterSession) -> None:
         """Remove a session that left, and everything it held."""
-        self.sessions.pop(session.session_id, None)  # type: ignore[arg-type]
+        if self.sessions.pop(session.session_id, None) is None:  # type: ignore[arg-type]
+            return
         self.dealer.detach(session)
         self.broker.detach(session)
+        self.meta.session_left(session)
 
     def state_counts(self) -> dict[str, int]:
         """How much routing state the realm holds (all zero when nobody is connected)."""

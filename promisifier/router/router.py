@@ -40,7 +40,7 @@ class Router:
         #: the clock every timeout of the router runs on
         self.clock: IReactorTime = reactor
         self.realms: dict[str, Realm] = {
-            name: Realm(name, self.clock, strict_uris=self.config.strict_uris) for name in self.config.realms
+            realm_config.name: Realm(realm_config, self.clock) for realm_config in self.config.realms
         }
         #: every session of every connection, joined or not
         self._sessions: set[RouterSession] = set()

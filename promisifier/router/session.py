@@ -191,7 +191,7 @@ class RouterSession:
         self.state = SessionState.ESTABLISHED
         self.joined_at = self.router.clock.seconds()
         realm.attach(self)
-        self.send(
+        sent = self.send(
             [
                 WELCOME,
                 self.session_id,
@@ -206,6 +206,8 @@ class RouterSession:
                 },
             ]
         )
+        if sent:
+            realm.announce_join(self)
         log.info(
             "session {session_id} joined realm {realm} from {peer} ({serializer})",
             session_id=self.session_id,

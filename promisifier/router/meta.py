@@ -1,0 +1,257 @@
+"""The WAMP meta API of a realm: meta events and meta procedures served by the router.
+
+Meta events (``wamp.session.on_join``, ``wamp.registration.on_create``, ...) are
+published on the realm like any event. Meta procedures (``wamp.session.count``,
+``wamp.registration.list``, ...) are answered by the router itself; clients cannot
+register procedures under ``wamp.``. Testaments (``wamp.session.add_testament``) are
+events a session leaves to be published when it goes away.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable
+
+from twisted.logger import Logger
+
+from promisifier.router.matching import MATCH_POLICIES
+from promisifier.wire import ErrorURI, is_valid_uri
+from promisifier.wire.messages import CALL, RESULT
+
+if TYPE_CHECKING:
+    from promisifier.router.broker import Subscription
+    from promisifier.router.dealer import Registration
+    from promisifier.router.realm import Realm
+    from promisifier.router.session import RouterSession
+
+log = Logger(namespace="promisifier.router.meta")
+
+#: meta API features announced in WELCOME for both the dealer and the broker
+META_FEATURES = {"session_meta_api": True, "testament_meta_api": True}
+DEALER_META_FEATURES = {**META_FEATURES, "registration_meta_api": True}
+BROKER_META_FEATURES = {**META_FEATURES, "subscription_meta_api": True}
+
+TESTAMENT_SCOPES = ("destroyed", "detached")
+
+
+class MetaError(Exception):
+    """A meta procedure failed: becomes ERROR ``uri`` with ``message`` for the caller."""
+
+    def __init__(self, uri: str, message: str) -> None:
+        super().__init__(message)
+        self.uri = uri
+
+
+def session_details(session: RouterSession) -> dict[str, Any]:
+    """A session as the meta API describes it."""
+    peer = session.peer
+    return {
+        "session": session.session_id,
+        "authid": session.authid,
+        "authrole": session.authrole,
+        "authmethod": session.authmethod,
+        "authprovider": session.authprovider,
+        "transport": {"type": "websocket", "peer": peer.peer, "serializer": peer.serializer_name},
+    }
+
+
+class MetaApi:
+    """Meta events and meta procedures of one realm."""
+
+    def __init__(self, realm: Realm) -> None:
+        self.realm = realm
+        self._testaments: dict[RouterSession, dict[str, list[tuple[str, list, dict]]]] = {}
+        self.procedures: dict[str, Callable[[RouterSession, list, dict], Any]] = {
+            "wamp.session.count": self._session_count,
+            "wamp.session.list": self._session_list,
+            "wamp.session.get": self._session_get,
+            "wamp.session.kill": self._session_kill,
+            "wamp.session.kill_by_authid": self._session_kill_by_authid,
+            "wamp.session.kill_by_authrole": self._session_kill_by_authrole,
+            "wamp.session.add_testament": self._add_testament,
+            "wamp.session.flush_testaments": self._flush_testaments,
+            "wamp.registration.list": lambda s, a, k: self.realm.dealer.registrations_by_policy(),
+            "wamp.registration.lookup": self._registration_lookup,
+            "wamp.registration.match": self._registration_match,
+            "wamp.registration.get": lambda s, a, k: self._registration(a).details(),
+            "wamp.registration.list_callees": lambda s, a, k: [c.session_id for c in self._registration(a).callees],
+            "wamp.registration.count_callees": lambda s, a, k: len(self._registration(a).callees),
+            "wamp.subscription.list": lambda s, a, k: self.realm.broker.subscriptions_by_policy(),
+            "wamp.subscription.lookup": self._subscription_lookup,
+            "wamp.subscription.match": self._subscription_match,
+            "wamp.subscription.get": lambda s, a, k: self._subscription(a).details(),
+            "wamp.subscription.list_subscribers": lambda s, a, k: [
+                x.session_id for x in self._subscription(a).subscribers
+            ],
+            "wamp.subscription.count_subscribers": lambda s, a, k: len(self._subscription(a).subscribers),
+        }
+
+    # -- calls --------------------------------------------------------------------------
+
+    def call(self, caller: RouterSession, message: list) -> None:
+        """Answer a CALL to a ``wamp.`` procedure."""
+        request_id, procedure = message[1], message[3]
+        handler = self.procedures.get(procedure)
+        if handler is None:
+            caller.send_error(CALL, request_id, ErrorURI.NO_SUCH_PROCEDURE, [f"no meta procedure {procedure!r}"])
+            return
+        args = message[4] if len(message) > 4 else []
+        kwargs = message[5] if len(message) > 5 else {}
+        try:
+            result = handler(caller, args, kwargs)
+        except MetaError as error:
+            caller.send_error(CALL, request_id, error.uri, [str(error)])
+            return
+        except (IndexError, TypeError, ValueError, KeyError) as error:
+            caller.send_error(CALL, request_id, ErrorURI.INVALID_ARGUMENT, [f"{procedure}: bad arguments ({error})"])
+            return
+        caller.send([RESULT, request_id, {}, [result]])
+
+    # -- sessions -----------------------------------------------------------------------
+
+    def _sessions(self, kwargs: dict, args: list) -> list[RouterSession]:
+        roles = args[0] if args else kwargs.get("filter_authroles")
+        sessions = list(self.realm.sessions.values())
+        if roles is not None:
+            if type(roles) is not list:
+                raise MetaError(ErrorURI.INVALID_ARGUMENT, "filter_authroles must be a list of roles")
+            sessions = [s for s in sessions if s.authrole in roles]
+        return sessions
+
+    def _session_count(self, caller: RouterSession, args: list, kwargs: dict) -> int:
+        return len(self._sessions(kwargs, args))
+
+    def _session_list(self, caller: RouterSession, args: list, kwargs: dict) -> list[int]:
+        return [s.session_id for s in self._sessions(kwargs, args)]  # type: ignore[misc]
+
+    def _target(self, args: list) -> RouterSession:
+        session = self.realm.sessions.get(args[0]) if args and type(args[0]) is int else None
+        if session is None:
+            raise MetaError(ErrorURI.NO_SUCH_SESSION, f"no session {args[0] if args else None!r} in this realm")
+        return session
+
+    def _session_get(self, caller: RouterSession, args: list, kwargs: dict) -> dict:
+        return session_details(self._target(args))
+
+    def _kill(self, sessions: list[RouterSession], kwargs: dict) -> list[int]:
+        reason = kwargs.get("reason") or ErrorURI.CLOSE_KILLED
+        if not is_valid_uri(reason):
+            raise MetaError(ErrorURI.INVALID_URI, f"invalid reason URI {reason!r}")
+        message = kwargs.get("message") or ""
+        killed = []
+        for session in sessions:
+            killed.append(session.session_id)
+            session.goodbye(reason, str(message))
+        return killed  # type: ignore[return-value]
+
+    def _session_kill(self, caller: RouterSession, args: list, kwargs: dict) -> None:
+        target = self._target(args)
+        if target is caller:
+            raise MetaError(ErrorURI.NO_SUCH_SESSION, "a session cannot kill itself; use GOODBYE")
+        self._kill([target], kwargs)
+
+    def _session_kill_by_authid(self, caller: RouterSession, args: list, kwargs: dict) -> list[int]:
+        authid = args[0]
+        return self._kill([s for s in self.realm.sessions.values() if s.authid == authid and s is not caller], kwargs)
+
+    def _session_kill_by_authrole(self, caller: RouterSession, args: list, kwargs: dict) -> int:
+        authrole = args[0]
+        return len(self._kill([s for s in self.realm.sessions.values() if s.authrole == authrole and s is not caller], kwargs))
+
+    # -- testaments ---------------------------------------------------------------------
+
+    def _add_testament(self, caller: RouterSession, args: list, kwargs: dict) -> None:
+        topic = args[0]
+        event_args = args[1] if len(args) > 1 else []
+        event_kwargs = args[2] if len(args) > 2 else {}
+        scope = kwargs.get("scope", "destroyed")
+        if not is_valid_uri(topic, self.realm.strict_uris):
+            raise MetaError(ErrorURI.INVALID_URI, f"invalid testament topic {topic!r}")
+        if scope not in TESTAMENT_SCOPES or type(event_args) is not list or type(event_kwargs) is not dict:
+            raise MetaError(ErrorURI.INVALID_ARGUMENT, "add_testament(topic, args: list, kwargs: dict, scope=destroyed|detached)")
+        by_scope = self._testaments.setdefault(caller, {})
+        by_scope.setdefault(scope, []).append((topic, event_args, event_kwargs))
+
+    def _flush_testaments(self, caller: RouterSession, args: list, kwargs: dict) -> int:
+        scope = kwargs.get("scope", "destroyed")
+        if scope not in TESTAMENT_SCOPES:
+            raise MetaError(ErrorURI.INVALID_ARGUMENT, "scope must be destroyed or detached")
+        return len(self._testaments.get(caller, {}).pop(scope, []))
+
+    # -- registrations and subscriptions ---------------------------------------------------
+
+    def _registration(self, args: list) -> Registration:
+        registration = self.realm.dealer.registration(args[0]) if args else None
+        if registration is None:
+            raise MetaError(ErrorURI.NO_SUCH_REGISTRATION, f"no registration {args[0] if args else None!r}")
+        return registration
+
+    def _subscription(self, args: list) -> Subscription:
+        subscription = self.realm.broker.subscription(args[0]) if args else None
+        if subscription is None:
+            raise MetaError(ErrorURI.NO_SUCH_SUBSCRIPTION, f"no subscription {args[0] if args else None!r}")
+        return subscription
+
+    @staticmethod
+    def _match_option(args: list, kwargs: dict) -> str:
+        options = args[1] if len(args) > 1 and type(args[1]) is dict else kwargs
+        match = options.get("match", "exact")
+        if match not in MATCH_POLICIES:
+            raise MetaError(ErrorURI.INVALID_ARGUMENT, f"match must be one of {MATCH_POLICIES}")
+        return match
+
+    def _registration_lookup(self, caller: RouterSession, args: list, kwargs: dict) -> int | None:
+        registration = self.realm.dealer.lookup(args[0], self._match_option(args, kwargs))
+        return registration.id if registration is not None else None
+
+    def _registration_match(self, caller: RouterSession, args: list, kwargs: dict) -> int | None:
+        registration = self.realm.dealer.match(args[0])
+        return registration.id if registration is not None else None
+
+    def _subscription_lookup(self, caller: RouterSession, args: list, kwargs: dict) -> int | None:
+        subscription = self.realm.broker.lookup(args[0], self._match_option(args, kwargs))
+        return subscription.id if subscription is not None else None
+
+    def _subscription_match(self, caller: RouterSession, args: list, kwargs: dict) -> list[int] | None:
+        found = [s.id for s in self.realm.broker.match(args[0])]
+        return found or None
+
+    # -- events -------------------------------------------------------------------------
+
+    def _event(self, topic: str, *args: Any) -> None:
+        self.realm.broker.publish(topic, list(args))
+
+    def session_joined(self, session: RouterSession) -> None:
+        """Publish ``wamp.session.on_join``."""
+        self._event("wamp.session.on_join", session_details(session))
+
+    def session_left(self, session: RouterSession) -> None:
+        """Publish the session's testaments, then ``wamp.session.on_leave``."""
+        testaments = self._testaments.pop(session, {})
+        for scope in TESTAMENT_SCOPES:
+            for topic, args, kwargs in testaments.get(scope, ()):
+                self.realm.broker.publish(topic, args, kwargs)
+        self._event("wamp.session.on_leave", session.session_id, session.authid, session.authrole)
+
+    def registration_created(self, session: RouterSession, registration: Registration) -> None:
+        self._event("wamp.registration.on_create", session.session_id, registration.details())
+
+    def registered(self, session: RouterSession, registration: Registration) -> None:
+        self._event("wamp.registration.on_register", session.session_id, registration.id)
+
+    def unregistered(self, session: RouterSession, registration: Registration) -> None:
+        self._event("wamp.registration.on_unregister", session.session_id, registration.id)
+
+    def registration_deleted(self, session: RouterSession, registration: Registration) -> None:
+        self._event("wamp.registration.on_delete", session.session_id, registration.id)
+
+    def subscription_created(self, session: RouterSession, subscription: Subscription) -> None:
+        self._event("wamp.subscription.on_create", session.session_id, subscription.details())
+
+    def subscribed(self, session: RouterSession, subscription: Subscription) -> None:
+        self._event("wamp.subscription.on_subscribe", session.session_id, subscription.id)
+
+    def unsubscribed(self, session: RouterSession, subscription: Subscription) -> None:
+        self._event("wamp.subscription.on_unsubscribe", session.session_id, subscription.id)
+
+    def subscription_deleted(self, session: RouterSession, subscription: Subscription) -> None:
+        self._event("wamp.subscription.on_delete", session.session_id, subscription.id)
