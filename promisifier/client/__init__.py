@@ -1,0 +1,41 @@
+"""The Deferred-based WAMP client: sessions, a reconnecting client, and their errors.
+
+``connect(url, realm)`` fires with a joined :class:`Session`; :class:`Client` keeps one
+joined across connection losses and restores registrations and subscriptions. This
+package uses ``wire/`` and ``transport/`` and never imports the router.
+"""
+
+from promisifier.client.auth import compute_signature, derive_key
+from promisifier.client.connection import connect
+from promisifier.client.errors import (
+    ApplicationError,
+    CallTimeout,
+    ClientError,
+    ConnectionClosed,
+    ConnectionLost,
+    ConnectTimeout,
+    NotConnected,
+    SessionAborted,
+)
+from promisifier.client.session import Session
+from promisifier.client.types import CallResult, Registration, SessionState, SessionStats, Subscription
+
+__all__ = [
+    "ApplicationError",
+    "CallResult",
+    "CallTimeout",
+    "ClientError",
+    "ConnectTimeout",
+    "ConnectionClosed",
+    "ConnectionLost",
+    "NotConnected",
+    "Registration",
+    "Session",
+    "SessionAborted",
+    "SessionState",
+    "SessionStats",
+    "Subscription",
+    "compute_signature",
+    "connect",
+    "derive_key",
+]

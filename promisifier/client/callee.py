@@ -1,0 +1,176 @@
+"""The callee half of a client session: running procedures for INVOCATIONs.
+
+An :class:`Invocations` object belongs to one :class:`~promisifier.client.session.Session`.
+It runs the registered function for each INVOCATION, sends progressive YIELDs through the
+``progress`` callable, the final YIELD or ERROR when the function is done, and handles
+INTERRUPT (call canceling). Invocations still running when the session ends are dropped:
+their answers are never sent.
+"""
+
+from __future__ import annotations
+
+import inspect
+import traceback
+from typing import Any, Callable
+
+from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from promisifier.client.errors import CANCELED_URI, RUNTIME_ERROR_URI, ApplicationError
+from promisifier.client.types import CallResult, Registration
+from promisifier.wire import EncodeError, ErrorURI
+from promisifier.wire.messages import ERROR, INVOCATION, YIELD
+
+log = Logger(namespace="promisifier.client")
+
+
+def as_deferred(result: Any) -> defer.Deferred[Any]:
+    """A Deferred for what a user function returned: a Deferred, a coroutine or a value."""
+    if isinstance(result, defer.Deferred):
+        return result
+    if inspect.iscoroutine(result):
+        return defer.Deferred.fromCoroutine(result)
+    return defer.succeed(result)
+
+
+def payload(args: Any, kwargs: Any) -> list:
+    """The Arguments / ArgumentsKw tail of a message (omitted when empty)."""
+    if kwargs:
+        return [list(args), kwargs]
+    if args:
+        return [list(args)]
+    return []
+
+
+def result_payload(result: Any) -> list:
+    """The payload tail for a procedure's return value (None: nothing; CallResult: as is)."""
+    if isinstance(result, CallResult):
+        return payload(result.args, result.kwargs)
+    if result is None:
+        return []
+    return [[result]]
+
+
+class _Running:
+    __slots__ = ("deferred", "registration")
+
+    def __init__(self, registration: Registration) -> None:
+        self.registration = registration
+        self.deferred: defer.Deferred[Any] | None = None
+
+
+class Invocations:
+    """The invocations in progress of one session, by the router's invocation id."""
+
+    def __init__(self, send: Callable[[list], None], *, debug: bool = False) -> None:
+        self._send = send
+        self.debug = debug
+        self._running: dict[int, _Running] = {}
+        #: INVOCATIONs received for a known registration
+        self.served = 0
+
+    def __len__(self) -> int:
+        return len(self._running)
+
+    def on_invocation(self, message: list, registration: Registration | None) -> None:
+        """INVOCATION: [68, Request|id, REGISTERED.Registration|id, Details|dict, Arguments, ArgumentsKw]."""
+        invocation_id, details = message[1], message[3]
+        if registration is None:
+            self._send_error(invocation_id, ErrorURI.NO_SUCH_REGISTRATION, [f"no registration {message[2]} here"], {})
+            return
+        self.served += 1
+        args = message[4] if len(message) > 4 else []
+        kwargs = message[5] if len(message) > 5 else {}
+        if details.get("receive_progress") is True:
+            kwargs = dict(kwargs)
+            kwargs["progress"] = self._progress_sender(invocation_id)
+        running = _Running(registration)
+        self._running[invocation_id] = running
+        try:
+            result = registration.fn(*args, **kwargs)
+        except Exception:  # the failure is sent to the caller, not raised here
+            d: defer.Deferred[Any] = defer.fail(Failure())
+        else:
+            d = as_deferred(result)
+        running.deferred = d
+        d.addCallbacks(self._done, self._failed, callbackArgs=(invocation_id, running), errbackArgs=(invocation_id, running))
+
+    def on_interrupt(self, message: list) -> None:
+        """INTERRUPT: [69, INVOCATION.Request|id, Options|dict] -- cancel the running function."""
+        invocation_id, options = message[1], message[2]
+        running = self._running.pop(invocation_id, None)
+        if running is None:
+            log.debug("INTERRUPT for unknown invocation {id} ignored", id=invocation_id)
+            return
+        if options.get("mode") != "killnowait":
+            reason = options.get("reason")
+            error_uri = reason if isinstance(reason, str) and reason else CANCELED_URI
+            self._send_error(invocation_id, error_uri, ["the call was canceled"], {})
+        if running.deferred is not None and not running.deferred.called:
+            running.deferred.cancel()
+
+    def drop_all(self) -> int:
+        """Forget every invocation in progress (the session ended); returns how many."""
+        count = len(self._running)
+        self._running.clear()
+        return count
+
+    # -- answers --------------------------------------------------------------------
+
+    def _progress_sender(self, invocation_id: int) -> Callable[..., None]:
+        def progress(*args: Any, **kwargs: Any) -> None:
+            """Send a progressive result to the caller (no-op once the invocation ended)."""
+            if invocation_id not in self._running:
+                return
+            self._send([YIELD, invocation_id, {"progress": True}, *payload(args, kwargs)])
+
+        return progress
+
+    def _done(self, result: Any, invocation_id: int, running: _Running) -> None:
+        if self._running.get(invocation_id) is not running:
+            log.debug("result of dropped invocation {id} discarded", id=invocation_id)
+            return
+        del self._running[invocation_id]
+        try:
+            self._send([YIELD, invocation_id, {}, *result_payload(result)])
+        except EncodeError as error:
+            self._send_error(
+                invocation_id,
+                ErrorURI.INVALID_ARGUMENT,
+                [f"{running.registration.procedure}: result cannot be serialized: {error}"],
+                {},
+            )
+
+    def _failed(self, failure: Failure, invocation_id: int, running: _Running) -> None:
+        if self._running.get(invocation_id) is not running:
+            if not failure.check(defer.CancelledError):
+                log.debug("error of dropped invocation {id} discarded: {error}", id=invocation_id, error=failure.value)
+            return
+        del self._running[invocation_id]
+        error = failure.value
+        if isinstance(error, ApplicationError):
+            try:
+                self._send_error(invocation_id, error.error, list(error.args), error.kwargs)
+                return
+            except EncodeError as encode_error:
+                text = f"application error {error.error} cannot be serialized: {encode_error}"
+                self._send_error(invocation_id, RUNTIME_ERROR_URI, [text], {})
+                return
+        text = str(error) or type(error).__name__
+        log.info(
+            "procedure {procedure} raised {kind}: {text}",
+            procedure=running.registration.procedure,
+            kind=type(error).__name__,
+            text=text,
+        )
+        args: list[Any] = [text]
+        if self.debug:
+            args.append("".join(traceback.format_exception(type(error), error, failure.getTracebackObject())))
+        self._send_error(invocation_id, RUNTIME_ERROR_URI, args, {})
+
+    def _send_error(self, invocation_id: int, error_uri: str, args: list, kwargs: dict) -> None:
+        self._send([ERROR, INVOCATION, invocation_id, {}, error_uri, *payload(args, kwargs)])
+
+
+__all__ = ["Invocations", "as_deferred", "payload", "result_payload"]

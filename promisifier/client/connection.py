@@ -1,0 +1,219 @@
+"""Opening a session: TCP or TLS from the URL, the WebSocket handshake, then HELLO/WELCOME.
+
+:func:`connect` is the one call a Python program needs::
+
+    session = yield connect("ws://127.0.0.1:8080/ws", "realm1")
+    result = yield session.call("com.example.add", 2, 3)
+
+It fails with a clear error in each case where no session comes out of it: the TCP
+connection is refused or cannot be made (Twisted's ``ConnectError`` family), the
+WebSocket handshake fails (:class:`ConnectionClosed` with the reason), the router refuses
+the session (:class:`SessionAborted`), or nothing completes within ``timeout`` seconds
+(:class:`ConnectTimeout`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable
+
+from autobahn.websocket.util import parse_url
+from twisted.internet import defer
+from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
+from twisted.logger import Logger
+
+from promisifier.client.errors import ConnectionClosed, ConnectTimeout
+from promisifier.client.session import Session
+from promisifier.transport.websocket import WampClientFactory, WampClientProtocol
+
+log = Logger(namespace="promisifier.client")
+
+
+def connect(
+    url: str,
+    realm: str,
+    *,
+    serializers: Iterable[str] = ("msgpack", "json"),
+    authid: str | None = None,
+    authmethods: list[str] | tuple[str, ...] | None = None,
+    credentials: dict[str, Any] | None = None,
+    timeout: float = 10.0,
+    reactor: Any = None,
+) -> defer.Deferred[Session]:
+    """Connect to the router at ``url`` (``ws://`` or ``wss://``) and join ``realm``.
+
+    ``serializers`` are offered in order of preference (``"msgpack"``, ``"json"``).
+    ``credentials`` is ``{"ticket": ...}`` or ``{"secret": ...}`` (WAMP-CRA) for a router
+    that sends CHALLENGE; ``authmethods`` defaults to what the credentials allow, and
+    ``authid`` is the identity asked for. ``timeout`` bounds the whole of it: TCP,
+    TLS, WebSocket handshake and join. Cancelling the Deferred abandons the attempt.
+    """
+    return open_session(
+        url,
+        realm,
+        serializers=serializers,
+        authid=authid,
+        authmethods=authmethods,
+        credentials=credentials,
+        timeout=timeout,
+        reactor=reactor,
+    )
+
+
+def open_session(
+    url: str,
+    realm: str,
+    *,
+    serializers: Iterable[str] = ("msgpack", "json"),
+    authid: str | None = None,
+    authmethods: list[str] | tuple[str, ...] | None = None,
+    credentials: dict[str, Any] | None = None,
+    timeout: float = 10.0,
+    reactor: Any = None,
+    on_session: Callable[[Session], None] | None = None,
+) -> defer.Deferred[Session]:
+    """:func:`connect`, plus ``on_session(session)`` called when the WebSocket is open
+    (before HELLO is sent). Used by the reconnecting client."""
+    if reactor is None:
+        from twisted.internet import reactor as default_reactor
+
+        reactor = default_reactor
+    attempt = _Attempt(
+        url,
+        realm,
+        serializers=tuple(serializers),
+        session_options={"authid": authid, "authmethods": authmethods, "credentials": credentials},
+        timeout=timeout,
+        reactor=reactor,
+        on_session=on_session,
+    )
+    return attempt.start()
+
+
+class _Attempt:
+    """One connection attempt and the one Deferred that reports how it ended."""
+
+    def __init__(
+        self,
+        url: str,
+        realm: str,
+        *,
+        serializers: tuple[str, ...],
+        session_options: dict[str, Any],
+        timeout: float,
+        reactor: Any,
+        on_session: Callable[[Session], None] | None,
+    ) -> None:
+        self.url = url
+        self.realm = realm
+        self.serializers = serializers
+        self.session_options = session_options
+        self.timeout = timeout
+        self.reactor = reactor
+        self.on_session = on_session
+        self.result: defer.Deferred[Session] = defer.Deferred(lambda _: self._abandon())
+        self.stage = "connecting"
+        self.tcp: defer.Deferred[Any] | None = None
+        self.connection: WampClientProtocol | None = None
+        self.session: Session | None = None
+        self.timer: Any = None
+
+    def start(self) -> defer.Deferred[Session]:
+        try:
+            is_secure, host, port, _resource, _path, _params = parse_url(self.url)
+            factory = WampClientFactory(
+                self.url,
+                self._make_session,
+                serializers=self.serializers,
+                open_handshake_timeout=self.timeout,
+                on_open_failed=self._open_failed,
+                reactor=self.reactor,
+            )
+            if not isinstance(port, int):
+                raise ValueError(f"{self.url}: Unix socket URLs are not supported")
+            endpoint: Any = HostnameEndpoint(self.reactor, host, port, timeout=self.timeout)
+            if is_secure:
+                endpoint = wrapClientTLS(_tls_options(host), endpoint)
+        except Exception as error:
+            return defer.fail(error)
+        self.timer = self.reactor.callLater(self.timeout, self._timed_out)
+        self.tcp = endpoint.connect(factory)
+        self.tcp.addCallbacks(self._tcp_connected, self._tcp_failed)
+        return self.result
+
+    # -- stages -------------------------------------------------------------------------
+
+    def _tcp_connected(self, protocol: WampClientProtocol) -> None:
+        self.tcp = None
+        self.connection = protocol
+        self.stage = "WebSocket handshake"
+
+    def _tcp_failed(self, failure: Any) -> None:
+        self.tcp = None
+        self._fail(failure)
+
+    def _make_session(self, connection: WampClientProtocol) -> Session:
+        self.stage = "joining the realm"
+        session = Session(connection, self.realm, clock=self.reactor, **self.session_options)
+        self.session = session
+        if self.on_session is not None:
+            try:
+                self.on_session(session)
+            except Exception as error:
+                log.info("on_session callback raised {e!r}", e=error)
+        session.join().addCallbacks(self._joined, self._fail)
+        return session
+
+    def _open_failed(self, connection: WampClientProtocol, code: int | None, reason: str | None) -> None:
+        code = code if code is not None else 1006
+        text = reason or "connection closed during the WebSocket opening handshake"
+        self._fail(ConnectionClosed(code, text, f"WebSocket handshake with {self.url} failed: {text}"))
+
+    def _joined(self, session: Session) -> None:
+        if self.result.called:
+            session.connection.drop()
+            return
+        self._stop_timer()
+        self.result.callback(session)
+
+    # -- ends ---------------------------------------------------------------------------
+
+    def _fail(self, failure: Any) -> None:
+        if self.result.called:
+            return
+        self._stop_timer()
+        self.result.errback(failure)
+
+    def _timed_out(self) -> None:
+        self.timer = None
+        if self.result.called:
+            return
+        self.result.errback(ConnectTimeout(f"no session with {self.url} within {self.timeout} s (stuck {self.stage})"))
+        self._abandon()
+
+    def _abandon(self) -> None:
+        """Stop whatever is in progress (timeout or the caller cancelled)."""
+        self._stop_timer()
+        tcp, self.tcp = self.tcp, None
+        if tcp is not None:
+            tcp.cancel()
+        if self.connection is not None:
+            self.connection.drop()
+
+    def _stop_timer(self) -> None:
+        timer, self.timer = self.timer, None
+        if timer is not None and timer.active():
+            timer.cancel()
+
+
+def _tls_options(host: str) -> Any:
+    try:
+        from twisted.internet.ssl import optionsForClientTLS
+
+        return optionsForClientTLS(host)
+    except ImportError as error:  # pragma: no cover - depends on the installation
+        raise RuntimeError(
+            f"wss:// needs Twisted's TLS support (pip install 'twisted[tls]'): {error}"
+        ) from None
+
+
+__all__ = ["connect", "open_session"]

@@ -1,0 +1,120 @@
+"""Small value and handle types of the client: results, registrations, subscriptions, stats."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, Callable
+
+from twisted.internet import defer
+
+if TYPE_CHECKING:
+    from promisifier.client.session import Session
+
+
+@dataclass
+class CallResult:
+    """A result with several positional values and/or keyword values.
+
+    A call fires with a plain value when the callee answered with exactly one positional
+    value and no keyword values, with None when it answered with nothing, and with a
+    ``CallResult`` otherwise. A procedure returns a ``CallResult`` to answer with several
+    values: ``return CallResult([1, 2], {"total": 3})``.
+    """
+
+    args: list[Any] = field(default_factory=list)
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+class SessionState(enum.Enum):
+    """Where a client session is in its life.
+
+    NEW -> JOINING (HELLO sent; CHALLENGE answered here) -> JOINED -> LEAVING (GOODBYE
+    sent) -> LEFT (session over, connection still open) -> CLOSED (connection gone).
+    """
+
+    NEW = "new"
+    JOINING = "joining"
+    JOINED = "joined"
+    LEAVING = "leaving"
+    LEFT = "left"
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True)
+class SessionStats:
+    """Counters of one session (a snapshot taken when :attr:`Session.stats` is read).
+
+    Bytes and messages are counted by the connection (WebSocket payloads, before framing).
+    """
+
+    bytes_in: int = 0
+    bytes_out: int = 0
+    messages_in: int = 0
+    messages_out: int = 0
+    #: CALLs sent
+    calls_made: int = 0
+    #: INVOCATIONs received for registered procedures (answered or not)
+    invocations_served: int = 0
+    #: EVENTs received and dispatched to handlers
+    events_received: int = 0
+    #: PUBLISHes sent
+    publications_sent: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        """The counters as a plain dict."""
+        return asdict(self)
+
+
+class Registration:
+    """A procedure registered by a session (the answer to :meth:`Session.register`)."""
+
+    def __init__(
+        self, session: Session, registration_id: int, procedure: str, fn: Callable[..., Any], match: str, invoke: str
+    ) -> None:
+        self.session = session
+        #: the router's registration id
+        self.id = registration_id
+        self.procedure = procedure
+        self.fn = fn
+        self.match = match
+        self.invoke = invoke
+        #: True until unregistered or the session ends
+        self.active = True
+
+    def unregister(self) -> defer.Deferred[None]:
+        """Unregister the procedure; fires when the router confirmed (at once if inactive)."""
+        return self.session._unregister(self)
+
+    def __repr__(self) -> str:
+        return f"<Registration {self.id} {self.procedure!r} active={self.active}>"
+
+
+class Subscription:
+    """A topic subscribed by a session (the answer to :meth:`Session.subscribe`).
+
+    Several subscriptions of one session to the same topic share the router's
+    subscription id; the UNSUBSCRIBE is sent when the last of them is unsubscribed.
+    """
+
+    def __init__(
+        self, session: Session, subscription_id: int, topic: str, handler: Callable[..., Any], match: str
+    ) -> None:
+        self.session = session
+        #: the router's subscription id
+        self.id = subscription_id
+        self.topic = topic
+        self.handler = handler
+        self.match = match
+        #: True until unsubscribed or the session ends
+        self.active = True
+
+    def unsubscribe(self) -> defer.Deferred[None]:
+        """Stop receiving events; fires when done (at once if inactive or shared)."""
+        return self.session._unsubscribe(self)
+
+    def __repr__(self) -> str:
+        return f"<Subscription {self.id} {self.topic!r} active={self.active}>"
+
+
+__all__ = ["CallResult", "Registration", "SessionState", "SessionStats", "Subscription"]
