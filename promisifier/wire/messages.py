@@ -199,8 +199,10 @@ def _type_name(value: Any) -> str:
 
 
 def message_name(code: object) -> str:
-    """The name of a message type code (``"CALL"`` for 48), or ``"UNKNOWN(code)"``."""
-    spec = _SPECS.get(code) if type(code) is int else None  # type: ignore[arg-type]
+    """The name of a message type code (``"CALL"`` for 48 or ``MessageType.CALL``), or
+    ``"UNKNOWN(code)"``; ``True`` is not a code."""
+    is_code = isinstance(code, int) and not isinstance(code, bool)
+    spec = _SPECS.get(code) if is_code else None  # type: ignore[call-overload]
     return spec.name if spec is not None else f"UNKNOWN({code!r})"
 
 

@@ -121,7 +121,12 @@ class MsgpackSerializer:
 
     def decode(self, payload: bytes) -> list:
         try:
-            message = msgpack.unpackb(payload, raw=False, ext_hook=_no_ext, strict_map_key=True)
+            # max_ext_len=0: msgpack decodes the timestamp extension (type -1) itself,
+            # without calling ext_hook; the length limit refuses it (and every other
+            # extension with data) before that happens.
+            message = msgpack.unpackb(
+                payload, raw=False, ext_hook=_no_ext, strict_map_key=True, max_ext_len=0
+            )
         except DecodeError:
             raise
         except Exception as error:  # msgpack raises several unrelated types on bad input

@@ -30,7 +30,9 @@ def _matches(uri: str, strict: bool, allow_empty: bool) -> bool:
         pattern = _STRICT_EMPTY if allow_empty else _STRICT
     else:
         pattern = _LOOSE_EMPTY if allow_empty else _LOOSE
-    return pattern.match(uri) is not None
+    # fullmatch, not match: "$" also matches before a trailing newline, so match() would
+    # accept "com.myapp\n".
+    return pattern.fullmatch(uri) is not None
 
 
 def check_uri(uri: object, what: str = "URI", strict: bool = False, allow_empty: bool = False) -> str:
