@@ -159,6 +159,11 @@ class Broker:
 
     def on_subscribe(self, session: RouterSession, message: list) -> None:
         """SUBSCRIBE: [32, Request|id, Options|dict, Topic|uri]."""
+        realm = self.realm
+        if realm.authorizer.open or realm.authorized(session, "subscribe", message[3], message, self._subscribe):
+            self._subscribe(session, message)
+
+    def _subscribe(self, session: RouterSession, message: list) -> None:
         request_id, options, topic = message[1], message[2], message[3]
         try:
             match = opt.choice(options, "match", MATCH_POLICIES, "exact")
@@ -229,6 +234,11 @@ class Broker:
 
     def on_publish(self, publisher: RouterSession, message: list) -> None:
         """PUBLISH: [16, Request|id, Options|dict, Topic|uri, Arguments|list, ArgumentsKw|dict]."""
+        realm = self.realm
+        if realm.authorizer.open or realm.authorized(publisher, "publish", message[3], message, self._publish_message):
+            self._publish_message(publisher, message)
+
+    def _publish_message(self, publisher: RouterSession, message: list) -> None:
         request_id, options, topic = message[1], message[2], message[3]
         acknowledge = options.get("acknowledge") is True
         if not is_valid_uri(topic, self.realm.strict_uris) or topic.startswith("wamp."):
@@ -243,7 +253,7 @@ class Broker:
             try:
                 exclude_me = opt.flag(options, "exclude_me", True)
                 retain = opt.flag(options, "retain")
-                if opt.flag(options, "disclose_me"):
+                if opt.flag(options, "disclose_me") or self.realm.authorizer.discloses(publisher, "publisher", topic):
                     publisher_details = {
                         "publisher": publisher.session_id,
                         "publisher_authid": publisher.authid,

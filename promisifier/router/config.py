@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from promisifier.router.auth import AuthConfig
+from promisifier.router.authz import RoleConfig
+
 DEFAULT_MAX_MESSAGE_SIZE = 16 * 1024 * 1024
 
 #: How the dealer answers a caller's CANCEL in modes "skip" and "killnowait".
@@ -26,10 +29,14 @@ class RealmConfig:
     cancel_reply: str = "always"
     #: largest number of retained events kept (one per topic); the oldest is dropped
     max_retained_events: int = 10000
+    #: roles and their permissions; None: every session may do everything
+    roles: tuple[RoleConfig, ...] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
             raise ValueError(f"RealmConfig.name: a non-empty string is needed, got {self.name!r}")
+        if self.roles is not None:
+            object.__setattr__(self, "roles", tuple(self.roles))
         if self.cancel_reply not in CANCEL_REPLIES:
             raise ValueError(f"RealmConfig.cancel_reply: one of {CANCEL_REPLIES} is needed, got {self.cancel_reply!r}")
 
@@ -53,6 +60,8 @@ class RouterConfig:
     serializers: tuple[str, ...] = ("json", "msgpack")
     #: text sent as WELCOME.Details.agent
     agent: str = field(default="promisifier")
+    #: authentication methods accepted where a listener sets none of its own
+    auth: AuthConfig = field(default_factory=AuthConfig)
 
     def __post_init__(self) -> None:
         realms = (self.realms,) if isinstance(self.realms, (str, RealmConfig)) else tuple(self.realms)

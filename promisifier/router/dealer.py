@@ -189,6 +189,11 @@ class Dealer:
 
     def on_register(self, session: RouterSession, message: list) -> None:
         """REGISTER: [64, Request|id, Options|dict, Procedure|uri]."""
+        realm = self.realm
+        if realm.authorizer.open or realm.authorized(session, "register", message[3], message, self._register):
+            self._register(session, message)
+
+    def _register(self, session: RouterSession, message: list) -> None:
         request_id, options, procedure = message[1], message[2], message[3]
         try:
             match = opt.choice(options, "match", MATCH_POLICIES, "exact")
@@ -277,6 +282,11 @@ class Dealer:
 
     def on_call(self, caller: RouterSession, message: list) -> None:
         """CALL: [48, Request|id, Options|dict, Procedure|uri, Arguments|list, ArgumentsKw|dict]."""
+        realm = self.realm
+        if realm.authorizer.open or realm.authorized(caller, "call", message[3], message, self._call):
+            self._call(caller, message)
+
+    def _call(self, caller: RouterSession, message: list) -> None:
         request_id, options, procedure = message[1], message[2], message[3]
         if procedure.startswith("wamp."):
             self.realm.meta.call(caller, message)
@@ -304,7 +314,7 @@ class Dealer:
         else:
             disclose = False
         callee = registration.pick_callee()
-        if disclose or callee in registration.disclosing:
+        if disclose or callee in registration.disclosing or self.realm.authorizer.discloses(caller, "caller", procedure):
             details["caller"] = caller.session_id
             details["caller_authid"] = caller.authid
             details["caller_authrole"] = caller.authrole

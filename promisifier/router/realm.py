@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable
 
+from twisted.logger import Logger
+
+from promisifier.router.authz import Authorizer
 from promisifier.router.broker import BROKER_FEATURES, Broker
 from promisifier.router.config import RealmConfig
 from promisifier.router.dealer import DEALER_FEATURES, Dealer
@@ -22,6 +25,10 @@ from promisifier.wire.messages import (
     UNSUBSCRIBE,
     YIELD,
 )
+
+from promisifier.wire import ErrorURI
+
+log = Logger(namespace="promisifier.router.realm")
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IReactorTime
@@ -50,6 +57,9 @@ class Realm:
         self.dealer = Dealer(self)
         self.broker = Broker(self)
         self.meta = MetaApi(self)
+        self.authorizer = Authorizer(config.roles)
+        #: PUBLISHes without acknowledge dropped because they were not authorized
+        self.denied_publications = 0
         #: message type -> handler(session, message) for an established session
         self.dispatch: dict[int, Handler] = self._make_dispatch()
 
@@ -76,6 +86,48 @@ class Realm:
             self.dealer.on_invocation_error(session, message)
         else:
             session.protocol_violation(f"ERROR: a client may only send ERROR for an INVOCATION, not for type {message[1]}")
+
+    def authorized(self, session: RouterSession, action: str, uri: str, message: list, proceed: Handler) -> bool:
+        """Check ``action`` on ``uri`` for the request ``message``.
+
+        True: go on now. False: the request was denied (and answered), or the decision is
+        pending (a dynamic authorizer) and ``proceed(session, message)`` runs once allowed.
+        """
+        decision = self.authorizer.authorize(session, action, uri)
+        if decision is True:
+            return True
+        if decision is False:
+            self._deny(session, action, uri, message)
+            return False
+
+        def decided(allowed: bool) -> None:
+            if session.realm is not self:
+                return  # the session left meanwhile
+            if allowed:
+                proceed(session, message)
+            else:
+                self._deny(session, action, uri, message)
+
+        def failed(failure: Any) -> None:
+            log.failure("dynamic authorizer failed on {action} {uri}", failure, action=action, uri=uri)
+            if session.realm is self:
+                self._deny(session, action, uri, message)
+
+        decision.addCallbacks(decided, failed)
+        return False
+
+    def _deny(self, session: RouterSession, action: str, uri: str, message: list) -> None:
+        log.info(
+            "session {session_id} ({authrole}) not authorized to {action} {uri}",
+            session_id=session.session_id,
+            authrole=session.authrole,
+            action=action,
+            uri=uri,
+        )
+        if message[0] == PUBLISH and message[2].get("acknowledge") is not True:
+            self.denied_publications += 1
+            return
+        session.send_error(message[0], message[1], ErrorURI.NOT_AUTHORIZED, [f"not authorized to {action} {uri!r}"])
 
     def router_roles(self) -> dict[str, Any]:
         """WELCOME.Details.roles: the router's roles and the features really implemented."""

@@ -16,6 +16,7 @@ from twisted.logger import Logger
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import Site
 
+from promisifier.router.auth import AuthConfig, Authenticator
 from promisifier.router.config import RouterConfig
 from promisifier.router.peer import Peer
 from promisifier.router.realm import Realm
@@ -42,17 +43,19 @@ class Router:
         self.realms: dict[str, Realm] = {
             realm_config.name: Realm(realm_config, self.clock) for realm_config in self.config.realms
         }
+        self.authenticator = Authenticator(self.config.auth)
+        #: sessions refused at authentication, since start
+        self.auth_failures = 0
         #: every session of every connection, joined or not
         self._sessions: set[RouterSession] = set()
         self._session_ids: set[int] = set()
         self._stopping: defer.Deferred[None] | None = None
-        self._factory: WampServerFactory | None = None
 
     # -- sessions -------------------------------------------------------------------
 
-    def new_session(self, peer: Peer) -> RouterSession:
+    def new_session(self, peer: Peer, authenticator: Authenticator | None = None) -> RouterSession:
         """The session for a newly opened connection (the transport's handler factory)."""
-        session = RouterSession(self, peer)
+        session = RouterSession(self, peer, authenticator)
         self._sessions.add(session)
         if self._stopping is not None:
             session.goodbye(ErrorURI.CLOSE_SYSTEM_SHUTDOWN, "router is shutting down")
@@ -65,6 +68,10 @@ class Router:
             if session_id not in self._session_ids:
                 self._session_ids.add(session_id)
                 return session_id
+
+    def release_session_id(self, session_id: int | None) -> None:
+        """Make a session id available again (its session left)."""
+        self._session_ids.discard(session_id)  # type: ignore[arg-type]
 
     def session_ended(self, session: RouterSession) -> None:
         """Called by a session whose connection is gone."""
@@ -85,42 +92,53 @@ class Router:
 
     # -- network entry points ---------------------------------------------------------
 
-    def websocket_factory(self) -> WampServerFactory:
-        """The autobahn server factory that feeds connections into this router."""
-        if self._factory is None:
-            config = self.config
-            self._factory = WampServerFactory(
-                self.new_session,
-                serializers=config.serializers,
-                max_message_size=config.max_message_size,
-                open_handshake_timeout=config.open_handshake_timeout,
-                reactor=self.reactor,
-            )
-        return self._factory
+    def websocket_factory(self, auth: AuthConfig | None = None) -> WampServerFactory:
+        """An autobahn server factory that feeds connections into this router.
 
-    def resource(self) -> IResource:
+        ``auth``: the authentication methods of this entry point (default: the config's).
+        """
+        config = self.config
+        if auth is None:
+            handler_factory = self.new_session
+        else:
+            authenticator = Authenticator(auth)
+
+            def handler_factory(peer: Peer) -> RouterSession:
+                return self.new_session(peer, authenticator)
+
+        return WampServerFactory(
+            handler_factory,
+            serializers=config.serializers,
+            max_message_size=config.max_message_size,
+            open_handshake_timeout=config.open_handshake_timeout,
+            reactor=self.reactor,
+        )
+
+    def resource(self, auth: AuthConfig | None = None) -> IResource:
         """A ``twisted.web`` resource speaking WAMP over WebSocket, to mount in a site."""
-        return WebSocketResource(self.websocket_factory())
+        return WebSocketResource(self.websocket_factory(auth))
 
-    def site(self, path: str = "/ws") -> Site:
+    def site(self, path: str = "/ws", auth: AuthConfig | None = None) -> Site:
         """A web site serving :meth:`resource` at ``path`` (e.g. ``"/ws"``)."""
         segments = [segment.encode("utf-8") for segment in path.strip("/").split("/") if segment]
         if not segments:
-            return Site(self.resource())
+            return Site(self.resource(auth))
         root = Resource()
         parent = root
         for segment in segments[:-1]:
             child = Resource()
             parent.putChild(segment, child)
             parent = child
-        parent.putChild(segments[-1], self.resource())
+        parent.putChild(segments[-1], self.resource(auth))
         return Site(root)
 
-    def listen(self, endpoint: str | IStreamServerEndpoint, path: str = "/ws") -> defer.Deferred[IListeningPort]:
+    def listen(
+        self, endpoint: str | IStreamServerEndpoint, path: str = "/ws", auth: AuthConfig | None = None
+    ) -> defer.Deferred[IListeningPort]:
         """Listen on ``endpoint`` (a Twisted endpoint string such as ``"tcp:8080"``)."""
         if isinstance(endpoint, str):
             endpoint = serverFromString(self.reactor, endpoint)
-        return endpoint.listen(self.site(path))
+        return endpoint.listen(self.site(path, auth))
 
     def stop(self, timeout: float = 5.0) -> defer.Deferred[None]:
         """Close every session (GOODBYE ``wamp.close.system_shutdown``); fires when all are gone.

@@ -14,7 +14,17 @@ from twisted.logger import Logger
 
 from promisifier.transport.closing import CloseCode
 from promisifier.wire import EncodeError, ErrorURI, IdSequence, ProtocolError
-from promisifier.wire.messages import ABORT, ERROR, GOODBYE, HELLO, WELCOME, message_name
+from promisifier.router.auth import Accepted, AuthenticationFailed, Authenticator, Challenge
+from promisifier.wire.messages import (
+    ABORT,
+    AUTHENTICATE,
+    CHALLENGE,
+    ERROR,
+    GOODBYE,
+    HELLO,
+    WELCOME,
+    message_name,
+)
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IDelayedCall
@@ -32,6 +42,8 @@ class SessionState(enum.Enum):
     """Where a session is in its lifetime."""
 
     ESTABLISHING = "establishing"
+    CHALLENGING = "challenging"
+    AUTHENTICATING = "authenticating"
     ESTABLISHED = "established"
     SHUTTING_DOWN = "shutting_down"
     CLOSED = "closed"
@@ -40,9 +52,12 @@ class SessionState(enum.Enum):
 class RouterSession:
     """The router's half of one client session, bound to one :class:`Peer`."""
 
-    def __init__(self, router: Router, peer: Peer) -> None:
+    def __init__(self, router: Router, peer: Peer, authenticator: Authenticator | None = None) -> None:
         self.router = router
         self.peer = peer
+        #: the authentication methods of the listener this session came through
+        self.authenticator = authenticator if authenticator is not None else router.authenticator
+        self._challenge: tuple[Realm, Challenge] | None = None
         self.state = SessionState.ESTABLISHING
         self.session_id: int | None = None
         self.realm: Realm | None = None
@@ -90,6 +105,15 @@ class RouterSession:
                 self._close_transport(CloseCode.NORMAL, "client aborted")
             else:
                 self.protocol_violation(f"{message_name(message[0])} before HELLO")
+        elif self.state is SessionState.CHALLENGING:
+            if message[0] == AUTHENTICATE:
+                self.on_authenticate(message)
+            elif message[0] == ABORT:
+                self._close_transport(CloseCode.NORMAL, "client aborted")
+            else:
+                self.protocol_violation(f"{message_name(message[0])} while waiting for AUTHENTICATE")
+        elif self.state is SessionState.AUTHENTICATING:
+            self.protocol_violation(f"{message_name(message[0])} before WELCOME")
         elif self.state is SessionState.SHUTTING_DOWN:
             # We sent GOODBYE: everything but the GOODBYE reply is ignored.
             if message[0] == GOODBYE:
@@ -97,7 +121,8 @@ class RouterSession:
 
     def on_protocol_error(self, error: ProtocolError) -> None:
         """A received message decoded but broke the protocol."""
-        self.protocol_violation(str(error))
+        if self.state is not SessionState.CLOSED:
+            self.protocol_violation(str(error))
 
     def on_close(self, code: int, reason: str) -> None:
         """The transport is gone: leave the realm and release everything held."""
@@ -173,19 +198,68 @@ class RouterSession:
             )
             self.abort(ErrorURI.NO_SUCH_REALM, f"no realm {realm_name!r} on this router")
             return
-        self._cancel_hello_timer()
+        method = self.authenticator.pick_method(details)
+        if method is None:
+            self._auth_failure(realm_name, details.get("authid"), ErrorURI.NO_AUTH_METHOD, "no acceptable authentication method")
+            return
         self.roles = roles
+        self.session_id = self.router.new_session_id()
         requested_authid = details.get("authid")
-        self.authid = requested_authid if type(requested_authid) is str and requested_authid else None
-        self.authrole = "anonymous"
-        self.authmethod = "anonymous"
-        self.authprovider = "static"
+        authid = requested_authid if type(requested_authid) is str and requested_authid else None
+        if method == "anonymous":
+            self._accept(realm, self.authenticator.anonymous(authid, self.session_id))
+            return
+        challenge = self.authenticator.challenge(method, realm.name, authid, self.session_id, details)
+        self.state = SessionState.CHALLENGING
+        self.send([CHALLENGE, method, challenge.extra])
+        self._challenge = (realm, challenge)
+
+    def on_authenticate(self, message: list) -> None:
+        """AUTHENTICATE while CHALLENGING: check the signature, then WELCOME or ABORT."""
+        pending, self._challenge = self._challenge, None
+        if pending is None:
+            self.protocol_violation("AUTHENTICATE without a CHALLENGE")
+            return
+        realm, challenge = pending
+        # Nothing else may arrive until the answer: a dynamic check may take a while.
+        self.state = SessionState.AUTHENTICATING
+
+        def accepted(result: Accepted) -> None:
+            if self.state is SessionState.AUTHENTICATING:
+                self._accept(realm, result)
+
+        def refused(failure: Any) -> None:
+            if not failure.check(AuthenticationFailed):
+                log.failure("authenticator failed for authid {authid!r}", failure, authid=challenge.authid)
+            if self.state is SessionState.AUTHENTICATING:
+                self._auth_failure(realm.name, challenge.authid, ErrorURI.AUTHENTICATION_FAILED, "authentication failed")
+
+        challenge.verify(message[1]).addCallbacks(accepted, refused)
+
+    def _auth_failure(self, realm: str, authid: object, reason: str, text: str) -> None:
+        log.info(
+            "authentication failure on connection {connection_id} from {peer}: realm {realm!r}, authid {authid!r}: {text}",
+            connection_id=self.peer.connection_id,
+            peer=self.peer.peer,
+            realm=realm,
+            authid=authid,
+            text=text,
+        )
+        self.router.auth_failures += 1
+        self.abort(reason, text)
+
+    def _accept(self, realm: Realm, accepted: Accepted) -> None:
+        if not realm.authorizer.has_role(accepted.authrole):
+            self._auth_failure(realm.name, accepted.authid, ErrorURI.NO_SUCH_ROLE, f"role {accepted.authrole!r} does not exist")
+            return
+        self.authid = accepted.authid
+        self.authrole = accepted.authrole
+        self.authmethod = accepted.authmethod
+        self.authprovider = accepted.authprovider
         self._join(realm)
 
     def _join(self, realm: Realm) -> None:
-        self.session_id = self.router.new_session_id()
-        if self.authid is None:
-            self.authid = f"anonymous-{self.session_id}"
+        self._cancel_hello_timer()
         self.realm = realm
         self._dispatch = realm.dispatch
         self.state = SessionState.ESTABLISHED
@@ -236,6 +310,7 @@ class RouterSession:
         self.realm = None
         self._dispatch = {}
         realm.detach(self)
+        self.router.release_session_id(self.session_id)
         log.info(
             "session {session_id} left realm {realm}: {why}",
             session_id=self.session_id,

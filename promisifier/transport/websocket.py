@@ -103,8 +103,8 @@ class _WampConnection:
     # -- sending ------------------------------------------------------------------
 
     def send(self, message: list) -> None:
-        """Encode and send one message. Raises :class:`EncodeError`; no-op when closed."""
-        if not self.connected:
+        """Encode and send one message. Raises :class:`EncodeError`; no-op unless open."""
+        if self.state != self.STATE_OPEN:  # type: ignore[attr-defined]
             return
         serializer = self.serializer
         payload = serializer.encode(message)  # type: ignore[union-attr]
@@ -119,7 +119,7 @@ class _WampConnection:
         ``encoded`` is a cache (serializer name -> payload) shared by all the sends of
         the same message. Raises :class:`EncodeError`.
         """
-        if not self.connected:
+        if self.state != self.STATE_OPEN:  # type: ignore[attr-defined]
             return
         serializer = self.serializer
         name = serializer.name  # type: ignore[union-attr]
@@ -155,7 +155,9 @@ class _WampConnection:
         stats.bytes_in += len(payload)
         serializer = self.serializer
         handler = self.handler
-        if serializer is None or handler is None:
+        # Frames that arrive after we started closing are dropped: the peer sent them
+        # before it saw our close frame, and nothing can be answered any more.
+        if serializer is None or handler is None or self.state != self.STATE_OPEN:  # type: ignore[attr-defined]
             return
         if isBinary is not serializer.binary:
             kind = "binary" if isBinary else "text"

@@ -1,0 +1,202 @@
+"""Authentication of a joining session: anonymous, ticket and WAMP-CRA.
+
+HELLO.Details.authmethods lists the methods a client offers, in its order of preference;
+the first one the listener accepts is used. ticket and wampcra answer with CHALLENGE and
+check the client's AUTHENTICATE. A failure never says which part was wrong.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import importlib
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import orjson
+from twisted.internet import defer
+
+AUTH_METHODS = ("anonymous", "ticket", "wampcra")
+
+
+class AuthenticationFailed(Exception):
+    """The credentials were wrong; the session gets ABORT wamp.error.authentication_failed."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    """A user known to the configuration: authid, role and secret (ticket or WAMP-CRA).
+
+    For WAMP-CRA with ``salt`` set, the key is derived from ``secret`` with PBKDF2
+    (HMAC-SHA256, ``iterations``, ``keylen`` bytes), as the specification describes, and
+    the salt parameters are sent in the CHALLENGE so the client derives the same key.
+    """
+
+    authid: str
+    role: str
+    secret: str
+    salt: str | None = None
+    iterations: int = 1000
+    keylen: int = 32
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """A successful authentication: what WELCOME will carry."""
+
+    authid: str
+    authrole: str
+    authmethod: str
+    authprovider: str
+    authextra: dict = field(default_factory=dict)
+
+
+#: a dynamic ticket authenticator: (realm, authid, ticket, hello details) -> role name, or
+#: a dict with "role" (and optionally "authid"), or a Deferred of either; raise or return
+#: None/False to refuse
+TicketAuthenticator = Callable[[str, str, str, dict], Any]
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    """Which authentication methods a listener accepts, and the principals for each."""
+
+    methods: tuple[str, ...] = ("anonymous",)
+    #: role given to anonymous sessions
+    anonymous_role: str = "anonymous"
+    #: ticket principals by authid
+    tickets: Mapping[str, Principal] = field(default_factory=dict)
+    #: dynamic ticket authenticator: a callable or a dotted path to one
+    ticket_authenticator: TicketAuthenticator | str | None = None
+    #: WAMP-CRA users by authid
+    wampcra: Mapping[str, Principal] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "methods", tuple(self.methods))
+        for method in self.methods:
+            if method not in AUTH_METHODS:
+                raise ValueError(f"AuthConfig.methods: unknown method {method!r}; known: {', '.join(AUTH_METHODS)}")
+
+
+def load_callable(target: Callable | str) -> Callable:
+    """``target`` itself, or the callable a dotted path ``package.module.name`` names."""
+    if callable(target):
+        return target
+    module_name, _, attribute = target.rpartition(".")
+    if not module_name:
+        raise ValueError(f"not a dotted path to a callable: {target!r}")
+    value = getattr(importlib.import_module(module_name), attribute)
+    if not callable(value):
+        raise ValueError(f"{target!r} is not callable")
+    return value
+
+
+def derive_key(secret: str, salt: str, iterations: int, keylen: int) -> bytes:
+    """The WAMP-CRA key for a salted secret: base64 of PBKDF2-HMAC-SHA256."""
+    raw = hashlib.pbkdf2_hmac("sha256", secret.encode("utf-8"), salt.encode("utf-8"), iterations, keylen)
+    return base64.b64encode(raw)
+
+
+def wampcra_signature(key: bytes, challenge: str) -> str:
+    """base64 of HMAC-SHA256(key, challenge): what a WAMP-CRA client must answer."""
+    return base64.b64encode(hmac.new(key, challenge.encode("utf-8"), hashlib.sha256).digest()).decode("ascii")
+
+
+class Challenge:
+    """One authentication in progress: the method, the claimed authid and what to check."""
+
+    def __init__(self, method: str, authid: str, extra: dict, check: Callable[[str], Any]) -> None:
+        self.method = method
+        self.authid = authid
+        #: CHALLENGE.Extra sent to the client
+        self.extra = extra
+        self._check = check
+
+    def verify(self, signature: str) -> defer.Deferred[Accepted]:
+        """Check the AUTHENTICATE signature; fails with :class:`AuthenticationFailed`."""
+        return defer.maybeDeferred(self._check, signature)
+
+
+class Authenticator:
+    """Runs the methods of one :class:`AuthConfig`."""
+
+    def __init__(self, config: AuthConfig) -> None:
+        self.config = config
+        self._ticket_authenticator = (
+            load_callable(config.ticket_authenticator) if config.ticket_authenticator is not None else None
+        )
+
+    def pick_method(self, details: dict) -> str | None:
+        """The first method the client offers that this listener accepts, or None."""
+        offered = details.get("authmethods")
+        if offered is None:
+            offered = ["anonymous"]
+        if type(offered) is not list:
+            return None
+        for method in offered:
+            if method in self.config.methods:
+                return method
+        return None
+
+    def anonymous(self, requested_authid: str | None, session_id: int) -> Accepted:
+        """Accept an anonymous session."""
+        authid = requested_authid or f"anonymous-{session_id}"
+        return Accepted(authid, self.config.anonymous_role, "anonymous", "static")
+
+    def challenge(self, method: str, realm: str, authid: str | None, session_id: int, details: dict) -> Challenge:
+        """Start ``method`` (ticket or wampcra) for the claimed ``authid``."""
+        claimed = authid or ""
+        if method == "ticket":
+            return Challenge(method, claimed, {}, lambda signature: self._check_ticket(realm, claimed, signature, details))
+        principal = self.config.wampcra.get(claimed)
+        challenge_text = orjson.dumps(
+            {
+                "authid": claimed,
+                "authrole": principal.role if principal else "",
+                "authmethod": "wampcra",
+                "authprovider": "static",
+                "nonce": base64.b64encode(os.urandom(16)).decode("ascii"),
+                "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "session": session_id,
+            }
+        ).decode("utf-8")
+        extra: dict[str, Any] = {"challenge": challenge_text}
+        if principal is not None and principal.salt is not None:
+            extra.update(salt=principal.salt, iterations=principal.iterations, keylen=principal.keylen)
+        return Challenge(method, claimed, extra, lambda signature: self._check_wampcra(principal, challenge_text, signature))
+
+    def _check_ticket(self, realm: str, authid: str, ticket: str, details: dict) -> Any:
+        principal = self.config.tickets.get(authid)
+        if principal is not None:
+            if hmac.compare_digest(principal.secret.encode("utf-8"), ticket.encode("utf-8")):
+                return Accepted(authid, principal.role, "ticket", "static")
+            raise AuthenticationFailed()
+        if self._ticket_authenticator is None:
+            raise AuthenticationFailed()
+        result = defer.maybeDeferred(self._ticket_authenticator, realm, authid, ticket, details)
+        return result.addCallback(self._dynamic_ticket_result, authid)
+
+    @staticmethod
+    def _dynamic_ticket_result(result: Any, authid: str) -> Accepted:
+        if isinstance(result, str) and result:
+            return Accepted(authid, result, "ticket", "dynamic")
+        if isinstance(result, dict) and isinstance(result.get("role"), str):
+            return Accepted(str(result.get("authid") or authid), result["role"], "ticket", "dynamic")
+        raise AuthenticationFailed()
+
+    @staticmethod
+    def _check_wampcra(principal: Principal | None, challenge_text: str, signature: str) -> Accepted:
+        if principal is None:
+            # Compute anyway so an unknown user costs the same as a wrong secret.
+            hmac.compare_digest(wampcra_signature(b"unknown", challenge_text).encode(), signature.encode("utf-8"))
+            raise AuthenticationFailed()
+        if principal.salt is not None:
+            key = derive_key(principal.secret, principal.salt, principal.iterations, principal.keylen)
+        else:
+            key = principal.secret.encode("utf-8")
+        if not hmac.compare_digest(wampcra_signature(key, challenge_text).encode(), signature.encode("utf-8")):
+            raise AuthenticationFailed()
+        return Accepted(principal.authid, principal.role, "wampcra", "static")

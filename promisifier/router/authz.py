@@ -1,0 +1,127 @@
+"""Authorization: may this session's role call, register, publish or subscribe on a URI?
+
+Each role has permissions per URI pattern (exact, prefix, wildcard; the best match
+decides, as for call routing). Decisions are cached per (role, action, URI); a new
+configuration makes a new :class:`Authorizer`, so the cache never outlives its rules.
+A role may instead name a dynamic authorizer (a callable or a dotted path) that may
+return a Deferred; its answers are not cached.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable
+
+from twisted.internet import defer
+
+from promisifier.router.auth import load_callable
+from promisifier.router.matching import MATCH_POLICIES, UriIndex
+
+if TYPE_CHECKING:
+    from promisifier.router.session import RouterSession
+
+ACTIONS = ("call", "register", "publish", "subscribe")
+_CACHE_LIMIT = 100_000
+
+
+@dataclass(frozen=True)
+class Permission:
+    """What a role may do on the URIs ``uri`` matches with ``match``.
+
+    ``disclose_caller`` / ``disclose_publisher``: the router discloses the identity of
+    this role's sessions to callees / subscribers even when they did not ask.
+    """
+
+    uri: str = ""
+    match: str = "prefix"
+    call: bool = False
+    register: bool = False
+    publish: bool = False
+    subscribe: bool = False
+    disclose_caller: bool = False
+    disclose_publisher: bool = False
+
+    def __post_init__(self) -> None:
+        if self.match not in MATCH_POLICIES:
+            raise ValueError(f"Permission.match: one of {MATCH_POLICIES} is needed, got {self.match!r}")
+
+    def allows(self, action: str) -> bool:
+        """True when this permission grants ``action``."""
+        return bool(getattr(self, action))
+
+
+#: a dynamic authorizer: (session details dict, uri, action) -> bool or Deferred[bool]
+DynamicAuthorizer = Callable[[dict, str, str], Any]
+
+
+@dataclass(frozen=True)
+class RoleConfig:
+    """A role of a realm: its permissions, or a dynamic authorizer."""
+
+    name: str
+    permissions: tuple[Permission, ...] = ()
+    authorizer: DynamicAuthorizer | str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "permissions", tuple(self.permissions))
+
+
+#: everything allowed on every URI
+ALLOW_ALL = Permission("", "prefix", call=True, register=True, publish=True, subscribe=True)
+
+
+class Authorizer:
+    """Answers authorization questions for one realm's roles."""
+
+    def __init__(self, roles: tuple[RoleConfig, ...] | None) -> None:
+        #: True when the realm has no role configuration: everything is allowed
+        self.open = roles is None
+        self._roles: dict[str, UriIndex[Permission]] = {}
+        self._dynamic: dict[str, DynamicAuthorizer] = {}
+        self._cache: dict[tuple[str | None, str, str], Permission | None] = {}
+        for role in roles or ():
+            index: UriIndex[Permission] = UriIndex()
+            for permission in role.permissions:
+                index.add(permission.uri, permission.match, permission)
+            self._roles[role.name] = index
+            if role.authorizer is not None:
+                self._dynamic[role.name] = load_callable(role.authorizer)
+
+    def has_role(self, role: str) -> bool:
+        """True when ``role`` is defined (always, for an open realm)."""
+        return self.open or role in self._roles
+
+    def permission(self, role: str | None, uri: str) -> Permission | None:
+        """The permission that governs ``uri`` for ``role`` (cached), or None."""
+        if self.open:
+            return ALLOW_ALL
+        key = (role, "", uri)
+        try:
+            return self._cache[key]
+        except KeyError:
+            pass
+        index = self._roles.get(role) if role is not None else None
+        permission = index.best(uri) if index is not None else None
+        if len(self._cache) >= _CACHE_LIMIT:
+            self._cache.clear()
+        self._cache[key] = permission
+        return permission
+
+    def authorize(self, session: RouterSession, action: str, uri: str) -> bool | defer.Deferred[bool]:
+        """May ``session`` perform ``action`` on ``uri``? A bool, or a Deferred for dynamic roles."""
+        if self.open:
+            return True
+        dynamic = self._dynamic.get(session.authrole) if self._dynamic else None
+        if dynamic is not None:
+            from promisifier.router.meta import session_details
+
+            return defer.maybeDeferred(dynamic, session_details(session), uri, action).addCallback(lambda ok: ok is True)
+        permission = self.permission(session.authrole, uri)
+        return permission is not None and permission.allows(action)
+
+    def discloses(self, session: RouterSession, kind: str, uri: str) -> bool:
+        """Must the router disclose ``session`` as ``kind`` ("caller"/"publisher") on ``uri``?"""
+        if self.open:
+            return False
+        permission = self.permission(session.authrole, uri)
+        return permission is not None and bool(getattr(permission, "disclose_" + kind))
