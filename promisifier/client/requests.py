@@ -1,0 +1,263 @@
+"""The correlation table of a client session: requests waiting for answers, and handles.
+
+One :class:`Correlation` per :class:`~promisifier.client.session.Session`. Each request
+sent (CALL, REGISTER, UNREGISTER, SUBSCRIBE, UNSUBSCRIBE, acknowledged PUBLISH) has one
+entry keyed by its request id, holding its kind and its Deferred. The entry leaves the
+table exactly once: answered (RESULT, REGISTERED, ..., ERROR), timed out, cancelled, or
+failed with :class:`ConnectionLost` by :meth:`Correlation.end` when the session ends.
+Answers whose id is not in the table, or whose kind does not match, are ignored (debug log).
+
+The table also keeps what the answers created: registrations by id (for INVOCATIONs) and
+subscriptions by id (for EVENTs).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable
+
+from twisted.internet import defer
+from twisted.internet.interfaces import IDelayedCall
+from twisted.logger import Logger
+
+from promisifier.client.callee import as_deferred
+from promisifier.client.errors import TIMEOUT_URI, ApplicationError, CallTimeout, ConnectionLost
+from promisifier.client.types import CallResult, Registration, Subscription
+from promisifier.wire.messages import (
+    CALL,
+    CANCEL,
+    PUBLISH,
+    REGISTER,
+    SUBSCRIBE,
+    UNREGISTER,
+    UNSUBSCRIBE,
+    message_name,
+)
+
+if TYPE_CHECKING:
+    from promisifier.client.session import Session
+
+log = Logger(namespace="promisifier.client")
+
+
+class Request:
+    """One entry of the correlation table."""
+
+    __slots__ = ("kind", "deferred", "timer", "on_progress", "target", "data")
+
+    def __init__(self, kind: int, deferred: defer.Deferred[Any], target: str, data: Any = None) -> None:
+        #: the request's message type (CALL, REGISTER, ...)
+        self.kind = kind
+        self.deferred = deferred
+        #: procedure or topic URI (for error texts)
+        self.target = target
+        #: what the answer needs: the function to register, the handle to drop, ...
+        self.data = data
+        self.timer: IDelayedCall | None = None
+        self.on_progress: Callable[..., Any] | None = None
+
+
+def log_failure(failure: Any, what: str) -> None:
+    """Errback for user callbacks (event handlers, on_progress): log, never propagate."""
+    log.info("{what} failed: {e!r}", what=what, e=failure.value)
+
+
+class Correlation:
+    """Request id -> pending :class:`Request`; registration and subscription ids -> handles."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.requests: dict[int, Request] = {}
+        self.registrations: dict[int, Registration] = {}
+        self.subscriptions: dict[int, list[Subscription]] = {}
+        self.events_received = 0
+
+    def __len__(self) -> int:
+        return len(self.requests)
+
+    def send(self, request_id: int, request: Request, message: list) -> defer.Deferred[Any] | None:
+        """Send a request and enter it in the table; a failed Deferred if it could not be sent."""
+        try:
+            self.session.connection.send(message)
+        except Exception as error:  # EncodeError: the arguments cannot be serialized
+            return defer.fail(error)
+        self.requests[request_id] = request
+        return None
+
+    def end(self, error: ConnectionLost) -> None:
+        """The session ended: fail every pending request and deactivate every handle."""
+        requests, self.requests = self.requests, {}
+        for request in requests.values():
+            if request.timer is not None and request.timer.active():
+                request.timer.cancel()
+        for registration in self.registrations.values():
+            registration.active = False
+        self.registrations.clear()
+        for subscriptions in self.subscriptions.values():
+            for subscription in subscriptions:
+                subscription.active = False
+        self.subscriptions.clear()
+        for request in requests.values():
+            if not request.deferred.called:
+                request.deferred.errback(ConnectionLost(str(error), error.code, error.reason))
+
+    # -- answers ------------------------------------------------------------------------
+
+    def take(self, message: list, request_id: int, kind: int) -> Request | None:
+        """Remove and return the pending request ``request_id`` if it is of ``kind``."""
+        request = self.requests.get(request_id)
+        if request is None or request.kind != kind:
+            log.debug(
+                "session {id}: {what} for unknown request {req} ignored",
+                id=self.session.session_id,
+                what=message_name(message[0]),
+                req=request_id,
+            )
+            return None
+        del self.requests[request_id]
+        if request.timer is not None and request.timer.active():
+            request.timer.cancel()
+        return request
+
+    def on_result(self, message: list) -> None:
+        """RESULT: [50, CALL.Request|id, Details|dict, Arguments, ArgumentsKw]."""
+        request_id, details = message[1], message[2]
+        args = message[3] if len(message) > 3 else []
+        kwargs = message[4] if len(message) > 4 else {}
+        if details.get("progress") is True:
+            request = self.requests.get(request_id)
+            if request is None or request.kind != CALL or request.on_progress is None:
+                log.debug("progressive RESULT for unknown call {req} ignored", req=request_id)
+                return
+            try:
+                as_deferred(request.on_progress(*args, **kwargs)).addErrback(log_failure, f"on_progress of {request.target}")
+            except Exception as error:
+                log.info("on_progress of {p} raised {e!r}", p=request.target, e=error)
+            return
+        request = self.take(message, request_id, CALL)
+        if request is None:
+            return
+        if kwargs or len(args) > 1:
+            request.deferred.callback(CallResult(list(args), dict(kwargs)))
+        else:
+            request.deferred.callback(args[0] if args else None)
+
+    def on_error(self, message: list) -> None:
+        """ERROR: [8, REQUEST.Type|int, REQUEST.Request|id, Details|dict, Error|uri, Arguments, ArgumentsKw]."""
+        request_type, request_id, error_uri = message[1], message[2], message[4]
+        request = self.take(message, request_id, request_type)
+        if request is None:
+            return
+        args = message[5] if len(message) > 5 else []
+        kwargs = message[6] if len(message) > 6 else {}
+        if request_type == CALL and error_uri == TIMEOUT_URI:
+            request.deferred.errback(CallTimeout(*args, **kwargs))
+        else:
+            request.deferred.errback(ApplicationError(error_uri, *args, **kwargs))
+
+    def on_registered(self, message: list) -> None:
+        """REGISTERED: [65, REGISTER.Request|id, Registration|id]."""
+        request = self.take(message, message[1], REGISTER)
+        if request is not None:
+            fn, match, invoke = request.data
+            registration = Registration(self.session, message[2], request.target, fn, match, invoke)
+            self.registrations[registration.id] = registration
+            request.deferred.callback(registration)
+
+    def on_unregistered(self, message: list) -> None:
+        """UNREGISTERED: [67, UNREGISTER.Request|id] or, revoked by the router, [67, 0, {registration}]."""
+        request_id = message[1]
+        if request_id == 0:
+            details = message[2] if len(message) > 2 else {}
+            registration = self.registrations.pop(details.get("registration"), None)  # type: ignore[arg-type]
+            if registration is not None:
+                registration.active = False
+                log.info("registration of {p} revoked by the router", p=registration.procedure)
+            return
+        request = self.take(message, request_id, UNREGISTER)
+        if request is not None:
+            registration = request.data
+            self.registrations.pop(registration.id, None)
+            registration.active = False
+            request.deferred.callback(None)
+
+    def on_subscribed(self, message: list) -> None:
+        """SUBSCRIBED: [33, SUBSCRIBE.Request|id, Subscription|id]."""
+        request = self.take(message, message[1], SUBSCRIBE)
+        if request is not None:
+            handler, match = request.data
+            subscription = Subscription(self.session, message[2], request.target, handler, match)
+            self.subscriptions.setdefault(subscription.id, []).append(subscription)
+            request.deferred.callback(subscription)
+
+    def on_unsubscribed(self, message: list) -> None:
+        """UNSUBSCRIBED: [35, UNSUBSCRIBE.Request|id] or, revoked by the router, [35, 0, {subscription}]."""
+        request_id = message[1]
+        if request_id == 0:
+            details = message[2] if len(message) > 2 else {}
+            for subscription in self.subscriptions.pop(details.get("subscription"), []):  # type: ignore[arg-type]
+                subscription.active = False
+            return
+        request = self.take(message, request_id, UNSUBSCRIBE)
+        if request is not None:
+            subscription = request.data
+            subscription.active = False
+            self.forget(subscription)
+            request.deferred.callback(None)
+
+    def on_published(self, message: list) -> None:
+        """PUBLISHED: [17, PUBLISH.Request|id, Publication|id]."""
+        request = self.take(message, message[1], PUBLISH)
+        if request is not None:
+            request.deferred.callback(message[2])
+
+    def on_event(self, message: list) -> None:
+        """EVENT: [36, Subscription|id, Publication|id, Details|dict, Arguments, ArgumentsKw]."""
+        subscriptions = self.subscriptions.get(message[1])
+        if not subscriptions:
+            log.debug("EVENT for unknown subscription {sub} ignored", sub=message[1])
+            return
+        self.events_received += 1
+        args = message[4] if len(message) > 4 else []
+        kwargs = message[5] if len(message) > 5 else {}
+        for subscription in list(subscriptions):
+            try:
+                result = subscription.handler(*args, **kwargs)
+            except Exception as error:
+                log.info("event handler for {topic} raised {e!r}", topic=subscription.topic, e=error)
+                continue
+            if result is not None:
+                as_deferred(result).addErrback(log_failure, f"event handler for {subscription.topic}")
+
+    def forget(self, subscription: Subscription) -> None:
+        """Remove one local subscription from the shared router subscription id."""
+        shared = self.subscriptions.get(subscription.id)
+        if shared is not None:
+            if subscription in shared:
+                shared.remove(subscription)
+            if not shared:
+                del self.subscriptions[subscription.id]
+
+    # -- cancel and timeout -------------------------------------------------------------
+
+    def cancel_call(self, request_id: int, mode: str, send_cancel: bool) -> None:
+        """Canceller of a call's Deferred: Twisted then fails it with CancelledError."""
+        request = self.requests.pop(request_id, None)
+        if request is None:
+            return
+        if request.timer is not None and request.timer.active():
+            request.timer.cancel()
+        if send_cancel:
+            self.session.connection.send([CANCEL, request_id, {"mode": mode}])
+
+    def call_timed_out(self, request_id: int, send_cancel: bool) -> None:
+        """The local timer of a call fired: fail it with CallTimeout (CANCEL killnowait)."""
+        request = self.requests.pop(request_id, None)
+        if request is None:
+            return
+        request.timer = None
+        if send_cancel:
+            self.session.connection.send([CANCEL, request_id, {"mode": "killnowait"}])
+        request.deferred.errback(CallTimeout(f"call to {request.target} timed out after {request.data} s"))
+
+
+__all__ = ["Correlation", "Request", "log_failure"]
