@@ -1,0 +1,211 @@
+"""autobahn-js interop: tests/interop/js/interop.js (Node, autobahn-js 22) against our relay.
+
+The test starts a relay in this process, runs ``node interop.js URL realm1 SERIALIZER`` as
+a child process of the reactor (so the relay keeps serving while node runs), and checks
+the one JSON line per scenario that the script prints. The scenarios: register and call,
+progressive results, call timeout, cancel with mode kill, the other cancel modes, publish
+with acknowledge, prefix and wildcard subscriptions, exclude_me false, and the meta
+procedures wamp.session.count and wamp.registration.list.
+
+Cancel is where autobahn-js needs the realm option ``cancel_reply``: it rejects a call
+cancelled in a mode other than "kill" itself and drops its connection if an ERROR for that
+call arrives afterwards. The full set runs on a realm with ``cancel_reply="kill_only"``
+(safe for autobahn-js callers); the cancel scenarios also run with ``"always"`` (the
+specification's ERROR), where the script checks that the mode "kill" works and that
+autobahn-js does drop its connection on the ERROR for the other modes.
+
+Needs node and ``tests/interop/js/install.sh`` (npm ci); without them the tests skip, or
+fail when PROMISIFIER_INTEROP_REQUIRED=1 is set (for CI, where the install step ran).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+import pytest_twisted
+from twisted.internet import defer, protocol, reactor
+
+from promisifier.router import RouterConfig
+from promisifier.router.config import RealmConfig
+try:
+    from tests.support import SERIALIZER_NAMES, start_router
+except ImportError:  # pragma: no cover - tests/ itself on sys.path
+    from support import SERIALIZER_NAMES, start_router  # type: ignore[no-redef]
+
+JS_DIR = Path(__file__).parent / "interop" / "js"
+SCRIPT = JS_DIR / "interop.js"
+
+#: every scenario of interop.js; a scenario that does not report is a failure
+ALL_SCENARIOS = (
+    "register_call",
+    "progressive_results",
+    "call_timeout",
+    "cancel_kill",
+    "cancel_other_modes",
+    "publish_acknowledge",
+    "pattern_subscriptions",
+    "exclude_me_false",
+    "meta_session_count",
+    "meta_registration_list",
+)
+CANCEL_SCENARIOS = ("cancel_kill", "cancel_other_modes")
+
+#: interop.js stops itself after this many seconds; this test kills it a little later
+SCRIPT_TIMEOUT = 60
+KILL_AFTER = SCRIPT_TIMEOUT + 15
+
+
+def _missing_prerequisite() -> str | None:
+    node = shutil.which("node")
+    if node is None:
+        return "node is not installed (autobahn-js interop needs Node >= 20)"
+    try:
+        version = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=30).stdout.strip()
+        major = int(version.lstrip("v").split(".")[0])
+    except (OSError, ValueError, subprocess.SubprocessError) as error:
+        return f"cannot tell the version of {node}: {error}"
+    if major < 20:
+        return f"node {version} is too old for the autobahn-js interop test (Node >= 20 is needed)"
+    if not (JS_DIR / "node_modules" / "autobahn" / "package.json").is_file():
+        return "autobahn-js is not installed: run tests/interop/js/install.sh (npm ci)"
+    return None
+
+
+def _skip_or_fail_without_prerequisites() -> None:
+    missing = _missing_prerequisite()
+    if missing is None:
+        return
+    if os.environ.get("PROMISIFIER_INTEROP_REQUIRED") == "1":
+        pytest.fail(f"PROMISIFIER_INTEROP_REQUIRED=1 but {missing}")
+    pytest.skip(missing)
+
+
+class _Collect(protocol.ProcessProtocol):
+    """Collects a child's stdout and stderr; ``ended`` fires with its exit code."""
+
+    def __init__(self) -> None:
+        self.out = bytearray()
+        self.err = bytearray()
+        self.ended: defer.Deferred[int | None] = defer.Deferred()
+
+    def outReceived(self, data: bytes) -> None:  # noqa: N802 - Twisted API
+        self.out += data
+
+    def errReceived(self, data: bytes) -> None:  # noqa: N802 - Twisted API
+        self.err += data
+
+    def processEnded(self, reason) -> None:  # noqa: N802 - Twisted API
+        self.ended.callback(getattr(reason.value, "exitCode", None))
+
+
+@defer.inlineCallbacks
+def run_node(args: list[str], kill_after: float = KILL_AFTER):
+    """Run node with ``args`` in tests/interop/js; fires with (exit code, stdout, stderr).
+
+    The reactor keeps running meanwhile (the relay under test lives in it). A child still
+    running after ``kill_after`` seconds is killed and the test fails.
+    """
+    node = shutil.which("node")
+    collector = _Collect()
+    transport = reactor.spawnProcess(collector, node, [node, *args], env=dict(os.environ), path=str(JS_DIR))
+    killed = []
+
+    def kill() -> None:
+        killed.append(True)
+        try:
+            transport.signalProcess(signal.SIGKILL)
+        except Exception:  # already gone
+            pass
+
+    timer = reactor.callLater(kill_after, kill)
+    try:
+        code = yield collector.ended
+    finally:
+        if timer.active():
+            timer.cancel()
+    out, err = collector.out.decode("utf-8", "replace"), collector.err.decode("utf-8", "replace")
+    if killed:
+        pytest.fail(f"node {' '.join(args)} still running after {kill_after} s; killed\nstdout:\n{out}\nstderr:\n{err[-4000:]}")
+    return code, out, err
+
+
+def _reports(out: str) -> dict[str, dict]:
+    reports = {}
+    for line in out.splitlines():
+        if line.startswith("{"):
+            report = json.loads(line)
+            reports[report["scenario"]] = report
+    return reports
+
+
+@defer.inlineCallbacks
+def _wait_idle(router, seconds: float = 5.0):
+    """Wait until the relay holds no connection, session, registration or call."""
+    deadline = reactor.seconds() + seconds
+    while True:
+        counts = router.state_counts()
+        if not any(counts.values()) or reactor.seconds() > deadline:
+            return counts
+        yield _sleep(0.05)
+
+
+def _sleep(seconds: float) -> defer.Deferred:
+    d: defer.Deferred = defer.Deferred()
+    reactor.callLater(seconds, d.callback, None)
+    return d
+
+
+@defer.inlineCallbacks
+def _run_interop(serializer: str, cancel_reply: str, scenarios: tuple[str, ...]):
+    _skip_or_fail_without_prerequisites()
+    config = RouterConfig(realms=(RealmConfig(name="realm1", cancel_reply=cancel_reply),))
+    running = yield start_router(config)
+    try:
+        args = [str(SCRIPT), running.url, "realm1", serializer, f"--cancel-reply={cancel_reply}", f"--timeout={SCRIPT_TIMEOUT}"]
+        if scenarios != ALL_SCENARIOS:
+            args.append(f"--only={','.join(scenarios)}")
+        code, out, err = yield run_node(args)
+        reports = _reports(out)
+        failed = {name: report for name, report in reports.items() if not report.get("pass")}
+        missing = [name for name in scenarios if name not in reports]
+        explanation = "\n".join(
+            [f"{name}: {json.dumps(report['details'])}" for name, report in failed.items()]
+            + [f"{name}: no report" for name in missing]
+            + [f"exit code {code}; stderr (tail):", err[-3000:]]
+        )
+        assert not failed and not missing, f"autobahn-js interop ({serializer}, cancel_reply={cancel_reply}) failed:\n{explanation}"
+        assert code == 0, explanation
+        assert all(reports[name]["serializer"] == serializer for name in scenarios)
+        # Whatever the clients did, the relay is left with nothing: no session, no
+        # registration or subscription, no call in flight.
+        counts = yield _wait_idle(running.router)
+        assert not any(counts.values()), f"relay state after the clients left: {counts}"
+        return reports
+    finally:
+        yield running.stop()
+
+
+@pytest.mark.parametrize("serializer", SERIALIZER_NAMES)
+@pytest_twisted.inlineCallbacks
+def test_autobahn_js_interop(serializer):
+    """Every scenario on a realm safe for autobahn-js callers (cancel_reply="kill_only")."""
+    reports = yield _run_interop(serializer, "kill_only", ALL_SCENARIOS)
+    assert reports["register_call"]["details"]["protocol"] == f"wamp.2.{serializer}"
+    # What autobahn-js puts on the wire for the call timeout and cancel (documented in the README).
+    assert reports["call_timeout"]["details"]["call_on_wire"][2] == {"timeout": 300}
+    assert reports["cancel_kill"]["details"]["cancel_on_wire"][2] == {"mode": "kill"}
+
+
+@pytest.mark.parametrize("serializer", SERIALIZER_NAMES)
+@pytest_twisted.inlineCallbacks
+def test_autobahn_js_cancel_with_spec_reply(serializer):
+    """cancel_reply="always": mode kill works; other modes make autobahn-js drop its connection."""
+    reports = yield _run_interop(serializer, "always", CANCEL_SCENARIOS)
+    callers = reports["cancel_other_modes"]["details"]["callers"]
+    assert all(caller["dropped_by_autobahn_js"] for caller in callers)
