@@ -87,6 +87,24 @@ class Realm:
         else:
             session.protocol_violation(f"ERROR: a client may only send ERROR for an INVOCATION, not for type {message[1]}")
 
+    def reconfigure(self, config: RealmConfig) -> None:
+        """Apply a new configuration of this realm to new requests.
+
+        Roles and permissions change at once (the decision cache goes with the old
+        rules); sessions whose role no longer exists are closed with GOODBYE.
+        """
+        self.config = config
+        self.strict_uris = config.strict_uris
+        self.authorizer = Authorizer(config.roles)
+        for session in list(self.sessions.values()):
+            if session.authrole is None or not self.authorizer.has_role(session.authrole):
+                session.goodbye(ErrorURI.CLOSE_CLOSE_REALM, f"role {session.authrole!r} was removed from realm {self.name!r}")
+
+    def close(self, reason: str, message: str) -> None:
+        """Close every session of the realm with GOODBYE ``reason``."""
+        for session in list(self.sessions.values()):
+            session.goodbye(reason, message)
+
     def authorized(self, session: RouterSession, action: str, uri: str, message: list, proceed: Handler) -> bool:
         """Check ``action`` on ``uri`` for the request ``message``.
 

@@ -90,6 +90,28 @@ class Router:
                 totals[key] += value
         return totals
 
+    def reload(self, config: RouterConfig) -> None:
+        """Apply a new configuration without a restart.
+
+        New realms open; removed realms close their sessions with GOODBYE
+        ``wamp.close.close_realm``; kept realms take their new roles and permissions for
+        new requests (sessions whose role is gone are closed). Listener settings are the
+        relay service's business (it re-binds what changed).
+        """
+        old_names = set(self.realms)
+        self.config = config
+        self.authenticator = Authenticator(config.auth)
+        for realm_config in config.realms:
+            realm = self.realms.get(realm_config.name)
+            if realm is None:
+                self.realms[realm_config.name] = Realm(realm_config, self.clock)
+            else:
+                realm.reconfigure(realm_config)
+        for name in old_names - {r.name for r in config.realms}:
+            realm = self.realms.pop(name)
+            realm.close(ErrorURI.CLOSE_CLOSE_REALM, f"realm {name!r} was removed from the configuration")
+        log.info("configuration reloaded: realms {realms}", realms=", ".join(self.realms))
+
     # -- network entry points ---------------------------------------------------------
 
     def websocket_factory(self, auth: AuthConfig | None = None) -> WampServerFactory:
