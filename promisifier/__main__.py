@@ -1,0 +1,105 @@
+"""The command line: ``python -m promisifier COMMAND [options]``.
+
+Each command is a function that takes the arguments after its name and returns the exit
+code; it parses them itself (argparse, or ``twisted.python.usage`` like ``relay``, whose
+options are the ones of ``twistd promisifier-relay``). To add one, write the function and
+decorate it with ``@command(name, summary)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+PROG = "python -m promisifier"
+
+CommandFunction = Callable[[list[str]], int]
+
+#: name -> (one-line summary, function), in the order they were added
+COMMANDS: dict[str, tuple[str, CommandFunction]] = {}
+
+
+def command(name: str, summary: str) -> Callable[[CommandFunction], CommandFunction]:
+    """Register ``function(argv) -> exit code`` as the command ``name``."""
+
+    def register(function: CommandFunction) -> CommandFunction:
+        COMMANDS[name] = (summary, function)
+        return function
+
+    return register
+
+
+@command("relay", "run the relay (the options of `twistd -n promisifier-relay`; see relay --help)")
+def relay(argv: list[str]) -> int:
+    from twisted.internet import reactor, task
+    from twisted.python import usage
+
+    from promisifier.relay.options import RelayOptions
+    from promisifier.relay.service import make_service
+
+    options = RelayOptions()
+    options.synopsis = f"Usage: {PROG} relay {RelayOptions.synopsis}"
+    try:
+        options.parseOptions(argv)
+        service = make_service(options, reactor)
+    except (usage.UsageError, ValueError) as error:  # ValueError: a malformed --endpoint
+        print(f"{options.synopsis}\n{PROG} relay: error: {error}", file=sys.stderr)
+        return 2
+    task.react(_run_service, (service,))  # exits the process: 0 after SIGTERM/SIGINT
+    return 0  # not reached
+
+
+def _run_service(reactor, service):
+    """Start the service under ``task.react`` and keep it running until the reactor stops
+    (SIGTERM or SIGINT); the service's stop runs before the reactor shuts down."""
+    from twisted.internet.defer import Deferred
+    from twisted.logger import (
+        FilteringLogObserver,
+        Logger,
+        LogLevel,
+        LogLevelFilterPredicate,
+        globalLogBeginner,
+        textFileLogObserver,
+    )
+
+    observer = FilteringLogObserver(
+        textFileLogObserver(sys.stdout), [LogLevelFilterPredicate(defaultLogLevel=LogLevel.info)]
+    )
+    globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
+    try:
+        service.startService()
+    except Exception:  # e.g. CannotListenError: the port is taken
+        Logger(namespace="promisifier.relay").failure("promisifier relay could not start")
+        raise SystemExit(1)
+    reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
+    return Deferred()
+
+
+def _parser() -> argparse.ArgumentParser:
+    width = max(len(name) for name in COMMANDS)
+    commands = "\n".join(f"  {name:<{width}}  {summary}" for name, (summary, _) in COMMANDS.items())
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="RPC and publish/subscribe over WebSocket (WAMP v2), on Twisted.",
+        epilog=f"commands:\n{commands}\n\n`{PROG} COMMAND --help` shows the options of a command.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("command", choices=COMMANDS, metavar="COMMAND", help="one of the commands below")
+    parser.add_argument("args", nargs=argparse.REMAINDER, help="the command's options and arguments")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = _parser()
+    if not argv:
+        parser.print_help(sys.stderr)
+        return 2
+    args = parser.parse_args(argv)
+    _, function = COMMANDS[args.command]
+    return function(args.args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,285 @@
+"""The relay as a program: its options, its service, and the relay run as a process
+(``twistd -n promisifier-relay`` and ``python -m promisifier relay``) with the examples'
+callee and caller talking through it, then stopped with SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import pytest_twisted
+from twisted.internet.error import CannotListenError
+from twisted.python import usage
+
+from promisifier.relay.options import RelayOptions
+from promisifier.relay.service import make_service
+from promisifier.router import RouterConfig
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLES = REPO / "examples"
+TWISTD = Path(sys.executable).with_name("twistd")
+
+#: bound on every wait for a process (seconds)
+WAIT = 30.0
+
+
+# -- options ----------------------------------------------------------------------------
+
+
+def parse(*argv: str) -> RelayOptions:
+    options = RelayOptions()
+    options.parseOptions(list(argv))
+    return options
+
+
+def test_options_defaults():
+    options = parse()
+    assert options["endpoint"] == "tcp:8080:interface=127.0.0.1"
+    assert options["path"] == "/ws"
+    assert options["realms"] == ("realm1",)
+    assert options["max-message-size"] == 16 * 1024 * 1024
+    assert options.router_config() == RouterConfig(realms=("realm1",), max_message_size=16 * 1024 * 1024)
+
+
+def test_options_all_given():
+    options = parse(
+        "--endpoint", "tcp:0", "--path", "/a/b", "--realm", "one", "--realm", "two", "--realm", "one",
+        "--max-message-size", "1024",
+    )
+    assert (options["endpoint"], options["path"]) == ("tcp:0", "/a/b")
+    config = options.router_config()
+    assert [realm.name for realm in config.realms] == ["one", "two"]
+    assert config.max_message_size == 1024
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--path", "ws"],
+        ["--max-message-size", "0"],
+        ["--max-message-size", "lots"],
+        ["--realm", ""],
+        ["--endpoint", ""],
+        ["--no-such-option"],
+        ["extra-argument"],
+    ],
+)
+def test_options_rejected(argv):
+    with pytest.raises(usage.UsageError):
+        parse(*argv)
+
+
+def test_bad_endpoint_string_fails_before_start():
+    with pytest.raises(ValueError):
+        make_service(parse("--endpoint", "nonsense:1234"))
+
+
+# -- the service in this process --------------------------------------------------------
+
+
+def connect_refused(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+@pytest_twisted.inlineCallbacks
+def test_service_listens_and_stops():
+    service = make_service(parse("--endpoint", "tcp:0:interface=127.0.0.1", "--path", "/a/b", "--realm", "r"))
+    service.startService()
+    try:
+        port = service.port.getHost().port
+        assert service.url == f"ws://127.0.0.1:{port}/a/b"
+        assert [realm.name for realm in service.router.config.realms] == ["r"]
+        assert not connect_refused(port)
+    finally:
+        yield service.stopService()
+    assert service.port is None and service.router is None
+    assert connect_refused(port)
+
+
+@pytest_twisted.inlineCallbacks
+def test_service_raises_at_start_when_port_is_taken():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        service = make_service(parse("--endpoint", f"tcp:{port}:interface=127.0.0.1"))
+        with pytest.raises(CannotListenError):
+            service.startService()
+        assert not service.running
+        yield service.stopService()  # harmless after a failed start
+
+
+# -- the relay as a process ----------------------------------------------------------------
+
+
+def subprocess_env() -> dict[str, str]:
+    """The environment for child processes: this checkout's package first on sys.path."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+class Process:
+    """A child process whose output (stdout and stderr) is collected line by line."""
+
+    def __init__(self, argv: list[str], cwd: Path) -> None:
+        self.argv = argv
+        self.popen = subprocess.Popen(
+            argv, cwd=cwd, env=subprocess_env(), stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        self.lines: list[str] = []
+        self._changed = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.popen.stdout:
+            with self._changed:
+                self.lines.append(line)
+                self._changed.notify_all()
+        with self._changed:
+            self._changed.notify_all()
+
+    @property
+    def output(self) -> str:
+        with self._changed:
+            return "".join(self.lines)
+
+    def describe(self) -> str:
+        return f"{' '.join(self.argv)} (exit code {self.popen.poll()}), output:\n{self.output}"
+
+    def wait_for_output(self, text: str, timeout: float = WAIT) -> None:
+        """Wait until ``text`` appears in the output; fail if the process ends or time runs out."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while text not in "".join(self.lines):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or (not self._reader.is_alive() and self.popen.poll() is not None):
+                    pytest.fail(f"{text!r} not seen within {timeout}s: {self.describe()}")
+                self._changed.wait(min(remaining, 0.5))
+
+    def wait(self, timeout: float = WAIT) -> int:
+        """Wait for the process to exit (and its output to be read); its exit code."""
+        try:
+            code = self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"still running after {timeout}s: {self.describe()}")
+        self._reader.join(timeout)
+        return code
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = WAIT) -> int:
+        """Send ``sig`` and wait for the exit code."""
+        if self.popen.poll() is None:
+            self.popen.send_signal(sig)
+        return self.wait(timeout)
+
+    def kill(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.kill()
+            self.popen.wait(WAIT)
+        self.popen.stdout.close()
+
+
+@pytest.fixture
+def processes(tmp_path):
+    """Start child processes with ``processes(argv)``; all are killed after the test."""
+    started: list[Process] = []
+
+    def start(argv: list[str]) -> Process:
+        process = Process(argv, cwd=tmp_path)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.kill()
+
+
+def wait_for_port(port: int, process: Process, timeout: float = WAIT) -> None:
+    """Poll until 127.0.0.1:port accepts a connection; fail if ``process`` exits first."""
+    deadline = time.monotonic() + timeout
+    while connect_refused(port):
+        if process.popen.poll() is not None:
+            pytest.fail(f"the relay exited before listening on {port}: {process.describe()}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"nothing listening on {port} after {timeout}s: {process.describe()}")
+        time.sleep(0.05)
+
+
+RELAY_COMMANDS = {
+    "twistd": [str(TWISTD), "-n", "--pidfile=", "promisifier-relay"],
+    "python -m promisifier": [sys.executable, "-m", "promisifier", "relay"],
+}
+
+
+@pytest.fixture(params=list(RELAY_COMMANDS))
+def relay_command(request) -> list[str]:
+    if request.param == "twistd" and not TWISTD.exists():
+        pytest.fail(f"no twistd next to {sys.executable}: is Twisted installed in this environment?")
+    return RELAY_COMMANDS[request.param]
+
+
+@pytest.mark.process
+def test_relay_process_routes_a_call_and_stops_on_sigterm(relay_command, processes, free_port):
+    url = f"ws://127.0.0.1:{free_port}/ws"
+    relay = processes([*relay_command, "--endpoint", f"tcp:{free_port}:interface=127.0.0.1"])
+    wait_for_port(free_port, relay)
+    relay.wait_for_output(f"serving {url}")
+
+    callee = processes([sys.executable, str(EXAMPLES / "callee.py"), "--url", url, "--serializer", "msgpack"])
+    callee.wait_for_output("registered com.example.add")
+
+    caller = subprocess.run(
+        [sys.executable, str(EXAMPLES / "caller.py"), "--url", url, "--serializer", "json"],
+        env=subprocess_env(), stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=WAIT,
+    )
+    assert (caller.returncode, caller.stdout.strip()) == (0, "com.example.add(2, 3) = 5"), caller.stderr
+
+    assert relay.stop(signal.SIGTERM) == 0, relay.describe()
+    assert "promisifier relay stopped" in relay.output, relay.describe()
+    # the relay said goodbye to the callee that was still connected
+    callee.wait_for_output("session left: wamp.close.system_shutdown")
+    assert connect_refused(free_port)
+
+
+@pytest.mark.process
+def test_relay_process_exits_nonzero_when_port_is_taken(relay_command, processes):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        relay = processes([*relay_command, "--endpoint", f"tcp:{port}:interface=127.0.0.1"])
+        code = relay.wait()
+    assert code != 0, relay.describe()
+    assert "Address already in use" in relay.output, relay.describe()
+
+
+@pytest.mark.process
+def test_relay_process_help_and_usage_errors(relay_command, processes):
+    helped = processes([*relay_command, "--help"])
+    assert helped.wait() == 0
+    for option in ("--endpoint", "--path", "--realm", "--max-message-size"):
+        assert option in helped.output, helped.describe()
+
+    wrong = processes([*relay_command, "--max-message-size", "lots"])
+    assert wrong.wait() != 0
+    assert "max-message-size" in wrong.output, wrong.describe()
+
+
+def test_main_without_command_shows_usage():
+    result = subprocess.run(
+        [sys.executable, "-m", "promisifier"], env=subprocess_env(), stdin=subprocess.DEVNULL,
+        capture_output=True, text=True, timeout=WAIT,
+    )
+    assert result.returncode == 2
+    assert "relay" in result.stderr and "COMMAND" in result.stderr
