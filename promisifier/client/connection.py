@@ -116,6 +116,7 @@ class _Attempt:
         self.connection: WampClientProtocol | None = None
         self.session: Session | None = None
         self.timer: Any = None
+        self.abandoned = False
 
     def start(self) -> defer.Deferred[Session]:
         try:
@@ -124,7 +125,8 @@ class _Attempt:
                 self.url,
                 self._make_session,
                 serializers=self.serializers,
-                open_handshake_timeout=self.timeout,
+                # our own timer (below) reports the timeout; autobahn's is a backstop
+                open_handshake_timeout=self.timeout + 1.0,
                 on_open_failed=self._open_failed,
                 reactor=self.reactor,
             )
@@ -146,6 +148,14 @@ class _Attempt:
         self.tcp = None
         self.connection = protocol
         self.stage = "WebSocket handshake"
+        # autobahn resolves is_closed when the connection ends, opened or not. (The
+        # factory's on_open_failed hook is not enough: the transport's ``connected`` flag
+        # is also Twisted's BaseProtocol.connected, set as soon as TCP is up.)
+        protocol.is_closed.addCallback(self._closed_before_open)
+
+    def _closed_before_open(self, protocol: WampClientProtocol) -> None:
+        if self.session is None:  # once the WebSocket is open, the session reports the end
+            self._open_failed(protocol, None, protocol.wasNotCleanReason)
 
     def _tcp_failed(self, failure: Any) -> None:
         self.tcp = None
@@ -178,7 +188,7 @@ class _Attempt:
     # -- ends ---------------------------------------------------------------------------
 
     def _fail(self, failure: Any) -> None:
-        if self.result.called:
+        if self.result.called or self.abandoned:
             return
         self._stop_timer()
         self.result.errback(failure)
@@ -192,6 +202,7 @@ class _Attempt:
 
     def _abandon(self) -> None:
         """Stop whatever is in progress (timeout or the caller cancelled)."""
+        self.abandoned = True
         self._stop_timer()
         tcp, self.tcp = self.tcp, None
         if tcp is not None:
