@@ -17,14 +17,21 @@ from promisifier.client.errors import (
     NotConnected,
     SessionAborted,
 )
+from promisifier.client.handles import ClientRegistration, ClientSubscription
+from promisifier.client.reconnect import Backoff, Client, ClientState
 from promisifier.client.session import Session
 from promisifier.client.types import CallResult, Registration, SessionState, SessionStats, Subscription
 
 __all__ = [
     "ApplicationError",
+    "Backoff",
     "CallResult",
     "CallTimeout",
+    "Client",
     "ClientError",
+    "ClientRegistration",
+    "ClientState",
+    "ClientSubscription",
     "ConnectTimeout",
     "ConnectionClosed",
     "ConnectionLost",
