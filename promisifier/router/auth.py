@@ -142,9 +142,13 @@ class Authenticator:
         return None
 
     def anonymous(self, requested_authid: str | None, session_id: int) -> Accepted:
-        """Accept an anonymous session."""
-        authid = requested_authid or f"anonymous-{session_id}"
-        return Accepted(authid, self.config.anonymous_role, "anonymous", "static")
+        """Accept an anonymous session.
+
+        The authid is the router's, never ``requested_authid``: anonymous proves nothing,
+        and a claimed authid (another principal's) would be disclosed to callees and
+        subscribers and matched by kill_by_authid as if it were that principal.
+        """
+        return Accepted(f"anonymous-{session_id}", self.config.anonymous_role, "anonymous", "static")
 
     def challenge(self, method: str, realm: str, authid: str | None, session_id: int, details: dict) -> Challenge:
         """Start ``method`` (ticket or wampcra) for the claimed ``authid``."""
