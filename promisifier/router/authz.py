@@ -77,13 +77,16 @@ class Authorizer:
         #: True when the realm has no role configuration: everything is allowed
         self.open = roles is None
         self._roles: dict[str, UriIndex[Permission]] = {}
+        self._permissions: dict[str, tuple[Permission, ...]] = {}
         self._dynamic: dict[str, DynamicAuthorizer] = {}
         self._cache: dict[tuple[str | None, str, str], Permission | None] = {}
+        self._pattern_cache: dict[tuple[str | None, str, str, str], bool] = {}
         for role in roles or ():
             index: UriIndex[Permission] = UriIndex()
             for permission in role.permissions:
                 index.add(permission.uri, permission.match, permission)
             self._roles[role.name] = index
+            self._permissions[role.name] = role.permissions
             if role.authorizer is not None:
                 self._dynamic[role.name] = load_callable(role.authorizer)
 
@@ -107,17 +110,68 @@ class Authorizer:
         self._cache[key] = permission
         return permission
 
-    def authorize(self, session: RouterSession, action: str, uri: str) -> bool | defer.Deferred[bool]:
-        """May ``session`` perform ``action`` on ``uri``? A bool, or a Deferred for dynamic roles."""
+    def authorize(
+        self, session: RouterSession, action: str, uri: str, match: str = "exact"
+    ) -> bool | defer.Deferred[bool]:
+        """May ``session`` perform ``action`` on ``uri``? A bool, or a Deferred for dynamic roles.
+
+        For a prefix or wildcard registration or subscription (``match``), the pattern is
+        allowed only when every URI it can match is allowed: see :meth:`pattern_allowed`.
+        """
         if self.open:
             return True
-        dynamic = self._dynamic.get(session.authrole) if self._dynamic else None
+        dynamic = self._dynamic.get(session.authrole) if self._dynamic else None  # type: ignore[arg-type]
         if dynamic is not None:
             from promisifier.router.meta import session_details
 
-            return defer.maybeDeferred(dynamic, session_details(session), uri, action).addCallback(lambda ok: ok is True)
+            details = session_details(session)
+            details["match"] = match
+            return defer.maybeDeferred(dynamic, details, uri, action).addCallback(lambda ok: ok is True)
+        if match == "prefix" or match == "wildcard":
+            return self.pattern_allowed(session.authrole, action, uri, match)
         permission = self.permission(session.authrole, uri)
         return permission is not None and permission.allows(action)
+
+    def pattern_allowed(self, role: str | None, action: str, pattern: str, match: str) -> bool:
+        """May ``role`` ``action`` on every URI the pattern (``match`` prefix or wildcard) matches?
+
+        Allowed when a permission for exactly this pattern grants it, or when a prefix
+        permission covers the pattern's literal head (the part every matched URI starts
+        with) and no more specific permission inside that head denies it.
+        """
+        key = (role, action, pattern, match)
+        cached = self._pattern_cache.get(key)
+        if cached is not None:
+            return cached
+        allowed = self._pattern_decision(role, action, pattern, match)
+        if len(self._pattern_cache) >= _CACHE_LIMIT:
+            self._pattern_cache.clear()
+        self._pattern_cache[key] = allowed
+        return allowed
+
+    def _pattern_decision(self, role: str | None, action: str, pattern: str, match: str) -> bool:
+        index = self._roles.get(role) if role is not None else None
+        if index is None:
+            return False
+        same = index.get(pattern, match)
+        if same is not None:
+            return same.allows(action)
+        if match == "prefix":
+            head = pattern
+        else:
+            components = pattern.split(".")
+            first_wildcard = components.index("")
+            head = ".".join(components[:first_wildcard]) + ("." if first_wildcard else "")
+        covering = [p for p in index.all(head) if p.match == "prefix"]
+        if not covering:
+            return False
+        best = max(covering, key=lambda p: len(p.uri))
+        if not best.allows(action):
+            return False
+        for permission in self._permissions.get(role, ()):  # type: ignore[arg-type]
+            if permission is not best and permission.uri.startswith(head) and not permission.allows(action):
+                return False
+        return True
 
     def discloses(self, session: RouterSession, kind: str, uri: str) -> bool:
         """Must the router disclose ``session`` as ``kind`` ("caller"/"publisher") on ``uri``?"""

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 from twisted.logger import Logger
 
 from promisifier.router import options as opt
-from promisifier.router.matching import MATCH_POLICIES, UriIndex
-from promisifier.wire import EncodeError, ErrorURI, is_valid_uri, random_id
+from promisifier.router.matching import MATCH_POLICIES, UriIndex, iso_8601
+from promisifier.wire import LIMIT_EXCEEDED, EncodeError, ErrorURI, is_valid_uri, random_id
 from promisifier.wire.messages import (
     EVENT,
     PUBLISH,
@@ -60,7 +60,7 @@ class Subscription:
 
     def details(self) -> dict:
         """The subscription as the meta API describes it."""
-        return {"id": self.id, "created": self.created, "uri": self.uri, "match": self.match}
+        return {"id": self.id, "created": iso_8601(self.created), "uri": self.uri, "match": self.match}
 
 
 class _Filter:
@@ -160,7 +160,9 @@ class Broker:
     def on_subscribe(self, session: RouterSession, message: list) -> None:
         """SUBSCRIBE: [32, Request|id, Options|dict, Topic|uri]."""
         realm = self.realm
-        if realm.authorizer.open or realm.authorized(session, "subscribe", message[3], message, self._subscribe):
+        if realm.authorizer.open or realm.authorized(
+            session, "subscribe", message[3], message, self._subscribe, message[2].get("match", "exact")
+        ):
             self._subscribe(session, message)
 
     def _subscribe(self, session: RouterSession, message: list) -> None:
@@ -175,6 +177,14 @@ class Broker:
             session.send_error(SUBSCRIBE, request_id, ErrorURI.INVALID_URI, [f"invalid topic URI {topic!r}"])
             return
         subscription = self._index.get(topic, match)
+        held = self._subscriptions_of[session]
+        if len(held) >= self.realm.limits.max_subscriptions_per_session and (
+            subscription is None or subscription.id not in held
+        ):
+            session.send_error(
+                SUBSCRIBE, request_id, LIMIT_EXCEEDED, ["max_subscriptions_per_session reached"]
+            )
+            return
         created = subscription is None
         if subscription is None:
             subscription = Subscription(self._new_subscription_id(), topic, match, self.realm.clock.seconds())
@@ -249,22 +259,24 @@ class Broker:
         publisher_details: dict = {}
         event_filter: _Filter | None = None
         retain = False
+        disclose = False
         if options:
             try:
                 exclude_me = opt.flag(options, "exclude_me", True)
                 retain = opt.flag(options, "retain")
-                if opt.flag(options, "disclose_me") or self.realm.authorizer.discloses(publisher, "publisher", topic):
-                    publisher_details = {
-                        "publisher": publisher.session_id,
-                        "publisher_authid": publisher.authid,
-                        "publisher_authrole": publisher.authrole,
-                    }
+                disclose = opt.flag(options, "disclose_me")
                 if any(key in options for key in _FILTER_OPTIONS):
                     event_filter = _Filter(options)
             except opt.OptionError as error:
                 if acknowledge:
                     publisher.send_error(PUBLISH, request_id, ErrorURI.INVALID_ARGUMENT, [str(error)])
                 return
+        if disclose or self.realm.authorizer.discloses(publisher, "publisher", topic):
+            publisher_details = {
+                "publisher": publisher.session_id,
+                "publisher_authid": publisher.authid,
+                "publisher_authrole": publisher.authrole,
+            }
         publication_id = random_id()
         payload = message[4:]
         self._publish(topic, payload, publication_id, publisher if exclude_me else None, publisher_details, event_filter)

@@ -19,6 +19,27 @@ CANCEL_REPLIES = ("always", "kill_only")
 
 
 @dataclass(frozen=True)
+class Limits:
+    """Per-session and per-router limits. Reaching one gets ERROR (or ABORT for sessions)
+    ``promisifier.error.limit_exceeded`` with a message naming the limit."""
+
+    #: calls one session may have in flight as a caller
+    max_pending_calls_per_caller: int = 10_000
+    #: invocations one session may have in flight as a callee (more: the caller gets the ERROR)
+    max_pending_invocations_per_callee: int = 10_000
+    max_registrations_per_session: int = 10_000
+    max_subscriptions_per_session: int = 10_000
+    #: joined sessions in the whole router, and in one realm
+    max_sessions: int = 100_000
+    max_sessions_per_realm: int = 100_000
+
+    def __post_init__(self) -> None:
+        for name, value in self.__dict__.items():
+            if type(value) is not int or value < 1:
+                raise ValueError(f"Limits.{name}: a positive int is needed, got {value!r}")
+
+
+@dataclass(frozen=True)
 class RealmConfig:
     """Settings of one realm."""
 
@@ -60,8 +81,13 @@ class RouterConfig:
     serializers: tuple[str, ...] = ("json", "msgpack")
     #: text sent as WELCOME.Details.agent
     agent: str = field(default="promisifier")
+    #: limits on sessions and what they hold
+    limits: Limits = field(default_factory=Limits)
     #: authentication methods accepted where a listener sets none of its own
     auth: AuthConfig = field(default_factory=AuthConfig)
+    #: reverse proxies (IP addresses, CIDR networks, or "unix") whose X-Forwarded-For
+    #: header names the client's address; from any other peer the header is ignored
+    trusted_proxies: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         realms = (self.realms,) if isinstance(self.realms, (str, RealmConfig)) else tuple(self.realms)
@@ -71,6 +97,8 @@ class RouterConfig:
             tuple(r if isinstance(r, RealmConfig) else RealmConfig(r, strict_uris=self.strict_uris) for r in realms),
         )
         object.__setattr__(self, "serializers", tuple(self.serializers))
+        proxies = self.trusted_proxies
+        object.__setattr__(self, "trusted_proxies", (proxies,) if isinstance(proxies, str) else tuple(proxies))
         if not self.realms:
             raise ValueError("RouterConfig.realms: at least one realm is needed")
         if self.max_message_size <= 0:

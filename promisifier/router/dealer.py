@@ -19,11 +19,10 @@ from typing import TYPE_CHECKING
 from twisted.logger import Logger
 
 from promisifier.router import options as opt
-from promisifier.router.matching import MATCH_POLICIES, UriIndex
-from promisifier.wire import ErrorURI, is_valid_uri, random_id
+from promisifier.router.matching import MATCH_POLICIES, UriIndex, iso_8601
+from promisifier.wire import LIMIT_EXCEEDED, ErrorURI, is_valid_uri, random_id
 from promisifier.wire.messages import (
     CALL,
-    CANCEL,
     ERROR,
     INTERRUPT,
     INVOCATION,
@@ -88,7 +87,8 @@ class Registration:
 
     def details(self) -> dict:
         """The registration as the meta API describes it."""
-        return {"id": self.id, "created": self.created, "uri": self.uri, "match": self.match, "invoke": self.invoke}
+        created = iso_8601(self.created)
+        return {"id": self.id, "created": created, "uri": self.uri, "match": self.match, "invoke": self.invoke}
 
 
 class Invocation:
@@ -190,7 +190,9 @@ class Dealer:
     def on_register(self, session: RouterSession, message: list) -> None:
         """REGISTER: [64, Request|id, Options|dict, Procedure|uri]."""
         realm = self.realm
-        if realm.authorizer.open or realm.authorized(session, "register", message[3], message, self._register):
+        if realm.authorizer.open or realm.authorized(
+            session, "register", message[3], message, self._register, message[2].get("match", "exact")
+        ):
             self._register(session, message)
 
     def _register(self, session: RouterSession, message: list) -> None:
@@ -204,6 +206,11 @@ class Dealer:
             return
         if not is_valid_uri(procedure, self.realm.strict_uris, match == "wildcard") or procedure.startswith("wamp."):
             session.send_error(REGISTER, request_id, ErrorURI.INVALID_URI, [f"invalid procedure URI {procedure!r}"])
+            return
+        if len(self._registrations_of[session]) >= self.realm.limits.max_registrations_per_session:
+            session.send_error(
+                REGISTER, request_id, LIMIT_EXCEEDED, ["max_registrations_per_session reached"]
+            )
             return
         registration = self._index.get(procedure, match)
         if registration is not None:
@@ -313,7 +320,18 @@ class Dealer:
                 details["receive_progress"] = True
         else:
             disclose = False
+        calls = self._calls_of[caller]
+        limits = self.realm.limits
+        if len(calls) >= limits.max_pending_calls_per_caller:
+            caller.send_error(CALL, request_id, LIMIT_EXCEEDED, ["max_pending_calls_per_caller reached"])
+            return
         callee = registration.pick_callee()
+        invocations = self._invocations_of[callee]
+        if len(invocations) >= limits.max_pending_invocations_per_callee:
+            caller.send_error(
+                CALL, request_id, LIMIT_EXCEEDED, ["the callee has max_pending_invocations_per_callee in flight"]
+            )
+            return
         if disclose or callee in registration.disclosing or self.realm.authorizer.discloses(caller, "caller", procedure):
             details["caller"] = caller.session_id
             details["caller_authid"] = caller.authid
@@ -325,8 +343,8 @@ class Dealer:
         if not callee.send([INVOCATION, invocation.id, registration.id, details, *message[4:]]):
             caller.send_error(CALL, request_id, ErrorURI.INVALID_ARGUMENT, ["arguments cannot be encoded for the callee"])
             return
-        self._invocations_of[callee][invocation.id] = invocation
-        self._calls_of[caller][request_id] = invocation
+        invocations[invocation.id] = invocation
+        calls[request_id] = invocation
         if timeout:
             invocation.timer = self.realm.clock.callLater(timeout / 1000.0, self._on_timeout, invocation)
 
@@ -375,12 +393,17 @@ class Dealer:
     def on_cancel(self, caller: RouterSession, message: list) -> None:
         """CANCEL: [49, CALL.Request|id, Options|dict]."""
         request_id, options = message[1], message[2]
+        invocation = self._calls_of[caller].get(request_id)
         try:
             mode = opt.choice(options, "mode", CANCEL_MODES, "killnowait")
         except opt.OptionError as error:
-            caller.send_error(CANCEL, request_id, ErrorURI.INVALID_ARGUMENT, [str(error)])
+            # ERROR may not answer a CANCEL (autobahn drops the connection on one): the
+            # call ends, killnowait, with the ERROR naming the option.
+            if invocation is not None:
+                self._finish(invocation)
+                self._interrupt(invocation, "killnowait", ErrorURI.CANCELED)
+                caller.send_error(CALL, request_id, ErrorURI.INVALID_ARGUMENT, [str(error)])
             return
-        invocation = self._calls_of[caller].get(request_id)
         if invocation is None:
             return  # already answered: nothing to cancel
         if not invocation.callee.has_feature("callee", "call_canceling"):

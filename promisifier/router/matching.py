@@ -12,11 +12,17 @@ Routing must not scan every pattern per message, so each match policy has an ind
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Generic, Iterator, TypeVar
 
 T = TypeVar("T")
 
 MATCH_POLICIES = ("exact", "prefix", "wildcard")
+
+
+def iso_8601(seconds: float) -> str:
+    """A clock reading as the meta API's ``created`` wants it: an ISO 8601 string (UTC)."""
+    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class _TrieNode(Generic[T]):
@@ -29,8 +35,11 @@ class _TrieNode(Generic[T]):
 
 def _wildcard_rank(pattern: str) -> tuple[int, ...]:
     # The spec prefers the pattern whose concrete components before each wildcard are
-    # longest, first wildcard first: that is the largest tuple of wildcard positions.
-    return tuple(index for index, component in enumerate(pattern.split(".")) if component == "")
+    # longest, first wildcard first: that is the largest tuple of wildcard positions, ended
+    # by the component count (no further wildcard = the portion runs to the end, so
+    # "a..c.d" beats "a..c." for "a.b.c.d").
+    components = pattern.split(".")
+    return tuple(index for index, component in enumerate(components) if component == "") + (len(components),)
 
 
 class UriIndex(Generic[T]):

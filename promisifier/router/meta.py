@@ -30,7 +30,8 @@ META_FEATURES = {"session_meta_api": True, "testament_meta_api": True}
 DEALER_META_FEATURES = {**META_FEATURES, "registration_meta_api": True}
 BROKER_META_FEATURES = {**META_FEATURES, "subscription_meta_api": True}
 
-TESTAMENT_SCOPES = ("destroyed", "detached")
+#: in publishing order: without session resumption, "detached" testaments go before "destroyed"
+TESTAMENT_SCOPES = ("detached", "destroyed")
 
 
 class MetaError(Exception):

@@ -8,7 +8,7 @@ from twisted.logger import Logger
 
 from promisifier.router.authz import Authorizer
 from promisifier.router.broker import BROKER_FEATURES, Broker
-from promisifier.router.config import RealmConfig
+from promisifier.router.config import Limits, RealmConfig
 from promisifier.router.dealer import DEALER_FEATURES, Dealer
 from promisifier.router.meta import BROKER_META_FEATURES, DEALER_META_FEATURES, MetaApi
 from promisifier.wire.messages import (
@@ -46,8 +46,10 @@ _ROUTER_ROLES = {
 class Realm:
     """One realm of a router. Routing tables live here, not in the sessions."""
 
-    def __init__(self, config: RealmConfig, clock: IReactorTime) -> None:
+    def __init__(self, config: RealmConfig, clock: IReactorTime, limits: Limits | None = None) -> None:
         self.config = config
+        #: the router's limits (per session; the realm's own session cap)
+        self.limits = limits if limits is not None else Limits()
         self.name = config.name
         self.strict_uris = config.strict_uris
         #: the clock every timeout in the realm runs on
@@ -87,13 +89,15 @@ class Realm:
         else:
             session.protocol_violation(f"ERROR: a client may only send ERROR for an INVOCATION, not for type {message[1]}")
 
-    def reconfigure(self, config: RealmConfig) -> None:
+    def reconfigure(self, config: RealmConfig, limits: Limits | None = None) -> None:
         """Apply a new configuration of this realm to new requests.
 
         Roles and permissions change at once (the decision cache goes with the old
         rules); sessions whose role no longer exists are closed with GOODBYE.
         """
         self.config = config
+        if limits is not None:
+            self.limits = limits
         self.strict_uris = config.strict_uris
         self.authorizer = Authorizer(config.roles)
         for session in list(self.sessions.values()):
@@ -105,13 +109,15 @@ class Realm:
         for session in list(self.sessions.values()):
             session.goodbye(reason, message)
 
-    def authorized(self, session: RouterSession, action: str, uri: str, message: list, proceed: Handler) -> bool:
+    def authorized(
+        self, session: RouterSession, action: str, uri: str, message: list, proceed: Handler, match: Any = "exact"
+    ) -> bool:
         """Check ``action`` on ``uri`` for the request ``message``.
 
         True: go on now. False: the request was denied (and answered), or the decision is
         pending (a dynamic authorizer) and ``proceed(session, message)`` runs once allowed.
         """
-        decision = self.authorizer.authorize(session, action, uri)
+        decision = self.authorizer.authorize(session, action, uri, match if match in ("prefix", "wildcard") else "exact")
         if decision is True:
             return True
         if decision is False:

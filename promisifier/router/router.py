@@ -41,7 +41,7 @@ class Router:
         #: the clock every timeout of the router runs on
         self.clock: IReactorTime = reactor
         self.realms: dict[str, Realm] = {
-            realm_config.name: Realm(realm_config, self.clock) for realm_config in self.config.realms
+            realm_config.name: Realm(realm_config, self.clock, self.config.limits) for realm_config in self.config.realms
         }
         self.authenticator = Authenticator(self.config.auth)
         #: sessions refused at authentication, since start
@@ -68,6 +68,11 @@ class Router:
             if session_id not in self._session_ids:
                 self._session_ids.add(session_id)
                 return session_id
+
+    @property
+    def session_count(self) -> int:
+        """Joined sessions in all realms."""
+        return sum(len(realm.sessions) for realm in self.realms.values())
 
     def release_session_id(self, session_id: int | None) -> None:
         """Make a session id available again (its session left)."""
@@ -104,9 +109,9 @@ class Router:
         for realm_config in config.realms:
             realm = self.realms.get(realm_config.name)
             if realm is None:
-                self.realms[realm_config.name] = Realm(realm_config, self.clock)
+                self.realms[realm_config.name] = Realm(realm_config, self.clock, config.limits)
             else:
-                realm.reconfigure(realm_config)
+                realm.reconfigure(realm_config, config.limits)
         for name in old_names - {r.name for r in config.realms}:
             realm = self.realms.pop(name)
             realm.close(ErrorURI.CLOSE_CLOSE_REALM, f"realm {name!r} was removed from the configuration")
@@ -134,6 +139,7 @@ class Router:
             max_message_size=config.max_message_size,
             open_handshake_timeout=config.open_handshake_timeout,
             reactor=self.reactor,
+            trusted_proxies=config.trusted_proxies,
         )
 
     def resource(self, auth: AuthConfig | None = None) -> IResource:

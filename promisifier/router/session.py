@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from twisted.logger import Logger
 
 from promisifier.transport.closing import CloseCode
-from promisifier.wire import EncodeError, ErrorURI, IdSequence, ProtocolError
+from promisifier.wire import LIMIT_EXCEEDED, EncodeError, ErrorURI, IdSequence, ProtocolError
 from promisifier.router.auth import Accepted, AuthenticationFailed, Authenticator, Challenge
 from promisifier.wire.messages import (
     ABORT,
@@ -197,6 +197,15 @@ class RouterSession:
                 realm=realm_name,
             )
             self.abort(ErrorURI.NO_SUCH_REALM, f"no realm {realm_name!r} on this router")
+            return
+        limits = self.router.config.limits
+        if self.router.session_count >= limits.max_sessions or len(realm.sessions) >= limits.max_sessions_per_realm:
+            log.info(
+                "connection {connection_id} from {peer}: session limit reached, HELLO refused",
+                connection_id=self.peer.connection_id,
+                peer=self.peer.peer,
+            )
+            self.abort(LIMIT_EXCEEDED, "the router has reached its session limit")
             return
         method = self.authenticator.pick_method(details)
         if method is None:

@@ -26,6 +26,7 @@ from autobahn.websocket.types import ConnectionDeny, ConnectionRequest, Connecti
 from twisted.logger import Logger
 
 from promisifier.transport.closing import CloseCode, truncate_reason
+from promisifier.transport.proxies import TrustedProxies
 from promisifier.transport.stats import ConnectionStats
 from promisifier.wire import SERIALIZERS, DecodeError, ProtocolError, check_message
 from promisifier.wire.serializers import Serializer
@@ -164,12 +165,10 @@ class _WampConnection:
             self._fail(CloseCode.UNSUPPORTED_DATA, f"{kind} frame on a {serializer.subprotocol} connection")
             return
         try:
-            message = serializer.decode(payload)
+            message = check_message(serializer.decode(payload))
         except DecodeError as error:
             self._fail(CloseCode.INVALID_PAYLOAD, str(error))
             return
-        try:
-            check_message(message)
         except ProtocolError as error:
             handler.on_protocol_error(error)
             return
@@ -210,6 +209,12 @@ class WampServerProtocol(_WampConnection, WebSocketServerProtocol):
         self._init_connection()
 
     def onConnect(self, request: ConnectionRequest) -> str:  # noqa: N802 - autobahn API
+        # Behind a trusted reverse proxy, the client is the one X-Forwarded-For names.
+        forwarded = self.factory.trusted_proxies.forwarded_peer(
+            self.transport.getPeer(), request.headers.get("x-forwarded-for")
+        )
+        if forwarded is not None:
+            self.peer = forwarded
         offered = self.factory.serializers
         # The client lists its subprotocols in its order of preference.
         for subprotocol in request.protocols:
@@ -241,10 +246,13 @@ class WampServerFactory(WebSocketServerFactory):
         open_handshake_timeout: float = 10.0,
         url: str | None = None,
         reactor: object | None = None,
+        trusted_proxies: Iterable[str] = (),
     ) -> None:
         self.serializers = _serializers_by_subprotocol(serializers)
         super().__init__(url=url, protocols=list(self.serializers), reactor=reactor)
         self.handler_factory = handler_factory
+        #: direct peers whose X-Forwarded-For names the client (IPs, CIDR networks, "unix")
+        self.trusted_proxies = TrustedProxies(trusted_proxies)
         self.setProtocolOptions(
             maxMessagePayloadSize=max_message_size,
             maxFramePayloadSize=max_message_size,

@@ -14,7 +14,7 @@ from promisifier.wire.serializers import (
     serializer_for_subprotocol,
     SERIALIZERS,
 )
-from promisifier.wire.uris import ErrorURI, check_uri, is_valid_uri
+from promisifier.wire.uris import LIMIT_EXCEEDED, ErrorURI, check_uri, is_valid_uri
 
 __all__ = [
     "DecodeError",
@@ -22,6 +22,7 @@ __all__ = [
     "ErrorURI",
     "IdSequence",
     "JsonSerializer",
+    "LIMIT_EXCEEDED",
     "MAX_ID",
     "MessageType",
     "MsgpackSerializer",

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 import msgpack
 import orjson
 
-from promisifier.wire.errors import DecodeError, EncodeError
+from promisifier.wire.errors import DecodeError, EncodeError, ProtocolError
 
 
 class Serializer(Protocol):
@@ -31,7 +31,11 @@ class Serializer(Protocol):
         ...
 
     def decode(self, payload: bytes) -> list:
-        """The message list in ``payload``. Raises :class:`DecodeError`."""
+        """The message list in ``payload``.
+
+        Raises :class:`DecodeError` for bytes that are not the format, or another
+        :class:`ProtocolError` for a value WAMP does not allow (e.g. a non-string key).
+        """
         ...
 
 
@@ -47,28 +51,30 @@ def _bytes_to_json(value: Any) -> Any:
     raise TypeError(f"cannot encode {type(value).__name__} as JSON")
 
 
-def _json_to_bytes(value: Any) -> Any:
-    kind = type(value)
-    if kind is str:
-        if value and value[0] == "\x00":
-            try:
-                return base64.b64decode(value[1:], validate=True)
-            except (binascii.Error, ValueError) as error:
-                raise DecodeError(f"invalid base64 in binary string: {error}") from None
-        return value
-    if kind is list:
-        for index, item in enumerate(value):
-            converted = _json_to_bytes(item)
-            if converted is not item:
-                value[index] = converted
-        return value
-    if kind is dict:
-        for key, item in value.items():
-            converted = _json_to_bytes(item)
-            if converted is not item:
-                value[key] = converted
-        return value
-    return value
+def _binary_from_json(text: str) -> bytes:
+    try:
+        return base64.b64decode(text[1:], validate=True)
+    except (binascii.Error, ValueError) as error:
+        raise DecodeError(f"invalid base64 in binary string: {error}") from None
+
+
+def _json_to_bytes(root: list) -> None:
+    """Replace, in place, every ``"\x00" + base64`` string inside ``root`` by its bytes.
+
+    Iterative, so the depth of a message is bounded by the JSON parser's own limit and
+    never by Python's recursion limit.
+    """
+    stack: list[Any] = [root]
+    while stack:
+        container = stack.pop()
+        entries = enumerate(container) if type(container) is list else container.items()
+        for key, item in entries:
+            kind = type(item)
+            if kind is str:
+                if item and item[0] == "\x00":
+                    container[key] = _binary_from_json(item)
+            elif kind is list or kind is dict:
+                stack.append(item)
 
 
 class JsonSerializer:
@@ -133,6 +139,13 @@ class MsgpackSerializer:
             raise DecodeError(f"invalid msgpack: {type(error).__name__}: {error}") from None
         if type(message) is not list:
             raise DecodeError(f"a WAMP message must be a msgpack array, got {type(message).__name__}")
+        # msgpack maps may have binary keys; WAMP's Options, Details and ArgumentsKw (the
+        # dicts at the top of a message) have string keys only. JSON cannot express others.
+        for element in message:
+            if type(element) is dict:
+                for key in element:
+                    if type(key) is not str:
+                        raise ProtocolError(f"dict keys must be strings, got {type(key).__name__}")
         return message
 
 

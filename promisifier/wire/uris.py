@@ -42,6 +42,11 @@ def check_uri(uri: object, what: str = "URI", strict: bool = False, allow_empty:
     return uri  # type: ignore[return-value]
 
 
+#: Not in the specification: a configured limit of this router was reached (the ERROR or
+#: ABORT message names the limit).
+LIMIT_EXCEEDED = "promisifier.error.limit_exceeded"
+
+
 class ErrorURI:
     """Error and close reason URIs defined by the WAMP specification."""
 
@@ -65,6 +70,7 @@ class ErrorURI:
     OPTION_NOT_ALLOWED = "wamp.error.option_not_allowed"
     NO_ELIGIBLE_CALLEE = "wamp.error.no_eligible_callee"
     PAYLOAD_SIZE_EXCEEDED = "wamp.error.payload_size_exceeded"
+    UNAVAILABLE = "wamp.error.unavailable"
     # close reasons (GOODBYE / ABORT)
     CLOSE_NORMAL = "wamp.close.normal"
     CLOSE_GOODBYE_AND_OUT = "wamp.close.goodbye_and_out"
