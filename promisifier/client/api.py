@@ -12,7 +12,6 @@ import math
 from typing import Any, Callable
 
 from twisted.internet import defer
-from twisted.internet.interfaces import IReactorTime
 
 from promisifier.client.callee import payload
 from promisifier.client.errors import NotConnected
@@ -31,7 +30,7 @@ class SessionRequests:
 
     # set by Session.__init__
     state: SessionState
-    clock: IReactorTime
+    clock: Any  # IReactorTime
     _ids: IdSequence
     _table: Correlation
     _cancel_mode: str
@@ -71,7 +70,13 @@ class SessionRequests:
         router to tell the callee who calls. ``.cancel()`` on the returned Deferred
         fails it at once with ``CancelledError`` and sends CANCEL (mode
         :attr:`cancel_mode`) when the router supports call canceling.
+
+        ``timeout``, ``on_progress`` and ``disclose_me`` are options of the call: they
+        cannot be passed to the procedure as keyword arguments. Raises ValueError for a
+        negative ``timeout``.
         """
+        if timeout is not None and timeout < 0:
+            raise ValueError(f"timeout must be >= 0 seconds (0: none), got {timeout}")
         if self.state is not SessionState.JOINED:
             return defer.fail(NotConnected(f"cannot call {procedure}: session is {self.state.value}"))
         request_id = self._ids.next()

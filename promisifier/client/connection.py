@@ -27,6 +27,9 @@ from promisifier.transport.websocket import WampClientFactory, WampClientProtoco
 
 log = Logger(namespace="promisifier.client")
 
+#: seconds the router has to answer our WebSocket close frame before TCP is dropped
+CLOSE_HANDSHAKE_TIMEOUT = 5.0
+
 
 def connect(
     url: str,
@@ -130,6 +133,11 @@ class _Attempt:
                 on_open_failed=self._open_failed,
                 reactor=self.reactor,
             )
+            # autobahn's batched timers truncate delays to whole seconds, so its default
+            # 1 s closing handshake timeout can fire within milliseconds and turn a clean
+            # close into 1006: give the router a few seconds to answer our close frame.
+            factory.setProtocolOptions(closeHandshakeTimeout=CLOSE_HANDSHAKE_TIMEOUT)
+            factory.noisy = False
             if not isinstance(port, int):
                 raise ValueError(f"{self.url}: Unix socket URLs are not supported")
             endpoint: Any = HostnameEndpoint(self.reactor, host, port, timeout=self.timeout)
@@ -161,7 +169,7 @@ class _Attempt:
         self.tcp = None
         self._fail(failure)
 
-    def _make_session(self, connection: WampClientProtocol) -> Session:
+    def _make_session(self, connection: Any) -> Session:
         self.stage = "joining the realm"
         session = Session(connection, self.realm, clock=self.reactor, **self.session_options)
         self.session = session

@@ -224,10 +224,11 @@ class Client:
         ``timeout``, or ``wait_timeout`` without one) and the call gets what is left of
         ``timeout``. Cancelling the Deferred cancels the wait or the call.
         """
-        options = {"on_progress": on_progress, "disclose_me": disclose_me}
         session = self.session
         if session is not None:
-            return session.call(procedure, *args, timeout=timeout, **options, **kwargs)
+            return session.call(
+                procedure, *args, timeout=timeout, on_progress=on_progress, disclose_me=disclose_me, **kwargs
+            )
         if not wait_connected or self._state in (ClientState.DISCONNECTED, ClientState.GIVEN_UP):
             return defer.fail(NotConnected(f"cannot call {procedure}: client is {self._state.value}"))
         started = self.reactor.seconds()
@@ -250,7 +251,9 @@ class Client:
                 if remaining <= 0:
                     relay(Failure(CallTimeout(f"call to {procedure} timed out while waiting for a session")))
                     return
-            current[0] = session.call(procedure, *args, timeout=remaining, **options, **kwargs)
+            current[0] = session.call(
+                procedure, *args, timeout=remaining, on_progress=on_progress, disclose_me=disclose_me, **kwargs
+            )
             current[0].addBoth(relay)
 
         waiter.addCallbacks(joined, relay)
@@ -349,7 +352,7 @@ class Client:
         self._set_state(ClientState.JOINED)
         session.on("leave", lambda s, reason: self._emit("leave", s, reason))
         session.on("close", self._session_closed)
-        restored = [handle.register_on(session) for handle in list(self._registrations.values())]
+        restored: list[defer.Deferred[Any]] = [handle.register_on(session) for handle in self._registrations.values()]
         restored += [handle.subscribe_on(session) for handle in list(self._subscriptions)]
         for d in restored:
             d.addErrback(self._restore_failed)

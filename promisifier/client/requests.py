@@ -16,7 +16,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Callable
 
 from twisted.internet import defer
-from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 
 from promisifier.client.callee import as_deferred
@@ -52,7 +51,8 @@ class Request:
         self.target = target
         #: what the answer needs: the function to register, the handle to drop, ...
         self.data = data
-        self.timer: IDelayedCall | None = None
+        #: the local timeout (an IDelayedCall), if any
+        self.timer: Any = None
         self.on_progress: Callable[..., Any] | None = None
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 from typing import Any, Callable, Protocol
 
 from twisted.internet import defer
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -62,7 +61,7 @@ class Connection(Protocol):
     """What a session needs of its connection (a :class:`WampClientProtocol` or a fake)."""
 
     stats: ConnectionStats
-    peer: str
+    peer: str | None
     connected: bool
     close_code: int
     close_reason: str
@@ -94,17 +93,18 @@ class Session(SessionRequests):
         authid: str | None = None,
         authmethods: list[str] | tuple[str, ...] | None = None,
         credentials: dict[str, Any] | None = None,
-        clock: IReactorTime | None = None,
+        clock: Any = None,
         goodbye_timeout: float = 5.0,
         debug: bool = False,
     ) -> None:
         if clock is None:
             from twisted.internet import reactor as default_reactor
 
-            clock = default_reactor  # type: ignore[assignment]
+            clock = default_reactor
         self.connection = connection
         self.realm = realm
-        self.clock: IReactorTime = clock  # type: ignore[assignment]
+        #: the IReactorTime every timer of the session runs on
+        self.clock: Any = clock
         self.goodbye_timeout = goodbye_timeout
         self.debug = debug
         self.state = SessionState.NEW
@@ -126,7 +126,7 @@ class Session(SessionRequests):
         self._join_d: defer.Deferred[Session] | None = None
         self._leave_d: defer.Deferred[str] | None = None
         self._goodbye_reason: str | None = None
-        self._goodbye_timer: IDelayedCall | None = None
+        self._goodbye_timer: Any = None
         self._end_waiters: list[defer.Deferred[tuple[int, str]]] = []
         self._listeners: dict[str, list[Callable[..., Any]]] = {"join": [], "leave": [], "close": []}
         self._dispatch: dict[int, Callable[[list], None]] = {
@@ -155,7 +155,7 @@ class Session(SessionRequests):
         return self.state is SessionState.JOINED
 
     @property
-    def peer(self) -> str:
+    def peer(self) -> str | None:
         """The router's address as the connection reports it (e.g. ``tcp:127.0.0.1:8080``)."""
         return self.connection.peer
 
