@@ -358,6 +358,8 @@ def test_reconnect_restores_registrations_and_subscriptions(serializer):
     )
     received: list = []
     got_event = defer.Deferred()
+    connects: list = []
+    client.on("connect", connects.append)
 
     def on_event(*args, **kwargs):
         received.append((args, kwargs))
@@ -393,6 +395,7 @@ def test_reconnect_restores_registrations_and_subscriptions(serializer):
         yield within(other.publish("com.example.news", "back", acknowledge=True))
         yield within(got_event)
         assert received == [(("back",), {})]
+        assert len(connects) == 2  # one WebSocket opened per session (before joining)
         yield within(other.close())
     finally:
         yield within(client.close())

@@ -14,11 +14,12 @@ the session (:class:`SessionAborted`), or nothing completes within ``timeout`` s
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any, Callable, Iterable
 
 from autobahn.websocket.util import parse_url
 from twisted.internet import defer
-from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
+from twisted.internet.endpoints import HostnameEndpoint, TCP4ClientEndpoint, TCP6ClientEndpoint, wrapClientTLS
 from twisted.logger import Logger
 
 from promisifier.client.errors import ConnectionClosed, ConnectTimeout
@@ -140,7 +141,7 @@ class _Attempt:
             factory.noisy = False
             if not isinstance(port, int):
                 raise ValueError(f"{self.url}: Unix socket URLs are not supported")
-            endpoint: Any = HostnameEndpoint(self.reactor, host, port, timeout=self.timeout)
+            endpoint: Any = _tcp_endpoint(self.reactor, host, port, self.timeout)
             if is_secure:
                 endpoint = wrapClientTLS(_tls_options(host), endpoint)
         except Exception as error:
@@ -222,6 +223,17 @@ class _Attempt:
         timer, self.timer = self.timer, None
         if timer is not None and timer.active():
             timer.cancel()
+
+
+def _tcp_endpoint(reactor: Any, host: str, port: int, timeout: float) -> Any:
+    """A plain TCP endpoint for an IP address (no resolver, no attempt delay), else HostnameEndpoint."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return HostnameEndpoint(reactor, host, port, timeout=timeout)
+    if address.version == 6:
+        return TCP6ClientEndpoint(reactor, host, port, timeout=timeout)
+    return TCP4ClientEndpoint(reactor, host, port, timeout=timeout)
 
 
 def _tls_options(host: str) -> Any:

@@ -155,8 +155,11 @@ class Client:
 
     @property
     def session(self) -> Session | None:
-        """The joined session, or None while not joined."""
-        return self._session if self._state is ClientState.JOINED else None
+        """The joined session, or None while not joined (also while a session is ending)."""
+        session = self._session
+        if self._state is ClientState.JOINED and session is not None and session.is_joined:
+            return session
+        return None
 
     def on(self, event: str, fn: Callable[..., Any]) -> None:
         """Call ``fn`` on ``event`` (see the class docstring); errors in ``fn`` are logged."""
@@ -176,8 +179,9 @@ class Client:
 
         Fails with :class:`NotConnected` when the client gives up or is closed first.
         """
-        if self._state is ClientState.JOINED and self._session is not None:
-            return defer.succeed(self._session)
+        session = self.session
+        if session is not None:
+            return defer.succeed(session)
         waiter = self._wait(None)
         if self._state in (ClientState.DISCONNECTED, ClientState.GIVEN_UP):
             self._start()
