@@ -421,11 +421,14 @@ def test_leave_waits_for_goodbye_then_closes():
     assert connection.last() == [6, {}, "com.example.bye"]
     with pytest.raises(ConnectionLost):
         result_of(call)
+    again = session.leave()  # a second leave() waits for the same end
     session.on_message([6, {}, "wamp.close.goodbye_and_out"])
     assert connection.closes == [(1000, "")]
     assert not d.called
     connection.gone(1000, "")
     assert result_of(d) == "wamp.close.goodbye_and_out"
+    assert result_of(again) == "wamp.close.goodbye_and_out"
+    assert [m[0] for m in connection.sent].count(6) == 1
 
 
 def test_leave_unanswered_closes_after_timeout():

@@ -18,7 +18,6 @@ from typing import Any, Callable, Protocol
 
 from twisted.internet import defer
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 
 from promisifier.client import features
 from promisifier.client.auth import AuthenticationError, answer_challenge, default_authmethods
@@ -124,7 +123,7 @@ class Session(SessionRequests):
         self._calls_made = 0
         self._publications_sent = 0
         self._join_d: defer.Deferred[Session] | None = None
-        self._leave_d: defer.Deferred[str] | None = None
+        self._leave_waiters: list[defer.Deferred[str]] = []
         self._goodbye_reason: str | None = None
         self._goodbye_timer: Any = None
         self._end_waiters: list[defer.Deferred[tuple[int, str]]] = []
@@ -256,16 +255,17 @@ class Session(SessionRequests):
         :class:`ConnectionLost` when the connection ends without an answer (after
         ``goodbye_timeout`` seconds the session closes the connection itself).
         """
-        if self.state is SessionState.LEAVING and self._leave_d is not None:
-            return self._when(self._leave_d)
-        if self.state is not SessionState.JOINED:
+        leaving = bool(self._leave_waiters)
+        if not leaving and self.state is not SessionState.JOINED:
             return defer.fail(NotConnected(f"cannot leave: session is {self.state.value}"))
-        self._leave_d = defer.Deferred()
-        self._send([GOODBYE, {}, reason])
-        self.state = SessionState.LEAVING
-        self._end_session(ConnectionLost("the session left"), reason)
-        self._goodbye_timer = self.clock.callLater(self.goodbye_timeout, self._on_goodbye_timeout)
-        return self._when(self._leave_d)
+        d: defer.Deferred[str] = defer.Deferred()
+        self._leave_waiters.append(d)
+        if not leaving:
+            self._send([GOODBYE, {}, reason])
+            self.state = SessionState.LEAVING
+            self._end_session(ConnectionLost("the session left"), reason)
+            self._goodbye_timer = self.clock.callLater(self.goodbye_timeout, self._on_goodbye_timeout)
+        return d
 
     def close(self, code: int = 1000, reason: str = "") -> defer.Deferred[tuple[int, str]]:
         """Close the connection (no GOODBYE); fires with ``(code, reason)`` once closed.
@@ -327,8 +327,8 @@ class Session(SessionRequests):
             join_d.errback(ConnectionClosed(code, reason, f"connection closed before the session joined ({code} {reason})".rstrip()))
         if previous is SessionState.JOINED:
             self._end_session(lost, f"connection closed ({code})")
-        leave_d, self._leave_d = self._leave_d, None
-        if leave_d is not None and not leave_d.called:
+        leave_waiters, self._leave_waiters = self._leave_waiters, []
+        for leave_d in leave_waiters:
             if self._goodbye_reason is not None:
                 leave_d.callback(self._goodbye_reason)
             else:
@@ -445,20 +445,6 @@ class Session(SessionRequests):
         d: defer.Deferred[tuple[int, str]] = defer.Deferred()
         self._end_waiters.append(d)
         return d
-
-    @staticmethod
-    def _when(d: defer.Deferred[Any]) -> defer.Deferred[Any]:
-        """A new Deferred with ``d``'s outcome (``d`` itself keeps no unhandled failure)."""
-        copy: defer.Deferred[Any] = defer.Deferred()
-
-        def relay(result: Any) -> None:
-            if isinstance(result, Failure):
-                copy.errback(result)
-            else:
-                copy.callback(result)
-
-        d.addBoth(relay)
-        return copy
 
     def _emit(self, event: str, *args: Any) -> None:
         for fn in list(self._listeners[event]):
