@@ -479,3 +479,22 @@ def test_unencodable_request_fails_without_entering_the_table():
         result_of(session.publish("com.t", object(), acknowledge=True))
     assert session.pending_requests == 0
     assert result_of(session.publish("com.t", 1)) is None
+
+
+def test_event_handlers_plain_async_and_failing():
+    session, connection, _ = joined()
+    got = []
+
+    async def async_handler(x):
+        got.append(("async", x))
+
+    def failing(x):
+        raise RuntimeError("handler bug")
+
+    for handler in (lambda x: got.append(("plain", x)), async_handler, failing):
+        d = session.subscribe("com.t", handler)
+        session.on_message([33, connection.last()[1], 42])
+        result_of(d)
+    session.on_message([36, 42, 1, {}, [7]])
+    assert got == [("plain", 7), ("async", 7)]
+    assert session.stats.events_received == 1 and session.is_joined

@@ -308,12 +308,32 @@ class Client:
 
         return handle.subscribe_on(session).addCallbacks(lambda _: handle, refused)
 
-    def publish(self, topic: str, /, *args: Any, **kwargs: Any) -> defer.Deferred[int | None]:
+    def publish(
+        self,
+        topic: str,
+        /,
+        *args: Any,
+        acknowledge: bool = False,
+        exclude_me: bool = True,
+        retain: bool = False,
+        exclude: list[int] | None = None,
+        eligible: list[int] | None = None,
+        **kwargs: Any,
+    ) -> defer.Deferred[int | None]:
         """:meth:`Session.publish` on the current session; :class:`NotConnected` when not joined."""
         session = self.session
         if session is None:
             return defer.fail(NotConnected(f"cannot publish to {topic}: client is {self._state.value}"))
-        return session.publish(topic, *args, **kwargs)
+        return session.publish(
+            topic,
+            *args,
+            acknowledge=acknowledge,
+            exclude_me=exclude_me,
+            retain=retain,
+            exclude=exclude,
+            eligible=eligible,
+            **kwargs,
+        )
 
     # -- the state machine ----------------------------------------------------------------
 
