@@ -3,31 +3,57 @@
 
 from __future__ import annotations
 
+import sys
+
 from twisted.python import usage
 
+from promisifier.relay.config import (
+    DEFAULT_ENDPOINT,
+    DEFAULT_PATH,
+    DEFAULT_REALM,
+    ConfigError,
+    RelayConfig,
+    load_config,
+)
 from promisifier.router import RouterConfig
 
-DEFAULT_ENDPOINT = "tcp:8080:interface=127.0.0.1"
-DEFAULT_PATH = "/ws"
-DEFAULT_REALM = "realm1"
 DEFAULT_MAX_MESSAGE_SIZE = RouterConfig().max_message_size
+
+__all__ = ["DEFAULT_ENDPOINT", "DEFAULT_MAX_MESSAGE_SIZE", "DEFAULT_PATH", "DEFAULT_REALM", "RelayOptions"]
+
+#: options the config file replaces
+_FILE_DECIDES = {
+    "endpoint": DEFAULT_ENDPOINT,
+    "path": DEFAULT_PATH,
+    "max-message-size": DEFAULT_MAX_MESSAGE_SIZE,
+}
 
 
 class RelayOptions(usage.Options):
-    """``--endpoint``, ``--path``, ``--realm`` (repeatable) and ``--max-message-size``.
+    """``--config FILE``, or ``--endpoint``, ``--path``, ``--realm`` (repeatable) and
+    ``--max-message-size``; ``--check-config FILE`` checks a file and exits.
 
     After parsing, ``self["realms"]`` is the tuple of realms (``("realm1",)`` when no
-    ``--realm`` was given) and :meth:`router_config` gives the router's settings.
+    ``--realm`` was given), :attr:`relay_config` the loaded config file (None without
+    ``--config``) and :meth:`router_config` gives the router's settings.
     """
 
-    synopsis = "[--endpoint ENDPOINT] [--path PATH] [--realm REALM ...] [--max-message-size BYTES]"
+    synopsis = (
+        "[--config FILE | --endpoint ENDPOINT --path PATH --realm REALM ... --max-message-size BYTES]"
+        " | --check-config FILE"
+    )
     longdesc = (
         "Runs a WAMP v2 relay (router) serving WebSocket clients at ws://HOST:PORT/PATH. "
         "ENDPOINT is a Twisted server endpoint string, e.g. tcp:8080:interface=0.0.0.0, "
-        "ssl:8443:privateKey=key.pem:certKey=cert.pem, or unix:/run/relay.sock."
+        "ssl:8443:privateKey=key.pem:certKey=cert.pem, or unix:/run/relay.sock. "
+        "With --config, a TOML file sets listeners, realms, roles, authentication, limits, "
+        "trusted proxies and plain WebSocket endpoints (see examples/relay.toml); SIGHUP "
+        "reads it again."
     )
 
     optParameters = [
+        ["config", "c", None, "TOML configuration file (replaces --endpoint, --path, --realm, --max-message-size)."],
+        ["check-config", None, None, "Check a TOML configuration file, print 'ok' or the errors, and exit."],
         ["endpoint", None, DEFAULT_ENDPOINT, "Twisted server endpoint string to listen on."],
         ["path", None, DEFAULT_PATH, "URL path of the WebSocket resource."],
         ["max-message-size", None, DEFAULT_MAX_MESSAGE_SIZE,
@@ -37,6 +63,8 @@ class RelayOptions(usage.Options):
     def __init__(self) -> None:
         super().__init__()
         self["realms"] = []
+        #: the loaded --config file
+        self.relay_config: RelayConfig | None = None
 
     def opt_realm(self, realm: str) -> None:
         """Realm clients may join; repeat for several [default: realm1]."""
@@ -46,6 +74,18 @@ class RelayOptions(usage.Options):
             self["realms"].append(realm)
 
     def postOptions(self) -> None:
+        if self["check-config"] is not None:
+            raise SystemExit(check_config(self["check-config"]))
+        if self["config"] is not None:
+            given = [f"--{name}" for name, default in _FILE_DECIDES.items() if self[name] != default]
+            given += ["--realm"] if self["realms"] else []
+            if given:
+                raise usage.UsageError(f"{', '.join(given)} cannot be combined with --config: the file decides")
+            try:
+                self.relay_config = load_config(self["config"])
+            except ConfigError as error:
+                print(f"{error}\nThe relay was not started.", file=sys.stderr)
+                raise SystemExit(1) from None
         self["realms"] = tuple(self["realms"]) or (DEFAULT_REALM,)
         if not self["endpoint"]:
             raise usage.UsageError("--endpoint must not be empty")
@@ -58,4 +98,19 @@ class RelayOptions(usage.Options):
 
     def router_config(self) -> RouterConfig:
         """The :class:`~promisifier.router.RouterConfig` these options describe."""
+        if self.relay_config is not None:
+            return self.relay_config.router
         return RouterConfig(realms=self["realms"], max_message_size=self["max-message-size"])
+
+
+def check_config(filename: str) -> int:
+    """``--check-config``: print ``ok`` (and any warnings) or the errors; the exit code."""
+    try:
+        config = load_config(filename)
+    except ConfigError as error:
+        print(error, file=sys.stderr)
+        return 1
+    print("ok")
+    for warning in config.warnings():
+        print(f"warning: {warning}", file=sys.stderr)
+    return 0

@@ -1,32 +1,43 @@
 """The relay service run by ``twistd promisifier-relay`` and ``python -m promisifier relay``.
 
-Starting it builds a :class:`~promisifier.router.Router` and listens on the endpoint with the
-router's web site; stopping it stops listening, then closes every session with
-``router.stop()`` (GOODBYE ``wamp.close.system_shutdown``), so SIGTERM ends the process cleanly.
+Starting it builds a :class:`~promisifier.router.Router` and listens on every listener of
+its :class:`~promisifier.relay.config.RelayConfig`, each with a web site serving WAMP at the
+listener's path and the plain WebSocket endpoints at theirs. Stopping it stops listening,
+then closes every session with ``router.stop()`` (GOODBYE ``wamp.close.system_shutdown``),
+so SIGTERM ends the process cleanly.
+
+With a config file, SIGHUP (or :meth:`RelayService.reload`) reads the file again: a valid
+file is applied (``router.reload``; listeners whose endpoint changed are re-bound, the
+others keep their port and serve the new settings to new connections); an invalid one is
+logged and the running configuration stays.
 """
 
 from __future__ import annotations
 
+import os
 import signal
+from typing import Any
 
 from twisted.application.service import IService, Service
 from twisted.internet.address import IPv4Address, IPv6Address
-from twisted.internet.defer import CancelledError, Deferred, maybeDeferred, succeed
+from twisted.internet.defer import CancelledError, Deferred, DeferredLock, gatherResults, maybeDeferred, succeed
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from twisted.web.server import Site
 
+from promisifier.compat.websockets import PlainWebSocketFactory
+from promisifier.relay.config import ConfigError, ListenerConfig, RelayConfig, default_config, load_config
 from promisifier.relay.options import RelayOptions
-from promisifier.router import Router, RouterConfig
+from promisifier.relay.site import listener_root
+from promisifier.router import Router
+from promisifier.transport.closing import CloseCode
 
 log = Logger(namespace="promisifier.relay")
 
 #: seconds ``stopService`` waits for the router to close its sessions before giving up
 STOP_TIMEOUT = 10.0
-
-#: endpoint types whose clients connect with wss://
-_TLS_ENDPOINT_TYPES = {"ssl"}
 
 
 def make_service(options: RelayOptions, reactor=None) -> IService:
@@ -34,86 +45,47 @@ def make_service(options: RelayOptions, reactor=None) -> IService:
 
     A malformed endpoint string raises ``ValueError`` here, before anything runs.
     """
-    if reactor is None:
-        from twisted.internet import reactor
-    description = options["endpoint"]
-    endpoint = serverFromString(reactor, description)
-    secure = description.split(":", 1)[0].strip().lower() in _TLS_ENDPOINT_TYPES
-    return RelayService(
-        options.router_config(), endpoint, path=options["path"], secure=secure, reactor=reactor
+    if options.relay_config is not None:
+        return RelayService(options.relay_config, config_file=options["config"], reactor=reactor)
+    config = default_config(
+        endpoint=options["endpoint"],
+        path=options["path"],
+        realms=options["realms"],
+        max_message_size=options["max-message-size"],
     )
+    return RelayService(config, reactor=reactor)
 
 
-class RelayService(Service):
-    """A :class:`Router` listening on one endpoint, for as long as the service runs.
+def _files_state(names: tuple[str, ...]) -> tuple[Any, ...]:
+    """What a TLS listener's files look like now (a renewed certificate changes it)."""
+    state = []
+    for name in names:
+        try:
+            stat = os.stat(name)
+            state.append((name, stat.st_mtime_ns, stat.st_size, stat.st_ino))
+        except OSError:
+            state.append((name, None))
+    return tuple(state)
 
-    After start, :attr:`router` is the router and :attr:`port` the listening port (once the
-    endpoint has answered; for TCP, TLS and UNIX endpoints that is at once).
-    """
 
-    name = "promisifier-relay"
+class Listener:
+    """One listening endpoint of the relay: its settings, its web site and its port."""
 
-    def __init__(
-        self,
-        config: RouterConfig,
-        endpoint: IStreamServerEndpoint,
-        path: str = "/ws",
-        secure: bool = False,
-        reactor=None,
-        stop_timeout: float = STOP_TIMEOUT,
-    ) -> None:
-        if reactor is None:
-            from twisted.internet import reactor
+    def __init__(self, config: ListenerConfig, reactor: Any) -> None:
         self.config = config
-        self.endpoint = endpoint
-        self.path = path
-        self.secure = secure
-        self.stop_timeout = stop_timeout
-        self._reactor = reactor
-        self.router: Router | None = None
+        #: raises ValueError for a malformed endpoint string
+        self.endpoint: IStreamServerEndpoint = serverFromString(reactor, config.endpoint)
+        self.files_state = _files_state(config.files)
+        self.site: Site | None = None
         self.port: IListeningPort | None = None
-        self._listening: Deferred | None = None
+        self.listening: Deferred | None = None
+        #: plain endpoints' factories of every resource tree this listener served
+        self.plain_factories: list[PlainWebSocketFactory] = []
 
-    def startService(self) -> None:
-        """Build the router and listen. If listening fails at once (port in use, no
-        permission), the error is raised here, so twistd exits with it."""
-        super().startService()
-        self.router = Router(self.config, reactor=self._reactor)
-        self._listening = self.endpoint.listen(self.router.site(self.path))
-        failed_at_once: list[Failure] = []
-        starting = True
-
-        def failed(failure: Failure) -> None:
-            if failure.check(CancelledError):  # stopService before the endpoint answered
-                return
-            if starting:
-                failed_at_once.append(failure)
-            else:
-                self._listen_failed(failure)
-
-        self._listening.addCallbacks(self._listened, failed)
-        starting = False
-        if failed_at_once:
-            self.running = 0
-            self.router = self._listening = None
-            failed_at_once[0].raiseException()
-
-    def _listened(self, port: IListeningPort) -> None:
-        self._listening = None
-        self.port = port
-        log.info(
-            "promisifier relay serving {url} (realms: {realms})",
-            url=self.url,
-            realms=", ".join(realm.name for realm in self.config.realms),
-        )
-
-    def _listen_failed(self, failure: Failure) -> None:
-        # Only for endpoints that fail later than listen() itself: without a port the relay
-        # has no purpose, so the process ends.
-        self._listening = None
-        log.failure("promisifier relay cannot listen on {endpoint}", failure, endpoint=self.endpoint)
-        if self._reactor.running:
-            self._reactor.stop()
+    def serve_plain(self, factories: list[PlainWebSocketFactory]) -> None:
+        """Remember the plain endpoints' factories of a new resource tree (and forget the
+        earlier ones that have no connection left)."""
+        self.plain_factories = [factory for factory in self.plain_factories if factory.clients] + factories
 
     @property
     def url(self) -> str | None:
@@ -121,25 +93,144 @@ class RelayService(Service):
         if self.port is None:
             return None
         address = self.port.getHost()
-        scheme = "wss" if self.secure else "ws"
+        scheme = "wss" if self.config.secure else "ws"
+        path = self.config.path
         if isinstance(address, IPv6Address):
-            return f"{scheme}://[{address.host}]:{address.port}{self.path}"
+            return f"{scheme}://[{address.host}]:{address.port}{path}"
         if isinstance(address, IPv4Address):
-            return f"{scheme}://{address.host}:{address.port}{self.path}"
-        return f"{scheme}://<{address}>{self.path}"
+            return f"{scheme}://{address.host}:{address.port}{path}"
+        return f"{scheme}://<{address}>{path}"
+
+
+class RelayService(Service):
+    """A :class:`Router` listening on the listeners of a :class:`RelayConfig`, for as long
+    as the service runs.
+
+    After start, :attr:`router` is the router, :attr:`listeners` the listening endpoints,
+    and :attr:`port` / :attr:`url` those of the first listener (once its endpoint has
+    answered; for TCP, TLS and UNIX endpoints that is at once).
+    """
+
+    name = "promisifier-relay"
+
+    def __init__(
+        self,
+        config: RelayConfig,
+        *,
+        config_file: str | None = None,
+        reactor=None,
+        stop_timeout: float = STOP_TIMEOUT,
+        handle_sighup: bool = True,
+    ) -> None:
+        if reactor is None:
+            from twisted.internet import reactor
+        self.config = config
+        #: the file :meth:`reload` reads (None: nothing to reload)
+        self.config_file = config_file
+        self.stop_timeout = stop_timeout
+        self.handle_sighup = handle_sighup and config_file is not None
+        self._reactor = reactor
+        self.router: Router | None = None
+        self.listeners: list[Listener] = [Listener(listener, reactor) for listener in config.listeners]
+        self._reloading = DeferredLock()
+        self._sighup_installed = False
+        self._previous_sighup: Any = None
+
+    # -- facts --------------------------------------------------------------------------
+
+    @property
+    def port(self) -> IListeningPort | None:
+        """The listening port of the first listener."""
+        return self.listeners[0].port if self.listeners else None
+
+    @property
+    def url(self) -> str | None:
+        """The URL of the first listener, e.g. ``ws://127.0.0.1:8080/ws``."""
+        return self.listeners[0].url if self.listeners else None
+
+    @property
+    def urls(self) -> list[str]:
+        return [listener.url for listener in self.listeners if listener.url is not None]
+
+    # -- start and stop ------------------------------------------------------------------
+
+    def startService(self) -> None:
+        """Build the router and listen. If listening fails at once (port in use, no
+        permission), the error is raised here, so twistd exits with it."""
+        super().startService()
+        self.router = Router(self.config.router, reactor=self._reactor)
+        self._log_warnings(self.config)
+        for listener in self.listeners:
+            failure = self._bind(listener, starting=True)
+            if failure is not None:
+                for other in self.listeners:
+                    if other.port is not None:
+                        other.port.stopListening()
+                        other.port = None
+                self.running = 0
+                self.router = None
+                failure.raiseException()
+        if self.handle_sighup:
+            self._install_sighup()
+
+    def _bind(self, listener: Listener, starting: bool) -> Failure | None:
+        """Listen; a failure the endpoint reports at once is returned (later ones are logged)."""
+        root, factories = listener_root(self.router, listener.config, self.config.endpoints, self._reactor)
+        listener.site = Site(root)
+        listener.serve_plain(factories)
+        failed_at_once: list[Failure] = []
+        at_once = True
+
+        def listened(port: IListeningPort) -> None:
+            listener.listening = None
+            listener.port = port
+            log.info(
+                "promisifier relay serving {url} (realms: {realms})",
+                url=listener.url,
+                realms=", ".join(realm.name for realm in self.config.router.realms),
+            )
+
+        def failed(failure: Failure) -> None:
+            listener.listening = None
+            if failure.check(CancelledError):  # stopService before the endpoint answered
+                return
+            if at_once:
+                failed_at_once.append(failure)
+            else:
+                self._listen_failed(listener, failure, starting)
+
+        listener.listening = listener.endpoint.listen(listener.site)
+        listener.listening.addCallbacks(listened, failed)
+        at_once = False
+        return failed_at_once[0] if failed_at_once else None
+
+    def _listen_failed(self, listener: Listener, failure: Failure, starting: bool) -> None:
+        # Only for endpoints that fail later than listen() itself.
+        log.failure("promisifier relay cannot listen on {endpoint}", failure, endpoint=listener.config.endpoint)
+        if starting and not any(other.port is not None for other in self.listeners) and self._reactor.running:
+            self._reactor.stop()  # without a port the relay has no purpose
 
     def stopService(self) -> Deferred:
         """Stop listening, then close every session (at most :attr:`stop_timeout` seconds)."""
         super().stopService()
-        listening, self._listening = self._listening, None
-        if listening is not None:
-            listening.cancel()
-        port, self.port = self.port, None
+        self._restore_sighup()
         router, self.router = self.router, None
-        stopped = maybeDeferred(port.stopListening) if port is not None else succeed(None)
-        stopped.addErrback(self._log_stop_error, "stop listening")
+        stopped = gatherResults([self._unbind(listener) for listener in self.listeners])
+        for listener in self.listeners:
+            for factory in listener.plain_factories:
+                factory.close_all(CloseCode.GOING_AWAY, "relay is shutting down")
+            listener.plain_factories = []
         if router is not None:
             stopped.addCallback(lambda _: self._stop_router(router))
+        return stopped
+
+    def _unbind(self, listener: Listener) -> Deferred:
+        listening, listener.listening = listener.listening, None
+        if listening is not None:
+            listening.cancel()
+        port, listener.port = listener.port, None
+        stopped = maybeDeferred(port.stopListening) if port is not None else succeed(None)
+        stopped.addErrback(self._log_stop_error, "stop listening")
         return stopped
 
     def _stop_router(self, router: Router) -> Deferred:
@@ -160,3 +251,100 @@ class RelayService(Service):
 
     def _log_stop_error(self, failure: Failure, step: str) -> None:
         log.failure("promisifier relay: could not {step} cleanly", failure, step=step)
+
+    @staticmethod
+    def _log_warnings(config: RelayConfig) -> None:
+        for warning in config.warnings():
+            log.warn("promisifier relay configuration: {warning}", warning=warning)
+
+    # -- reload -------------------------------------------------------------------------------
+
+    def reload(self) -> Deferred:
+        """Read the config file again and apply it; fires with True when applied, False
+        when the file was invalid (logged; the running configuration stays)."""
+        return self._reloading.run(self._reload)
+
+    def _reload(self) -> Deferred:
+        if self.config_file is None or not self.running or self.router is None:
+            log.warn("promisifier relay: nothing to reload (no config file, or not running)")
+            return succeed(False)
+        try:
+            config = load_config(self.config_file)
+        except ConfigError as error:
+            log.error("promisifier relay: configuration not reloaded, the running one stays. {error}", error=str(error))
+            return succeed(False)
+        return self.apply(config)
+
+    def apply(self, config: RelayConfig) -> Deferred:
+        """Switch the running relay to ``config``; fires with True once every changed
+        listener is re-bound (a listener that cannot listen is logged and left out)."""
+        assert self.router is not None
+        self._log_warnings(config)
+        self.router.reload(config.router)
+        self.config = config
+        old = {listener.config.endpoint: listener for listener in self.listeners}
+        kept: dict[int, Listener] = {}
+        fresh: dict[int, Listener] = {}
+        for index, listener_config in enumerate(config.listeners):
+            listener = old.get(listener_config.endpoint)
+            if (
+                listener is not None
+                and listener.port is not None
+                and listener.files_state == _files_state(listener_config.files)
+            ):
+                del old[listener_config.endpoint]
+                listener.config = listener_config
+                root, factories = listener_root(self.router, listener_config, config.endpoints, self._reactor)
+                listener.site.resource = root  # type: ignore[union-attr]
+                listener.serve_plain(factories)
+                kept[index] = listener
+            else:
+                try:
+                    fresh[index] = Listener(listener_config, self._reactor)
+                except Exception:  # noqa: BLE001 - e.g. a TLS file that changed since the check
+                    log.failure("promisifier relay cannot use {endpoint}", endpoint=listener_config.endpoint)
+        for listener in old.values():
+            log.info("promisifier relay: no longer listening on {endpoint}", endpoint=listener.config.endpoint)
+        stopped = gatherResults([self._unbind(listener) for listener in old.values()])
+
+        def bind_fresh(_: object) -> bool:
+            for listener in fresh.values():
+                failure = self._bind(listener, starting=False)
+                if failure is not None:
+                    log.failure("promisifier relay cannot listen on {endpoint}", failure, endpoint=listener.config.endpoint)
+            bound = {**kept, **{i: lst for i, lst in fresh.items() if lst.port is not None or lst.listening is not None}}
+            self.listeners = [bound[index] for index in sorted(bound)]
+            log.info("promisifier relay: configuration reloaded from {file}", file=self.config_file)
+            return True
+
+        return stopped.addCallback(bind_fresh)
+
+    # -- SIGHUP ---------------------------------------------------------------------------------
+
+    def _install_sighup(self) -> None:
+        if not hasattr(signal, "SIGHUP"):
+            return
+        try:
+            self._previous_sighup = signal.signal(signal.SIGHUP, self._on_sighup)
+        except ValueError:  # not the main thread: no signals here
+            return
+        self._sighup_installed = True
+
+    def _restore_sighup(self) -> None:
+        if not self._sighup_installed:
+            return
+        self._sighup_installed = False
+        previous = self._previous_sighup if self._previous_sighup is not None else signal.SIG_DFL
+        try:
+            signal.signal(signal.SIGHUP, previous)
+        except ValueError:
+            pass
+
+    def _on_sighup(self, signum: int, frame: Any) -> None:
+        # A signal handler runs between two bytecodes of whatever the reactor was doing:
+        # hand the work to the reactor.
+        self._reactor.callFromThread(self._reload_on_signal)
+
+    def _reload_on_signal(self) -> None:
+        log.info("promisifier relay: SIGHUP, reading {file} again", file=self.config_file)
+        self.reload()

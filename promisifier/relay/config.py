@@ -1,0 +1,442 @@
+"""The relay's configuration file: TOML (stdlib ``tomllib``) -> :class:`RelayConfig`.
+
+:func:`load_config` reads and checks a file; every problem is reported at once in a
+:class:`ConfigError`, each naming the key path, the value and what was expected, e.g.
+``listeners[0].auth.ticket.principals.alice.role: expected a non-empty string, got 5 (an
+integer)``. Unknown keys are errors too. ``examples/relay.toml`` shows every key.
+
+A :class:`RelayConfig` is the router's :class:`~promisifier.router.RouterConfig` (realms,
+roles, limits, trusted proxies) plus the listeners (endpoint, WebSocket path, serializers,
+authentication, limits) and the plain WebSocket endpoints mounted beside WAMP. An empty
+file is the built-in default: realm ``realm1`` open to anonymous clients on
+``tcp:8080:interface=127.0.0.1``, path ``/ws``.
+
+Relative file names (TLS key and certificates, UNIX socket) are relative to the folder of
+the config file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from promisifier.relay import endpoints as ep
+from promisifier.relay.checks import MISSING, Checker, describe, key_path
+from promisifier.router.auth import AUTH_METHODS, AuthConfig, Principal
+from promisifier.router.authz import Permission, RoleConfig
+from promisifier.router.config import CANCEL_REPLIES, DEFAULT_MAX_MESSAGE_SIZE, Limits, RealmConfig, RouterConfig
+from promisifier.router.matching import MATCH_POLICIES
+from promisifier.transport.proxies import parse_trusted_proxy
+from promisifier.wire import SERIALIZERS, is_valid_uri
+
+DEFAULT_ENDPOINT = "tcp:8080:interface=127.0.0.1"
+DEFAULT_PATH = "/ws"
+DEFAULT_REALM = "realm1"
+
+_ROUTER_DEFAULTS = RouterConfig()
+_PERMISSION_FLAGS = ("call", "register", "publish", "subscribe", "disclose_caller", "disclose_publisher")
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; ``errors`` lists every problem found."""
+
+    def __init__(self, source: str, errors: list[str]) -> None:
+        super().__init__(source, errors)
+        self.source = source
+        self.errors = list(errors)
+
+    def __str__(self) -> str:
+        count = len(self.errors)
+        lines = [f"{self.source}: {count} error{'s' if count != 1 else ''} in the configuration:"]
+        lines += [f"  {error}" for error in self.errors]
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class ListenerConfig:
+    """Where the relay listens, and what it offers there."""
+
+    #: a Twisted server endpoint string (tcp:, tcp6:, ssl:, unix:), file names absolute
+    endpoint: str = DEFAULT_ENDPOINT
+    #: URL path of the WAMP WebSocket
+    path: str = DEFAULT_PATH
+    #: serializers offered; None: the router's
+    serializers: tuple[str, ...] | None = None
+    #: authentication methods and principals; None: the router's (anonymous)
+    auth: AuthConfig | None = None
+    #: largest message accepted on this listener; None: the router's
+    max_message_size: int | None = None
+    #: reserved: a status page and a health check on this listener (not served yet)
+    status: bool = False
+    health: bool = False
+
+    @property
+    def description(self) -> ep.EndpointDescription:
+        return ep.parse_endpoint(self.endpoint)
+
+    @property
+    def secure(self) -> bool:
+        """Clients connect with ``wss://``."""
+        return ep.is_secure(self.endpoint)
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        """The files the endpoint reads when it starts listening (TLS key, certificates)."""
+        return tuple(sorted({name for _, name in ep.tls_files(self.description)}))
+
+
+@dataclass(frozen=True)
+class EndpointConfig:
+    """A plain (non-WAMP) WebSocket endpoint: connections on ``path`` go to ``handler``
+    (see :mod:`promisifier.compat.websockets`)."""
+
+    path: str
+    #: dotted path to a module or object with on_open/on_message/on_error/on_close
+    handler: str
+
+
+@dataclass(frozen=True)
+class RelayConfig:
+    """Everything the relay runs with."""
+
+    router: RouterConfig = field(default_factory=RouterConfig)
+    listeners: tuple[ListenerConfig, ...] = (ListenerConfig(),)
+    endpoints: tuple[EndpointConfig, ...] = ()
+    #: the file this came from (None for the built-in default)
+    source: str | None = field(default=None, compare=False)
+
+    def warnings(self) -> list[str]:
+        """Things that work but are probably not meant (logged at start and on reload)."""
+        found = []
+        open_realms = [realm.name for realm in self.router.realms if realm.roles is None]
+        for index, listener in enumerate(self.listeners):
+            auth = listener.auth if listener.auth is not None else self.router.auth
+            if "anonymous" in auth.methods and open_realms and not ep.is_loopback(listener.description):
+                found.append(
+                    f"listeners[{index}] ({listener.endpoint}) accepts anonymous clients on a non-loopback address, "
+                    f"and realm{'s' if len(open_realms) > 1 else ''} {', '.join(map(repr, open_realms))} "
+                    "ha" + ("ve" if len(open_realms) > 1 else "s") + " no roles: anyone who reaches it may do everything"
+                )
+            for flag in ("status", "health"):
+                if getattr(listener, flag):
+                    found.append(f"listeners[{index}].{flag}: reserved for a later version; nothing is served yet")
+        if all(realm.roles is not None for realm in self.router.realms):
+            defined = {role.name for realm in self.router.realms for role in realm.roles or ()}
+            for index, listener in enumerate(self.listeners):
+                for where, role in _roles_used(listener.auth):
+                    if role not in defined:
+                        found.append(f"listeners[{index}].auth.{where}: role {role!r} is defined in no realm; its sessions cannot join")
+        return found
+
+
+def _roles_used(auth: AuthConfig | None) -> list[tuple[str, str]]:
+    if auth is None:
+        return []
+    used = []
+    if "anonymous" in auth.methods:
+        used.append(("anonymous_role", auth.anonymous_role))
+    used += [(key_path("ticket.principals", authid), p.role) for authid, p in auth.tickets.items()]
+    used += [(key_path("wampcra.users", authid), p.role) for authid, p in auth.wampcra.items()]
+    return [(f"{where}.role" if "." in where else where, role) for where, role in used]
+
+
+def default_config(
+    endpoint: str = DEFAULT_ENDPOINT,
+    path: str = DEFAULT_PATH,
+    realms: tuple[str, ...] = (DEFAULT_REALM,),
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+) -> RelayConfig:
+    """The relay without a config file: one listener, open realms, anonymous clients."""
+    router = RouterConfig(realms=realms, max_message_size=max_message_size)
+    return RelayConfig(router=router, listeners=(ListenerConfig(endpoint=endpoint, path=path),))
+
+
+# -- loading --------------------------------------------------------------------------------
+
+
+def load_config(filename: str | os.PathLike[str]) -> RelayConfig:
+    """Read and check a TOML config file. Raises :class:`ConfigError`."""
+    path = Path(filename)
+    source = str(filename)
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise ConfigError(source, [f"cannot read the file: {error.strerror or error}"]) from None
+    try:
+        document = tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as error:
+        raise ConfigError(source, [f"not UTF-8 text: {error}"]) from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(source, [f"not valid TOML: {error}"]) from None
+    return parse_config(document, base_dir=str(path.resolve().parent), source=source)
+
+
+def parse_config(document: dict[str, Any], *, base_dir: str | None = None, source: str = "<config>") -> RelayConfig:
+    """Check a parsed TOML document and build the :class:`RelayConfig`. Raises
+    :class:`ConfigError`. Relative file names are resolved against ``base_dir``
+    (default: the current directory)."""
+    check = Checker()
+    base_dir = base_dir or os.getcwd()
+    top = check.table(document, "", ("listeners", "realms", "limits", "trusted_proxies", "endpoints"))
+
+    limits = _limits(check, top)
+    proxies = check.strings(top, "trusted_proxies", "", (), nonempty=False)
+    for index, entry in enumerate(proxies):
+        try:
+            parse_trusted_proxy(entry)
+        except ValueError:
+            check.expected(key_path("trusted_proxies", index), 'an IP address, a CIDR network or "unix"', entry)
+
+    realms = _named(check, "realm", [(path, _realm(check, path, table)) for path, table in check.tables(top, "realms", "")])
+
+    listener_tables = check.tables(top, "listeners", "")
+    listeners = [_listener(check, path, table, base_dir) for path, table in listener_tables]
+    endpoints = [_endpoint(check, path, table) for path, table in check.tables(top, "endpoints", "")]
+    _check_paths(check, listener_tables, listeners, endpoints)
+
+    if check.errors:
+        raise ConfigError(source, check.errors)
+    try:
+        router = RouterConfig(
+            realms=tuple(realms) or (DEFAULT_REALM,),
+            trusted_proxies=proxies,
+            **limits,
+        )
+    except ValueError as error:  # the checks above should have caught it
+        raise ConfigError(source, [str(error)]) from None
+    return RelayConfig(
+        router=router,
+        listeners=tuple(listeners) or (ListenerConfig(),),
+        endpoints=tuple(endpoints),
+        source=source,
+    )
+
+
+def _limit_fields() -> dict[str, int]:
+    """The per-session and per-router limits (``RouterConfig.limits``): name -> default."""
+    return {f.name: getattr(_ROUTER_DEFAULTS.limits, f.name) for f in dataclasses.fields(Limits)}
+
+
+def _limits(check: Checker, top: dict) -> dict[str, Any]:
+    session_limits = _limit_fields()
+    table = check.table(
+        top.get("limits", {}), "limits", ("max_message_size", "open_handshake_timeout", "hello_timeout", *session_limits)
+    )
+    found: dict[str, Any] = {
+        "max_message_size": check.integer(table, "max_message_size", "limits", DEFAULT_MAX_MESSAGE_SIZE, minimum=1),
+        "open_handshake_timeout": check.seconds(
+            table, "open_handshake_timeout", "limits", _ROUTER_DEFAULTS.open_handshake_timeout
+        ),
+        "hello_timeout": check.seconds(table, "hello_timeout", "limits", _ROUTER_DEFAULTS.hello_timeout),
+    }
+    values = {name: check.integer(table, name, "limits", default, minimum=1) for name, default in session_limits.items()}
+    found["limits"] = Limits(**values)
+    return found
+
+
+def _realm(check: Checker, path: str, value: dict) -> RealmConfig:
+    table = check.table(value, path, ("name", "strict_uris", "cancel_reply", "max_retained_events", "roles"))
+    name = check.string(table, "name", path) or "?"
+    roles: tuple[RoleConfig, ...] | None = None
+    if "roles" in table:
+        found = [(role_path, _role(check, role_path, role)) for role_path, role in check.tables(table, "roles", path)]
+        roles = tuple(_named(check, "role", found))
+    return RealmConfig(
+        name=name,
+        strict_uris=check.boolean(table, "strict_uris", path, False),
+        cancel_reply=check.string(table, "cancel_reply", path, "always", choices=CANCEL_REPLIES),
+        max_retained_events=check.integer(table, "max_retained_events", path, RealmConfig.max_retained_events),
+        roles=roles,
+    )
+
+
+def _named(check: Checker, kind: str, items: list[tuple[str, Any]]) -> list[Any]:
+    """The items (realms or roles, each with its path); a name used twice is an error."""
+    seen: dict[str, str] = {}
+    for path, item in items:
+        if item.name in seen:
+            check.error(f"{path}.name", f"{kind} {item.name!r} is already defined at {seen[item.name]}")
+        seen.setdefault(item.name, path)
+    return [item for _, item in items]
+
+
+def _role(check: Checker, path: str, value: dict) -> RoleConfig:
+    table = check.table(value, path, ("name", "permissions", "authorizer"))
+    name = check.string(table, "name", path) or "?"
+    permissions = tuple(_permission(check, p, t) for p, t in check.tables(table, "permissions", path))
+    authorizer = check.dotted(table, "authorizer", path, callable_=True)
+    return RoleConfig(name=name, permissions=permissions, authorizer=authorizer)
+
+
+def _permission(check: Checker, path: str, value: dict) -> Permission:
+    table = check.table(value, path, ("uri", "match", *_PERMISSION_FLAGS))
+    match = check.string(table, "match", path, "prefix", choices=MATCH_POLICIES)
+    uri = check.string(table, "uri", path, "", empty=True)
+    if "uri" in table and isinstance(table["uri"], str) and not _valid_permission_uri(uri, match):
+        check.expected(key_path(path, "uri"), f"a URI or URI pattern for match {match!r}", uri)
+    flags = {flag: check.boolean(table, flag, path, False) for flag in _PERMISSION_FLAGS}
+    return Permission(uri=uri, match=match, **flags)
+
+
+def _valid_permission_uri(uri: str, match: str) -> bool:
+    if match == "exact":
+        return is_valid_uri(uri)
+    if match == "wildcard":
+        return is_valid_uri(uri, allow_empty=True)
+    # prefix: "" (everything), "com.example" or "com.example."
+    return uri == "" or is_valid_uri(uri[:-1] if uri.endswith(".") else uri)
+
+
+def _listener(check: Checker, path: str, value: dict, base_dir: str) -> ListenerConfig:
+    table = check.table(value, path, ("endpoint", "path", "serializers", "auth", "limits", "status", "health"))
+    endpoint = _endpoint_string(check, table, path, base_dir)
+    web_path = _url_path(check, table, "path", path, DEFAULT_PATH)
+    serializers = check.strings(table, "serializers", path, tuple(SERIALIZERS), choices=tuple(SERIALIZERS))
+    limits = check.table(table.get("limits", {}), key_path(path, "limits"), ("max_message_size",))
+    max_message_size = check.integer(limits, "max_message_size", key_path(path, "limits"), None, minimum=1)
+    return ListenerConfig(
+        endpoint=endpoint,
+        path=web_path,
+        serializers=serializers,
+        auth=_auth(check, key_path(path, "auth"), table.get("auth", {})),
+        max_message_size=max_message_size,
+        status=check.boolean(table, "status", path, False),
+        health=check.boolean(table, "health", path, False),
+    )
+
+
+def _endpoint_string(check: Checker, table: dict, path: str, base_dir: str) -> str:
+    here = key_path(path, "endpoint")
+    value = check.string(table, "endpoint", path, DEFAULT_ENDPOINT, what="a Twisted endpoint string (tcp:, ssl:, unix:)")
+    description = ep.parse_endpoint(value)
+    if description.kind not in ep.LISTENER_TYPES:
+        check.expected(here, f"an endpoint string of type {', '.join(ep.LISTENER_TYPES)}", value)
+        return value
+    description = ep.resolve_files(description, base_dir)
+    if description.kind == "ssl" and not description.options.get("privateKey"):
+        check.error(here, f"{value!r}: an ssl: endpoint needs privateKey=FILE (and certKey=FILE unless the key file holds both)")
+        return value
+    missing = False
+    for argument, name in ep.tls_files(description):
+        if not os.path.isfile(name):
+            check.error(here, f"{value!r}: {argument} file {name!r} does not exist")
+            missing = True
+    if missing:
+        return value
+    resolved = str(description)
+    try:
+        _server_endpoint(resolved)
+    except Exception as error:  # noqa: BLE001 - whatever Twisted's parser raises
+        check.error(here, f"{value!r} is not a usable endpoint: {_explain(error)}")
+    return resolved
+
+
+def _server_endpoint(description: str) -> Any:
+    from twisted.internet import reactor
+    from twisted.internet.endpoints import serverFromString
+
+    return serverFromString(reactor, description)
+
+
+def _explain(error: Exception) -> str:
+    if isinstance(error, (ImportError, NotImplementedError)) or "OpenSSL" in str(error):
+        return f"{error} (TLS listeners need pyOpenSSL: pip install 'twisted[tls]')"
+    return f"{type(error).__name__}: {error}"
+
+
+def _url_path(check: Checker, table: dict, key: str, path: str, default: Any = MISSING) -> str:
+    what = "a URL path starting with '/'"
+    value = check.string(table, key, path, default, what=what)
+    if isinstance(table.get(key), str) and (not value.startswith("/") or any(c.isspace() or c in "?#" for c in value)):
+        check.expected(key_path(path, key), what, value)
+    return value
+
+
+def _auth(check: Checker, path: str, value: Any) -> AuthConfig:
+    table = check.table(value, path, ("methods", "anonymous_role", "ticket", "wampcra"))
+    methods = check.strings(table, "methods", path, ("anonymous",), choices=AUTH_METHODS)
+    anonymous_role = check.string(table, "anonymous_role", path, "anonymous")
+
+    ticket_path = key_path(path, "ticket")
+    ticket = check.table(table.get("ticket", {}), ticket_path, ("principals", "authenticator"))
+    tickets = {
+        authid: Principal(authid, check.string(p, "role", p_path), check.string(p, "ticket", p_path))
+        for authid, p_path, p in _principals(check, ticket, "principals", ticket_path, ("ticket", "role"))
+    }
+    authenticator = check.dotted(ticket, "authenticator", ticket_path, callable_=True)
+
+    cra_path = key_path(path, "wampcra")
+    cra = check.table(table.get("wampcra", {}), cra_path, ("users",))
+    users = {}
+    for authid, u_path, u in _principals(check, cra, "users", cra_path, ("secret", "role", "salt", "iterations", "keylen")):
+        salt = check.string(u, "salt", u_path, None)
+        if salt is None:
+            for key in ("iterations", "keylen"):
+                if key in u:
+                    check.error(key_path(u_path, key), f"{describe(u[key])} given without a salt; it applies to salted secrets only")
+        users[authid] = Principal(
+            authid,
+            check.string(u, "role", u_path),
+            check.string(u, "secret", u_path),
+            salt=salt,
+            iterations=check.integer(u, "iterations", u_path, 1000, minimum=1),
+            keylen=check.integer(u, "keylen", u_path, 32, minimum=1),
+        )
+
+    methods_path = key_path(path, "methods")
+    if "ticket" in methods and not tickets and authenticator is None:
+        check.error(methods_path, "'ticket' is enabled, but there are no ticket.principals and no ticket.authenticator")
+    if "wampcra" in methods and not users:
+        check.error(methods_path, "'wampcra' is enabled, but there are no wampcra.users")
+    return AuthConfig(
+        methods=methods, anonymous_role=anonymous_role, tickets=tickets, ticket_authenticator=authenticator, wampcra=users
+    )
+
+
+def _principals(check: Checker, table: dict, key: str, path: str, known: tuple[str, ...]) -> list[tuple[str, str, dict]]:
+    """A table of principals keyed by authid: (authid, path, principal's table)."""
+    here = key_path(path, key)
+    principals = table.get(key, {})
+    if not isinstance(principals, dict):
+        check.expected(here, "a table of principals by authid", principals)
+        return []
+    return [(authid, key_path(here, authid), check.table(value, key_path(here, authid), known)) for authid, value in principals.items()]
+
+
+def _endpoint(check: Checker, path: str, value: dict) -> EndpointConfig:
+    table = check.table(value, path, ("path", "handler"))
+    return EndpointConfig(
+        path=_url_path(check, table, "path", path),
+        handler=check.dotted(table, "handler", path, callable_=False) or "",
+    )
+
+
+def _segments(path: str) -> tuple[str, ...]:
+    return tuple(segment for segment in path.split("/") if segment)
+
+
+def _check_paths(
+    check: Checker, listener_tables: list[tuple[str, dict]], listeners: list[ListenerConfig], endpoints: list[EndpointConfig]
+) -> None:
+    """Listener endpoints are distinct; plain endpoints and the WAMP path do not overlap
+    (no path may be the same as, or lie under, another one: a WebSocket has no children)."""
+    first_at: dict[str, str] = {}
+    for (path, _), listener in zip(listener_tables, listeners):
+        where = first_at.setdefault(listener.endpoint, path)
+        if where != path:
+            check.error(f"{path}.endpoint", f"{listener.endpoint!r} is already used by {where}")
+    for index, endpoint in enumerate(endpoints):
+        here = f"endpoints[{index}].path"
+        mine = _segments(endpoint.path)
+        others = [(f"endpoints[{i}].path", e.path) for i, e in enumerate(endpoints) if i < index]
+        others += [(f"{p}.path", listener.path) for (p, _), listener in zip(listener_tables, listeners)]
+        for where, other in others:
+            theirs = _segments(other)
+            shorter = min(len(mine), len(theirs))
+            if mine[:shorter] == theirs[:shorter]:
+                check.error(here, f"{endpoint.path!r} overlaps {other!r} ({where}); each WebSocket needs a path of its own")
+                break
