@@ -38,6 +38,8 @@ class _LocalEnd:
     serializer_name = None
     subprotocol = None
     serializer = None
+    #: an in-process peer never queues bytes
+    congested = False
 
     def __init__(self, clock: IReactorTime, description: str) -> None:
         self.clock = clock

@@ -81,6 +81,15 @@ class RouterConfig:
     serializers: tuple[str, ...] = ("json", "msgpack")
     #: text sent as WELCOME.Details.agent
     agent: str = field(default="promisifier")
+    #: seconds between keep-alive pings to an idle client, and to wait for its pong; a
+    #: client that does not answer is dropped (0 turns keep-alive off)
+    keepalive_interval: float = 30.0
+    keepalive_timeout: float = 10.0
+    #: bytes queued for one client beyond which it is a slow consumer: its events are
+    #: dropped (slow_consumer="drop", counted) or it is disconnected with 1008
+    #: ("disconnect"); calls to it fail with promisifier.error.limit_exceeded
+    max_outgoing_buffer: int = 4 * 1024 * 1024
+    slow_consumer: str = "drop"
     #: limits on sessions and what they hold
     limits: Limits = field(default_factory=Limits)
     #: authentication methods accepted where a listener sets none of its own
@@ -101,6 +110,8 @@ class RouterConfig:
         object.__setattr__(self, "trusted_proxies", (proxies,) if isinstance(proxies, str) else tuple(proxies))
         if not self.realms:
             raise ValueError("RouterConfig.realms: at least one realm is needed")
+        if self.slow_consumer not in ("drop", "disconnect"):
+            raise ValueError(f"RouterConfig.slow_consumer: 'drop' or 'disconnect' is needed, got {self.slow_consumer!r}")
         if self.max_message_size <= 0:
             raise ValueError(f"RouterConfig.max_message_size: must be > 0, got {self.max_message_size}")
         if self.hello_timeout <= 0:

@@ -327,6 +327,11 @@ class Dealer:
             return
         callee = registration.pick_callee()
         invocations = self._invocations_of[callee]
+        if callee.peer.congested:
+            caller.send_error(
+                CALL, request_id, LIMIT_EXCEEDED, ["the callee is a slow consumer: too many bytes queued for it"]
+            )
+            return
         if len(invocations) >= limits.max_pending_invocations_per_callee:
             caller.send_error(
                 CALL, request_id, LIMIT_EXCEEDED, ["the callee has max_pending_invocations_per_callee in flight"]

@@ -18,6 +18,8 @@ class Peer(Protocol):
     peer: str
     #: "json", "msgpack", or None for a peer that takes message lists as they are
     serializer_name: str | None
+    #: True while the peer is not reading fast enough (too many bytes queued for it)
+    congested: bool
 
     def send(self, message: list) -> None:
         """Deliver one message. Raises :class:`promisifier.wire.EncodeError`."""

@@ -140,6 +140,10 @@ class Router:
             open_handshake_timeout=config.open_handshake_timeout,
             reactor=self.reactor,
             trusted_proxies=config.trusted_proxies,
+            keepalive_interval=config.keepalive_interval,
+            keepalive_timeout=config.keepalive_timeout,
+            max_outgoing_buffer=config.max_outgoing_buffer,
+            slow_consumer=config.slow_consumer,
         )
 
     def resource(self, auth: AuthConfig | None = None) -> IResource:

@@ -16,6 +16,8 @@ class ConnectionStats:
     bytes_out: int = 0
     messages_in: int = 0
     messages_out: int = 0
+    #: events not sent because the peer was a slow consumer
+    dropped_events: int = 0
 
     def as_dict(self) -> dict[str, int]:
         """The counters as a plain dict (for status pages and logs)."""

@@ -26,6 +26,7 @@ from autobahn.websocket.types import ConnectionDeny, ConnectionRequest, Connecti
 from twisted.logger import Logger
 
 from promisifier.transport.closing import CloseCode, truncate_reason
+from promisifier.transport.flow import OutgoingBuffer
 from promisifier.transport.proxies import TrustedProxies
 from promisifier.transport.stats import ConnectionStats
 from promisifier.wire import SERIALIZERS, DecodeError, ProtocolError, check_message
@@ -35,6 +36,19 @@ log = Logger(namespace="promisifier.transport")
 
 #: default limit on one received WAMP message (bytes of payload)
 DEFAULT_MAX_MESSAGE_SIZE = 16 * 1024 * 1024
+#: seconds between keep-alive pings to an idle peer, and to wait for its pong (0: off)
+DEFAULT_KEEPALIVE_INTERVAL = 30.0
+DEFAULT_KEEPALIVE_TIMEOUT = 10.0
+#: bytes queued for a peer beyond which it is a slow consumer
+DEFAULT_MAX_OUTGOING_BUFFER = 4 * 1024 * 1024
+SLOW_CONSUMER_POLICIES = ("drop", "disconnect")
+
+
+def _set_flow_options(factory: object, max_outgoing_buffer: int, slow_consumer: str) -> None:
+    if slow_consumer not in SLOW_CONSUMER_POLICIES:
+        raise ValueError(f"slow_consumer must be one of {SLOW_CONSUMER_POLICIES}, got {slow_consumer!r}")
+    factory.max_outgoing_buffer = max_outgoing_buffer  # type: ignore[attr-defined]
+    factory.slow_consumer = slow_consumer  # type: ignore[attr-defined]
 
 _connection_ids = itertools.count(1)
 
@@ -75,6 +89,8 @@ class _WampConnection:
 
     serializer: Serializer | None = None
     handler: MessageHandler | None = None
+    _outgoing = OutgoingBuffer(None)
+    _max_outgoing = DEFAULT_MAX_OUTGOING_BUFFER
     #: -1 while the connection is open (or not yet closed)
     close_code: int = -1
     close_reason: str = ""
@@ -122,6 +138,9 @@ class _WampConnection:
         """
         if self.state != self.STATE_OPEN:  # type: ignore[attr-defined]
             return
+        if self._outgoing.size() > self._max_outgoing:
+            self._slow_consumer()
+            return
         serializer = self.serializer
         name = serializer.name  # type: ignore[union-attr]
         payload = encoded.get(name)
@@ -131,6 +150,28 @@ class _WampConnection:
         stats.messages_out += 1
         stats.bytes_out += len(payload)
         self.sendMessage(payload, serializer.binary)  # type: ignore[attr-defined, union-attr]
+
+    @property
+    def congested(self) -> bool:
+        """True while more than the factory's ``max_outgoing_buffer`` bytes wait to be sent."""
+        return self._outgoing.size() > self._max_outgoing
+
+    @property
+    def outgoing_buffered(self) -> int:
+        """Bytes written for the peer and not yet handed to the kernel."""
+        return self._outgoing.size()
+
+    def _slow_consumer(self) -> None:
+        self.stats.dropped_events += 1
+        if self.factory.slow_consumer == "disconnect":  # type: ignore[attr-defined]
+            self._fail(CloseCode.POLICY_VIOLATION, "slow consumer: too many bytes queued")
+        elif self.stats.dropped_events == 1 or self.stats.dropped_events % 1000 == 0:
+            log.info(
+                "connection {connection_id} from {peer} is a slow consumer: {dropped} events dropped so far",
+                connection_id=self.connection_id,
+                peer=self.peer,  # type: ignore[attr-defined]
+                dropped=self.stats.dropped_events,
+            )
 
     def close(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
         """Start the WebSocket closing handshake with ``code`` and ``reason``.
@@ -186,6 +227,8 @@ class _WampConnection:
 
     def onOpen(self) -> None:  # noqa: N802 - autobahn API
         self.connected = True
+        self._outgoing = OutgoingBuffer(self.transport)  # type: ignore[attr-defined]
+        self._max_outgoing = self.factory.max_outgoing_buffer  # type: ignore[attr-defined]
         self.handler = self.factory.handler_factory(self)  # type: ignore[attr-defined]
 
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:  # noqa: N802
@@ -247,18 +290,27 @@ class WampServerFactory(WebSocketServerFactory):
         url: str | None = None,
         reactor: object | None = None,
         trusted_proxies: Iterable[str] = (),
+        keepalive_interval: float = DEFAULT_KEEPALIVE_INTERVAL,
+        keepalive_timeout: float = DEFAULT_KEEPALIVE_TIMEOUT,
+        max_outgoing_buffer: int = DEFAULT_MAX_OUTGOING_BUFFER,
+        slow_consumer: str = "drop",
     ) -> None:
         self.serializers = _serializers_by_subprotocol(serializers)
         super().__init__(url=url, protocols=list(self.serializers), reactor=reactor)
         self.handler_factory = handler_factory
         #: direct peers whose X-Forwarded-For names the client (IPs, CIDR networks, "unix")
         self.trusted_proxies = TrustedProxies(trusted_proxies)
+        _set_flow_options(self, max_outgoing_buffer, slow_consumer)
         self.setProtocolOptions(
             maxMessagePayloadSize=max_message_size,
             maxFramePayloadSize=max_message_size,
             openHandshakeTimeout=open_handshake_timeout,
             # Send a close frame with the reason (e.g. 1009) instead of dropping TCP.
             failByDrop=False,
+            # Keep-alive: ping an idle peer every interval; no pong within the timeout
+            # drops the connection (and with it the peer's session and pending calls).
+            autoPingInterval=keepalive_interval,
+            autoPingTimeout=keepalive_timeout,
         )
 
 
@@ -313,15 +365,20 @@ class WampClientFactory(WebSocketClientFactory):
         on_open: Callable[[WampClientProtocol], None] | None = None,
         on_open_failed: Callable[[WampClientProtocol, int | None, str | None], None] | None = None,
         reactor: object | None = None,
+        keepalive_interval: float = DEFAULT_KEEPALIVE_INTERVAL,
+        keepalive_timeout: float = DEFAULT_KEEPALIVE_TIMEOUT,
     ) -> None:
         self.serializers = _serializers_by_subprotocol(serializers)
         super().__init__(url=url, protocols=list(self.serializers), reactor=reactor)
         self.handler_factory = handler_factory
         self.on_open = on_open
         self.on_open_failed = on_open_failed
+        _set_flow_options(self, DEFAULT_MAX_OUTGOING_BUFFER, "drop")
         self.setProtocolOptions(
             maxMessagePayloadSize=max_message_size,
             maxFramePayloadSize=max_message_size,
             openHandshakeTimeout=open_handshake_timeout,
             failByDrop=False,
+            autoPingInterval=keepalive_interval,
+            autoPingTimeout=keepalive_timeout,
         )
