@@ -193,10 +193,9 @@ def parse_config(document: dict[str, Any], *, base_dir: str | None = None, sourc
 
     realms = _named(check, "realm", [(path, _realm(check, path, table)) for path, table in check.tables(top, "realms", "")])
 
-    listener_tables = check.tables(top, "listeners", "")
-    listeners = [_listener(check, path, table, base_dir) for path, table in listener_tables]
+    listeners = [(path, _listener(check, path, table, base_dir)) for path, table in check.tables(top, "listeners", "")]
     endpoints = [_endpoint(check, path, table) for path, table in check.tables(top, "endpoints", "")]
-    _check_paths(check, listener_tables, listeners, endpoints)
+    _check_paths(check, listeners or [("the default listener", ListenerConfig())], endpoints)
 
     if check.errors:
         raise ConfigError(source, check.errors)
@@ -210,7 +209,7 @@ def parse_config(document: dict[str, Any], *, base_dir: str | None = None, sourc
         raise ConfigError(source, [str(error)]) from None
     return RelayConfig(
         router=router,
-        listeners=tuple(listeners) or (ListenerConfig(),),
+        listeners=tuple(listener for _, listener in listeners) or (ListenerConfig(),),
         endpoints=tuple(endpoints),
         source=source,
     )
@@ -419,13 +418,11 @@ def _segments(path: str) -> tuple[str, ...]:
     return tuple(segment for segment in path.split("/") if segment)
 
 
-def _check_paths(
-    check: Checker, listener_tables: list[tuple[str, dict]], listeners: list[ListenerConfig], endpoints: list[EndpointConfig]
-) -> None:
+def _check_paths(check: Checker, listeners: list[tuple[str, ListenerConfig]], endpoints: list[EndpointConfig]) -> None:
     """Listener endpoints are distinct; plain endpoints and the WAMP path do not overlap
     (no path may be the same as, or lie under, another one: a WebSocket has no children)."""
     first_at: dict[str, str] = {}
-    for (path, _), listener in zip(listener_tables, listeners):
+    for path, listener in listeners:
         where = first_at.setdefault(listener.endpoint, path)
         if where != path:
             check.error(f"{path}.endpoint", f"{listener.endpoint!r} is already used by {where}")
@@ -433,7 +430,7 @@ def _check_paths(
         here = f"endpoints[{index}].path"
         mine = _segments(endpoint.path)
         others = [(f"endpoints[{i}].path", e.path) for i, e in enumerate(endpoints) if i < index]
-        others += [(f"{p}.path", listener.path) for (p, _), listener in zip(listener_tables, listeners)]
+        others += [(f"{p}.path" if p.startswith("listeners") else p, listener.path) for p, listener in listeners]
         for where, other in others:
             theirs = _segments(other)
             shorter = min(len(mine), len(theirs))

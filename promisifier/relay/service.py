@@ -271,7 +271,11 @@ class RelayService(Service):
         try:
             config = load_config(self.config_file)
         except ConfigError as error:
-            log.error("promisifier relay: configuration not reloaded, the running one stays. {error}", error=str(error))
+            log.error(
+                "promisifier relay: configuration not reloaded, the running one stays; {file}: {errors}",
+                file=self.config_file,
+                errors="; ".join(error.errors),
+            )
             return succeed(False)
         return self.apply(config)
 
