@@ -10,9 +10,12 @@ The public face of the package:
 
 from promisifier.client import (
     ApplicationError,
+    Backoff,
     CallResult,
     CallTimeout,
+    Client,
     ClientError,
+    ClientState,
     ConnectionClosed,
     ConnectionLost,
     ConnectTimeout,
@@ -33,9 +36,12 @@ __version__ = "0.1.0"
 __all__ = [
     "ApplicationError",
     "AuthConfig",
+    "Backoff",
     "CallResult",
     "CallTimeout",
+    "Client",
     "ClientError",
+    "ClientState",
     "ConnectTimeout",
     "ConnectionClosed",
     "ConnectionLost",

@@ -45,8 +45,9 @@ class RunningRouter:
 
     @defer.inlineCallbacks
     def stop(self):
-        yield within(self.router.stop())
+        # as the relay service does: no new connections first, then close the sessions
         yield self.port.stopListening()
+        yield within(self.router.stop())
 
 
 @defer.inlineCallbacks

@@ -406,9 +406,10 @@ class Client:
         if self._session is not session:
             return
         self._session = None
-        self._emit("disconnect", code, reason)
         if self._state is ClientState.JOINED:
             self._retry(ConnectionLost(f"connection lost ({code} {reason})".rstrip(), code, reason))
+        # listeners see the state the client is now in (backing off, given up, ...)
+        self._emit("disconnect", code, reason)
 
     def _retry(self, error: BaseException) -> None:
         """After a failed attempt or a lost connection: back off, or stop."""

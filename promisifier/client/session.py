@@ -372,18 +372,17 @@ class Session(SessionRequests):
         self._abort(SessionAborted(message[2], text if isinstance(text, str) else ""), 1000, send=False)
 
     def _on_goodbye(self, message: list) -> None:
-        """The router closes the session: answer GOODBYE and let the router close the connection.
+        """The router closes the session: answer GOODBYE, then close the connection.
 
-        The router closes the WebSocket after our answer; starting the closing handshake
-        from both ends at once can make the server abort TCP before its close frame is
-        out (the client then sees 1006). If the router does not close within
-        ``goodbye_timeout`` seconds, the session closes the connection itself.
+        The client closes the WebSocket after its answer (the router waits for that and
+        closes only if the client does not): one side starting the closing handshake
+        keeps the close clean.
         """
         reason = message[2]
         self._send([GOODBYE, {}, ErrorURI.CLOSE_GOODBYE_AND_OUT])
         self.state = SessionState.LEFT
         self._end_session(ConnectionLost(f"the router closed the session ({reason})"), reason)
-        self._goodbye_timer = self.clock.callLater(self.goodbye_timeout, self._on_goodbye_timeout)
+        self.connection.close(1000, "session ended")
 
     def _on_goodbye_timeout(self) -> None:
         self._goodbye_timer = None

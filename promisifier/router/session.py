@@ -35,6 +35,10 @@ if TYPE_CHECKING:
 
 log = Logger(namespace="promisifier.router")
 
+#: seconds the router waits, after the client answered its GOODBYE, for the client to
+#: close the connection before closing it itself
+GOODBYE_CLOSE_GRACE = 2.0
+
 _CLIENT_ROLES = frozenset(("caller", "callee", "publisher", "subscriber"))
 
 
@@ -58,6 +62,7 @@ class RouterSession:
         #: the authentication methods of the listener this session came through
         self.authenticator = authenticator if authenticator is not None else router.authenticator
         self._challenge: tuple[Realm, Challenge] | None = None
+        self._goodbye_timer: IDelayedCall | None = None
         self.state = SessionState.ESTABLISHING
         self.session_id: int | None = None
         self.realm: Realm | None = None
@@ -115,9 +120,13 @@ class RouterSession:
         elif self.state is SessionState.AUTHENTICATING:
             self.protocol_violation(f"{message_name(message[0])} before WELCOME")
         elif self.state is SessionState.SHUTTING_DOWN:
-            # We sent GOODBYE: everything but the GOODBYE reply is ignored.
-            if message[0] == GOODBYE:
-                self._close_transport(CloseCode.NORMAL, "goodbye")
+            # We sent GOODBYE: everything but the GOODBYE reply is ignored. The client
+            # closes the connection after its reply; closing from both ends at once can
+            # lose a close frame, so the router only closes if the client does not.
+            if message[0] == GOODBYE and self._goodbye_timer is None:
+                self._goodbye_timer = self.router.clock.callLater(
+                    GOODBYE_CLOSE_GRACE, self._close_transport, CloseCode.NORMAL, "goodbye"
+                )
 
     def on_protocol_error(self, error: ProtocolError) -> None:
         """A received message decoded but broke the protocol."""
@@ -127,6 +136,9 @@ class RouterSession:
     def on_close(self, code: int, reason: str) -> None:
         """The transport is gone: leave the realm and release everything held."""
         self._cancel_hello_timer()
+        timer, self._goodbye_timer = self._goodbye_timer, None
+        if timer is not None and timer.active():
+            timer.cancel()
         self._leave_realm(f"connection closed ({code})")
         self.state = SessionState.CLOSED
         self.router.session_ended(self)

@@ -94,7 +94,19 @@ class _WampConnection:
     #: -1 while the connection is open (or not yet closed)
     close_code: int = -1
     close_reason: str = ""
-    connected: bool = False
+    _ws_open: bool = False
+
+    @property
+    def connected(self) -> bool:
+        """True while the WebSocket is open: after the opening handshake, until it closes."""
+        return self._ws_open
+
+    @connected.setter
+    def connected(self, value: object) -> None:
+        # Twisted's BaseProtocol.makeConnection sets `connected = 1` as soon as TCP is up,
+        # before the WebSocket handshake: that is not what this fact means, so the write
+        # is ignored.
+        pass
 
     def _init_connection(self) -> None:
         self.connection_id = next(_connection_ids)
@@ -103,7 +115,7 @@ class _WampConnection:
         self.handler = None
         self.close_code = -1
         self.close_reason = ""
-        self.connected = False
+        self._ws_open = False
 
     # -- facts --------------------------------------------------------------------
 
@@ -226,14 +238,14 @@ class _WampConnection:
         self.close(code, reason)
 
     def onOpen(self) -> None:  # noqa: N802 - autobahn API
-        self.connected = True
+        self._ws_open = True
         self._outgoing = OutgoingBuffer(self.transport)  # type: ignore[attr-defined]
         self._max_outgoing = self.factory.max_outgoing_buffer  # type: ignore[attr-defined]
         self.handler = self.factory.handler_factory(self)  # type: ignore[attr-defined]
 
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:  # noqa: N802
-        was_connected = self.connected
-        self.connected = False
+        was_connected = self._ws_open
+        self._ws_open = False
         self.close_code = code if code is not None else CloseCode.ABNORMAL
         self.close_reason = reason or ""
         handler = self.handler
@@ -307,6 +319,9 @@ class WampServerFactory(WebSocketServerFactory):
             openHandshakeTimeout=open_handshake_timeout,
             # Send a close frame with the reason (e.g. 1009) instead of dropping TCP.
             failByDrop=False,
+            # autobahn's timers round delays down to whole seconds: a 1 s timeout can
+            # fire at once and turn a clean close into 1006.
+            closeHandshakeTimeout=5,
             # Keep-alive: ping an idle peer every interval; no pong within the timeout
             # drops the connection (and with it the peer's session and pending calls).
             autoPingInterval=keepalive_interval,
@@ -338,7 +353,7 @@ class WampClientProtocol(_WampConnection, WebSocketClientProtocol):
             on_open(self)
 
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:  # noqa: N802
-        opened = self.connected
+        opened = self._ws_open
         super().onClose(wasClean, code, reason)
         on_failed = self.factory.on_open_failed
         if not opened and on_failed is not None:
