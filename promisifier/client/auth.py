@@ -11,38 +11,13 @@ salt: the key is then derived with PBKDF2-HMAC-SHA256 as the specification says)
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 from typing import Any, Mapping
+
+from promisifier.wire.cra import compute_signature, derive_key
 
 
 class AuthenticationError(ValueError):
     """The client cannot answer a challenge (unknown method, missing credential, bad extra)."""
-
-
-def derive_key(secret: str | bytes, salt: str | bytes, iterations: int = 1000, keylen: int = 32) -> bytes:
-    """The WAMP-CRA key for a salted secret: base64(PBKDF2-HMAC-SHA256(secret, salt)).
-
-    The base64 text (as ASCII bytes) is what is then used as the HMAC key, as the other
-    WAMP implementations do.
-    """
-    if isinstance(secret, str):
-        secret = secret.encode("utf-8")
-    if isinstance(salt, str):
-        salt = salt.encode("utf-8")
-    key = hashlib.pbkdf2_hmac("sha256", secret, salt, iterations, keylen)
-    return base64.b64encode(key)
-
-
-def compute_signature(key: str | bytes, challenge: str | bytes) -> str:
-    """The WAMP-CRA signature: base64(HMAC-SHA256(key, challenge)) as a string."""
-    if isinstance(key, str):
-        key = key.encode("utf-8")
-    if isinstance(challenge, str):
-        challenge = challenge.encode("utf-8")
-    digest = hmac.new(key, challenge, hashlib.sha256).digest()
-    return base64.b64encode(digest).decode("ascii")
 
 
 def wampcra_signature(secret: str | bytes, extra: Mapping[str, Any]) -> str:

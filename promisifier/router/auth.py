@@ -8,7 +8,6 @@ check the client's AUTHENTICATE. A failure never says which part was wrong.
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import importlib
 import os
@@ -18,6 +17,8 @@ from typing import Any, Callable, Mapping
 
 import orjson
 from twisted.internet import defer
+
+from promisifier.wire.cra import compute_signature, derive_key
 
 AUTH_METHODS = ("anonymous", "ticket", "wampcra")
 
@@ -92,17 +93,6 @@ def load_callable(target: Callable | str) -> Callable:
     if not callable(value):
         raise ValueError(f"{target!r} is not callable")
     return value
-
-
-def derive_key(secret: str, salt: str, iterations: int, keylen: int) -> bytes:
-    """The WAMP-CRA key for a salted secret: base64 of PBKDF2-HMAC-SHA256."""
-    raw = hashlib.pbkdf2_hmac("sha256", secret.encode("utf-8"), salt.encode("utf-8"), iterations, keylen)
-    return base64.b64encode(raw)
-
-
-def wampcra_signature(key: bytes, challenge: str) -> str:
-    """base64 of HMAC-SHA256(key, challenge): what a WAMP-CRA client must answer."""
-    return base64.b64encode(hmac.new(key, challenge.encode("utf-8"), hashlib.sha256).digest()).decode("ascii")
 
 
 class Challenge:
@@ -195,12 +185,12 @@ class Authenticator:
     def _check_wampcra(principal: Principal | None, challenge_text: str, signature: str) -> Accepted:
         if principal is None:
             # Compute anyway so an unknown user costs the same as a wrong secret.
-            hmac.compare_digest(wampcra_signature(b"unknown", challenge_text).encode(), signature.encode("utf-8"))
+            hmac.compare_digest(compute_signature(b"unknown", challenge_text).encode(), signature.encode("utf-8"))
             raise AuthenticationFailed()
         if principal.salt is not None:
             key = derive_key(principal.secret, principal.salt, principal.iterations, principal.keylen)
         else:
             key = principal.secret.encode("utf-8")
-        if not hmac.compare_digest(wampcra_signature(key, challenge_text).encode(), signature.encode("utf-8")):
+        if not hmac.compare_digest(compute_signature(key, challenge_text).encode(), signature.encode("utf-8")):
             raise AuthenticationFailed()
         return Accepted(principal.authid, principal.role, "wampcra", "static")
