@@ -172,6 +172,7 @@ def test_the_example_file_loads_with_every_key(tmp_path, monkeypatch):
         ("[[endpoints]]\npath = '/ws'\nhandler = 'json'", "endpoints[0].path: '/ws' overlaps '/ws' (the default listener)"),
         ("[[endpoints]]\npath = '/e'\nhandler = 'json.nope'", "endpoints[0].handler: 'json.nope' cannot be imported"),
         ("[[endpoints]]\nhandler = 'json'", "endpoints[0].path: missing; expected a URL path starting with '/'"),
+        ("[[endpoints]]\npath = '/e'\nhandler = 'json'", "endpoints[0].handler: 'json' cannot serve as a handler: 'json' has none of on_open"),
         ("listeners = 5", "listeners: expected an array of tables, got 5 (an integer)"),
     ],
 )
@@ -479,3 +480,38 @@ def test_sighup_reloads_a_twistd_relay_under_a_live_session(tmp_path, free_port)
         for session in sessions:
             yield leave_and_wait(session)
         relay.kill()
+
+
+TICKET_TOML = """
+[[listeners]]
+endpoint = "tcp:0:interface=127.0.0.1"
+auth.methods = ["ticket"]
+auth.ticket.principals.alice = {{ticket = "{ticket}", role = "user"}}
+"""
+
+
+@pytest_twisted.inlineCallbacks
+def test_reload_changes_the_principals_of_a_listener_that_keeps_its_port(tmp_path):
+    from tests.auth_support import connect_auth, leave
+
+    config_file = write(tmp_path / "relay.toml", TICKET_TOML.format(ticket="old-ticket"))
+    service = RelayService(load_config(config_file), config_file=str(config_file), handle_sighup=False)
+    service.startService()
+    try:
+        port = service.port
+        alice = yield connect_auth(service.url, authmethods=["ticket"], authid="alice", secret="old-ticket")
+        assert (alice.join_details.authid, alice.join_details.authrole) == ("alice", "user")
+
+        write(config_file, TICKET_TOML.format(ticket="new-ticket"))
+        assert (yield within(service.reload())) is True
+        assert service.port is port
+        refused = yield connect_auth(
+            service.url, authmethods=["ticket"], authid="alice", secret="old-ticket", expect="aborted"
+        )
+        assert refused.abort.reason in ("wamp.error.authentication_failed", "wamp.error.not_authorized")
+        again = yield connect_auth(service.url, authmethods=["ticket"], authid="alice", secret="new-ticket")
+        assert alice.is_attached()  # the session that joined with the old ticket stays
+        yield leave(again)
+        yield leave(alice)
+    finally:
+        yield service.stopService()

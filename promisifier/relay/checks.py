@@ -133,7 +133,11 @@ class Checker:
         """A string (non-empty unless ``empty``; one of ``choices`` if given)."""
         here, value = self._get(table, key, path)
         choices = tuple(choices) if choices is not None else None
-        what = what or (f"one of {', '.join(repr(c) for c in choices)}" if choices else "a non-empty string" if not empty else "a string")
+        if what is None:
+            if choices is not None:
+                what = "one of " + ", ".join(repr(choice) for choice in choices)
+            else:
+                what = "a string" if empty else "a non-empty string"
         if value is MISSING:
             if default is MISSING:
                 self.error(here, f"missing; expected {what}")

@@ -116,10 +116,10 @@ class RelayConfig:
         for index, listener in enumerate(self.listeners):
             auth = listener.auth if listener.auth is not None else self.router.auth
             if "anonymous" in auth.methods and open_realms and not ep.is_loopback(listener.description):
+                realms = ", ".join(repr(name) for name in open_realms)
                 found.append(
-                    f"listeners[{index}] ({listener.endpoint}) accepts anonymous clients on a non-loopback address, "
-                    f"and realm{'s' if len(open_realms) > 1 else ''} {', '.join(map(repr, open_realms))} "
-                    "ha" + ("ve" if len(open_realms) > 1 else "s") + " no roles: anyone who reaches it may do everything"
+                    f"listeners[{index}] ({listener.endpoint}) accepts anonymous clients on a non-loopback "
+                    f"address, and realm(s) {realms} have no roles: anyone who reaches it may do everything"
                 )
             for flag in ("status", "health"):
                 if getattr(listener, flag):
@@ -134,14 +134,13 @@ class RelayConfig:
 
 
 def _roles_used(auth: AuthConfig | None) -> list[tuple[str, str]]:
+    """(key path under the listener's auth, role) of every role an AuthConfig gives out."""
     if auth is None:
         return []
-    used = []
-    if "anonymous" in auth.methods:
-        used.append(("anonymous_role", auth.anonymous_role))
-    used += [(key_path("ticket.principals", authid), p.role) for authid, p in auth.tickets.items()]
-    used += [(key_path("wampcra.users", authid), p.role) for authid, p in auth.wampcra.items()]
-    return [(f"{where}.role" if "." in where else where, role) for where, role in used]
+    used = [("anonymous_role", auth.anonymous_role)] if "anonymous" in auth.methods else []
+    used += [(key_path("ticket.principals", authid) + ".role", p.role) for authid, p in auth.tickets.items()]
+    used += [(key_path("wampcra.users", authid) + ".role", p.role) for authid, p in auth.wampcra.items()]
+    return used
 
 
 def default_config(
@@ -407,11 +406,16 @@ def _principals(check: Checker, table: dict, key: str, path: str, known: tuple[s
 
 
 def _endpoint(check: Checker, path: str, value: dict) -> EndpointConfig:
+    from promisifier.compat.websockets import resolve_handler
+
     table = check.table(value, path, ("path", "handler"))
-    return EndpointConfig(
-        path=_url_path(check, table, "path", path),
-        handler=check.dotted(table, "handler", path, callable_=False) or "",
-    )
+    handler = check.dotted(table, "handler", path, callable_=False) or ""
+    if handler:
+        try:
+            resolve_handler(handler)
+        except Exception as error:  # noqa: BLE001 - a handler class whose constructor fails, too
+            check.error(key_path(path, "handler"), f"{handler!r} cannot serve as a handler: {error}")
+    return EndpointConfig(path=_url_path(check, table, "path", path), handler=handler)
 
 
 def _segments(path: str) -> tuple[str, ...]:

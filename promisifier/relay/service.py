@@ -281,7 +281,17 @@ class RelayService(Service):
 
     def apply(self, config: RelayConfig) -> Deferred:
         """Switch the running relay to ``config``; fires with True once every changed
-        listener is re-bound (a listener that cannot listen is logged and left out)."""
+        listener is re-bound (a listener that cannot listen is logged and left out), False
+        when it could not be applied (logged)."""
+        applying = maybeDeferred(self._apply, config)
+
+        def failed(failure: Failure) -> bool:
+            log.failure("promisifier relay: configuration from {file} not applied", failure, file=self.config_file)
+            return False
+
+        return applying.addErrback(failed)
+
+    def _apply(self, config: RelayConfig) -> Deferred:
         assert self.router is not None
         self._log_warnings(config)
         self.router.reload(config.router)
