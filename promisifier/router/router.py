@@ -146,6 +146,34 @@ class Router:
             slow_consumer=config.slow_consumer,
         )
 
+    def rawsocket_factory(self, auth: AuthConfig | None = None) -> Any:
+        """A Twisted server factory speaking WAMP over RawSocket (length-prefixed frames on
+        TCP, TLS or a UNIX socket) into this router; listen with any server endpoint, e.g.
+        ``serverFromString(reactor, "tcp:8081").listen(router.rawsocket_factory())``.
+
+        ``auth``: the authentication methods of this entry point (default: the config's).
+        """
+        from promisifier.transport.rawsocket import RawSocketServerFactory
+
+        config = self.config
+        if auth is None:
+            handler_factory = self.new_session
+        else:
+            authenticator = Authenticator(auth)
+
+            def handler_factory(peer: Peer) -> RouterSession:
+                return self.new_session(peer, authenticator)
+
+        return RawSocketServerFactory(
+            handler_factory,
+            serializers=config.serializers,
+            max_message_size=config.max_message_size,
+            open_handshake_timeout=config.open_handshake_timeout,
+            max_outgoing_buffer=config.max_outgoing_buffer,
+            slow_consumer=config.slow_consumer,
+            reactor=self.reactor,
+        )
+
     def resource(self, auth: AuthConfig | None = None) -> IResource:
         """A ``twisted.web`` resource speaking WAMP over WebSocket, to mount in a site."""
         return WebSocketResource(self.websocket_factory(auth))
