@@ -515,3 +515,41 @@ def test_reload_changes_the_principals_of_a_listener_that_keeps_its_port(tmp_pat
         yield leave(alice)
     finally:
         yield service.stopService()
+
+
+@pytest_twisted.inlineCallbacks
+def test_listener_serializers_and_message_size_limit(tmp_path):
+    from autobahn.twisted.websocket import WebSocketClientFactory
+    from twisted.internet.endpoints import TCP4ClientEndpoint
+
+    from tests.test_plain_endpoints import PlainClient
+
+    config_file = write(
+        tmp_path / "relay.toml",
+        """
+        [[listeners]]
+        endpoint = "tcp:0:interface=127.0.0.1"
+        serializers = ["msgpack"]
+        limits.max_message_size = 1024
+        """,
+    )
+    service = RelayService(load_config(config_file), config_file=str(config_file), handle_sighup=False)
+    service.startService()
+    try:
+        # a client that speaks only JSON is refused at the upgrade
+        factory = WebSocketClientFactory(service.url, protocols=["wamp.2.json"])
+        factory.protocol = PlainClient
+        client = yield within(TCP4ClientEndpoint(reactor, "127.0.0.1", service.port.getHost().port).connect(factory))
+        with pytest.raises(ConnectionError):
+            yield within(client.opened)
+
+        session = yield connect_autobahn(service.url, serializer="msgpack")
+        assert (yield within(session.call("wamp.session.count"))) == 1
+        transport = session._transport
+        session.publish("com.example.small", "x" * 100)
+        session.publish("com.example.big", "x" * 2048)  # over the listener's limit: closed with 1009
+        yield within(session.disconnected)
+        assert transport.remoteCloseCode == 1009
+        assert session.judge.failures == []
+    finally:
+        yield service.stopService()
