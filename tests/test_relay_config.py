@@ -35,7 +35,6 @@ from promisifier.router.auth import Principal
 from promisifier.router.authz import Permission
 from tests.support import connect_autobahn, leave_and_wait, within
 from tests.test_forwarded_for import connect_with_header, own_peer
-from tests.test_tls import make_certificate
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
@@ -81,6 +80,9 @@ def test_without_config_the_options_give_the_builtin_default():
 
 
 def test_the_example_file_loads_with_every_key(tmp_path, monkeypatch):
+    pytest.importorskip("OpenSSL", reason="the example has a TLS listener: needs pyOpenSSL (twisted[tls])")
+    from tests.test_tls import make_certificate
+
     shutil.copy(EXAMPLES / "relay.toml", tmp_path / "relay.toml")
     make_certificate(tmp_path / "certs")  # the example's TLS listener reads certs/relay.{key,crt}
     monkeypatch.syspath_prepend(str(EXAMPLES))  # its handler, authenticator and authorizer
