@@ -90,6 +90,8 @@ class RouterConfig:
     #: ("disconnect"); calls to it fail with promisifier.error.limit_exceeded
     max_outgoing_buffer: int = 4 * 1024 * 1024
     slow_consumer: str = "drop"
+    #: seconds calls in flight get to finish when the router stops, before GOODBYE
+    shutdown_grace: float = 5.0
     #: limits on sessions and what they hold
     limits: Limits = field(default_factory=Limits)
     #: authentication methods accepted where a listener sets none of its own

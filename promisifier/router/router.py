@@ -50,6 +50,7 @@ class Router:
         self._sessions: set[RouterSession] = set()
         self._session_ids: set[int] = set()
         self._stopping: defer.Deferred[None] | None = None
+        self._stopped: defer.Deferred[None] | None = None
 
     # -- sessions -------------------------------------------------------------------
 
@@ -200,18 +201,49 @@ class Router:
             endpoint = serverFromString(self.reactor, endpoint)
         return endpoint.listen(self.site(path, auth))
 
-    def stop(self, timeout: float = 5.0) -> defer.Deferred[None]:
-        """Close every session (GOODBYE ``wamp.close.system_shutdown``); fires when all are gone.
+    def stop(self, timeout: float = 5.0, grace: float | None = None) -> defer.Deferred[None]:
+        """Shut down: let calls in flight finish, then close every session; fires when all are gone.
 
-        Connections still open after ``timeout`` seconds are dropped.
+        Calls in flight get up to ``grace`` seconds (default ``config.shutdown_grace``) to
+        finish; then every session gets GOODBYE ``wamp.close.system_shutdown`` (calls still
+        in flight fail with ``wamp.error.canceled``). Connections still open ``timeout``
+        seconds after the GOODBYEs are dropped. Stop listening first (the relay service
+        does), so no new sessions arrive meanwhile.
         """
+        if self._stopped is None:
+            self._stopped = defer.Deferred()
+            grace = self.config.shutdown_grace if grace is None else grace
+            drained = self._calls_drained(grace)
+            drained.addCallback(lambda _: self._close_sessions(timeout))
+            drained.chainDeferred(self._stopped)
+        done: defer.Deferred[None] = defer.Deferred()
+        self._stopped.addBoth(lambda result: done.callback(None) or result)
+        return done
+
+    def _calls_drained(self, grace: float) -> defer.Deferred[None]:
+        # Polled, not signalled: shutdown is rare, and this keeps the dealer's per-call path
+        # free of any bookkeeping for it.
+        drained: defer.Deferred[None] = defer.Deferred()
+        deadline = self.clock.seconds() + grace
+
+        def check() -> None:
+            pending = sum(realm.dealer.pending_call_count for realm in self.realms.values())
+            if not pending or self.clock.seconds() >= deadline:
+                if pending:
+                    log.info("shutdown: {pending} calls still in flight after the grace period", pending=pending)
+                drained.callback(None)
+            else:
+                self.clock.callLater(_DRAIN_POLL_INTERVAL, check)
+
+        check()
+        return drained
+
+    def _close_sessions(self, timeout: float) -> defer.Deferred[None]:
         if not self._sessions:
             return defer.succeed(None)
-        if self._stopping is None:
-            self._stopping = defer.Deferred()
-            for session in list(self._sessions):
-                session.goodbye(ErrorURI.CLOSE_SYSTEM_SHUTDOWN, "router is shutting down")
-        done: defer.Deferred[None] = defer.Deferred()
+        self._stopping = defer.Deferred()
+        for session in list(self._sessions):
+            session.goodbye(ErrorURI.CLOSE_SYSTEM_SHUTDOWN, "router is shutting down")
         stopping = self._stopping
 
         def drop_remaining() -> None:
@@ -224,13 +256,16 @@ class Router:
 
         timer = self.clock.callLater(timeout, drop_remaining)
 
-        def finished(_: object) -> None:
+        def finished(result: object) -> None:
             if timer.active():
                 timer.cancel()
-            done.callback(None)
 
         stopping.addBoth(finished)
-        return done
+        return stopping
+
+
+#: seconds between checks for calls in flight while shutting down
+_DRAIN_POLL_INTERVAL = 0.05
 
 
 __all__ = ["Router", "RouterConfig", "SessionState"]
