@@ -185,6 +185,14 @@ class Dealer:
             self._interrupt(invocation, "killnowait", ErrorURI.CANCELED)
         del self._calls_of[session]
 
+    def cancel_all(self, why: str) -> None:
+        """Fail every call in flight: callers get ERROR wamp.error.canceled, callees an INTERRUPT."""
+        for invocations in list(self._invocations_of.values()):
+            for invocation in list(invocations.values()):
+                self._finish(invocation)
+                self._interrupt(invocation, "killnowait", ErrorURI.CANCELED)
+                invocation.caller.send_error(CALL, invocation.call_request_id, ErrorURI.CANCELED, [why])
+
     # -- registrations ----------------------------------------------------------------
 
     def on_register(self, session: RouterSession, message: list) -> None:

@@ -242,6 +242,10 @@ class Router:
         if not self._sessions:
             return defer.succeed(None)
         self._stopping = defer.Deferred()
+        # Calls that outlived the grace period end with an ERROR before the GOODBYEs, so
+        # every caller learns why its call failed.
+        for realm in self.realms.values():
+            realm.dealer.cancel_all("the router is shutting down")
         for session in list(self._sessions):
             session.goodbye(ErrorURI.CLOSE_SYSTEM_SHUTDOWN, "router is shutting down")
         stopping = self._stopping
