@@ -1,0 +1,113 @@
+"""Relayed RPC: calls/s through the relay (caller -> relay -> callee), W calls in flight.
+
+The relay runs in its own process (``python -m promisifier relay`` for WebSocket; the
+``benchmarks.servers relay`` script for RawSocket, which the relay command cannot listen
+for yet). One callee process registers ``com.bench.echo`` and answers each INVOCATION
+with its arguments; ``--callers`` caller processes of ``--sessions`` sessions each keep
+``--outstanding`` calls in flight per session. Each call is 4 messages through the relay
+(CALL in, INVOCATION out, YIELD in, RESULT out). Figures per transport and serializer:
+
+* ``rpc.T.S.rate``      calls completed per second in the window
+* ``rpc.T.S.relay_cpu`` share of one core the relay process used in the window
+* ``rpc.T.S.capacity``  rate / relay_cpu: calls/s the relay would route with a full core
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from benchmarks import harness
+
+PROCEDURE = "com.bench.echo"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    harness.add_common_arguments(parser)
+    add_call_arguments(parser)
+
+
+def add_call_arguments(parser: argparse.ArgumentParser, outstanding: int = 16, payload: int = 10, callers: int = 2) -> None:
+    parser.add_argument("--callers", type=int, default=callers, help=f"caller processes (default {callers})")
+    parser.add_argument("--sessions", type=int, default=1, help="caller sessions per caller process (default 1)")
+    parser.add_argument(
+        "--outstanding", type=int, default=outstanding, help=f"calls in flight per caller session (default {outstanding})"
+    )
+    parser.add_argument(
+        "--payload", type=int, default=payload, help=f"characters in the call's one argument (default {payload})"
+    )
+
+
+def call_round(
+    args: argparse.Namespace,
+    relay: harness.Server,
+    url: str,
+    serializer: str,
+    *,
+    outstanding: int,
+    payload: int,
+    with_callee: bool = True,
+    latency: bool = False,
+    callers: int | None = None,
+    sessions: int | None = None,
+) -> tuple[float, dict]:
+    """One measured window of calls: (calls per second, the window's figures)."""
+    log_dir: Path = args.log_dir
+    with harness.workers() as started:
+        if with_callee:
+            callee = harness.Worker("callee", url, log_dir, serializer=serializer, procedure=PROCEDURE)
+            started.append(callee)
+            callee.wait_ready(60)
+        for _ in range(callers if callers is not None else args.callers):
+            started.append(
+                harness.Worker(
+                    "caller",
+                    url,
+                    log_dir,
+                    serializer=serializer,
+                    sessions=sessions if sessions is not None else args.sessions,
+                    outstanding=outstanding,
+                    payload=payload,
+                    procedure=PROCEDURE,
+                    latency=latency,
+                )
+            )
+        for worker in started:
+            if worker.ready is None:
+                worker.wait_ready(60)
+        window = harness.measure(relay, started, args.warmup, args.seconds)
+    calls = sum(r["count"] for r in window["results"] if r["role"] == "caller")
+    errors = sum(r.get("errors", 0) for r in window["results"] if r["role"] == "caller")
+    if errors:
+        window["call_errors"] = errors
+        notes = [n for r in window["results"] for n in r.get("notes", [])]
+        window["notes"] = notes
+    return calls / window["window_s"], window
+
+
+def run_calls(args: argparse.Namespace, kind: str, scenario: str) -> tuple[list[dict], dict]:
+    """The rpc / embedded scenarios: per transport and serializer, one window."""
+    harness.check_common(args)
+    results: list[dict] = []
+    runs: dict[str, Any] = {}
+    for transport in args.transports:
+        with harness.server(kind, transport, args, args.log_dir) as relay:
+            url = relay.urls[transport]
+            runs[f"{transport}.server"] = relay.command
+            for serializer in args.serializers:
+                rate, window = call_round(
+                    args, relay, url, serializer, outstanding=args.outstanding, payload=args.payload,
+                    with_callee=kind != "embedded",
+                )
+                prefix = f"{scenario}.{transport}.{serializer}"
+                figures = harness.rate_figures(prefix, rate, window, "calls_per_s")
+                results.extend(figures)
+                runs[prefix] = {k: v for k, v in window.items() if k != "results"} | {
+                    "workers": [{k: v for k, v in r.items() if k != "latencies_us"} for r in window["results"]]
+                }
+    return results, harness.setup_of(args, runs=runs)
+
+
+def run(args: argparse.Namespace) -> tuple[list[dict], dict]:
+    return run_calls(args, "relay", "rpc")

@@ -1,0 +1,49 @@
+"""The benchmark harness still works: one tiny relayed-RPC run per transport, end to end.
+
+``python -m benchmarks rpc`` starts the relay (``python -m promisifier relay`` for
+WebSocket, the benchmarks' relay script for RawSocket) and load generator processes,
+measures a window of a fraction of a second, and prints RESULT lines and a JSON file.
+Only that it runs and reports figures is checked: no timing assertions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+RESULT_LINE = re.compile(r"^RESULT name=(\S+) value=(\S+) unit=(\S+)$")
+
+
+@pytest.mark.process
+def test_rpc_benchmark_runs_over_both_transports(tmp_path):
+    report = tmp_path / "rpc.json"
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    command = [
+        sys.executable, "-m", "benchmarks", "rpc",
+        "--transports", "ws,rs", "--serializers", "msgpack",
+        "--seconds", "0.4", "--warmup", "0.1", "--callers", "1", "--outstanding", "4",
+        "--log-dir", str(tmp_path / "logs"), "--json", str(report),
+    ]
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    figures = {}
+    for line in done.stdout.splitlines():
+        match = RESULT_LINE.match(line)
+        if match:
+            figures[match[1]] = (float(match[2]), match[3])
+    for transport in ("ws", "rs"):
+        rate, unit = figures[f"rpc.{transport}.msgpack.rate"]
+        assert unit == "calls_per_s" and rate > 0
+        assert f"rpc.{transport}.msgpack.capacity" in figures
+    written = json.loads(report.read_text())
+    assert written["scenario"] == "rpc"
+    assert {r["name"] for r in written["results"]} == set(figures)
+    assert not written["setup"]["runs"]["rpc.ws.msgpack"].get("call_errors")
