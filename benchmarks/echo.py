@@ -45,13 +45,13 @@ def run(args: argparse.Namespace) -> tuple[list[dict], dict]:
                         )
                     for worker in started:
                         worker.wait_ready(60)
-                    window = harness.measure(echo_server, started, args.warmup, args.seconds)
-                rate = sum(r["count"] for r in window["results"]) / window["window_s"]
+                    windows = harness.measure_runs(echo_server, started, args)
                 prefix = f"echo.{transport}.{serializer}"
-                figures = harness.rate_figures(prefix, rate, window, "echoes_per_s")
-                results.extend(figures)
-                capacity = next((f["value"] for f in figures if f["name"].endswith(".capacity")), None)
-                if capacity:
-                    results.append({"name": f"{prefix}.call_ceiling", "value": round(capacity / 2, 1), "unit": "calls_per_s_per_core"})
-                runs[prefix] = {k: v for k, v in window.items() if k != "results"}
+                summary = harness.summarize(windows, lambda w: sum(r["count"] for r in w["results"]) / w["window_s"])
+                results.extend(harness.rate_figures(prefix, summary, "echoes_per_s"))
+                if summary["capacity"]:
+                    results.append(
+                        {"name": f"{prefix}.call_ceiling", "value": round(summary["capacity"] / 2, 1), "unit": "calls_per_s_per_core"}
+                    )
+                runs[prefix] = summary["runs"]
     return results, harness.setup_of(args, runs=runs)

@@ -60,33 +60,38 @@ def run(args: argparse.Namespace) -> tuple[list[dict], dict]:
                         )
                         started.append(publisher)
                         publisher.wait_ready(60)
-                        window = harness.measure(relay, started, args.warmup, args.seconds)
+                        windows = harness.measure_runs(relay, started, args)
                         time.sleep(1.0)
                         totals = {}
                         for worker in started:
                             worker.send(cmd="totals")
                             totals[worker] = worker.read_event(30)["total"]
-                    published = sum(r["count"] for r in window["results"] if r["role"] == "publisher")
-                    delivered = sum(r["count"] for r in window["results"] if r["role"] == "subscriber")
+                    prefix = f"fanout.{transport}.{serializer}.k{k}"
+
+                    def routed(window: dict, k: int = k) -> float:
+                        published = sum(r["count"] for r in window["results"] if r["role"] == "publisher")
+                        return published * k / window["window_s"]
+
+                    def delivered(window: dict) -> float:
+                        return sum(r["count"] for r in window["results"] if r["role"] == "subscriber") / window["window_s"]
+
+                    summary = harness.summarize(windows, routed)
+                    delivered_rate = harness.statistics.median(delivered(w) for w in windows)
+                    results.append({"name": f"{prefix}.rate", "value": round(delivered_rate, 1), "unit": "events_per_s"})
+                    results.append({"name": f"{prefix}.routed", "value": round(summary["rate"], 1), "unit": "events_per_s"})
+                    if summary["capacity"] is not None:
+                        results.append({"name": f"{prefix}.relay_cpu", "value": summary["relay_cpu"], "unit": "cores"})
+                        results.append(
+                            {"name": f"{prefix}.capacity", "value": round(summary["capacity"], 1), "unit": "events_per_s_per_relay_core"}
+                        )
                     published_total = totals[publisher]
                     delivered_total = sum(total for worker, total in totals.items() if worker is not publisher)
-                    seconds = window["window_s"]
-                    prefix = f"fanout.{transport}.{serializer}.k{k}"
-                    routed = published * k / seconds
-                    extra = {k_: window[k_] for k_ in ("window_s", "relay_cpu", "workers_cpu", "machine_busy", "loadavg")}
-                    results.append({"name": f"{prefix}.rate", "value": round(delivered / seconds, 1), "unit": "events_per_s", **extra})
-                    results.append({"name": f"{prefix}.routed", "value": round(routed, 1), "unit": "events_per_s"})
-                    if window["relay_cpu"]:
-                        results.append({"name": f"{prefix}.relay_cpu", "value": window["relay_cpu"], "unit": "cores"})
-                        results.append(
-                            {"name": f"{prefix}.capacity", "value": round(routed / window["relay_cpu"], 1), "unit": "events_per_s_per_relay_core"}
-                        )
                     delivery = delivered_total / max(published_total * k, 1)
                     results.append({"name": f"{prefix}.delivery", "value": round(delivery, 4), "unit": "ratio"})
+                    for run, window in zip(summary["runs"], windows):
+                        run["delivered"] = round(delivered(window), 1)
                     runs[prefix] = {
-                        **extra,
-                        "publications_in_window": published,
-                        "events_delivered_in_window": delivered,
+                        "windows": summary["runs"],
                         "publications_total": published_total,
                         "events_delivered_total": delivered_total,
                     }

@@ -211,6 +211,7 @@ class Worker:
 
     def __init__(self, role: str, url: str, log_dir: Path, **options: Any) -> None:
         argv = [sys.executable, "-m", "benchmarks.loadgen", "--role", role, "--url", url]
+        options.setdefault("deadline", 600)
         for key, value in options.items():
             if value is True:
                 argv.append(f"--{key.replace('_', '-')}")
@@ -334,18 +335,47 @@ def measure(relay: Server, all_workers: list[Worker], warmup: float, seconds: fl
     }
 
 
-def count_of(window: dict, role: str) -> int:
-    return sum(w["count"] for w in window["results"] if w.get("role") == role)
+def measure_runs(relay: Server, all_workers: list[Worker], args: argparse.Namespace) -> list[dict]:
+    """``args.repeat`` windows (see :func:`measure`) with the same processes."""
+    windows = []
+    for index in range(getattr(args, "repeat", 1)):
+        if index:
+            time.sleep(0.3)  # the last window's calls in flight come back
+        windows.append(measure(relay, all_workers, args.warmup, args.seconds))
+    return windows
 
 
-def rate_figures(prefix: str, rate: float, window: dict, unit: str) -> list[dict]:
-    """The RESULT entries for a rate: the rate, the relay's CPU share and its capacity."""
-    extra = {k: window[k] for k in ("window_s", "relay_cpu", "workers_cpu", "machine_busy", "loadavg")}
-    figures = [{"name": f"{prefix}.rate", "value": round(rate, 1), "unit": unit, **extra}]
-    cpu = window["relay_cpu"]
-    if cpu:
-        figures.append({"name": f"{prefix}.relay_cpu", "value": cpu, "unit": "cores"})
-        figures.append({"name": f"{prefix}.capacity", "value": round(rate / cpu, 1), "unit": f"{unit}_per_relay_core"})
+def summarize(windows: list[dict], rate_of: Any) -> dict:
+    """Median rate, relay CPU and capacity over windows; ``rate_of(window)`` gives a rate."""
+    runs = []
+    for window in windows:
+        rate = rate_of(window)
+        cpu = window["relay_cpu"]
+        runs.append(
+            {
+                "rate": round(rate, 1),
+                "relay_cpu": cpu,
+                "capacity": round(rate / cpu, 1) if cpu else None,
+                **{k: window[k] for k in ("window_s", "workers_cpu", "machine_busy", "loadavg")},
+                **({"call_errors": window["call_errors"]} if window.get("call_errors") else {}),
+            }
+        )
+    capacities = [run["capacity"] for run in runs if run["capacity"] is not None]
+    return {
+        "rate": statistics.median(run["rate"] for run in runs),
+        "relay_cpu": statistics.median(run["relay_cpu"] for run in runs) if capacities else None,
+        "capacity": statistics.median(capacities) if capacities else None,
+        "runs": runs,
+    }
+
+
+def rate_figures(prefix: str, summary: dict, unit: str) -> list[dict]:
+    """The RESULT entries for a rate: the rate, the relay's CPU share and its capacity
+    (medians over the runs; every run in the entry of the rate)."""
+    figures = [{"name": f"{prefix}.rate", "value": round(summary["rate"], 1), "unit": unit, "runs": summary["runs"]}]
+    if summary["capacity"] is not None:
+        figures.append({"name": f"{prefix}.relay_cpu", "value": summary["relay_cpu"], "unit": "cores"})
+        figures.append({"name": f"{prefix}.capacity", "value": round(summary["capacity"], 1), "unit": f"{unit}_per_relay_core"})
     return figures
 
 
@@ -429,6 +459,9 @@ def add_common_arguments(parser: argparse.ArgumentParser, transports: str = "ws,
     parser.add_argument("--seconds", type=float, default=3.0, help="length of the measured window (default 3)")
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds of traffic before the window (default 1)")
     parser.add_argument(
+        "--repeat", type=int, default=1, help="windows per case with the same processes; medians are reported (default 1)"
+    )
+    parser.add_argument(
         "--relay",
         choices=("promisifier", "script"),
         default="promisifier",
@@ -448,8 +481,8 @@ def check_common(args: argparse.Namespace) -> None:
     for serializer in args.serializers:
         if serializer not in ("msgpack", "json"):
             raise SystemExit(f"--serializers: msgpack or json, not {serializer!r}")
-    if args.seconds <= 0 or args.warmup < 0:
-        raise SystemExit("--seconds must be > 0 and --warmup >= 0")
+    if args.seconds <= 0 or args.warmup < 0 or args.repeat < 1:
+        raise SystemExit("--seconds and --repeat must be > 0 and --warmup >= 0")
     if args.url and len(args.transports) != 1:
         args.transports = ["rs" if args.url.startswith("rs://") else "ws"]
     args.log_dir.mkdir(parents=True, exist_ok=True)

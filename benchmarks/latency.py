@@ -27,20 +27,18 @@ def run(args: argparse.Namespace) -> tuple[list[dict], dict]:
         with harness.server("relay", transport, args, args.log_dir) as relay:
             runs[f"{transport}.server"] = relay.command
             for serializer in args.serializers:
-                rate, window = rpc.call_round(
+                windows = rpc.call_round(
                     args, relay, relay.urls[transport], serializer, outstanding=1, payload=args.payload,
                     latency=True, callers=1, sessions=1,
                 )
-                latencies = [v for r in window["results"] for v in r.get("latencies_us", ())]
+                latencies = [v for w in windows for r in w["results"] for v in r.get("latencies_us", ())]
                 stats = harness.percentiles(latencies)
                 prefix = f"latency.{transport}.{serializer}"
                 for key in ("p50", "p90", "p99"):
                     results.append({"name": f"{prefix}.{key}", "value": round(stats[key] / 1000, 4), "unit": "ms"})
+                summary = harness.summarize(windows, rpc.calls_per_second)
                 runs[prefix] = {
-                    "calls_per_s": round(rate, 1),
-                    "relay_cpu": window["relay_cpu"],
-                    "machine_busy": window["machine_busy"],
-                    "loadavg": window["loadavg"],
                     **{k: round(v / 1000, 4) if k != "n" else v for k, v in stats.items()},
+                    "windows": summary["runs"],
                 }
     return results, harness.setup_of(args, runs=runs)

@@ -29,11 +29,14 @@ def run(args: argparse.Namespace) -> tuple[list[dict], dict]:
             runs[f"{transport}.server"] = relay.command
             for serializer in args.serializers:
                 for size in args.sizes:
-                    rate, window = rpc.call_round(
+                    windows = rpc.call_round(
                         args, relay, relay.urls[transport], serializer, outstanding=args.outstanding, payload=size
                     )
                     prefix = f"payload.{transport}.{serializer}.{size}"
-                    results.extend(harness.rate_figures(prefix, rate, window, "calls_per_s"))
-                    results.append({"name": f"{prefix}.mbytes", "value": round(2 * size * rate / 1e6, 2), "unit": "MB_per_s_in"})
-                    runs[prefix] = {k: v for k, v in window.items() if k != "results"}
+                    summary = harness.summarize(windows, rpc.calls_per_second)
+                    results.extend(harness.rate_figures(prefix, summary, "calls_per_s"))
+                    results.append(
+                        {"name": f"{prefix}.mbytes", "value": round(2 * size * summary["rate"] / 1e6, 2), "unit": "MB_per_s_in"}
+                    )
+                    runs[prefix] = summary["runs"]
     return results, harness.setup_of(args, runs=runs)

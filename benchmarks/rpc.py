@@ -51,8 +51,8 @@ def call_round(
     latency: bool = False,
     callers: int | None = None,
     sessions: int | None = None,
-) -> tuple[float, dict]:
-    """One measured window of calls: (calls per second, the window's figures)."""
+) -> list[dict]:
+    """The measured windows of calls (``--repeat`` of them) with one set of processes."""
     log_dir: Path = args.log_dir
     with harness.workers() as started:
         if with_callee:
@@ -76,14 +76,16 @@ def call_round(
         for worker in started:
             if worker.ready is None:
                 worker.wait_ready(60)
-        window = harness.measure(relay, started, args.warmup, args.seconds)
-    calls = sum(r["count"] for r in window["results"] if r["role"] == "caller")
-    errors = sum(r.get("errors", 0) for r in window["results"] if r["role"] == "caller")
-    if errors:
-        window["call_errors"] = errors
-        notes = [n for r in window["results"] for n in r.get("notes", [])]
-        window["notes"] = notes
-    return calls / window["window_s"], window
+        windows = harness.measure_runs(relay, started, args)
+    for window in windows:
+        errors = sum(r.get("errors", 0) for r in window["results"] if r["role"] == "caller")
+        if errors:
+            window["call_errors"] = errors
+    return windows
+
+
+def calls_per_second(window: dict) -> float:
+    return sum(r["count"] for r in window["results"] if r["role"] == "caller") / window["window_s"]
 
 
 def run_calls(args: argparse.Namespace, kind: str, scenario: str) -> tuple[list[dict], dict]:
@@ -96,16 +98,14 @@ def run_calls(args: argparse.Namespace, kind: str, scenario: str) -> tuple[list[
             url = relay.urls[transport]
             runs[f"{transport}.server"] = relay.command
             for serializer in args.serializers:
-                rate, window = call_round(
+                windows = call_round(
                     args, relay, url, serializer, outstanding=args.outstanding, payload=args.payload,
                     with_callee=kind != "embedded",
                 )
                 prefix = f"{scenario}.{transport}.{serializer}"
-                figures = harness.rate_figures(prefix, rate, window, "calls_per_s")
-                results.extend(figures)
-                runs[prefix] = {k: v for k, v in window.items() if k != "results"} | {
-                    "workers": [{k: v for k, v in r.items() if k != "latencies_us"} for r in window["results"]]
-                }
+                summary = harness.summarize(windows, calls_per_second)
+                results.extend(harness.rate_figures(prefix, summary, "calls_per_s"))
+                runs[prefix] = summary["runs"]
     return results, harness.setup_of(args, runs=runs)
 
 
