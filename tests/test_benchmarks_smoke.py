@@ -46,4 +46,5 @@ def test_rpc_benchmark_runs_over_both_transports(tmp_path):
     written = json.loads(report.read_text())
     assert written["scenario"] == "rpc"
     assert {r["name"] for r in written["results"]} == set(figures)
-    assert not written["setup"]["runs"]["rpc.ws.msgpack"].get("call_errors")
+    for transport in ("ws", "rs"):
+        assert not any(run.get("call_errors") for run in written["setup"]["runs"][f"rpc.{transport}.msgpack"])
