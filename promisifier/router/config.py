@@ -112,6 +112,11 @@ class RouterConfig:
         object.__setattr__(self, "trusted_proxies", (proxies,) if isinstance(proxies, str) else tuple(proxies))
         if not self.realms:
             raise ValueError("RouterConfig.realms: at least one realm is needed")
+        for name in ("keepalive_interval", "keepalive_timeout"):
+            value = getattr(self, name)
+            # autobahn runs these timers with whole-second granularity: below 1 s they fire at once
+            if value != 0 and value < 1:
+                raise ValueError(f"RouterConfig.{name}: 0 (off) or at least 1 second is needed, got {value!r}")
         if self.slow_consumer not in ("drop", "disconnect"):
             raise ValueError(f"RouterConfig.slow_consumer: 'drop' or 'disconnect' is needed, got {self.slow_consumer!r}")
         if self.max_message_size <= 0:
