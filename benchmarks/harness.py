@@ -121,6 +121,9 @@ class Server:
         self.process: subprocess.Popen | None = None
         self.pid = pid
         self.listening_seconds: float | None = None
+        #: (py-spy executable, output file): sample the server during each window
+        self.py_spy: tuple[str, str] | None = None
+        self._windows = 0
 
     @property
     def command(self) -> str:
@@ -149,6 +152,22 @@ class Server:
 
     def rss(self) -> int | None:
         return rss_bytes(self.pid) if self.pid else None
+
+    def start_py_spy(self, seconds: float) -> subprocess.Popen | None:
+        """py-spy sampling the server for ``seconds`` (Python frames holding the GIL, so
+        time in system calls and waiting for a CPU is left out); output FILE, FILE.2, ..."""
+        if self.py_spy is None or not self.pid:
+            return None
+        executable, output = self.py_spy
+        self._windows += 1
+        if self._windows > 1:
+            output = f"{output}.{self._windows}"
+        return subprocess.Popen(
+            [executable, "record", "--pid", str(self.pid), "--duration", str(max(1, round(seconds))), "--rate", "250",
+             "--gil", "--nonblocking", "--format", "raw", "--output", output],
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.log_path.with_suffix(".py-spy.log"), "ab"),
+        )
 
     def stop(self, timeout: float = 15.0) -> None:
         process = self.process
@@ -196,6 +215,8 @@ def server(kind: str, transport: str, args: argparse.Namespace, log_dir: Path) -
     urls = {"ws": f"ws://127.0.0.1:{ports['ws']}/ws"} if transport == "ws" else {"rs": f"rs://127.0.0.1:{ports['rs']}"}
     name = f"{kind}-{transport}-{os.getpid()}"
     running = Server(relay_argv(kind, transport, ports, args), urls, log_dir, name)
+    if getattr(args, "py_spy", None):
+        running.py_spy = (args.py_spy_bin, f"{args.py_spy}.{kind}-{transport}")
     try:
         running.start()
         yield running
@@ -318,12 +339,18 @@ def measure(relay: Server, all_workers: list[Worker], warmup: float, seconds: fl
     for worker in order:
         worker.send(cmd="run", start=t0, end=t1)
     time.sleep(max(t0 - time.time(), 0))
+    spy = relay.start_py_spy(seconds)
     relay_cpu0, machine0, workers0 = relay.cpu(), machine_cpu(), sum(w.cpu() for w in all_workers)
     wall0 = time.time()
     time.sleep(max(t1 - time.time(), 0))
     relay_cpu1, machine1, workers1 = relay.cpu(), machine_cpu(), sum(w.cpu() for w in all_workers)
     wall = time.time() - wall0
     results = [dict(worker.wait_result(seconds + warmup + 30), role=worker.role) for worker in all_workers]
+    if spy is not None:
+        try:
+            spy.wait(seconds + 30)
+        except subprocess.TimeoutExpired:
+            spy.kill()
     busy = (machine1[0] - machine0[0]) / max(machine1[1] - machine0[1], 1)
     return {
         "window_s": round(wall, 4),
@@ -471,6 +498,13 @@ def add_common_arguments(parser: argparse.ArgumentParser, transports: str = "ws,
     parser.add_argument("--url", help="measure this router instead of starting one (ws://host:port/path or rs://host:port)")
     parser.add_argument("--relay-pid", type=int, help="with --url: the router's pid, to sample its CPU")
     parser.add_argument("--profile", help="run the relay under cProfile and write its stats to this file")
+    parser.add_argument(
+        "--py-spy",
+        help="sample the relay with py-spy during each window; collapsed stacks go to PREFIX.KIND-TRANSPORT[.N] "
+        "(summarize with python -m benchmarks.stacks)",
+        metavar="PREFIX",
+    )
+    parser.add_argument("--py-spy-bin", default="py-spy", help="the py-spy executable (default: py-spy on PATH)")
     parser.add_argument("--log-dir", type=Path, default=Path(tempfile.gettempdir()) / "promisifier-benchmarks", help="process logs")
 
 
