@@ -76,6 +76,13 @@ def _run_service(reactor, service):
     return Deferred()
 
 
+# the client commands (call, publish, subscribe, list, register) live in promisifier.cli
+from promisifier.cli import COMMANDS as _CLIENT_COMMANDS  # noqa: E402
+
+for _name, (_summary, _function) in _CLIENT_COMMANDS.items():
+    command(_name, _summary)(_function)
+
+
 def _parser() -> argparse.ArgumentParser:
     width = max(len(name) for name in COMMANDS)
     commands = "\n".join(f"  {name:<{width}}  {summary}" for name, (summary, _) in COMMANDS.items())

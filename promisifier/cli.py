@@ -1,0 +1,413 @@
+"""Client commands of ``python -m promisifier``: call, publish, subscribe, list, register.
+
+::
+
+    python -m promisifier call      URL REALM PROCEDURE [ARG ...] [-k KEY=VALUE ...]
+    python -m promisifier publish   URL REALM TOPIC [ARG ...] [-k KEY=VALUE ...]
+    python -m promisifier subscribe URL REALM TOPIC [--match prefix|wildcard] [--count N]
+    python -m promisifier list      URL REALM
+    python -m promisifier register  URL REALM PROCEDURE [--echo | --reply JSON] [--count N]
+
+Every command takes ``--serializer json|msgpack`` (default: msgpack, else json),
+``--timeout SECONDS`` (connecting, and each call; default 10), ``--authid`` and
+``--ticket`` (ticket authentication), and ``--debug`` (log to stderr).
+
+**Values.** Each ARG (and each ``-k`` VALUE) is read as JSON (``2``, ``"2"``, ``[1, 2]``,
+``{"a": null}``, ``true``); text that is not JSON is taken as a string (``hello``).
+Output is JSON: ``call`` prints its result on one line (a single value as itself, no
+result as ``null``, several values or keyword values as ``{"args": [...], "kwargs":
+{...}}``); ``subscribe`` prints one line ``{"args": [...], "kwargs": {...}}`` per event;
+``register`` prints one such line per call it answers; ``list`` prints an object with the
+realm's ``registrations`` and ``subscriptions`` (meta API). Bytes are printed, and read,
+as ``{"$base64": "<base64 text>"}``.
+
+**Errors** are one line on stderr, ``promisifier COMMAND: error: ...``, and exit code 1
+(cannot connect, the router refused the session, no such procedure, not authorized, the
+callee's error, timeout); bad command lines exit 2. ``subscribe`` and ``register`` run
+until interrupted (Ctrl-C or SIGTERM: they leave the session and exit 0) or until
+``--count`` events / calls, and say on stderr once they are ready.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+PROG = "python -m promisifier"
+
+CommandFunction = Callable[[list[str]], int]
+
+#: name -> (one-line summary, function); __main__ adds them to its commands
+COMMANDS: dict[str, tuple[str, CommandFunction]] = {}
+
+BYTES_KEY = "$base64"
+
+
+def _command(name: str, summary: str) -> Callable[[CommandFunction], CommandFunction]:
+    def register(function: CommandFunction) -> CommandFunction:
+        COMMANDS[name] = (summary, function)
+        return function
+
+    return register
+
+
+# -- values -----------------------------------------------------------------------------
+
+
+def _from_json(value: Any) -> Any:
+    if isinstance(value, dict):
+        if len(value) == 1 and isinstance(value.get(BYTES_KEY), str):
+            return base64.b64decode(value[BYTES_KEY])
+        return {k: _from_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_from_json(v) for v in value]
+    return value
+
+
+def parse_value(text: str) -> Any:
+    """A command-line value: JSON, or the text itself when it is not JSON."""
+    try:
+        return _from_json(json.loads(text))
+    except ValueError:
+        return text
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return {BYTES_KEY: base64.b64encode(bytes(value)).decode("ascii")}
+    if isinstance(value, dict):
+        return {str(k) if not isinstance(k, str) else k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return repr(value)
+
+
+def to_json(value: Any) -> str:
+    """One line of JSON for a value received (bytes as ``{"$base64": ...}``)."""
+    return json.dumps(_jsonable(value), ensure_ascii=False, separators=(", ", ": "))
+
+
+def _payload_json(args: Any, kwargs: Any) -> str:
+    return to_json({"args": list(args), "kwargs": dict(kwargs)})
+
+
+# -- arguments ------------------------------------------------------------------------
+
+
+def _parser(name: str, description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=f"{PROG} {name}", description=description)
+    parser.add_argument("url", metavar="URL", help="the relay's WebSocket URL, e.g. ws://127.0.0.1:8080/ws")
+    parser.add_argument("realm", metavar="REALM", help="the realm to join, e.g. realm1")
+    parser.add_argument("--serializer", choices=("json", "msgpack"), help="only this serializer (default: msgpack, else json)")
+    parser.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS", help="bound on connecting and on each call (default 10)")
+    parser.add_argument("--authid", help="the identity to authenticate as")
+    parser.add_argument("--ticket", help="a ticket (password) for ticket authentication")
+    parser.add_argument("--debug", action="store_true", help="log what happens to stderr")
+    return parser
+
+
+def _kwargs_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-k", "--kwarg", action="append", default=[], metavar="KEY=VALUE", help="a keyword argument (VALUE as JSON); repeatable"
+    )
+
+
+def _keywords(pairs: list[str]) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"-k needs KEY=VALUE, got {pair!r}")
+        kwargs[key] = parse_value(value)
+    return kwargs
+
+
+# -- running ----------------------------------------------------------------------------
+
+
+class CommandError(Exception):
+    """A failure to report as one line on stderr (exit code 1)."""
+
+
+def describe(error: BaseException, url: str = "") -> str:
+    """One line saying what went wrong."""
+    from twisted.internet import error as net
+
+    from promisifier.client.errors import (
+        ApplicationError,
+        ConnectionClosed,
+        ConnectionLost,
+        ConnectTimeout,
+        SessionAborted,
+    )
+
+    if isinstance(error, ApplicationError):
+        return str(error)
+    if isinstance(error, SessionAborted):
+        return f"the router refused the session: {error}"
+    if isinstance(error, net.ConnectionRefusedError):
+        return f"cannot connect to {url}: connection refused"
+    if isinstance(error, net.DNSLookupError):
+        return f"cannot connect to {url}: unknown host"
+    if isinstance(error, (net.ConnectError, net.TimeoutError)):
+        text = str(error).strip().rstrip(".") or type(error).__name__
+        return f"cannot connect to {url}: {text}"
+    if isinstance(error, ConnectTimeout):
+        return str(error)
+    if isinstance(error, ConnectionClosed):
+        return f"cannot connect to {url}: {error}"
+    if isinstance(error, ConnectionLost):
+        return f"connection lost: {error}"
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+def _run(name: str, options: argparse.Namespace, body: Callable[..., Any]) -> int:
+    """Run ``body(reactor, session, options)`` on a joined session under task.react."""
+    from twisted.internet import defer, task
+    from twisted.logger import globalLogBeginner, textFileLogObserver
+
+    observers = [textFileLogObserver(sys.stderr)] if options.debug else [lambda event: None]
+    globalLogBeginner.beginLoggingTo(observers, redirectStandardIO=False, discardBuffer=not options.debug)
+
+    def report(error: BaseException) -> int:
+        print(f"promisifier {name}: error: {describe(error, options.url)}", file=sys.stderr, flush=True)
+        return 1
+
+    async def main(reactor: Any) -> None:
+        # at Ctrl-C / SIGTERM the reactor waits for this: the session leaves first
+        finished: defer.Deferred[None] = defer.Deferred()
+        reactor.addSystemEventTrigger("before", "shutdown", lambda: finished)
+        try:
+            await session_main(reactor)
+        finally:
+            finished.callback(None)
+
+    async def session_main(reactor: Any) -> None:
+        from promisifier.client import connect
+
+        credentials = {"ticket": options.ticket} if options.ticket is not None else None
+        serializers = (options.serializer,) if options.serializer else ("msgpack", "json")
+        try:
+            session = await connect(
+                options.url,
+                options.realm,
+                serializers=serializers,
+                authid=options.authid,
+                credentials=credentials,
+                timeout=options.timeout,
+                reactor=reactor,
+            )
+        except Exception as error:
+            raise SystemExit(report(error))
+        code = 0
+        try:
+            await defer.ensureDeferred(body(reactor, session, options))
+        except CommandError as error:
+            code = report(error)
+        except Exception as error:
+            code = report(error)
+        if session.is_joined:
+            try:
+                await session.leave().addTimeout(2.0, reactor)
+            except Exception:
+                session.connection.drop()
+        if code:
+            raise SystemExit(code)
+
+    task.react(main)
+    return 0  # not reached: react exits
+
+
+def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    options = parser.parse_args(argv)
+    if options.timeout <= 0:
+        parser.error("--timeout must be > 0")
+    return options
+
+
+# -- commands -----------------------------------------------------------------------------
+
+
+@_command("call", "call a procedure and print its result as JSON")
+def call(argv: list[str]) -> int:
+    parser = _parser("call", "Call PROCEDURE with the ARGs (JSON values) and print the result as JSON.")
+    parser.add_argument("procedure", metavar="PROCEDURE")
+    parser.add_argument("args", nargs="*", metavar="ARG", help="a positional argument as JSON (text that is not JSON: a string)")
+    _kwargs_option(parser)
+    options = _parse(parser, argv)
+    try:
+        kwargs = _keywords(options.kwarg)
+    except ValueError as error:
+        parser.error(str(error))
+    args = [parse_value(a) for a in options.args]
+
+    async def body(reactor: Any, session: Any, options: argparse.Namespace) -> None:
+        from promisifier.client import CallResult
+
+        result = await session.call(options.procedure, *args, timeout=options.timeout, **kwargs)
+        if isinstance(result, CallResult):
+            print(_payload_json(result.args, result.kwargs), flush=True)
+        else:
+            print(to_json(result), flush=True)
+
+    return _run("call", options, body)
+
+
+@_command("publish", "publish an event (acknowledged, so refusals are reported)")
+def publish(argv: list[str]) -> int:
+    parser = _parser("publish", "Publish an event to TOPIC with the ARGs (JSON values); waits for the router's acknowledgement.")
+    parser.add_argument("topic", metavar="TOPIC")
+    parser.add_argument("args", nargs="*", metavar="ARG", help="a positional argument as JSON (text that is not JSON: a string)")
+    _kwargs_option(parser)
+    options = _parse(parser, argv)
+    try:
+        kwargs = _keywords(options.kwarg)
+    except ValueError as error:
+        parser.error(str(error))
+    args = [parse_value(a) for a in options.args]
+
+    async def body(reactor: Any, session: Any, options: argparse.Namespace) -> None:
+        await session.publish(options.topic, *args, acknowledge=True, **kwargs).addTimeout(options.timeout, reactor)
+
+    return _run("publish", options, body)
+
+
+def _until(reactor: Any, count: int | None) -> tuple[Any, Callable[[], None]]:
+    """A Deferred that fires after ``count`` ticks (never without a count) or at shutdown."""
+    from twisted.internet import defer
+
+    done: defer.Deferred[None] = defer.Deferred()
+    seen = [0]
+
+    def tick() -> None:
+        seen[0] += 1
+        if count is not None and seen[0] >= count and not done.called:
+            # after the current message is answered
+            reactor.callLater(0, lambda: done.called or done.callback(None))
+
+    def shutdown() -> Any:
+        if not done.called:
+            done.callback(None)
+
+    reactor.addSystemEventTrigger("before", "shutdown", shutdown)
+    return done, tick
+
+
+@_command("subscribe", "print one JSON line per event on a topic")
+def subscribe(argv: list[str]) -> int:
+    parser = _parser("subscribe", "Print one JSON line per event on TOPIC, until interrupted.")
+    parser.add_argument("topic", metavar="TOPIC")
+    parser.add_argument("--match", choices=("exact", "prefix", "wildcard"), default="exact")
+    parser.add_argument("--count", type=int, metavar="N", help="stop after N events")
+    options = _parse(parser, argv)
+
+    async def body(reactor: Any, session: Any, options: argparse.Namespace) -> None:
+        done, tick = _until(reactor, options.count)
+
+        def on_event(*args: Any, **kwargs: Any) -> None:
+            print(_payload_json(args, kwargs), flush=True)
+            tick()
+
+        await session.subscribe(options.topic, on_event, match=options.match)
+        print(f"subscribed to {options.topic} (Ctrl-C to stop)", file=sys.stderr, flush=True)
+        await _wait_or_closed(session, done)
+
+    return _run("subscribe", options, body)
+
+
+async def _wait_or_closed(session: Any, done: Any) -> None:
+    """Until ``done`` fires or the session ends (which is an error)."""
+    from twisted.internet import defer
+
+    ended: defer.Deferred[Any] = defer.Deferred()
+    session.on("leave", lambda s, reason: ended.called or ended.callback(reason))
+    result, index = await defer.DeferredList([done, ended], fireOnOneCallback=True, consumeErrors=True)
+    if index == 1 and not done.called:
+        raise CommandError(f"the session ended ({result})")
+
+
+@_command("list", "list the realm's registrations and subscriptions (meta API)")
+def list_(argv: list[str]) -> int:
+    parser = _parser("list", "Print the realm's registrations and subscriptions as JSON (registration and subscription meta API).")
+    options = _parse(parser, argv)
+
+    async def body(reactor: Any, session: Any, options: argparse.Namespace) -> None:
+        from twisted.internet import defer
+
+        from promisifier.client.errors import ApplicationError
+
+        async def describe_all(kind: str, count_procedure: str) -> list[dict[str, Any]]:
+            by_policy = await session.call(f"wamp.{kind}.list", timeout=options.timeout)
+            ids = [i for policy in ("exact", "prefix", "wildcard") for i in (by_policy or {}).get(policy, [])]
+            found = []
+            for item_id in ids:
+                try:
+                    details, count = await defer.gatherResults(
+                        [
+                            session.call(f"wamp.{kind}.get", item_id, timeout=options.timeout),
+                            session.call(count_procedure, item_id, timeout=options.timeout),
+                        ],
+                        consumeErrors=True,
+                    )
+                except defer.FirstError as error:
+                    if isinstance(error.subFailure.value, ApplicationError):
+                        continue  # gone meanwhile
+                    raise error.subFailure.value from None
+                found.append({**details, "count": count})
+            return sorted(found, key=lambda d: (d.get("uri", ""), d.get("match", "")))
+
+        registrations = await describe_all("registration", "wamp.registration.count_callees")
+        subscriptions = await describe_all("subscription", "wamp.subscription.count_subscribers")
+        for item in registrations:
+            item["callees"] = item.pop("count")
+        for item in subscriptions:
+            item["subscribers"] = item.pop("count")
+        print(json.dumps(_jsonable({"registrations": registrations, "subscriptions": subscriptions}), indent=2), flush=True)
+
+    return _run("list", options, body)
+
+
+@_command("register", "register a procedure that echoes its arguments (for trying things out)")
+def register(argv: list[str]) -> int:
+    parser = _parser(
+        "register",
+        "Register PROCEDURE and answer every call, printing one JSON line per call, until interrupted.",
+    )
+    parser.add_argument("procedure", metavar="PROCEDURE")
+    answer = parser.add_mutually_exclusive_group()
+    answer.add_argument("--echo", action="store_true", help="answer with the call's arguments (the default)")
+    answer.add_argument("--reply", metavar="JSON", help="answer every call with this value")
+    parser.add_argument("--match", choices=("exact", "prefix", "wildcard"), default="exact")
+    parser.add_argument("--count", type=int, metavar="N", help="stop after answering N calls")
+    options = _parse(parser, argv)
+    reply = parse_value(options.reply) if options.reply is not None else None
+
+    async def body(reactor: Any, session: Any, options: argparse.Namespace) -> None:
+        from promisifier.client import CallResult
+
+        done, tick = _until(reactor, options.count)
+
+        def answer(*args: Any, **kwargs: Any) -> Any:
+            kwargs.pop("progress", None)
+            print(_payload_json(args, kwargs), flush=True)
+            tick()
+            if options.reply is not None:
+                return reply
+            if len(args) == 1 and not kwargs:
+                return args[0]
+            return CallResult(list(args), kwargs)
+
+        await session.register(options.procedure, answer, match=options.match)
+        print(f"registered {options.procedure} (Ctrl-C to stop)", file=sys.stderr, flush=True)
+        await _wait_or_closed(session, done)
+
+    return _run("register", options, body)
+
+
+__all__ = ["COMMANDS", "describe", "parse_value", "to_json"]
