@@ -48,7 +48,7 @@ _FILTER_OPTIONS = ("exclude", "exclude_authid", "exclude_authrole", "eligible", 
 class Subscription:
     """A topic URI (or pattern) and the sessions subscribed to it, in subscription order."""
 
-    __slots__ = ("id", "uri", "match", "subscribers", "created")
+    __slots__ = ("id", "uri", "match", "subscribers", "created", "delivered")
 
     def __init__(self, subscription_id: int, uri: str, match: str, created: float) -> None:
         self.id = subscription_id
@@ -57,6 +57,8 @@ class Subscription:
         # dict as an ordered set: delivery follows subscription order
         self.subscribers: dict[RouterSession, None] = {}
         self.created = created
+        #: EVENTs handed to its subscribers' connections (not dropped for a slow consumer)
+        self.delivered = 0
 
     def details(self) -> dict:
         """The subscription as the meta API describes it."""
@@ -113,6 +115,10 @@ class Broker:
         self._retained: dict[str, _Retained] = {}
         #: events not delivered because they could not be encoded for a subscriber
         self.undeliverable_events = 0
+        #: publications routed (clients' PUBLISHes and the router's own, meta events included)
+        self.events_published = 0
+        #: EVENTs handed to subscribers' connections, over all subscriptions
+        self.events_delivered = 0
 
     # -- state ----------------------------------------------------------------------
 
@@ -305,28 +311,40 @@ class Broker:
         publisher_details: dict,
         event_filter: _Filter | None,
     ) -> None:
+        self.events_published += 1
         for subscription in self._index.all(topic):
             details = dict(publisher_details) if publisher_details else {}
             if subscription.match != "exact":
                 details["topic"] = topic
             event = [EVENT, subscription.id, publication_id, details, *payload]
             encoded: dict[str, bytes] = {}
+            delivered = 0
             for subscriber in subscription.subscribers:
                 if subscriber is excluded or (event_filter is not None and not event_filter.admits(subscriber)):
                     continue
-                self._send(subscriber, event, encoded, topic)
+                if self._send(subscriber, event, encoded, topic):
+                    delivered += 1
+            subscription.delivered += delivered
+            self.events_delivered += delivered
 
-    def _send(self, subscriber: RouterSession, event: list, encoded: dict[str, bytes], topic: str) -> None:
+    def _send(self, subscriber: RouterSession, event: list, encoded: dict[str, bytes], topic: str) -> bool:
+        """Hand ``event`` to the subscriber's connection; False when it was not (cannot be
+        encoded for it, or dropped because the subscriber is a slow consumer)."""
         try:
-            subscriber.peer.send_shared(event, encoded)
+            # send_shared returns False when it dropped the event (older peers return None)
+            return subscriber.peer.send_shared(event, encoded) is not False
         except EncodeError as error:
             self.undeliverable_events += 1
             log.info(
                 "event on {topic} not delivered to session {session_id}: {error}",
                 topic=topic,
                 session_id=subscriber.session_id,
+                realm=self.realm.name,
+                authid=subscriber.authid,
+                peer=subscriber.peer.peer,
                 error=error,
             )
+            return False
 
     # -- retention ----------------------------------------------------------------------
 
@@ -349,4 +367,6 @@ class Broker:
             details["retained"] = True
             if subscription.match != "exact":
                 details["topic"] = topic
-            self._send(session, [EVENT, subscription.id, retained.publication_id, details, *retained.payload], {}, topic)
+            if self._send(session, [EVENT, subscription.id, retained.publication_id, details, *retained.payload], {}, topic):
+                subscription.delivered += 1
+                self.events_delivered += 1

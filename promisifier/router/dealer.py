@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from twisted.logger import Logger
 
 from promisifier.router import options as opt
+from promisifier.router.counters import LatencyHistogram
 from promisifier.router.matching import MATCH_POLICIES, UriIndex, iso_8601
 from promisifier.wire import LIMIT_EXCEEDED, ErrorURI, is_valid_uri, random_id
 from promisifier.wire.messages import (
@@ -58,7 +59,7 @@ DEALER_FEATURES = {
 class Registration:
     """A procedure URI (or pattern) and the callees registered for it, in order of registration."""
 
-    __slots__ = ("id", "uri", "match", "invoke", "callees", "created", "disclosing", "_next")
+    __slots__ = ("id", "uri", "match", "invoke", "callees", "created", "disclosing", "_next", "calls", "errors")
 
     def __init__(self, registration_id: int, uri: str, match: str, invoke: str, created: float) -> None:
         self.id = registration_id
@@ -70,6 +71,10 @@ class Registration:
         #: callees that asked for caller disclosure (REGISTER.Options.disclose_caller)
         self.disclosing: set[RouterSession] = set()
         self._next = 0
+        #: calls routed to its callees (INVOCATIONs sent)
+        self.calls = 0
+        #: of those, calls that ended without a result: the callee's ERROR, a timeout, the callee left
+        self.errors = 0
 
     def pick_callee(self) -> RouterSession:
         """The callee the next call goes to, by the registration's invoke policy."""
@@ -94,7 +99,7 @@ class Registration:
 class Invocation:
     """One call in flight: from the caller's CALL to the callee's final answer."""
 
-    __slots__ = ("id", "caller", "call_request_id", "callee", "registration", "progress", "timer")
+    __slots__ = ("id", "caller", "call_request_id", "callee", "registration", "progress", "timer", "started")
 
     def __init__(
         self,
@@ -104,6 +109,7 @@ class Invocation:
         callee: RouterSession,
         registration: Registration,
         progress: bool,
+        started: float = 0.0,
     ) -> None:
         self.id = invocation_id
         self.caller = caller
@@ -113,6 +119,8 @@ class Invocation:
         #: the caller asked for progressive results
         self.progress = progress
         self.timer: IDelayedCall | None = None
+        #: the router clock when the CALL arrived
+        self.started = started
 
 
 class Dealer:
@@ -126,6 +134,30 @@ class Dealer:
         self._registrations_of: dict[RouterSession, dict[int, Registration]] = {}
         self._invocations_of: dict[RouterSession, dict[int, Invocation]] = {}
         self._calls_of: dict[RouterSession, dict[int, Invocation]] = {}
+        self._seconds = realm.clock.seconds
+        # Calls by outcome (promisifier.router.counters.CALL_OUTCOMES): plain ints, read by
+        # the status page and the metrics when they are asked.
+        self.calls_result = 0
+        self.calls_error = 0
+        self.calls_timeout = 0
+        self.calls_canceled = 0
+        self.calls_callee_gone = 0
+        self.calls_caller_gone = 0
+        self.calls_rejected = 0
+        #: seconds from CALL to the final RESULT or ERROR (router clock)
+        self.call_latency = LatencyHistogram()
+
+    def call_counts(self) -> dict[str, int]:
+        """Calls since start by outcome (see :data:`promisifier.router.counters.CALL_OUTCOMES`)."""
+        return {
+            "result": self.calls_result,
+            "error": self.calls_error,
+            "timeout": self.calls_timeout,
+            "canceled": self.calls_canceled,
+            "callee_gone": self.calls_callee_gone,
+            "caller_gone": self.calls_caller_gone,
+            "rejected": self.calls_rejected,
+        }
 
     # -- state ----------------------------------------------------------------------
 
@@ -175,13 +207,16 @@ class Dealer:
             self._remove_callee(registration, session)
         for invocation in list(self._invocations_of.get(session, {}).values()):
             self._finish(invocation)
+            self.calls_callee_gone += 1
+            invocation.registration.errors += 1
             if invocation.caller is not session:
                 invocation.caller.send_error(
                     CALL, invocation.call_request_id, ErrorURI.CANCELED, ["callee left before answering"]
                 )
         del self._invocations_of[session]
         for invocation in list(self._calls_of.get(session, {}).values()):
-            self._finish(invocation)
+            if self._finish(invocation):
+                self.calls_caller_gone += 1
             self._interrupt(invocation, "killnowait", ErrorURI.CANCELED)
         del self._calls_of[session]
 
@@ -190,6 +225,7 @@ class Dealer:
         for invocations in list(self._invocations_of.values()):
             for invocation in list(invocations.values()):
                 self._finish(invocation)
+                self.calls_canceled += 1
                 self._interrupt(invocation, "killnowait", ErrorURI.CANCELED)
                 invocation.caller.send_error(CALL, invocation.call_request_id, ErrorURI.CANCELED, [why])
 
@@ -212,7 +248,11 @@ class Dealer:
         except opt.OptionError as error:
             session.send_error(REGISTER, request_id, ErrorURI.INVALID_ARGUMENT, [str(error)])
             return
-        if not is_valid_uri(procedure, self.realm.strict_uris, match == "wildcard") or procedure.startswith("wamp."):
+        if (
+            not is_valid_uri(procedure, self.realm.strict_uris, match == "wildcard")
+            or procedure.startswith("wamp.")
+            or procedure in self.realm.meta.procedures
+        ):
             session.send_error(REGISTER, request_id, ErrorURI.INVALID_URI, [f"invalid procedure URI {procedure!r}"])
             return
         if len(self._registrations_of[session]) >= self.realm.limits.max_registrations_per_session:
@@ -308,6 +348,11 @@ class Dealer:
             return
         registration = self._index.best(procedure)
         if registration is None:
+            meta = self.realm.meta
+            if procedure in meta.procedures:  # served by the router (promisifier.session.trace)
+                meta.call(caller, message)
+                return
+            self.calls_rejected += 1
             if is_valid_uri(procedure, self.realm.strict_uris):
                 caller.send_error(CALL, request_id, ErrorURI.NO_SUCH_PROCEDURE, [f"no callee registered for {procedure!r}"])
             else:
@@ -322,6 +367,7 @@ class Dealer:
                 timeout = opt.milliseconds(options, "timeout")
                 disclose = opt.flag(options, "disclose_me")
             except opt.OptionError as error:
+                self.calls_rejected += 1
                 caller.send_error(CALL, request_id, ErrorURI.INVALID_ARGUMENT, [str(error)])
                 return
             if progress:
@@ -331,16 +377,19 @@ class Dealer:
         calls = self._calls_of[caller]
         limits = self.realm.limits
         if len(calls) >= limits.max_pending_calls_per_caller:
+            self.calls_rejected += 1
             caller.send_error(CALL, request_id, LIMIT_EXCEEDED, ["max_pending_calls_per_caller reached"])
             return
         callee = registration.pick_callee()
         invocations = self._invocations_of[callee]
         if callee.peer.congested:
+            self.calls_rejected += 1
             caller.send_error(
                 CALL, request_id, LIMIT_EXCEEDED, ["the callee is a slow consumer: too many bytes queued for it"]
             )
             return
         if len(invocations) >= limits.max_pending_invocations_per_callee:
+            self.calls_rejected += 1
             caller.send_error(
                 CALL, request_id, LIMIT_EXCEEDED, ["the callee has max_pending_invocations_per_callee in flight"]
             )
@@ -351,11 +400,15 @@ class Dealer:
             details["caller_authrole"] = caller.authrole
         if registration.match != "exact":
             details["procedure"] = procedure
-        invocation = Invocation(callee.invocation_ids.next(), caller, request_id, callee, registration, progress)
+        invocation = Invocation(
+            callee.invocation_ids.next(), caller, request_id, callee, registration, progress, self._seconds()
+        )
         # args and kwargs are forwarded as received: the tail of the CALL list is reused.
         if not callee.send([INVOCATION, invocation.id, registration.id, details, *message[4:]]):
+            self.calls_rejected += 1
             caller.send_error(CALL, request_id, ErrorURI.INVALID_ARGUMENT, ["arguments cannot be encoded for the callee"])
             return
+        registration.calls += 1
         invocations[invocation.id] = invocation
         calls[request_id] = invocation
         if timeout:
@@ -374,6 +427,8 @@ class Dealer:
                 self._forward_result(invocation, [RESULT, invocation.call_request_id, {"progress": True}, *message[3:]])
             return
         self._finish(invocation)
+        self.calls_result += 1
+        self.call_latency.observe(self._seconds() - invocation.started)
         self._forward_result(invocation, [RESULT, invocation.call_request_id, {}, *message[3:]])
 
     def _forward_result(self, invocation: Invocation, result: list) -> None:
@@ -391,6 +446,9 @@ class Dealer:
             log.debug("session {session_id}: ERROR for unknown invocation {id}", session_id=callee.session_id, id=message[2])
             return
         self._finish(invocation)
+        self.calls_error += 1
+        invocation.registration.errors += 1
+        self.call_latency.observe(self._seconds() - invocation.started)
         caller = invocation.caller
         error_uri = message[4]
         if not is_valid_uri(error_uri):
@@ -414,6 +472,7 @@ class Dealer:
             # call ends, killnowait, with the ERROR naming the option.
             if invocation is not None:
                 self._finish(invocation)
+                self.calls_canceled += 1
                 self._interrupt(invocation, "killnowait", ErrorURI.CANCELED)
                 caller.send_error(CALL, request_id, ErrorURI.INVALID_ARGUMENT, [str(error)])
             return
@@ -428,6 +487,7 @@ class Dealer:
             self._interrupt(invocation, "kill", ErrorURI.CANCELED)
             return
         self._finish(invocation)
+        self.calls_canceled += 1
         if mode_effective == "killnowait":
             self._interrupt(invocation, "killnowait", ErrorURI.CANCELED)
         if mode == "kill" or self.realm.config.cancel_reply == "always":
@@ -437,6 +497,8 @@ class Dealer:
         invocation.timer = None
         if not self._finish(invocation):
             return
+        self.calls_timeout += 1
+        invocation.registration.errors += 1
         self._interrupt(invocation, "killnowait", ErrorURI.TIMEOUT)
         invocation.caller.send_error(CALL, invocation.call_request_id, ErrorURI.TIMEOUT, ["call timed out"])
 

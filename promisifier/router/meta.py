@@ -5,6 +5,11 @@ published on the realm like any event. Meta procedures (``wamp.session.count``,
 ``wamp.registration.list``, ...) are answered by the router itself; clients cannot
 register procedures under ``wamp.``. Testaments (``wamp.session.add_testament``) are
 events a session leaves to be published when it goes away.
+
+The router also serves procedures of its own outside ``wamp.`` (:data:`ROUTER_PROCEDURES`):
+``promisifier.session.trace(session_id, on, payloads=False)`` switches the message trace
+of a session of the realm on or off (see :mod:`promisifier.router.trace`). Clients cannot
+register these names either.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from twisted.logger import Logger
 
 from promisifier.router.matching import MATCH_POLICIES
+from promisifier.router.trace import SessionTrace
 from promisifier.wire import ErrorURI, is_valid_uri
 from promisifier.wire.messages import CALL, RESULT
 
@@ -29,6 +35,9 @@ log = Logger(namespace="promisifier.router.meta")
 META_FEATURES = {"session_meta_api": True, "testament_meta_api": True}
 DEALER_META_FEATURES = {**META_FEATURES, "registration_meta_api": True}
 BROKER_META_FEATURES = {**META_FEATURES, "subscription_meta_api": True}
+
+#: procedures the router serves outside ``wamp.``
+ROUTER_PROCEDURES = ("promisifier.session.trace",)
 
 #: in publishing order: without session resumption, "detached" testaments go before "destroyed"
 TESTAMENT_SCOPES = ("detached", "destroyed")
@@ -61,6 +70,8 @@ class MetaApi:
     def __init__(self, realm: Realm) -> None:
         self.realm = realm
         self._testaments: dict[RouterSession, dict[str, list[tuple[str, list, dict]]]] = {}
+        #: sessions whose messages are traced
+        self.traces: dict[RouterSession, SessionTrace] = {}
         self.procedures: dict[str, Callable[[RouterSession, list, dict], Any]] = {
             "wamp.session.count": self._session_count,
             "wamp.session.list": self._session_list,
@@ -84,6 +95,7 @@ class MetaApi:
                 x.session_id for x in self._subscription(a).subscribers
             ],
             "wamp.subscription.count_subscribers": lambda s, a, k: len(self._subscription(a).subscribers),
+            "promisifier.session.trace": self._session_trace,
         }
 
     # -- calls --------------------------------------------------------------------------
@@ -158,6 +170,32 @@ class MetaApi:
         authrole = args[0]
         return len(self._kill([s for s in self.realm.sessions.values() if s.authrole == authrole and s is not caller], kwargs))
 
+    # -- message trace ------------------------------------------------------------------
+
+    def _session_trace(self, caller: RouterSession, args: list, kwargs: dict) -> dict:
+        """``promisifier.session.trace(session_id, on, payloads=False)``."""
+        target = self._target(args)
+        on = args[1] if len(args) > 1 else kwargs.get("on", True)
+        payloads = args[2] if len(args) > 2 else kwargs.get("payloads", False)
+        if type(on) is not bool or type(payloads) is not bool:
+            raise MetaError(ErrorURI.INVALID_ARGUMENT, "trace(session_id: int, on: bool, payloads: bool = False)")
+        self.set_trace(target, on, payloads)
+        return {"session": target.session_id, "trace": on, "payloads": payloads and on}
+
+    def set_trace(self, session: RouterSession, on: bool, payloads: bool = False) -> None:
+        """Start (or change) or stop the message trace of ``session``."""
+        trace = self.traces.pop(session, None)
+        if trace is not None:
+            trace.stop()
+        if on:
+            self.traces[session] = SessionTrace(session, payloads)
+        log.info(
+            "message trace of session {session_id} {state}",
+            state=("on, with payloads" if payloads else "on, payload sizes only") if on else "off",
+            event="trace_switched",
+            **session.log_fields(),
+        )
+
     # -- testaments ---------------------------------------------------------------------
 
     def _add_testament(self, caller: RouterSession, args: list, kwargs: dict) -> None:
@@ -227,6 +265,9 @@ class MetaApi:
 
     def session_left(self, session: RouterSession) -> None:
         """Publish the session's testaments, then ``wamp.session.on_leave``."""
+        trace = self.traces.pop(session, None)
+        if trace is not None:
+            trace.stop()
         testaments = self._testaments.pop(session, {})
         for scope in TESTAMENT_SCOPES:
             for topic, args, kwargs in testaments.get(scope, ()):

@@ -148,6 +148,8 @@ class Realm:
             action=action,
             uri=uri,
         )
+        if message[0] == CALL:
+            self.dealer.calls_rejected += 1
         if message[0] == PUBLISH and message[2].get("acknowledge") is not True:
             self.denied_publications += 1
             return

@@ -22,6 +22,7 @@ from promisifier.router.peer import Peer
 from promisifier.router.realm import Realm
 from promisifier.router.session import RouterSession, SessionState
 from promisifier.transport.closing import CloseCode
+from promisifier.transport.stats import ConnectionStats
 from promisifier.transport.websocket import WampServerFactory
 from promisifier.wire import ErrorURI, random_id
 
@@ -46,6 +47,13 @@ class Router:
         self.authenticator = Authenticator(self.config.auth)
         #: sessions refused at authentication, since start
         self.auth_failures = 0
+        #: sessions aborted for breaking the protocol, since start (the transports count
+        #: frames they could not decode in their connections' stats)
+        self.protocol_errors = 0
+        #: the router clock when the router was made
+        self.started_at: float = self.clock.seconds()
+        #: traffic of the connections that are gone, by serializer name
+        self._closed_traffic: dict[str | None, ConnectionStats] = {}
         #: every session of every connection, joined or not
         self._sessions: set[RouterSession] = set()
         self._session_ids: set[int] = set()
@@ -81,12 +89,50 @@ class Router:
 
     def session_ended(self, session: RouterSession) -> None:
         """Called by a session whose connection is gone."""
+        if session in self._sessions:
+            self._keep_traffic(session.peer)
         self._sessions.discard(session)
         if session.session_id is not None:
             self._session_ids.discard(session.session_id)
         if self._stopping is not None and not self._sessions:
             stopping, self._stopping = self._stopping, None
             stopping.callback(None)
+
+    @property
+    def stopping(self) -> bool:
+        """True from :meth:`stop` on: the router is shutting down."""
+        return self._stopped is not None
+
+    def _keep_traffic(self, peer: Peer) -> None:
+        stats = getattr(peer, "stats", None)
+        if stats is None:
+            return
+        total = self._closed_traffic.get(peer.serializer_name)
+        if total is None:
+            total = self._closed_traffic[peer.serializer_name] = ConnectionStats()
+        _add_stats(total, stats)
+
+    @property
+    def connections(self) -> list[RouterSession]:
+        """The session of every open connection, joined to a realm or not."""
+        return list(self._sessions)
+
+    def traffic(self) -> dict[str | None, ConnectionStats]:
+        """Bytes, messages, dropped events and protocol errors since start, by serializer
+        name (None: in-process peers), open and closed connections together."""
+        totals: dict[str | None, ConnectionStats] = {}
+        for name, kept in self._closed_traffic.items():
+            totals[name] = ConnectionStats(**kept.as_dict())
+        for session in self._sessions:
+            peer = session.peer
+            stats = getattr(peer, "stats", None)
+            if stats is None:
+                continue
+            total = totals.get(peer.serializer_name)
+            if total is None:
+                total = totals[peer.serializer_name] = ConnectionStats()
+            _add_stats(total, stats)
+        return totals
 
     def state_counts(self) -> dict[str, int]:
         """Routing state summed over realms, plus open connections (all zero when idle)."""
@@ -270,6 +316,11 @@ class Router:
 
 #: seconds between checks for calls in flight while shutting down
 _DRAIN_POLL_INTERVAL = 0.05
+
+
+def _add_stats(total: ConnectionStats, stats: ConnectionStats) -> None:
+    for name in ConnectionStats.__slots__:  # type: ignore[attr-defined]
+        setattr(total, name, getattr(total, name) + getattr(stats, name, 0))
 
 
 __all__ = ["Router", "RouterConfig", "SessionState"]

@@ -83,6 +83,16 @@ class RouterSession:
     def __repr__(self) -> str:
         return f"<RouterSession {self.session_id} {self.state.value} realm={self.realm and self.realm.name}>"
 
+    def log_fields(self) -> dict[str, Any]:
+        """The fields every log event about this session carries."""
+        realm = self.realm
+        return {
+            "session_id": self.session_id,
+            "realm": realm.name if realm is not None else None,
+            "authid": self.authid,
+            "peer": self.peer.peer,
+        }
+
     # -- facts ----------------------------------------------------------------------
 
     def has_feature(self, role: str, feature: str) -> bool:
@@ -186,8 +196,18 @@ class RouterSession:
         self._leave_realm(reason)
         self.state = SessionState.SHUTTING_DOWN
 
-    def abort(self, reason: str, message: str, close_code: int = CloseCode.NORMAL) -> None:
-        """Send ABORT with ``reason`` (a URI) and close the transport."""
+    def abort(self, reason: str, message: str, close_code: int = CloseCode.NORMAL, *, quiet: bool = False) -> None:
+        """Send ABORT with ``reason`` (a URI) and close the transport. Logged (event
+        ``abort``) unless ``quiet``: the caller logged why already."""
+        if not quiet:
+            log.info(
+                "session {session_id} aborted by the router: {reason}: {message}",
+                reason=reason,
+                message=message,
+                by="router",
+                event="abort",
+                **self.log_fields(),
+            )
         self.send([ABORT, {"message": message}, reason])
         self._leave_realm(reason)
         self._close_transport(close_code, message)
@@ -207,8 +227,13 @@ class RouterSession:
                 connection_id=self.peer.connection_id,
                 peer=self.peer.peer,
                 realm=realm_name,
+                authid=details.get("authid"),
+                session_id=None,
+                reason=ErrorURI.NO_SUCH_REALM,
+                by="router",
+                event="abort",
             )
-            self.abort(ErrorURI.NO_SUCH_REALM, f"no realm {realm_name!r} on this router")
+            self.abort(ErrorURI.NO_SUCH_REALM, f"no realm {realm_name!r} on this router", quiet=True)
             return
         limits = self.router.config.limits
         if self.router.session_count >= limits.max_sessions or len(realm.sessions) >= limits.max_sessions_per_realm:
@@ -216,8 +241,14 @@ class RouterSession:
                 "connection {connection_id} from {peer}: session limit reached, HELLO refused",
                 connection_id=self.peer.connection_id,
                 peer=self.peer.peer,
+                realm=realm_name,
+                authid=details.get("authid"),
+                session_id=None,
+                reason=LIMIT_EXCEEDED,
+                by="router",
+                event="abort",
             )
-            self.abort(LIMIT_EXCEEDED, "the router has reached its session limit")
+            self.abort(LIMIT_EXCEEDED, "the router has reached its session limit", quiet=True)
             return
         method = self.authenticator.pick_method(details)
         if method is None:
@@ -264,10 +295,13 @@ class RouterSession:
             peer=self.peer.peer,
             realm=realm,
             authid=authid,
+            session_id=self.session_id,
             text=text,
+            reason=reason,
+            event="auth_failure",
         )
         self.router.auth_failures += 1
-        self.abort(reason, text)
+        self.abort(reason, text, quiet=True)
 
     def _accept(self, realm: Realm, accepted: Accepted) -> None:
         if not realm.authorizer.has_role(accepted.authrole):
@@ -309,6 +343,10 @@ class RouterSession:
             realm=realm.name,
             peer=self.peer.peer,
             serializer=self.peer.serializer_name,
+            authid=self.authid,
+            authrole=self.authrole,
+            authmethod=self.authmethod,
+            event="join",
         )
 
     def on_goodbye(self, message: list) -> None:
@@ -321,6 +359,13 @@ class RouterSession:
 
     def on_abort(self, message: list) -> None:
         """The client aborted its established session: end it and the connection."""
+        log.info(
+            "session {session_id} aborted by the client: {reason}",
+            reason=message[2],
+            by="client",
+            event="abort",
+            **self.log_fields(),
+        )
         self._leave_realm(f"aborted by client ({message[2]})")
         self._close_transport(CloseCode.NORMAL, "session aborted")
 
@@ -337,18 +382,22 @@ class RouterSession:
             session_id=self.session_id,
             realm=realm.name,
             why=why,
+            authid=self.authid,
+            peer=self.peer.peer,
+            event="leave",
         )
 
     def protocol_violation(self, text: str) -> None:
         """ABORT the session with wamp.error.protocol_violation and close (1002)."""
         log.info(
             "protocol violation by session {session_id} (connection {connection_id} from {peer}): {text}",
-            session_id=self.session_id,
             connection_id=self.peer.connection_id,
-            peer=self.peer.peer,
             text=text,
+            event="protocol_error",
+            **self.log_fields(),
         )
-        self.abort(ErrorURI.PROTOCOL_VIOLATION, text, CloseCode.PROTOCOL_ERROR)
+        self.router.protocol_errors += 1
+        self.abort(ErrorURI.PROTOCOL_VIOLATION, text, CloseCode.PROTOCOL_ERROR, quiet=True)
 
     def _on_hello_timeout(self) -> None:
         self._hello_timer = None

@@ -386,6 +386,14 @@ class _RawSocketConnection(Protocol):
 
     def connectionMade(self) -> None:  # noqa: N802 - Twisted API
         self.peer = peer2str(self.transport)
+        # Frames go out at once, as autobahn does for WebSocket: no Nagle delay for small
+        # frames while earlier ones wait for their ACK.
+        set_no_delay = getattr(self.transport, "setTcpNoDelay", None)
+        if set_no_delay is not None:
+            try:
+                set_no_delay(True)
+            except OSError:  # not a TCP socket
+                pass
 
     def connectionLost(self, reason: Failure = twisted_error.ConnectionDone) -> None:  # noqa: N802
         for timer in self._timers:

@@ -28,7 +28,7 @@ from twisted.logger import Logger
 from promisifier.transport.closing import CloseCode, truncate_reason
 from promisifier.transport.flow import OutgoingBuffer
 from promisifier.transport.proxies import TrustedProxies
-from promisifier.transport.stats import ConnectionStats
+from promisifier.transport.stats import PROTOCOL_ERROR_CODES, ConnectionStats, handler_log_fields
 from promisifier.wire import SERIALIZERS, DecodeError, ProtocolError, check_message
 from promisifier.wire.serializers import Serializer
 
@@ -146,13 +146,14 @@ class _WampConnection:
         """Send a message that goes to many peers, encoding it once per serializer.
 
         ``encoded`` is a cache (serializer name -> payload) shared by all the sends of
-        the same message. Raises :class:`EncodeError`.
+        the same message. Raises :class:`EncodeError`. Returns False when the message
+        was not sent (the connection is not open, or the peer is a slow consumer).
         """
         if self.state != self.STATE_OPEN:  # type: ignore[attr-defined]
-            return
+            return False
         if self._outgoing.size() > self._max_outgoing:
             self._slow_consumer()
-            return
+            return False
         serializer = self.serializer
         name = serializer.name  # type: ignore[union-attr]
         payload = encoded.get(name)
@@ -162,6 +163,7 @@ class _WampConnection:
         stats.messages_out += 1
         stats.bytes_out += len(payload)
         self.sendMessage(payload, serializer.binary)  # type: ignore[attr-defined, union-attr]
+        return True
 
     @property
     def congested(self) -> bool:
@@ -183,6 +185,8 @@ class _WampConnection:
                 connection_id=self.connection_id,
                 peer=self.peer,  # type: ignore[attr-defined]
                 dropped=self.stats.dropped_events,
+                event="slow_consumer",
+                **handler_log_fields(self.handler),
             )
 
     def close(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
@@ -228,12 +232,17 @@ class _WampConnection:
         handler.on_message(message)
 
     def _fail(self, code: int, reason: str) -> None:
+        protocol_error = code in PROTOCOL_ERROR_CODES
+        if protocol_error:
+            self.stats.protocol_errors += 1
         log.info(
             "closing connection {connection_id} from {peer} with {code}: {reason}",
             connection_id=self.connection_id,
             peer=self.peer,  # type: ignore[attr-defined]
             code=code,
             reason=reason,
+            event="protocol_error" if protocol_error else "connection_failed",
+            **handler_log_fields(self.handler),
         )
         self.close(code, reason)
 
