@@ -45,7 +45,7 @@ from twisted.python.failure import Failure
 
 from promisifier.transport.closing import CloseCode
 from promisifier.transport.flow import OutgoingBuffer
-from promisifier.transport.stats import ConnectionStats
+from promisifier.transport.stats import PROTOCOL_ERROR_CODES, ConnectionStats, handler_log_fields
 from promisifier.wire import SERIALIZERS, DecodeError, EncodeError, ProtocolError, check_message
 from promisifier.wire.serializers import Serializer
 
@@ -201,13 +201,14 @@ class _RawSocketConnection(Protocol):
         """Send a message that goes to many peers, encoding it once per serializer.
 
         ``encoded`` is a cache (serializer name -> payload) shared by all the sends of the
-        same message. Raises :class:`EncodeError`.
+        same message. Raises :class:`EncodeError`. Returns False when the message was
+        not sent (the connection is not open, or the peer is a slow consumer).
         """
         if self._state != 1:
-            return
+            return False
         if self._outgoing.size() > self.factory.max_outgoing_buffer:
             self._slow_consumer()
-            return
+            return False
         serializer = self.serializer
         name = serializer.name  # type: ignore[union-attr]
         payload = encoded.get(name)
@@ -224,6 +225,7 @@ class _RawSocketConnection(Protocol):
             self.transport.write(header + payload)  # type: ignore[union-attr]
         else:
             self.transport.writeSequence((header, payload))  # type: ignore[union-attr]
+        return True
 
     def ping(self, payload: bytes = b"") -> None:
         """Send a PING; the peer answers with a PONG carrying ``payload``."""
@@ -241,6 +243,8 @@ class _RawSocketConnection(Protocol):
                 connection_id=self.connection_id,
                 peer=self.peer,
                 dropped=stats.dropped_events,
+                event="slow_consumer",
+                **handler_log_fields(self.handler),
             )
 
     def close(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
@@ -265,11 +269,17 @@ class _RawSocketConnection(Protocol):
         """Fail the connection (the spec's word): log, and close without sending more."""
         if self._state >= 2:
             return
+        protocol_error = code in PROTOCOL_ERROR_CODES
+        if protocol_error:
+            self.stats.protocol_errors += 1
         log.info(
             "closing rawsocket connection {connection_id} from {peer}: {reason}",
             connection_id=self.connection_id,
             peer=self.peer,
             reason=reason,
+            code=code,
+            event="protocol_error" if protocol_error else "connection_failed",
+            **handler_log_fields(self.handler),
         )
         self._state = 2
         self.close_code = int(code)
