@@ -45,9 +45,18 @@ CALL, RESULT, REGISTER, REGISTERED, INVOCATION, YIELD = 48, 50, 64, 65, 68, 70
 ROLES = {"caller": {}, "callee": {}, "publisher": {}, "subscriber": {}}
 
 
+#: the harness's line protocol on stdin/stdout (Twisted's StandardIO makes stdout
+#: non-blocking: writes go through its transport, which buffers what does not fit)
+_control: Any = None
+
+
 def emit(**fields: Any) -> None:
-    sys.stdout.write(json.dumps(fields) + "\n")
-    sys.stdout.flush()
+    line = json.dumps(fields).encode() + b"\n"
+    if _control is not None and _control.transport is not None:
+        _control.transport.write(line)
+    else:
+        sys.stdout.buffer.write(line)
+        sys.stdout.flush()
 
 
 # -- transports: a link hands payloads to its agent and sends payloads ---------------------
@@ -511,8 +520,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    global _control
     worker = Worker(args)
-    StandardIO(Control(worker))
+    _control = Control(worker)
+    StandardIO(_control)
     reactor.callWhenRunning(worker.begin)
     reactor.run()
     return 0
