@@ -46,27 +46,22 @@ def relay(argv: list[str]) -> int:
     except (usage.UsageError, ValueError) as error:  # ValueError: a malformed --endpoint
         print(f"{options.synopsis}\n{PROG} relay: error: {error}", file=sys.stderr)
         return 2
-    task.react(_run_service, (service,))  # exits the process: 0 after SIGTERM/SIGINT
+    task.react(_run_service, (service, options))  # exits the process: 0 after SIGTERM/SIGINT
     return 0  # not reached
 
 
-def _run_service(reactor, service):
+def _run_service(reactor, service, options=None):
     """Start the service under ``task.react`` and keep it running until the reactor stops
     (SIGTERM or SIGINT); the service's stop runs before the reactor shuts down."""
     from twisted.internet.defer import Deferred
-    from twisted.logger import (
-        FilteringLogObserver,
-        Logger,
-        LogLevel,
-        LogLevelFilterPredicate,
-        globalLogBeginner,
-        textFileLogObserver,
-    )
+    from twisted.logger import Logger
 
-    observer = FilteringLogObserver(
-        textFileLogObserver(sys.stdout), [LogLevelFilterPredicate(defaultLogLevel=LogLevel.info)]
-    )
-    globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
+    from promisifier.relay.logging import start_logging
+
+    # --log-format text|json and --log-level (default: text lines, info and above)
+    log_format = (options or {}).get("log-format") or "text"
+    log_level = (options or {}).get("log-level") or "info"
+    start_logging(log_format, log_level, sys.stdout)
     try:
         service.startService()
     except Exception:  # e.g. CannotListenError: the port is taken

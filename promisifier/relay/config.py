@@ -36,6 +36,10 @@ from promisifier.wire import SERIALIZERS, is_valid_uri
 DEFAULT_ENDPOINT = "tcp:8080:interface=127.0.0.1"
 DEFAULT_PATH = "/ws"
 DEFAULT_REALM = "realm1"
+DEFAULT_STATUS_PATH = "/status"
+#: fixed paths of the health check and the metrics
+HEALTH_PATH = "/health"
+METRICS_PATH = "/metrics"
 
 _ROUTER_DEFAULTS = RouterConfig()
 _PERMISSION_FLAGS = ("call", "register", "publish", "subscribe", "disclose_caller", "disclose_publisher")
@@ -70,9 +74,49 @@ class ListenerConfig:
     auth: AuthConfig | None = None
     #: largest message accepted on this listener; None: the router's
     max_message_size: int | None = None
-    #: reserved: a status page and a health check on this listener (not served yet)
-    status: bool = False
-    health: bool = False
+    #: the status page at ``status_path`` (and its data at ``status_path + ".json"``);
+    #: None: on for a loopback listener only (see :attr:`serves_status`)
+    status: bool | None = None
+    status_path: str = DEFAULT_STATUS_PATH
+    #: ``/health`` (200 while serving, 503 while shutting down); None: loopback only
+    health: bool | None = None
+    #: ``/metrics`` in Prometheus text format; None: loopback only
+    metrics: bool | None = None
+
+    @property
+    def loopback(self) -> bool:
+        """Only this machine can connect (a loopback interface or a UNIX socket)."""
+        return ep.is_loopback(self.description)
+
+    def _serves(self, flag: bool | None) -> bool:
+        if flag is not None:
+            return flag
+        # the WAMP WebSocket at "/" leaves no room for other resources
+        return self.loopback and bool(_segments(self.path))
+
+    @property
+    def serves_status(self) -> bool:
+        return self._serves(self.status)
+
+    @property
+    def serves_health(self) -> bool:
+        return self._serves(self.health)
+
+    @property
+    def serves_metrics(self) -> bool:
+        return self._serves(self.metrics)
+
+    def web_paths(self) -> dict[str, str]:
+        """What this listener serves over plain HTTP beside its WebSocket: name -> path."""
+        paths = {}
+        if self.serves_status:
+            paths["status"] = self.status_path
+            paths["status.json"] = self.status_path + ".json"
+        if self.serves_health:
+            paths["health"] = HEALTH_PATH
+        if self.serves_metrics:
+            paths["metrics"] = METRICS_PATH
+        return paths
 
     @property
     def description(self) -> ep.EndpointDescription:
@@ -121,9 +165,13 @@ class RelayConfig:
                     f"listeners[{index}] ({listener.endpoint}) accepts anonymous clients on a non-loopback "
                     f"address, and realm(s) {realms} have no roles: anyone who reaches it may do everything"
                 )
-            for flag in ("status", "health"):
-                if getattr(listener, flag):
-                    found.append(f"listeners[{index}].{flag}: reserved for a later version; nothing is served yet")
+            if not listener.loopback:
+                for flag, what in (("status", "the status page"), ("metrics", "the metrics")):
+                    if getattr(listener, flag):
+                        found.append(
+                            f"listeners[{index}].{flag}: {what} on a non-loopback address show(s) sessions, "
+                            "authids and peer addresses to anyone who reaches it"
+                        )
         if all(realm.roles is not None for realm in self.router.realms):
             defined = {role.name for realm in self.router.realms for role in realm.roles or ()}
             for index, listener in enumerate(self.listeners):
@@ -290,7 +338,9 @@ def _valid_permission_uri(uri: str, match: str) -> bool:
 
 
 def _listener(check: Checker, path: str, value: dict, base_dir: str) -> ListenerConfig:
-    table = check.table(value, path, ("endpoint", "path", "serializers", "auth", "limits", "status", "health"))
+    table = check.table(
+        value, path, ("endpoint", "path", "serializers", "auth", "limits", "status", "status_path", "health", "metrics")
+    )
     endpoint = _endpoint_string(check, table, path, base_dir)
     web_path = _url_path(check, table, "path", path, DEFAULT_PATH)
     serializers = check.strings(table, "serializers", path, tuple(SERIALIZERS), choices=tuple(SERIALIZERS))
@@ -302,8 +352,10 @@ def _listener(check: Checker, path: str, value: dict, base_dir: str) -> Listener
         serializers=serializers,
         auth=_auth(check, key_path(path, "auth"), table.get("auth", {})),
         max_message_size=max_message_size,
-        status=check.boolean(table, "status", path, False),
-        health=check.boolean(table, "health", path, False),
+        status=check.boolean(table, "status", path, None),  # type: ignore[arg-type]
+        status_path=_url_path(check, table, "status_path", path, DEFAULT_STATUS_PATH),
+        health=check.boolean(table, "health", path, None),  # type: ignore[arg-type]
+        metrics=check.boolean(table, "metrics", path, None),  # type: ignore[arg-type]
     )
 
 
@@ -422,6 +474,30 @@ def _segments(path: str) -> tuple[str, ...]:
     return tuple(segment for segment in path.split("/") if segment)
 
 
+def _check_web_paths(check: Checker, path: str, listener: ListenerConfig, endpoints: list[EndpointConfig]) -> None:
+    """The status page, health check and metrics of a listener keep clear of its WebSocket
+    and of the plain endpoints."""
+    here = f"{path}.status_path" if path.startswith("listeners") else path
+    if listener.status_path == "/" or listener.status_path.endswith("/"):
+        check.expected(here, "a URL path that does not end with '/' (e.g. '/status')", listener.status_path)
+        return
+    web = listener.web_paths()
+    if web and not _segments(listener.path):
+        flags = ", ".join(sorted({name.split(".")[0] for name in web}))
+        check.error(f"{path}.path", f"the WAMP WebSocket at '/' leaves no room for {flags}: give it a path such as '/ws'")
+        return
+    sockets = [(f"{path}.path" if path.startswith("listeners") else path, listener.path)]
+    sockets += [(f"endpoints[{i}].path", e.path) for i, e in enumerate(endpoints)]
+    for name, web_path in web.items():
+        mine = _segments(web_path)
+        for where, other in sockets:
+            theirs = _segments(other)
+            shorter = min(len(mine), len(theirs))
+            if mine[:shorter] == theirs[:shorter]:
+                key = f"{path}.status_path" if name.startswith("status") else f"{path}.{name}"
+                check.error(key, f"{name} at {web_path!r} overlaps {other!r} ({where})")
+
+
 def _check_paths(check: Checker, listeners: list[tuple[str, ListenerConfig]], endpoints: list[EndpointConfig]) -> None:
     """Listener endpoints are distinct; plain endpoints and the WAMP path do not overlap
     (no path may be the same as, or lie under, another one: a WebSocket has no children)."""
@@ -430,6 +506,7 @@ def _check_paths(check: Checker, listeners: list[tuple[str, ListenerConfig]], en
         where = first_at.setdefault(listener.endpoint, path)
         if where != path:
             check.error(f"{path}.endpoint", f"{listener.endpoint!r} is already used by {where}")
+        _check_web_paths(check, path, listener, endpoints)
     for index, endpoint in enumerate(endpoints):
         here = f"endpoints[{index}].path"
         mine = _segments(endpoint.path)

@@ -58,6 +58,8 @@ class RelayOptions(usage.Options):
         ["path", None, DEFAULT_PATH, "URL path of the WebSocket resource."],
         ["max-message-size", None, DEFAULT_MAX_MESSAGE_SIZE,
          "Largest WAMP message accepted, in bytes (over it: close 1009).", int],
+        ["log-format", None, None, "Log lines as 'text' (default) or 'json' (one object per line, with fields)."],
+        ["log-level", None, None, "Least level logged: debug, info (default), warn, error, critical."],
     ]
 
     def __init__(self) -> None:
@@ -76,6 +78,7 @@ class RelayOptions(usage.Options):
     def postOptions(self) -> None:
         if self["check-config"] is not None:
             raise SystemExit(check_config(self["check-config"]))
+        self._log_options()
         if self["config"] is not None:
             given = [f"--{name}" for name, default in _FILE_DECIDES.items() if self[name] != default]
             given += ["--realm"] if self["realms"] else []
@@ -95,6 +98,26 @@ class RelayOptions(usage.Options):
             raise usage.UsageError(
                 f"--max-message-size must be a positive number of bytes, got {self['max-message-size']}"
             )
+
+    def _log_options(self) -> None:
+        from promisifier.relay import logging as relay_logging
+
+        log_format, level = self["log-format"], self["log-level"]
+        if log_format is not None and log_format not in relay_logging.LOG_FORMATS:
+            raise usage.UsageError(f"--log-format must be one of {', '.join(relay_logging.LOG_FORMATS)}, got {log_format!r}")
+        if level is not None:
+            try:
+                relay_logging.parse_level(level)
+            except ValueError as error:
+                raise usage.UsageError(f"--log-level: {error}") from None
+        # Under twistd (the parent command's options have "logger"), twistd starts logging
+        # itself: the two options become its --logger.
+        parent = getattr(self, "parent", None)
+        if parent is not None and "logger" in parent and (log_format is not None or level is not None):
+            try:
+                relay_logging.use_under_twistd(parent, log_format or "text", level or "info")
+            except ValueError as error:
+                raise usage.UsageError(str(error)) from None
 
     def router_config(self) -> RouterConfig:
         """The :class:`~promisifier.router.RouterConfig` these options describe."""

@@ -31,6 +31,7 @@ from promisifier.compat.websockets import PlainWebSocketFactory
 from promisifier.relay.config import ConfigError, ListenerConfig, RelayConfig, default_config, load_config
 from promisifier.relay.options import RelayOptions
 from promisifier.relay.site import listener_root
+from promisifier.relay.web import RelayWeb
 from promisifier.router import Router
 from promisifier.transport.closing import CloseCode
 
@@ -131,6 +132,8 @@ class RelayService(Service):
         self.handle_sighup = handle_sighup and config_file is not None
         self._reactor = reactor
         self.router: Router | None = None
+        #: the status page, health check and metrics of the router (made at start)
+        self.web: RelayWeb | None = None
         self.listeners: list[Listener] = [Listener(listener, reactor) for listener in config.listeners]
         self._reloading = DeferredLock()
         self._sighup_installed = False
@@ -159,6 +162,8 @@ class RelayService(Service):
         permission), the error is raised here, so twistd exits with it."""
         super().startService()
         self.router = Router(self.config.router, reactor=self._reactor)
+        self.web = RelayWeb.of(self.router)
+        self.web.listener_urls = lambda: self.urls
         self._log_warnings(self.config)
         for listener in self.listeners:
             failure = self._bind(listener, starting=True)
@@ -169,13 +174,15 @@ class RelayService(Service):
                         other.port = None
                 self.running = 0
                 self.router = None
+                self.web = None
                 failure.raiseException()
+        self.web.start()
         if self.handle_sighup:
             self._install_sighup()
 
     def _bind(self, listener: Listener, starting: bool) -> Failure | None:
         """Listen; a failure the endpoint reports at once is returned (later ones are logged)."""
-        root, factories = listener_root(self.router, listener.config, self.config.endpoints, self._reactor)
+        root, factories = listener_root(self.router, listener.config, self.config.endpoints, self._reactor, self.web)
         listener.site = Site(root)
         listener.serve_plain(factories)
         failed_at_once: list[Failure] = []
@@ -214,6 +221,11 @@ class RelayService(Service):
         """Stop listening, then close every session (at most :attr:`stop_timeout` seconds)."""
         super().stopService()
         self._restore_sighup()
+        if self.web is not None:
+            # /health answers 503 from now on (on connections still open), and the
+            # history of the status page's charts stops.
+            self.web.shutting_down = True
+            self.web.stop()
         router, self.router = self.router, None
         stopped = gatherResults([self._unbind(listener) for listener in self.listeners])
         for listener in self.listeners:
@@ -308,7 +320,7 @@ class RelayService(Service):
             ):
                 del old[listener_config.endpoint]
                 listener.config = listener_config
-                root, factories = listener_root(self.router, listener_config, config.endpoints, self._reactor)
+                root, factories = listener_root(self.router, listener_config, config.endpoints, self._reactor, self.web)
                 listener.site.resource = root  # type: ignore[union-attr]
                 listener.serve_plain(factories)
                 kept[index] = listener

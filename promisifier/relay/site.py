@@ -1,5 +1,6 @@
-"""The web site of one relay listener: the WAMP WebSocket at its path and each plain
-WebSocket endpoint at its own, on the same port.
+"""The web site of one relay listener: the WAMP WebSocket at its path, each plain
+WebSocket endpoint at its own, and the listener's status page, health check and metrics
+(:mod:`promisifier.relay.web`), on the same port.
 
 The tree of resources is rebuilt on every reload and swapped into the listener's
 :class:`~twisted.web.server.Site` (``site.resource``): new connections see the new
@@ -62,10 +63,23 @@ def wamp_resource(router: Router, listener: ListenerConfig) -> WebSocketResource
 
 
 def listener_root(
-    router: Router, listener: ListenerConfig, endpoints: tuple[EndpointConfig, ...], reactor: Any = None
+    router: Router,
+    listener: ListenerConfig,
+    endpoints: tuple[EndpointConfig, ...],
+    reactor: Any = None,
+    web: Any = None,
 ) -> tuple[IResource, list[PlainWebSocketFactory]]:
-    """The resource tree of a listener, and the factories of its plain endpoints."""
+    """The resource tree of a listener, and the factories of its plain endpoints.
+
+    ``web``: the router's :class:`~promisifier.relay.web.RelayWeb` (default
+    ``RelayWeb.of(router)``), used when the listener serves a status page, health check
+    or metrics.
+    """
     resources: dict[str, IResource] = {listener.path: wamp_resource(router, listener)}
+    if listener.web_paths():
+        from promisifier.relay.web import RelayWeb
+
+        resources.update((web if web is not None else RelayWeb.of(router)).resources(listener))
     factories = []
     max_message_size = listener.max_message_size or router.config.max_message_size
     for endpoint in endpoints:

@@ -347,9 +347,11 @@ class Dealer:
             self.realm.meta.call(caller, message)
             return
         registration = self._index.best(procedure)
-        if registration is None:
+        if registration is None or (registration.match != "exact" and procedure in self.realm.meta.procedures):
+            # Procedures the router serves itself (promisifier.session.trace) cannot be
+            # registered exactly, and a pattern registration does not shadow them either.
             meta = self.realm.meta
-            if procedure in meta.procedures:  # served by the router (promisifier.session.trace)
+            if procedure in meta.procedures:
                 meta.call(caller, message)
                 return
             self.calls_rejected += 1
