@@ -129,12 +129,15 @@ def test_json_nul_inside_a_string_is_text() -> None:
     assert same(JSON.decode(JSON.encode(msg)), msg)
 
 
-def test_json_string_starting_with_nul_becomes_binary() -> None:
-    """The convention's one ambiguity: a text "\\x00..." sent as JSON arrives as bytes (or
-    fails, if the rest is not base64). Test payloads below keep clear of it."""
-    assert JSON.decode(JSON.encode([1, "\x00AA=="])) == [1, b"\x00"]
-    with pytest.raises(DecodeError):
-        JSON.decode(JSON.encode([1, "\x00not base64!"]))
+def test_json_text_starting_with_nul_cannot_be_encoded() -> None:
+    """The convention's one ambiguity: a text "\\x00..." (from a msgpack peer) sent as JSON
+    would arrive as bytes, or as a frame the peer refuses if the rest is not base64. It is
+    an EncodeError (found by tests/test_fuzz_wire.py); dict keys are never converted."""
+    for text in ("\x00AA==", "\x00not base64!", "\x00"):
+        for msg in ([1, text], [48, 1, {}, "p", [[{"k": text}]]], (1, (text,))):
+            with pytest.raises(EncodeError, match="NUL"):
+                JSON.encode(msg)  # type: ignore[arg-type]
+    assert JSON.decode(JSON.encode([1, {"\x00k": b"\x00"}])) == [1, {"\x00k": b"\x00"}]
 
 
 @pytest.mark.parametrize(

@@ -238,20 +238,28 @@ class MetaApi:
             raise MetaError(ErrorURI.INVALID_ARGUMENT, f"match must be one of {MATCH_POLICIES}")
         return match
 
+    @staticmethod
+    def _uri_arg(args: list) -> str:
+        # The URI indexes split what they are given: anything but a string is refused here.
+        uri = args[0]
+        if type(uri) is not str:
+            raise MetaError(ErrorURI.INVALID_ARGUMENT, "the first argument must be a URI string")
+        return uri
+
     def _registration_lookup(self, caller: RouterSession, args: list, kwargs: dict) -> int | None:
-        registration = self.realm.dealer.lookup(args[0], self._match_option(args, kwargs))
+        registration = self.realm.dealer.lookup(self._uri_arg(args), self._match_option(args, kwargs))
         return registration.id if registration is not None else None
 
     def _registration_match(self, caller: RouterSession, args: list, kwargs: dict) -> int | None:
-        registration = self.realm.dealer.match(args[0])
+        registration = self.realm.dealer.match(self._uri_arg(args))
         return registration.id if registration is not None else None
 
     def _subscription_lookup(self, caller: RouterSession, args: list, kwargs: dict) -> int | None:
-        subscription = self.realm.broker.lookup(args[0], self._match_option(args, kwargs))
+        subscription = self.realm.broker.lookup(self._uri_arg(args), self._match_option(args, kwargs))
         return subscription.id if subscription is not None else None
 
     def _subscription_match(self, caller: RouterSession, args: list, kwargs: dict) -> list[int] | None:
-        found = [s.id for s in self.realm.broker.match(args[0])]
+        found = [s.id for s in self.realm.broker.match(self._uri_arg(args))]
         return found or None
 
     # -- events -------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from promisifier.router.peer import Peer
 from promisifier.router.realm import Realm
 from promisifier.router.session import RouterSession, SessionState
 from promisifier.transport.closing import CloseCode
+from promisifier.transport.handshake import HandshakeDeadlineSite
 from promisifier.transport.stats import ConnectionStats
 from promisifier.transport.websocket import WampServerFactory
 from promisifier.wire import ErrorURI, random_id
@@ -226,10 +227,13 @@ class Router:
         return WebSocketResource(self.websocket_factory(auth))
 
     def site(self, path: str = "/ws", auth: AuthConfig | None = None) -> Site:
-        """A web site serving :meth:`resource` at ``path`` (e.g. ``"/ws"``)."""
+        """A web site serving :meth:`resource` at ``path`` (e.g. ``"/ws"``). A connection
+        that has not completed the WebSocket upgrade within the configuration's
+        ``open_handshake_timeout`` is closed."""
         segments = [segment.encode("utf-8") for segment in path.strip("/").split("/") if segment]
+        deadline = self.config.open_handshake_timeout
         if not segments:
-            return Site(self.resource(auth))
+            return HandshakeDeadlineSite(self.resource(auth), deadline, reactor=self.reactor)
         root = Resource()
         parent = root
         for segment in segments[:-1]:
@@ -237,7 +241,7 @@ class Router:
             parent.putChild(segment, child)
             parent = child
         parent.putChild(segments[-1], self.resource(auth))
-        return Site(root)
+        return HandshakeDeadlineSite(root, deadline, reactor=self.reactor)
 
     def listen(
         self, endpoint: str | IStreamServerEndpoint, path: str = "/ws", auth: AuthConfig | None = None

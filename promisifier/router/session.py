@@ -236,9 +236,16 @@ class RouterSession:
             self.abort(ErrorURI.NO_SUCH_REALM, f"no realm {realm_name!r} on this router", quiet=True)
             return
         limits = self.router.config.limits
-        if self.router.session_count >= limits.max_sessions or len(realm.sessions) >= limits.max_sessions_per_realm:
+        if self.router.session_count >= limits.max_sessions:
+            reached = f"max_sessions ({limits.max_sessions}) reached: the router has reached its session limit"
+        elif len(realm.sessions) >= limits.max_sessions_per_realm:
+            reached = f"max_sessions_per_realm ({limits.max_sessions_per_realm}) reached in realm {realm.name!r}"
+        else:
+            reached = ""
+        if reached:
             log.info(
-                "connection {connection_id} from {peer}: session limit reached, HELLO refused",
+                "connection {connection_id} from {peer}: {limit}, HELLO refused",
+                limit=reached,
                 connection_id=self.peer.connection_id,
                 peer=self.peer.peer,
                 realm=realm_name,
@@ -248,7 +255,7 @@ class RouterSession:
                 by="router",
                 event="abort",
             )
-            self.abort(LIMIT_EXCEEDED, "the router has reached its session limit", quiet=True)
+            self.abort(LIMIT_EXCEEDED, reached, quiet=True)
             return
         method = self.authenticator.pick_method(details)
         if method is None:

@@ -77,6 +77,26 @@ def _json_to_bytes(root: list) -> None:
                 stack.append(item)
 
 
+def _check_no_nul_text(root: Any) -> None:
+    """Raise :class:`EncodeError` for a text value starting with NUL inside ``root``.
+
+    In WAMP's JSON such a string is binary: the peer would turn it into bytes (a URI or a
+    text argument of a msgpack peer would change type) or refuse the frame when the rest
+    is not base64. Only values are converted by the decoder; dict keys may start with NUL.
+    Iterative, like :func:`_json_to_bytes`.
+    """
+    stack: list[Any] = [root]
+    while stack:
+        container = stack.pop()
+        items = container.values() if isinstance(container, dict) else container
+        for item in items:
+            if isinstance(item, str):
+                if item and item[0] == "\x00":
+                    raise EncodeError("a text value starting with NUL cannot be sent as JSON (it would arrive as binary)")
+            elif isinstance(item, (list, tuple, dict)):
+                stack.append(item)
+
+
 class JsonSerializer:
     """``wamp.2.json``: UTF-8 JSON in text frames, bytes as ``"\\u0000" + base64``."""
 
@@ -86,9 +106,13 @@ class JsonSerializer:
 
     def encode(self, message: list) -> bytes:
         try:
-            return orjson.dumps(message, default=_bytes_to_json)
+            payload = orjson.dumps(message, default=_bytes_to_json)
         except (TypeError, orjson.JSONEncodeError) as error:
             raise EncodeError(f"cannot encode message as JSON: {error}") from None
+        # orjson escapes NUL as \u0000: without that escape no text starts with NUL.
+        if _NUL_ESCAPE in payload:
+            _check_no_nul_text(message)
+        return payload
 
     def decode(self, payload: bytes) -> list:
         try:
