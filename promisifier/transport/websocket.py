@@ -53,6 +53,14 @@ def _set_flow_options(factory: object, max_outgoing_buffer: int, slow_consumer: 
 _connection_ids = itertools.count(1)
 
 
+def _is_utf8(payload: bytes) -> bool:
+    try:
+        payload.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 class MessageHandler(Protocol):
     """What a connection drives: the WAMP session on top of it (router's or client's)."""
 
@@ -218,6 +226,11 @@ class _WampConnection:
         if serializer is None or handler is None or self.state != self.STATE_OPEN:  # type: ignore[attr-defined]
             return
         if isBinary is not serializer.binary:
+            if not isBinary and not _is_utf8(payload):
+                # autobahn's UTF-8 check of text frames is off (the JSON decoder checks):
+                # the answer it would have given to invalid UTF-8 comes first.
+                self._fail(CloseCode.INVALID_PAYLOAD, "invalid UTF-8 in a text frame")
+                return
             kind = "binary" if isBinary else "text"
             self._fail(CloseCode.UNSUPPORTED_DATA, f"{kind} frame on a {serializer.subprotocol} connection")
             return
@@ -230,6 +243,19 @@ class _WampConnection:
             handler.on_protocol_error(error)
             return
         handler.on_message(message)
+
+    def onMessageEnd(self) -> None:  # noqa: N802 - autobahn API
+        # autobahn's onMessageEnd also fires the "message" event of its ObservableMixin for
+        # every message, which costs a Deferred made, gathered and given an errback per
+        # message. Nothing observes that event on these connections, so the message goes
+        # straight to onMessage (same payload, same order); with an observer or timings,
+        # autobahn's own path runs.
+        if self._listeners is not None or self.trackedTimings:  # type: ignore[attr-defined]
+            super().onMessageEnd()  # type: ignore[misc]
+            return
+        if not self.failedByMe:  # type: ignore[attr-defined]
+            self.onMessage(b"".join(self.message_data), self.message_is_binary)  # type: ignore[attr-defined]
+        self.message_data = None
 
     def _fail(self, code: int, reason: str) -> None:
         protocol_error = code in PROTOCOL_ERROR_CODES
@@ -328,6 +354,10 @@ class WampServerFactory(WebSocketServerFactory):
             openHandshakeTimeout=open_handshake_timeout,
             # Send a close frame with the reason (e.g. 1009) instead of dropping TCP.
             failByDrop=False,
+            # Text frames carry JSON, which the serializer decodes with orjson: it refuses
+            # invalid UTF-8 itself (DecodeError, close 1007, as autobahn's check would), so
+            # autobahn's own UTF-8 validation of every text frame is redundant.
+            utf8validateIncoming=False,
             # autobahn's timers round delays down to whole seconds: a 1 s timeout can
             # fire at once and turn a clean close into 1006.
             closeHandshakeTimeout=5,
