@@ -205,11 +205,13 @@ def test_the_trace_is_switched_on_and_off_at_run_time_by_a_meta_procedure(relays
     with pytest.raises(ApplicationError) as taken:
         yield within(callee.register("promisifier.session.trace", lambda *a: None))
     assert taken.value.error == "wamp.error.invalid_uri"
-    # a pattern registration does not shadow it either
-    yield within(callee.register("promisifier", lambda *a: "shadow", match="prefix"))
-    assert (yield within(operator.call("promisifier.session.other"))) == "shadow"
-    answer = yield within(operator.call("promisifier.session.trace", callee.session_id, False))
-    assert answer == {"session": callee.session_id, "trace": False, "payloads": False}
+    # nor can a pattern that would cover it
+    for pattern, match in (("promisifier.session", "prefix"), ("promisifier..trace", "wildcard")):
+        with pytest.raises(ApplicationError) as covered:
+            yield within(callee.register(pattern, lambda *a: None, match=match))
+        assert covered.value.error == "wamp.error.invalid_uri"
+    yield within(callee.register("promisifier.other", lambda *a: "other", match="prefix"))
+    assert (yield within(operator.call("promisifier.other.thing"))) == "other"
 
 
 def test_the_trace_follows_events_and_ends_when_the_session_leaves(events):

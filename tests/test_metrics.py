@@ -137,7 +137,8 @@ def test_metrics_can_be_switched_off(relays):
 def test_each_router_has_its_own_registry_and_none_touches_the_global_one():
     before = generate_latest(REGISTRY)
     first, second = Router(RouterConfig(), reactor=Clock()), Router(RouterConfig(realms=("a", "b")), reactor=Clock())
-    first.realms["realm1"].dealer.calls_result = 5
+    for _ in range(5):
+        first.realms["realm1"].dealer.call_latency.observe(0.001)
     one, two = RelayWeb.of(first).registry, RelayWeb.of(second).registry
     assert one is not two and one is not REGISTRY
     assert RelayWeb.of(first).registry is one

@@ -224,7 +224,7 @@ def test_rates_over_the_last_minute_come_from_samples_every_two_seconds():
     web.start()  # samples at once, then every 2 s
     dealer = router.realms["realm1"].dealer
     for _ in range(40):
-        dealer.calls_result += 10
+        dealer.calls_timeout += 10
         clock.advance(2)
     points = web.history()
     assert len(points) == 30  # one minute

@@ -14,6 +14,7 @@ first, last), pattern-based registrations (exact, prefix, wildcard).
 from __future__ import annotations
 
 import random
+from bisect import bisect_left
 from typing import TYPE_CHECKING
 
 from twisted.logger import Logger
@@ -21,6 +22,7 @@ from twisted.logger import Logger
 from promisifier.router import options as opt
 from promisifier.router.counters import LatencyHistogram
 from promisifier.router.matching import MATCH_POLICIES, UriIndex, iso_8601
+from promisifier.router.meta import ROUTER_PROCEDURES
 from promisifier.wire import LIMIT_EXCEEDED, ErrorURI, is_valid_uri, random_id
 from promisifier.wire.messages import (
     CALL,
@@ -54,6 +56,16 @@ DEALER_FEATURES = {
     "shared_registration": True,
     "pattern_based_registration": True,
 }
+
+
+def _covers(pattern: str, match: str, uri: str) -> bool:
+    """A registration of ``pattern`` with ``match`` would receive calls to ``uri``."""
+    if match == "prefix":
+        return uri.startswith(pattern)
+    if match == "wildcard":
+        parts, components = pattern.split("."), uri.split(".")
+        return len(parts) == len(components) and all(p == "" or p == c for p, c in zip(parts, components))
+    return pattern == uri
 
 
 class Registration:
@@ -136,8 +148,7 @@ class Dealer:
         self._calls_of: dict[RouterSession, dict[int, Invocation]] = {}
         self._seconds = realm.clock.seconds
         # Calls by outcome (promisifier.router.counters.CALL_OUTCOMES): plain ints, read by
-        # the status page and the metrics when they are asked.
-        self.calls_result = 0
+        # the status page and the metrics when they are asked (results: see calls_result).
         self.calls_error = 0
         self.calls_timeout = 0
         self.calls_canceled = 0
@@ -146,6 +157,11 @@ class Dealer:
         self.calls_rejected = 0
         #: seconds from CALL to the final RESULT or ERROR (router clock)
         self.call_latency = LatencyHistogram()
+
+    @property
+    def calls_result(self) -> int:
+        """Calls answered with a final RESULT (every latency observation that was not an ERROR)."""
+        return self.call_latency.count - self.calls_error
 
     def call_counts(self) -> dict[str, int]:
         """Calls since start by outcome (see :data:`promisifier.router.counters.CALL_OUTCOMES`)."""
@@ -251,7 +267,7 @@ class Dealer:
         if (
             not is_valid_uri(procedure, self.realm.strict_uris, match == "wildcard")
             or procedure.startswith("wamp.")
-            or procedure in self.realm.meta.procedures
+            or any(_covers(procedure, match, served) for served in ROUTER_PROCEDURES)
         ):
             session.send_error(REGISTER, request_id, ErrorURI.INVALID_URI, [f"invalid procedure URI {procedure!r}"])
             return
@@ -347,9 +363,9 @@ class Dealer:
             self.realm.meta.call(caller, message)
             return
         registration = self._index.best(procedure)
-        if registration is None or (registration.match != "exact" and procedure in self.realm.meta.procedures):
-            # Procedures the router serves itself (promisifier.session.trace) cannot be
-            # registered exactly, and a pattern registration does not shadow them either.
+        if registration is None:
+            # Procedures the router serves itself (promisifier.session.trace): no
+            # registration, exact or pattern, can cover them (see _register).
             meta = self.realm.meta
             if procedure in meta.procedures:
                 meta.call(caller, message)
@@ -429,8 +445,12 @@ class Dealer:
                 self._forward_result(invocation, [RESULT, invocation.call_request_id, {"progress": True}, *message[3:]])
             return
         self._finish(invocation)
-        self.calls_result += 1
-        self.call_latency.observe(self._seconds() - invocation.started)
+        # The final RESULT: one observation of the latency (its count, less the calls that
+        # ended in ERROR, is the count of results: no counter of its own on this path).
+        latency = self._seconds() - invocation.started
+        histogram = self.call_latency
+        histogram.counts[bisect_left(histogram.bounds, latency)] += 1
+        histogram.sum += latency
         self._forward_result(invocation, [RESULT, invocation.call_request_id, {}, *message[3:]])
 
     def _forward_result(self, invocation: Invocation, result: list) -> None:
