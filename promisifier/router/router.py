@@ -6,7 +6,7 @@ program: ``router.listen("tcp:8080")``, or mount ``router.resource()`` in a web 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from autobahn.twisted.resource import WebSocketResource
 from twisted.internet import defer
@@ -167,22 +167,21 @@ class Router:
 
     # -- network entry points ---------------------------------------------------------
 
+    def _handler_factory(self, auth: AuthConfig | None) -> Callable[[Peer], RouterSession]:
+        """What a transport calls for each new connection: a session using ``auth``'s methods."""
+        if auth is None:
+            return self.new_session
+        authenticator = Authenticator(auth)
+        return lambda peer: self.new_session(peer, authenticator)
+
     def websocket_factory(self, auth: AuthConfig | None = None) -> WampServerFactory:
         """An autobahn server factory that feeds connections into this router.
 
         ``auth``: the authentication methods of this entry point (default: the config's).
         """
         config = self.config
-        if auth is None:
-            handler_factory = self.new_session
-        else:
-            authenticator = Authenticator(auth)
-
-            def handler_factory(peer: Peer) -> RouterSession:
-                return self.new_session(peer, authenticator)
-
         return WampServerFactory(
-            handler_factory,
+            self._handler_factory(auth),
             serializers=config.serializers,
             max_message_size=config.max_message_size,
             open_handshake_timeout=config.open_handshake_timeout,
@@ -204,16 +203,8 @@ class Router:
         from promisifier.transport.rawsocket import RawSocketServerFactory
 
         config = self.config
-        if auth is None:
-            handler_factory = self.new_session
-        else:
-            authenticator = Authenticator(auth)
-
-            def handler_factory(peer: Peer) -> RouterSession:
-                return self.new_session(peer, authenticator)
-
         return RawSocketServerFactory(
-            handler_factory,
+            self._handler_factory(auth),
             serializers=config.serializers,
             max_message_size=config.max_message_size,
             open_handshake_timeout=config.open_handshake_timeout,
