@@ -25,7 +25,6 @@ from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web.server import Site
 
 from promisifier.compat.websockets import PlainWebSocketFactory
 from promisifier.relay.config import ConfigError, ListenerConfig, RelayConfig, default_config, load_config
@@ -34,6 +33,7 @@ from promisifier.relay.site import listener_root
 from promisifier.relay.web import RelayWeb
 from promisifier.router import Router
 from promisifier.transport.closing import CloseCode
+from promisifier.transport.handshake import HandshakeDeadlineSite
 
 log = Logger(namespace="promisifier.relay")
 
@@ -77,7 +77,7 @@ class Listener:
         #: raises ValueError for a malformed endpoint string
         self.endpoint: IStreamServerEndpoint = serverFromString(reactor, config.endpoint)
         self.files_state = _files_state(config.files)
-        self.site: Site | None = None
+        self.site: HandshakeDeadlineSite | None = None
         self.port: IListeningPort | None = None
         self.listening: Deferred | None = None
         #: plain endpoints' factories of every resource tree this listener served
@@ -183,7 +183,9 @@ class RelayService(Service):
     def _bind(self, listener: Listener, starting: bool) -> Failure | None:
         """Listen; a failure the endpoint reports at once is returned (later ones are logged)."""
         root, factories = listener_root(self.router, listener.config, self.config.endpoints, self._reactor, self.web)
-        listener.site = Site(root)
+        # Connections must complete the WebSocket upgrade (or their HTTP request for a page)
+        # within the handshake deadline.
+        listener.site = HandshakeDeadlineSite(root, self.router.config.open_handshake_timeout, reactor=self._reactor)
         listener.serve_plain(factories)
         failed_at_once: list[Failure] = []
         at_once = True
