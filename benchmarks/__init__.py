@@ -22,5 +22,7 @@ msgpack,json``, ``--seconds``, ``--warmup``, and ``--url`` to measure another ro
 * ``idle``: relay memory per idle session with 1,000 and 10,000 sessions.
 * ``startup``: relay start to listening, to the first WELCOME, idle RSS.
 * ``echo``: the ceiling, raw echo servers per transport (autobahn WebSocket, RawSocket).
+* ``hotpath``: µs of CPU per relayed call through the real transport protocols in one
+  process (no sockets), next to µs per echo of the same transport.
 * ``all``: every network scenario in a row.
 """

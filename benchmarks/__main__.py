@@ -28,6 +28,7 @@ SCENARIOS = {
     "idle": "benchmarks.idle",
     "startup": "benchmarks.startup",
     "echo": "benchmarks.echo",
+    "hotpath": "benchmarks.hotpath",
     "all": "benchmarks.all",
 }
 
