@@ -1,5 +1,5 @@
-"""Every network scenario in a row with its defaults (startup, echo, rpc, embedded, latency,
-payload, fanout, idle), one JSON file for all.
+"""Every scenario but patterns in a row with its defaults (hotpath, startup, echo, rpc,
+embedded, latency, payload, fanout, idle), one JSON file for all.
 
 ``--seconds``, ``--warmup``, ``--transports`` and ``--serializers`` are passed to every
 scenario that has them; ``--only a,b`` runs a subset. A scenario that fails is reported
@@ -14,10 +14,10 @@ import traceback
 
 from benchmarks import harness
 
-ORDER = ("startup", "echo", "rpc", "embedded", "latency", "payload", "fanout", "idle")
+ORDER = ("hotpath", "startup", "echo", "rpc", "embedded", "latency", "payload", "fanout", "idle")
 #: this scenario prints each RESULT line as soon as its scenario finished (__main__ does not)
 PRINTS_ITS_OWN_RESULTS = True
-PASSED = ("seconds", "warmup", "transports", "serializers", "relay", "log_dir")
+PASSED = ("seconds", "warmup", "repeat", "transports", "serializers", "relay", "log_dir")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
