@@ -5,10 +5,12 @@ Two tabs on one relay (the relay service, a loopback listener, status page on):
 * the status page (``/status``) shows 0 sessions, then, without a reload, the sessions
   that join and the browser's registration; a screenshot of it is saved as a test
   artifact (``build/test-artifacts/status-page.png``, or ``$PROMISIFIER_TEST_ARTIFACTS``);
-* a page served by the relay (mounted beside ``/ws`` for this test) loads autobahn-js
+* the browser example, examples/browser/index.html, served by the relay (the folder
+  mounted at ``/browser/`` for this test, as a plain static resource), loads autobahn-js
   (the ``autobahn-browser`` build from npm, tests/interop/js/node_modules; MIT licence,
-  its LICENSE is served beside it), registers ``com.browser.sum`` and subscribes to
-  ``com.browser.news`` in the browser; a Python client calls the browser's procedure
+  its LICENSE is served beside it), subscribes to ``com.browser.news`` and registers
+  ``com.browser.sum`` in the browser; the example's Python side,
+  examples/browser/drive.py, run as a child process, calls the browser's procedure
   through the relay and publishes to it.
 
 Chromium is Debian's ``chromium`` package (``.ci/run`` installs it); nothing downloads a
@@ -25,20 +27,23 @@ import shutil
 import tempfile
 from base64 import b64decode
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 import pytest_twisted
 from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol
 from twisted.internet import defer, protocol, reactor
 from twisted.internet.endpoints import TCP4ClientEndpoint
-from twisted.web.resource import Resource
-from twisted.web.static import Data, File
+from twisted.web.static import File
 
 from tests.support import within
+from tests.test_examples import Example
 from tests.test_status_web import relays  # noqa: F401 - the fixture
 
 REPO = Path(__file__).resolve().parent.parent
 AUTOBAHN_BROWSER = REPO / "tests" / "interop" / "js" / "node_modules" / "autobahn-browser"
+#: the browser example: its page (index.html) and its Python side (drive.py)
+BROWSER_EXAMPLE = REPO / "examples" / "browser"
 CHROMIUM_FLAGS = (
     "--headless",
     "--no-sandbox",
@@ -75,43 +80,6 @@ def autobahn_browser_dir() -> Path:
     if not (AUTOBAHN_BROWSER / "autobahn.min.js").is_file():
         _unavailable("autobahn-browser is not installed: run tests/interop/js/install.sh (npm ci)")
     return AUTOBAHN_BROWSER
-
-
-BROWSER_PAGE = b"""<!doctype html>
-<html><head><meta charset="utf-8"><title>browser callee</title>
-<script src="autobahn.min.js"></script></head>
-<body>
-<p>state: <span id="state">loading</span></p>
-<p>news: <span id="news"></span></p>
-<script>
-window.received = [];
-var connection = new autobahn.Connection({
-  url: (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws",
-  realm: "realm1",
-  max_retries: 0
-});
-connection.onopen = function (session) {
-  window.browserSession = session.id;
-  var sum = session.register("com.browser.sum", function (args) {
-    return args[0].reduce(function (a, b) { return a + b; }, 0);
-  });
-  var news = session.subscribe("com.browser.news", function (args) {
-    window.received.push(args[0]);
-    document.getElementById("news").textContent = window.received.join(", ");
-  });
-  Promise.all([sum, news]).then(function () {
-    document.getElementById("state").textContent = "ready";
-  }, function (error) {
-    document.getElementById("state").textContent = "failed: " + error;
-  });
-};
-connection.onclose = function (reason) {
-  document.getElementById("state").textContent = "closed: " + reason;
-};
-connection.open();
-</script>
-</body></html>
-"""
 
 
 # -- a small Chrome DevTools protocol client on Twisted ----------------------------------------
@@ -306,11 +274,11 @@ def artifacts_dir() -> Path:
 def test_status_page_and_a_browser_callee_in_headless_chromium(relays, chromium):
     library = autobahn_browser_dir()
     relay = relays()
-    # The browser page and autobahn-js beside the relay's own resources (test only).
-    page = Resource()
-    page.putChild(b"", Data(BROWSER_PAGE, "text/html; charset=utf-8"))
+    # The browser example's folder and autobahn-js beside the relay's own resources, as
+    # plain static files (the example's README: any static file server will do).
+    page = File(str(BROWSER_EXAMPLE), defaultType="text/plain")
     page.putChild(b"autobahn.min.js", File(str(library / "autobahn.min.js"), defaultType="text/javascript"))
-    page.putChild(b"autobahn.LICENSE", File(str(library / "LICENSE"), defaultType="text/plain"))
+    page.putChild(b"LICENSE.autobahn", File(str(library / "LICENSE"), defaultType="text/plain"))
     relay.service.listeners[0].site.resource.putChild(b"browser", page)
 
     browser = yield chromium()
@@ -325,24 +293,36 @@ def test_status_page_and_a_browser_callee_in_headless_chromium(relays, chromium)
         status_tab, "document.getElementById('session-count').textContent === '1'", "1 session on the status page"
     )
 
-    # The browser offers a service through the relay: a Python client calls it.
-    callee_tab = yield browser.open_tab(f"{relay.http}/browser/")
+    # The browser offers a service through the relay: the example's Python side calls it.
+    callee_tab = yield browser.open_tab(f"{relay.http}/browser/?{urlencode({'url': relay.url, 'realm': 'realm1'})}")
     yield browser.wait_for(callee_tab, "document.getElementById('state').textContent === 'ready'", "the browser callee")
     browser_session = yield browser.wait_for(callee_tab, "window.browserSession", "the browser's session id")
-    assert (yield within(python.call("com.browser.sum", [1, 2, 3, 4.5]))) == 10.5
-    yield within(python.publish("com.browser.news", "hello from Python", acknowledge=True))
+    drive = Example.run("examples/browser/drive.py", "--url", relay.url, "--wait", str(BROWSER_WAIT))
+    try:
+        lines = yield drive.succeeds()
+    finally:
+        drive.kill()
+    assert lines == [
+        "the browser says: com.browser.sum([1, 2, 3, 4.5]) = 10.5",
+        "published 'hello from Python' to com.browser.news",
+    ]
     news = yield browser.wait_for(callee_tab, "window.received.length && window.received", "the event in the browser")
     assert news == ["hello from Python"]
+    calls = yield browser.wait_for(callee_tab, "window.calls.length && window.calls", "the call in the browser")
+    assert calls == ["1 + 2 + 3 + 4.5 = 10.5"]
 
     # The status page shows the browser's session and registration (with its call).
     yield browser.wait_for(
         status_tab, "document.getElementById('session-count').textContent === '2'", "2 sessions on the status page"
     )
+    # (the row may show up before the call: wait until it counts the call of drive.py)
     row = yield browser.wait_for(
         status_tab,
         """Array.from(document.querySelectorAll('tr')).map(function (tr) { return tr.innerText; })
-             .filter(function (text) { return text.indexOf('com.browser.sum') === 0; })[0]""",
-        "the browser's registration",
+             .filter(function (text) {
+               return text.indexOf('com.browser.sum') === 0 && text.split('\\t')[4] === '1';
+             })[0]""",
+        "the browser's registration with 1 call",
     )
     cells = row.split("\t")
     assert cells[:3] == ["com.browser.sum", "exact", "single"]
@@ -360,3 +340,10 @@ def test_status_page_and_a_browser_callee_in_headless_chromium(relays, chromium)
     path.write_bytes(b64decode(shot["data"]))
     assert path.stat().st_size > 10_000 and path.read_bytes().startswith(b"\x89PNG")
     print(f"status page screenshot: {path}")
+
+    # and one of the browser example's page, after its call and its event
+    shot = yield browser.send("Page.captureScreenshot", {"format": "png"}, callee_tab)
+    path = artifacts_dir() / "browser-example.png"
+    path.write_bytes(b64decode(shot["data"]))
+    assert path.read_bytes().startswith(b"\x89PNG")
+    print(f"browser example screenshot: {path}")
