@@ -29,6 +29,7 @@ SCENARIOS = {
     "startup": "benchmarks.startup",
     "echo": "benchmarks.echo",
     "hotpath": "benchmarks.hotpath",
+    "soak": "benchmarks.soak",
     "all": "benchmarks.all",
 }
 
