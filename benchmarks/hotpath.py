@@ -305,8 +305,7 @@ def run(args: argparse.Namespace) -> tuple[list[dict], dict]:
             results.append(
                 {"name": f"{prefix}.share_of_ceiling", "value": round(2 * echo["us"] / call["us"], 3), "unit": "ratio"}
             )
-    setup = {k: v for k, v in vars(args).items() if k != "json"}
-    setup["json"] = str(args.json)
+    setup = {k: (str(v) if k in ("json", "log_dir") else v) for k, v in vars(args).items()}
     setup["pid"] = os.getpid()
     setup["loadavg"] = harness.loadavg()
     return results, setup
