@@ -1,13 +1,17 @@
-"""Opening a session: TCP or TLS from the URL, the WebSocket handshake, then HELLO/WELCOME.
+"""Opening a session: TCP or TLS from the URL, the WebSocket (or RawSocket) handshake, then
+HELLO/WELCOME.
 
 :func:`connect` is the one call a Python program needs::
 
     session = yield connect("ws://127.0.0.1:8080/ws", "realm1")
     result = yield session.call("com.example.add", 2, 3)
 
+``rs://host:port`` (``rss://`` with TLS) speaks WAMP over RawSocket instead of WebSocket
+(:mod:`promisifier.transport.rawsocket`), with the same :class:`Session`.
+
 It fails with a clear error in each case where no session comes out of it: the TCP
 connection is refused or cannot be made (Twisted's ``ConnectError`` family), the
-WebSocket handshake fails (:class:`ConnectionClosed` with the reason), the router refuses
+WebSocket or RawSocket handshake fails (:class:`ConnectionClosed` with the reason), the router refuses
 the session (:class:`SessionAborted`), or nothing completes within ``timeout`` seconds
 (:class:`ConnectTimeout`).
 """
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import ipaddress
 from typing import Any, Callable, Iterable
+from urllib.parse import urlsplit
 
 from autobahn.websocket.util import parse_url
 from twisted.internet import defer
@@ -24,6 +29,7 @@ from twisted.logger import Logger
 
 from promisifier.client.errors import ConnectionClosed, ConnectTimeout
 from promisifier.client.session import Session
+from promisifier.transport.rawsocket import HANDSHAKE_ERRORS, RawSocketClientFactory
 from promisifier.transport.websocket import WampClientFactory, WampClientProtocol
 
 log = Logger(namespace="promisifier.client")
@@ -43,9 +49,11 @@ def connect(
     timeout: float = 10.0,
     reactor: Any = None,
 ) -> defer.Deferred[Session]:
-    """Connect to the router at ``url`` (``ws://`` or ``wss://``) and join ``realm``.
+    """Connect to the router at ``url`` (``ws://`` or ``wss://``; ``rs://host:port`` or
+    ``rss://host:port`` for RawSocket) and join ``realm``.
 
-    ``serializers`` are offered in order of preference (``"msgpack"``, ``"json"``).
+    ``serializers`` are offered in order of preference (``"msgpack"``, ``"json"``); RawSocket
+    asks for one serializer only, the first.
     ``credentials`` is ``{"ticket": ...}`` or ``{"secret": ...}`` (WAMP-CRA) for a router
     that sends CHALLENGE; ``authmethods`` defaults to what the credentials allow, and
     ``authid`` is the identity asked for. ``timeout`` bounds the whole of it: TCP,
@@ -124,6 +132,8 @@ class _Attempt:
 
     def start(self) -> defer.Deferred[Session]:
         try:
+            if urlsplit(self.url).scheme.lower() in RAWSOCKET_SCHEMES:
+                return self._start_rawsocket()
             is_secure, host, port, _resource, _path, _params = parse_url(self.url)
             factory = WampClientFactory(
                 self.url,
@@ -151,7 +161,35 @@ class _Attempt:
         self.tcp.addCallbacks(self._tcp_connected, self._tcp_failed)
         return self.result
 
+    def _start_rawsocket(self) -> defer.Deferred[Session]:
+        is_secure, host, port = parse_rawsocket_url(self.url)
+        if not self.serializers:
+            raise ValueError("no serializer to ask for")
+        factory = RawSocketClientFactory(
+            self._make_session, serializer=self.serializers[0], on_open_failed=self._rawsocket_open_failed
+        )
+        endpoint: Any = _tcp_endpoint(self.reactor, host, port, self.timeout)
+        if is_secure:
+            endpoint = wrapClientTLS(_tls_options(host), endpoint)
+        self.timer = self.reactor.callLater(self.timeout, self._timed_out)
+        self.tcp = endpoint.connect(factory)
+        self.tcp.addCallbacks(self._rawsocket_connected, self._tcp_failed)
+        return self.result
+
     # -- stages -------------------------------------------------------------------------
+
+    def _rawsocket_connected(self, protocol: Any) -> None:
+        self.tcp = None
+        self.connection = protocol
+        if self.session is None:  # the handshake reply may have come with the connection
+            self.stage = "RawSocket handshake"
+
+    def _rawsocket_open_failed(self, connection: Any, code: int, reason: str) -> None:
+        if code in HANDSHAKE_ERRORS:
+            text = f"router refused: {reason} (RawSocket error {code})"
+        else:
+            text = reason or "connection closed during the RawSocket handshake"
+        self._fail(ConnectionClosed(connection.close_code, text, f"RawSocket handshake with {self.url} failed: {text}"))
 
     def _tcp_connected(self, protocol: WampClientProtocol) -> None:
         self.tcp = None
@@ -225,6 +263,28 @@ class _Attempt:
             timer.cancel()
 
 
+#: URL schemes of WAMP over RawSocket (plain TCP, TLS)
+RAWSOCKET_SCHEMES = ("rs", "rss")
+
+
+def parse_rawsocket_url(url: str) -> tuple[bool, str, int]:
+    """``rs://host:port`` or ``rss://host:port`` -> (is_secure, host, port). Raises
+    ``ValueError`` for anything else (a RawSocket URL has no path, and needs a port)."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in RAWSOCKET_SCHEMES:
+        raise ValueError(f"{url}: not a RawSocket URL (rs://host:port or rss://host:port)")
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if not parts.hostname or port is None:
+        raise ValueError(f"{url}: a RawSocket URL needs a host and a port ({scheme}://host:port)")
+    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username or parts.password:
+        raise ValueError(f"{url}: a RawSocket URL has nothing after the port ({scheme}://host:port)")
+    return scheme == "rss", parts.hostname, port
+
+
 def _tcp_endpoint(reactor: Any, host: str, port: int, timeout: float) -> Any:
     """A plain TCP endpoint for an IP address (no resolver, no attempt delay), else HostnameEndpoint."""
     try:
@@ -243,7 +303,7 @@ def _tls_options(host: str) -> Any:
         return optionsForClientTLS(host)
     except ImportError as error:  # pragma: no cover - depends on the installation
         raise RuntimeError(
-            f"wss:// needs Twisted's TLS support (pip install 'twisted[tls]'): {error}"
+            f"wss:// and rss:// need Twisted's TLS support (pip install 'twisted[tls]'): {error}"
         ) from None
 
 

@@ -37,6 +37,10 @@ DEFAULT_ENDPOINT = "tcp:8080:interface=127.0.0.1"
 DEFAULT_PATH = "/ws"
 DEFAULT_REALM = "realm1"
 DEFAULT_STATUS_PATH = "/status"
+#: what a listener speaks: WAMP over WebSocket (with its web pages) or over RawSocket
+TRANSPORTS = ("websocket", "rawsocket")
+#: listener keys that only a WebSocket listener has
+WEBSOCKET_ONLY_KEYS = ("path", "status", "status_path", "health", "metrics")
 #: fixed paths of the health check and the metrics
 HEALTH_PATH = "/health"
 METRICS_PATH = "/metrics"
@@ -82,6 +86,13 @@ class ListenerConfig:
     health: bool | None = None
     #: ``/metrics`` in Prometheus text format; None: loopback only
     metrics: bool | None = None
+    #: "websocket" (``ws://``/``wss://`` at ``path``) or "rawsocket" (``rs://``/``rss://``;
+    #: no path, status page, health check or metrics)
+    transport: str = "websocket"
+
+    @property
+    def rawsocket(self) -> bool:
+        return self.transport == "rawsocket"
 
     @property
     def loopback(self) -> bool:
@@ -89,6 +100,8 @@ class ListenerConfig:
         return ep.is_loopback(self.description)
 
     def _serves(self, flag: bool | None) -> bool:
+        if self.rawsocket:
+            return False
         if flag is not None:
             return flag
         # the WAMP WebSocket at "/" leaves no room for other resources
@@ -124,7 +137,7 @@ class ListenerConfig:
 
     @property
     def secure(self) -> bool:
-        """Clients connect with ``wss://``."""
+        """Clients connect with ``wss://`` (``rss://`` for RawSocket)."""
         return ep.is_secure(self.endpoint)
 
     @property
@@ -196,10 +209,14 @@ def default_config(
     path: str = DEFAULT_PATH,
     realms: tuple[str, ...] = (DEFAULT_REALM,),
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+    rawsockets: tuple[str, ...] = (),
 ) -> RelayConfig:
-    """The relay without a config file: one listener, open realms, anonymous clients."""
+    """The relay without a config file: one WebSocket listener (and a RawSocket listener
+    on each of ``rawsockets``), open realms, anonymous clients."""
     router = RouterConfig(realms=realms, max_message_size=max_message_size)
-    return RelayConfig(router=router, listeners=(ListenerConfig(endpoint=endpoint, path=path),))
+    listeners = (ListenerConfig(endpoint=endpoint, path=path),)
+    listeners += tuple(ListenerConfig(endpoint=rs, transport="rawsocket") for rs in rawsockets)
+    return RelayConfig(router=router, listeners=listeners)
 
 
 # -- loading --------------------------------------------------------------------------------
@@ -339,8 +356,20 @@ def _valid_permission_uri(uri: str, match: str) -> bool:
 
 def _listener(check: Checker, path: str, value: dict, base_dir: str) -> ListenerConfig:
     table = check.table(
-        value, path, ("endpoint", "path", "serializers", "auth", "limits", "status", "status_path", "health", "metrics")
+        value,
+        path,
+        ("endpoint", "transport", "path", "serializers", "auth", "limits", "status", "status_path", "health", "metrics"),
     )
+    transport = check.string(table, "transport", path, "websocket", choices=TRANSPORTS)
+    if transport == "rawsocket":
+        for key in WEBSOCKET_ONLY_KEYS:
+            if key in table:
+                check.error(
+                    key_path(path, key),
+                    f"{describe(table[key])} given, but {key!r} applies to WebSocket listeners only "
+                    "(this one has transport = \"rawsocket\")",
+                )
+        table = {key: value for key, value in table.items() if key not in WEBSOCKET_ONLY_KEYS}
     endpoint = _endpoint_string(check, table, path, base_dir)
     web_path = _url_path(check, table, "path", path, DEFAULT_PATH)
     serializers = check.strings(table, "serializers", path, tuple(SERIALIZERS), choices=tuple(SERIALIZERS))
@@ -356,6 +385,7 @@ def _listener(check: Checker, path: str, value: dict, base_dir: str) -> Listener
         status_path=_url_path(check, table, "status_path", path, DEFAULT_STATUS_PATH),
         health=check.boolean(table, "health", path, None),  # type: ignore[arg-type]
         metrics=check.boolean(table, "metrics", path, None),  # type: ignore[arg-type]
+        transport=transport,
     )
 
 
@@ -506,12 +536,17 @@ def _check_paths(check: Checker, listeners: list[tuple[str, ListenerConfig]], en
         where = first_at.setdefault(listener.endpoint, path)
         if where != path:
             check.error(f"{path}.endpoint", f"{listener.endpoint!r} is already used by {where}")
-        _check_web_paths(check, path, listener, endpoints)
+        if not listener.rawsocket:
+            _check_web_paths(check, path, listener, endpoints)
     for index, endpoint in enumerate(endpoints):
         here = f"endpoints[{index}].path"
         mine = _segments(endpoint.path)
         others = [(f"endpoints[{i}].path", e.path) for i, e in enumerate(endpoints) if i < index]
-        others += [(f"{p}.path" if p.startswith("listeners") else p, listener.path) for p, listener in listeners]
+        others += [
+            (f"{p}.path" if p.startswith("listeners") else p, listener.path)
+            for p, listener in listeners
+            if not listener.rawsocket
+        ]
         for where, other in others:
             theirs = _segments(other)
             shorter = min(len(mine), len(theirs))

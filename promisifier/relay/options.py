@@ -30,20 +30,23 @@ _FILE_DECIDES = {
 
 
 class RelayOptions(usage.Options):
-    """``--config FILE``, or ``--endpoint``, ``--path``, ``--realm`` (repeatable) and
-    ``--max-message-size``; ``--check-config FILE`` checks a file and exits.
+    """``--config FILE``, or ``--endpoint``, ``--path``, ``--realm`` (repeatable),
+    ``--rawsocket`` (repeatable) and ``--max-message-size``; ``--check-config FILE``
+    checks a file and exits.
 
     After parsing, ``self["realms"]`` is the tuple of realms (``("realm1",)`` when no
-    ``--realm`` was given), :attr:`relay_config` the loaded config file (None without
+    ``--realm`` was given), ``self["rawsockets"]`` the tuple of RawSocket endpoints, :attr:`relay_config` the loaded config file (None without
     ``--config``) and :meth:`router_config` gives the router's settings.
     """
 
     synopsis = (
-        "[--config FILE | --endpoint ENDPOINT --path PATH --realm REALM ... --max-message-size BYTES]"
+        "[--config FILE | --endpoint ENDPOINT --path PATH --realm REALM ... --rawsocket ENDPOINT ..."
+        " --max-message-size BYTES]"
         " | --check-config FILE"
     )
     longdesc = (
-        "Runs a WAMP v2 relay (router) serving WebSocket clients at ws://HOST:PORT/PATH. "
+        "Runs a WAMP v2 relay (router) serving WebSocket clients at ws://HOST:PORT/PATH "
+        "(and RawSocket clients at rs://HOST:PORT with --rawsocket). "
         "ENDPOINT is a Twisted server endpoint string, e.g. tcp:8080:interface=0.0.0.0, "
         "ssl:8443:privateKey=key.pem:certKey=cert.pem, or unix:/run/relay.sock. "
         "With --config, a TOML file sets listeners, realms, roles, authentication, limits, "
@@ -52,7 +55,8 @@ class RelayOptions(usage.Options):
     )
 
     optParameters = [
-        ["config", "c", None, "TOML configuration file (replaces --endpoint, --path, --realm, --max-message-size)."],
+        ["config", "c", None,
+         "TOML configuration file (replaces --endpoint, --path, --realm, --rawsocket, --max-message-size)."],
         ["check-config", None, None, "Check a TOML configuration file, print 'ok' or the errors, and exit."],
         ["endpoint", None, DEFAULT_ENDPOINT, "Twisted server endpoint string to listen on."],
         ["path", None, DEFAULT_PATH, "URL path of the WebSocket resource."],
@@ -65,6 +69,7 @@ class RelayOptions(usage.Options):
     def __init__(self) -> None:
         super().__init__()
         self["realms"] = []
+        self["rawsockets"] = []
         #: the loaded --config file
         self.relay_config: RelayConfig | None = None
 
@@ -75,6 +80,14 @@ class RelayOptions(usage.Options):
         if realm not in self["realms"]:
             self["realms"].append(realm)
 
+    def opt_rawsocket(self, endpoint: str) -> None:
+        """Also serve WAMP over RawSocket (rs://) on this Twisted server endpoint string;
+        repeat for several."""
+        if not endpoint:
+            raise usage.UsageError("--rawsocket must not be empty")
+        if endpoint not in self["rawsockets"]:
+            self["rawsockets"].append(endpoint)
+
     def postOptions(self) -> None:
         if self["check-config"] is not None:
             raise SystemExit(check_config(self["check-config"]))
@@ -82,6 +95,7 @@ class RelayOptions(usage.Options):
         if self["config"] is not None:
             given = [f"--{name}" for name, default in _FILE_DECIDES.items() if self[name] != default]
             given += ["--realm"] if self["realms"] else []
+            given += ["--rawsocket"] if self["rawsockets"] else []
             if given:
                 raise usage.UsageError(f"{', '.join(given)} cannot be combined with --config: the file decides")
             try:
@@ -90,8 +104,11 @@ class RelayOptions(usage.Options):
                 print(f"{error}\nThe relay was not started.", file=sys.stderr)
                 raise SystemExit(1) from None
         self["realms"] = tuple(self["realms"]) or (DEFAULT_REALM,)
+        self["rawsockets"] = tuple(self["rawsockets"])
         if not self["endpoint"]:
             raise usage.UsageError("--endpoint must not be empty")
+        if self["endpoint"] in self["rawsockets"]:
+            raise usage.UsageError(f"--rawsocket {self['endpoint']} is already the WebSocket --endpoint")
         if not self["path"].startswith("/"):
             raise usage.UsageError(f"--path must start with '/', got {self['path']!r}")
         if self["max-message-size"] <= 0:

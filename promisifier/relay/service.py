@@ -2,7 +2,8 @@
 
 Starting it builds a :class:`~promisifier.router.Router` and listens on every listener of
 its :class:`~promisifier.relay.config.RelayConfig`, each with a web site serving WAMP at the
-listener's path and the plain WebSocket endpoints at theirs. Stopping it stops listening,
+listener's path and the plain WebSocket endpoints at theirs, or (``transport =
+"rawsocket"``) with the router's RawSocket factory. Stopping it stops listening,
 then closes every session with ``router.stop()`` (GOODBYE ``wamp.close.system_shutdown``),
 so SIGTERM ends the process cleanly.
 
@@ -29,7 +30,7 @@ from twisted.python.failure import Failure
 from promisifier.compat.websockets import PlainWebSocketFactory
 from promisifier.relay.config import ConfigError, ListenerConfig, RelayConfig, default_config, load_config
 from promisifier.relay.options import RelayOptions
-from promisifier.relay.site import listener_root
+from promisifier.relay.site import listener_root, rawsocket_factory, renew_rawsocket_factory
 from promisifier.relay.web import RelayWeb
 from promisifier.router import Router
 from promisifier.transport.closing import CloseCode
@@ -53,6 +54,7 @@ def make_service(options: RelayOptions, reactor=None) -> IService:
         path=options["path"],
         realms=options["realms"],
         max_message_size=options["max-message-size"],
+        rawsockets=options["rawsockets"],
     )
     return RelayService(config, reactor=reactor)
 
@@ -78,6 +80,8 @@ class Listener:
         self.endpoint: IStreamServerEndpoint = serverFromString(reactor, config.endpoint)
         self.files_state = _files_state(config.files)
         self.site: HandshakeDeadlineSite | None = None
+        #: the RawSocket server factory of a ``transport = "rawsocket"`` listener
+        self.factory: Any = None
         self.port: IListeningPort | None = None
         self.listening: Deferred | None = None
         #: plain endpoints' factories of every resource tree this listener served
@@ -90,12 +94,17 @@ class Listener:
 
     @property
     def url(self) -> str | None:
-        """The URL clients connect to, e.g. ``ws://127.0.0.1:8080/ws`` (None before listening)."""
+        """The URL clients connect to, e.g. ``ws://127.0.0.1:8080/ws`` or
+        ``rs://127.0.0.1:8081`` (None before listening)."""
         if self.port is None:
             return None
         address = self.port.getHost()
-        scheme = "wss" if self.config.secure else "ws"
-        path = self.config.path
+        if self.config.rawsocket:
+            scheme = "rss" if self.config.secure else "rs"
+            path = ""
+        else:
+            scheme = "wss" if self.config.secure else "ws"
+            path = self.config.path
         if isinstance(address, IPv6Address):
             return f"{scheme}://[{address.host}]:{address.port}{path}"
         if isinstance(address, IPv4Address):
@@ -182,11 +191,17 @@ class RelayService(Service):
 
     def _bind(self, listener: Listener, starting: bool) -> Failure | None:
         """Listen; a failure the endpoint reports at once is returned (later ones are logged)."""
-        root, factories = listener_root(self.router, listener.config, self.config.endpoints, self._reactor, self.web)
-        # Connections must complete the WebSocket upgrade (or their HTTP request for a page)
-        # within the handshake deadline.
-        listener.site = HandshakeDeadlineSite(root, self.router.config.open_handshake_timeout, reactor=self._reactor)
-        listener.serve_plain(factories)
+        if listener.config.rawsocket:
+            # the RawSocket factory has its own handshake deadline
+            listener.factory = rawsocket_factory(self.router, listener.config)
+            serving: Any = listener.factory
+        else:
+            root, factories = listener_root(self.router, listener.config, self.config.endpoints, self._reactor, self.web)
+            # Connections must complete the WebSocket upgrade (or their HTTP request for a
+            # page) within the handshake deadline.
+            listener.site = HandshakeDeadlineSite(root, self.router.config.open_handshake_timeout, reactor=self._reactor)
+            listener.serve_plain(factories)
+            serving = listener.site
         failed_at_once: list[Failure] = []
         at_once = True
 
@@ -208,7 +223,7 @@ class RelayService(Service):
             else:
                 self._listen_failed(listener, failure, starting)
 
-        listener.listening = listener.endpoint.listen(listener.site)
+        listener.listening = listener.endpoint.listen(serving)
         listener.listening.addCallbacks(listened, failed)
         at_once = False
         return failed_at_once[0] if failed_at_once else None
@@ -319,12 +334,16 @@ class RelayService(Service):
                 listener is not None
                 and listener.port is not None
                 and listener.files_state == _files_state(listener_config.files)
+                and listener.config.transport == listener_config.transport
             ):
                 del old[listener_config.endpoint]
                 listener.config = listener_config
-                root, factories = listener_root(self.router, listener_config, config.endpoints, self._reactor, self.web)
-                listener.site.resource = root  # type: ignore[union-attr]
-                listener.serve_plain(factories)
+                if listener_config.rawsocket:
+                    renew_rawsocket_factory(listener.factory, rawsocket_factory(self.router, listener_config))
+                else:
+                    root, factories = listener_root(self.router, listener_config, config.endpoints, self._reactor, self.web)
+                    listener.site.resource = root  # type: ignore[union-attr]
+                    listener.serve_plain(factories)
                 kept[index] = listener
             else:
                 try:

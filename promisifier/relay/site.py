@@ -62,6 +62,27 @@ def wamp_resource(router: Router, listener: ListenerConfig) -> WebSocketResource
     return WebSocketResource(factory)
 
 
+def rawsocket_factory(router: Router, listener: ListenerConfig) -> Any:
+    """The router's RawSocket server factory with the listener's auth, serializers and limit
+    (a listener with ``transport = "rawsocket"``)."""
+    from promisifier.transport.rawsocket import MAX_FRAME_LENGTH, SERIALIZER_IDS
+
+    factory = router.rawsocket_factory(listener.auth)
+    if listener.serializers is not None:
+        factory.serializers = {SERIALIZER_IDS[name]: SERIALIZERS[name] for name in listener.serializers}
+    if listener.max_message_size is not None:
+        factory.max_message_size = min(listener.max_message_size, MAX_FRAME_LENGTH)
+    return factory
+
+
+def renew_rawsocket_factory(factory: Any, fresh: Any) -> None:
+    """Give a listening RawSocket factory the settings of ``fresh`` (after a reload): new
+    connections get them; open ones keep their handler."""
+    for name, value in vars(fresh).items():
+        if name not in ("connections", "open_connections"):
+            setattr(factory, name, value)
+
+
 def listener_root(
     router: Router,
     listener: ListenerConfig,

@@ -28,7 +28,8 @@ TCP connection; the code and reason are kept as connection facts and passed to
 ``handler.on_close``. A frame that does not decode, a frame over the negotiated maximum
 length, a reserved frame kind or reserved bits fail the connection at once.
 
-:class:`RawSocketClientProtocol` is the client's side (used by the benchmarks and tests).
+:class:`RawSocketClientProtocol` is the client's side (used by
+:func:`promisifier.client.connect` for ``rs://`` / ``rss://`` URLs, the benchmarks and tests).
 """
 
 from __future__ import annotations
@@ -558,7 +559,7 @@ class RawSocketClientProtocol(_RawSocketConnection):
     Once the router accepted, ``factory.handler_factory(connection)`` gives the handler
     and ``factory.on_open(connection)`` is called; a refused handshake calls
     ``factory.on_open_failed(connection, code, reason)`` (the spec's error code, or 0 when
-    the reply was not a RawSocket reply).
+    the reply was not a RawSocket reply or the connection closed before any reply).
     """
 
     factory: RawSocketClientFactory
@@ -591,9 +592,23 @@ class RawSocketClientProtocol(_RawSocketConnection):
         self._state = 2
         self.close_code = CloseCode.PROTOCOL_ERROR
         self.close_reason = reason
+        self._open_failed_reported = True
         self.transport.loseConnection()  # type: ignore[union-attr]
         if self.factory.on_open_failed is not None:
             self.factory.on_open_failed(self, code, reason)
+
+    _open_failed_reported = False
+
+    def connectionLost(self, reason: Failure = twisted_error.ConnectionDone) -> None:  # noqa: N802
+        # (not self.connected: Twisted's makeConnection sets that as soon as TCP is up)
+        opened = self.serializer is not None
+        _RawSocketConnection.connectionLost(self, reason)
+        # Closed before the router answered the handshake (or by our drop()): that is a
+        # failed opening too, with code 0 (no RawSocket error code).
+        if not opened and not self._open_failed_reported:
+            self._open_failed_reported = True
+            if self.factory.on_open_failed is not None:
+                self.factory.on_open_failed(self, 0, self.close_reason or "connection closed before the RawSocket handshake")
 
 
 class RawSocketClientFactory(ClientFactory):
