@@ -88,7 +88,7 @@ def test_the_example_file_loads_with_every_key(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(EXAMPLES))  # its handler, authenticator and authorizer
     config = load_config(tmp_path / "relay.toml")
 
-    plain, tls, unix = config.listeners
+    plain, tls, unix, rawsocket = config.listeners
     assert plain.endpoint == "tcp:8080:interface=127.0.0.1" and not plain.secure
     assert (plain.path, plain.serializers, plain.max_message_size) == ("/ws", ("json", "msgpack"), 1048576)
     assert plain.auth.methods == ("anonymous", "ticket", "wampcra")
@@ -98,6 +98,7 @@ def test_the_example_file_loads_with_every_key(tmp_path, monkeypatch):
     assert tls.secure and tls.auth.methods == ("ticket",)
     assert tls.files == (str(tmp_path / "certs" / "relay.crt"), str(tmp_path / "certs" / "relay.key"))
     assert unix.endpoint == f"unix:{tmp_path / 'relay.sock'}"
+    assert (rawsocket.transport, rawsocket.endpoint, rawsocket.web_paths()) == ("rawsocket", "tcp:8081:interface=127.0.0.1", {})
 
     realm1, sandbox = config.router.realms
     assert [role.name for role in realm1.roles] == ["anonymous", "user", "backend"]
