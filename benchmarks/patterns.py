@@ -67,6 +67,8 @@ class CountingPeer:
     """A peer that only counts what the router sends it and keeps the last message."""
 
     serializer_name = None
+    #: never a slow consumer
+    congested = False
 
     def __init__(self, name: str) -> None:
         self.connection_id = next(_connection_ids)

@@ -16,7 +16,7 @@ from twisted.logger import Logger
 
 from promisifier.router import options as opt
 from promisifier.router.matching import MATCH_POLICIES, UriIndex, iso_8601
-from promisifier.wire import LIMIT_EXCEEDED, EncodeError, ErrorURI, is_valid_uri, random_id
+from promisifier.wire import LIMIT_EXCEEDED, EncodeError, ErrorURI, fast_random_id, is_valid_uri, random_id
 from promisifier.wire.messages import (
     EVENT,
     PUBLISH,
@@ -283,7 +283,7 @@ class Broker:
                 "publisher_authid": publisher.authid,
                 "publisher_authrole": publisher.authrole,
             }
-        publication_id = random_id()
+        publication_id = fast_random_id()
         payload = message[4:]
         self._publish(topic, payload, publication_id, publisher if exclude_me else None, publisher_details, event_filter)
         if retain:
@@ -298,7 +298,7 @@ class Broker:
             payload.append(args if args is not None else [])
             if kwargs:
                 payload.append(kwargs)
-        publication_id = random_id()
+        publication_id = fast_random_id()
         self._publish(topic, payload, publication_id, None, {}, None)
         return publication_id
 

@@ -5,7 +5,7 @@ remote peer sends is checked here exactly once.
 """
 
 from promisifier.wire.errors import DecodeError, EncodeError, ProtocolError
-from promisifier.wire.ids import MAX_ID, IdSequence, is_id, random_id
+from promisifier.wire.ids import MAX_ID, IdSequence, fast_random_id, is_id, random_id
 from promisifier.wire.messages import MessageType, check_message, message_name
 from promisifier.wire.serializers import (
     JsonSerializer,
@@ -31,6 +31,7 @@ __all__ = [
     "Serializer",
     "check_message",
     "check_uri",
+    "fast_random_id",
     "is_id",
     "is_valid_uri",
     "message_name",
