@@ -67,9 +67,12 @@ class _LocalEnd:
         other._inbox.append(message)
         other._schedule()
 
-    def send_shared(self, message: list, encoded: dict[str, bytes]) -> None:
+    def send_shared(self, message: list, encoded: dict[str, bytes]) -> bool:
         """Same as :meth:`send`: nothing is encoded on an in-process link."""
+        if not self.connected or self.other is None:
+            return False
         self.send(message)
+        return True
 
     def close(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
         """Close both ends; each handler's ``on_close(code, reason)`` runs after pending messages."""

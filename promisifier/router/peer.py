@@ -24,8 +24,11 @@ class Peer(Protocol):
     def send(self, message: list) -> None:
         """Deliver one message. Raises :class:`promisifier.wire.EncodeError`."""
 
-    def send_shared(self, message: list, encoded: dict[str, bytes]) -> None:
-        """Deliver a message that goes to many peers; ``encoded`` caches its encodings."""
+    def send_shared(self, message: list, encoded: dict[str, bytes]) -> bool:
+        """Deliver a message that goes to many peers; ``encoded`` caches its encodings.
+
+        False when it was not delivered (connection not open, or a slow consumer).
+        """
 
     def close(self, code: int = 1000, reason: str = "") -> None:
         """End the connection (WebSocket close code and reason)."""

@@ -198,7 +198,7 @@ class _RawSocketConnection(Protocol):
         else:  # no copy of a large payload
             self.transport.writeSequence((header, payload))  # type: ignore[union-attr]
 
-    def send_shared(self, message: list, encoded: dict[str, bytes]) -> None:
+    def send_shared(self, message: list, encoded: dict[str, bytes]) -> bool:
         """Send a message that goes to many peers, encoding it once per serializer.
 
         ``encoded`` is a cache (serializer name -> payload) shared by all the sends of the

@@ -150,7 +150,7 @@ class _WampConnection:
         stats.bytes_out += len(payload)
         self.sendMessage(payload, serializer.binary)  # type: ignore[attr-defined, union-attr]
 
-    def send_shared(self, message: list, encoded: dict[str, bytes]) -> None:
+    def send_shared(self, message: list, encoded: dict[str, bytes]) -> bool:
         """Send a message that goes to many peers, encoding it once per serializer.
 
         ``encoded`` is a cache (serializer name -> payload) shared by all the sends of
