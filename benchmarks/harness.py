@@ -43,12 +43,17 @@ SESSIONS_PER_WORKER = 2500
 # -- /proc -------------------------------------------------------------------------------------
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of process ``pid`` (its threads included)."""
+def cpu_times(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of process ``pid`` (its threads included)."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     # fields[0] is the state (field 3 of stat); utime and stime are fields 14 and 15
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` (its threads included)."""
+    return sum(cpu_times(pid))
 
 
 def rss_bytes(pid: int) -> int:
@@ -149,6 +154,9 @@ class Server:
 
     def cpu(self) -> float | None:
         return cpu_seconds(self.pid) if self.pid else None
+
+    def system_cpu(self) -> float | None:
+        return cpu_times(self.pid)[1] if self.pid else None
 
     def rss(self) -> int | None:
         return rss_bytes(self.pid) if self.pid else None
@@ -341,9 +349,11 @@ def measure(relay: Server, all_workers: list[Worker], warmup: float, seconds: fl
     time.sleep(max(t0 - time.time(), 0))
     spy = relay.start_py_spy(seconds)
     relay_cpu0, machine0, workers0 = relay.cpu(), machine_cpu(), sum(w.cpu() for w in all_workers)
+    relay_sys0 = relay.system_cpu()
     wall0 = time.time()
     time.sleep(max(t1 - time.time(), 0))
     relay_cpu1, machine1, workers1 = relay.cpu(), machine_cpu(), sum(w.cpu() for w in all_workers)
+    relay_sys1 = relay.system_cpu()
     wall = time.time() - wall0
     results = [dict(worker.wait_result(seconds + warmup + 30), role=worker.role) for worker in all_workers]
     if spy is not None:
@@ -355,6 +365,8 @@ def measure(relay: Server, all_workers: list[Worker], warmup: float, seconds: fl
     return {
         "window_s": round(wall, 4),
         "relay_cpu": None if relay_cpu0 is None else round((relay_cpu1 - relay_cpu0) / wall, 4),
+        #: the part of relay_cpu spent in the kernel (system calls: socket reads and writes, epoll)
+        "relay_cpu_system": None if relay_sys0 is None else round((relay_sys1 - relay_sys0) / wall, 4),
         "workers_cpu": round((workers1 - workers0) / wall, 4),
         "machine_busy": round(busy, 4),
         "loadavg": loadavg(),
@@ -383,7 +395,7 @@ def summarize(windows: list[dict], rate_of: Any) -> dict:
                 "rate": round(rate, 1),
                 "relay_cpu": cpu,
                 "capacity": round(rate / cpu, 1) if cpu else None,
-                **{k: window[k] for k in ("window_s", "workers_cpu", "machine_busy", "loadavg")},
+                **{k: window[k] for k in ("window_s", "relay_cpu_system", "workers_cpu", "machine_busy", "loadavg")},
                 **({"call_errors": window["call_errors"]} if window.get("call_errors") else {}),
             }
         )
