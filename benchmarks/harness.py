@@ -193,12 +193,17 @@ def relay_argv(kind: str, transport: str, ports: dict[str, int], args: argparse.
     """The command line of the server for ``kind`` (relay, embedded, echo)."""
     python = sys.executable
     profile = getattr(args, "profile", None)
-    use_script = kind != "relay" or transport == "rs" or getattr(args, "relay", "promisifier") == "script"
+    use_script = kind != "relay" or getattr(args, "relay", "promisifier") == "script"
     if not use_script:
         argv = [python]
         if profile:
             argv += ["-m", "cProfile", "-o", profile]
-        return argv + ["-m", "promisifier", "relay", "--endpoint", f"tcp:{ports['ws']}:interface=127.0.0.1"]
+        # the relay always has a WebSocket listener; RawSocket is served beside it
+        ws_port = ports["ws"] if "ws" in ports else free_port()
+        argv += ["-m", "promisifier", "relay", "--endpoint", f"tcp:{ws_port}:interface=127.0.0.1"]
+        if "rs" in ports:
+            argv += ["--rawsocket", f"tcp:{ports['rs']}:interface=127.0.0.1"]
+        return argv
     argv = [python, "-m", "benchmarks.servers", "echo" if kind == "echo" else "relay"]
     if kind == "embedded":
         argv.append("--embedded")
@@ -504,8 +509,8 @@ def add_common_arguments(parser: argparse.ArgumentParser, transports: str = "ws,
         "--relay",
         choices=("promisifier", "script"),
         default="promisifier",
-        help="WebSocket relay process: `python -m promisifier relay` (default) or `python -m benchmarks.servers relay`; "
-        "RawSocket always uses the script (the relay command has no RawSocket listener)",
+        help="relay process: `python -m promisifier relay` (default; --rawsocket for RawSocket) or the benchmarks' "
+        "`python -m benchmarks.servers relay` (a bare Router, no relay service)",
     )
     parser.add_argument("--url", help="measure this router instead of starting one (ws://host:port/path or rs://host:port)")
     parser.add_argument("--relay-pid", type=int, help="with --url: the router's pid, to sample its CPU")

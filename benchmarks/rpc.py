@@ -1,8 +1,7 @@
 """Relayed RPC: calls/s through the relay (caller -> relay -> callee), W calls in flight.
 
-The relay runs in its own process (``python -m promisifier relay`` for WebSocket; the
-``benchmarks.servers relay`` script for RawSocket, which the relay command cannot listen
-for yet). One callee process registers ``com.bench.echo`` and answers each INVOCATION
+The relay runs in its own process (``python -m promisifier relay``, with ``--rawsocket``
+for RawSocket; ``--relay script`` runs the bare router of ``benchmarks.servers`` instead). One callee process registers ``com.bench.echo`` and answers each INVOCATION
 with its arguments; ``--callers`` caller processes of ``--sessions`` sessions each keep
 ``--outstanding`` calls in flight per session. Each call is 4 messages through the relay
 (CALL in, INVOCATION out, YIELD in, RESULT out). Figures per transport and serializer:

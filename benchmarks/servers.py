@@ -4,8 +4,8 @@
   RawSocket (``--rs``) clients, realm ``realm1``. ``--embedded`` uses
   :class:`promisifier.embed.Router` instead and registers ``com.bench.echo`` from an
   in-process session (a procedure inside the relay; it returns its first argument).
-  The stand-alone relay (``python -m promisifier relay``) has no RawSocket listener
-  yet, so RawSocket runs use this script.
+  Without ``--embedded`` it is the router without the relay service around it
+  (``--relay script`` in the scenarios; the default is ``python -m promisifier relay``).
 * ``echo``      the ceiling: autobahn's plain ``WebSocketServerProtocol`` that sends every
   message back as it came (``--ws``), and a RawSocket server on
   :mod:`promisifier.transport.rawsocket`'s framing that sends every frame back without

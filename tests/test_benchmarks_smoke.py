@@ -1,7 +1,7 @@
 """The benchmark harness still works: one tiny relayed-RPC run per transport, end to end.
 
-``python -m benchmarks rpc`` starts the relay (``python -m promisifier relay`` for
-WebSocket, the benchmarks' relay script for RawSocket) and load generator processes,
+``python -m benchmarks rpc`` starts the relay (``python -m promisifier relay``, with
+``--rawsocket`` for RawSocket) and load generator processes,
 measures a window of a fraction of a second, and prints RESULT lines and a JSON file.
 Only that it runs and reports figures is checked: no timing assertions.
 """
@@ -45,6 +45,7 @@ def test_rpc_benchmark_runs_over_both_transports(tmp_path):
         assert f"rpc.{transport}.msgpack.capacity" in figures
     written = json.loads(report.read_text())
     assert written["scenario"] == "rpc"
+    assert "--rawsocket" in written["setup"]["runs"]["rs.server"]
     assert {r["name"] for r in written["results"]} == set(figures)
     for transport in ("ws", "rs"):
         assert not any(run.get("call_errors") for run in written["setup"]["runs"][f"rpc.{transport}.msgpack"])
