@@ -1,5 +1,6 @@
-"""Every scenario but patterns in a row with its defaults (hotpath, startup, echo, rpc,
-embedded, latency, payload, fanout, idle), one JSON file for all.
+"""Every scenario but patterns and soak in a row, with its defaults, into one JSON file.
+
+The order: hotpath, startup, echo, rpc, embedded, latency, payload, fanout, idle.
 
 ``--seconds``, ``--warmup``, ``--transports`` and ``--serializers`` are passed to every
 scenario that has them; ``--only a,b`` runs a subset. A scenario that fails is reported

@@ -1,5 +1,6 @@
-"""The relay's per-message path in one process: µs per relayed call through the real
-transport protocols, without sockets, kernel or scheduler.
+"""Hot path: µs of CPU per relayed call through the real transport protocols, one process.
+
+No sockets, kernel or scheduler are involved.
 
 A :class:`promisifier.router.Router` gets two connections built by its own factories
 (``Router.websocket_factory()`` for ``ws``: autobahn's WebSocket server protocol, HTTP
