@@ -231,13 +231,8 @@ def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespa
     return options
 
 
-# -- commands -----------------------------------------------------------------------------
-
-
-@_command("call", "call a procedure and print its result as JSON")
-def call(argv: list[str]) -> int:
-    parser = _parser("call", "Call PROCEDURE with the ARGs (JSON values) and print the result as JSON.")
-    parser.add_argument("procedure", metavar="PROCEDURE")
+def _parse_payload(parser: argparse.ArgumentParser, argv: list[str]) -> tuple[argparse.Namespace, list, dict]:
+    """Add the ARG and keyword options, parse ``argv``: (options, args, kwargs) as JSON values."""
     parser.add_argument("args", nargs="*", metavar="ARG", help="a positional argument as JSON (text that is not JSON: a string)")
     _kwargs_option(parser)
     options = _parse(parser, argv)
@@ -245,7 +240,17 @@ def call(argv: list[str]) -> int:
         kwargs = _keywords(options.kwarg)
     except ValueError as error:
         parser.error(str(error))
-    args = [parse_value(a) for a in options.args]
+    return options, [parse_value(a) for a in options.args], kwargs
+
+
+# -- commands -----------------------------------------------------------------------------
+
+
+@_command("call", "call a procedure and print its result as JSON")
+def call(argv: list[str]) -> int:
+    parser = _parser("call", "Call PROCEDURE with the ARGs (JSON values) and print the result as JSON.")
+    parser.add_argument("procedure", metavar="PROCEDURE")
+    options, args, kwargs = _parse_payload(parser, argv)
 
     async def body(reactor: Any, session: Any, options: argparse.Namespace) -> None:
         from promisifier.client import CallResult
@@ -263,14 +268,7 @@ def call(argv: list[str]) -> int:
 def publish(argv: list[str]) -> int:
     parser = _parser("publish", "Publish an event to TOPIC with the ARGs (JSON values); waits for the router's acknowledgement.")
     parser.add_argument("topic", metavar="TOPIC")
-    parser.add_argument("args", nargs="*", metavar="ARG", help="a positional argument as JSON (text that is not JSON: a string)")
-    _kwargs_option(parser)
-    options = _parse(parser, argv)
-    try:
-        kwargs = _keywords(options.kwarg)
-    except ValueError as error:
-        parser.error(str(error))
-    args = [parse_value(a) for a in options.args]
+    options, args, kwargs = _parse_payload(parser, argv)
 
     async def body(reactor: Any, session: Any, options: argparse.Namespace) -> None:
         await session.publish(options.topic, *args, acknowledge=True, **kwargs).addTimeout(options.timeout, reactor)
