@@ -38,10 +38,25 @@ class HandshakeDeadlineChannel(HTTPChannel):
     @transport.setter
     def transport(self, value: Any) -> None:
         # WebSocketResource hands the connection over by setting the channel's transport to
-        # None: the deadline has done its job (and must not keep the channel alive).
-        self._transport = value
-        if value is None:
+        # None: the deadline has done its job, and nothing may keep the channel alive.
+        previous, self._transport = self._transport, value
+        if value is None and previous is not None:
             self._cancel_deadline()
+            self._detach(previous)
+
+    def _detach(self, transport: Any) -> None:
+        """Let go of everything that would keep this channel and its request in memory
+        for as long as the WebSocket connection lasts (a few KiB per connection): the
+        transport's producer registration, the idle timeout and the upgrade request."""
+        # The channel registered itself as the transport's producer (TCP, or TLS over
+        # TCP); the WebSocket protocol that takes over registers none.
+        unregister = getattr(transport, "unregisterProducer", None)
+        if unregister is not None:
+            unregister()
+        self._networkProducer = None
+        self.setTimeout(None)
+        self._savedTimeOut = None
+        self.requests = []
 
     def _cancel_deadline(self) -> None:
         deadline, self._handshake_deadline = self._handshake_deadline, None
