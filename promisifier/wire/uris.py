@@ -24,7 +24,7 @@ def is_valid_uri(uri: object, strict: bool = False, allow_empty: bool = False) -
     return _matches(uri, strict, allow_empty)
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=4096)
 def _matches(uri: str, strict: bool, allow_empty: bool) -> bool:
     if strict:
         pattern = _STRICT_EMPTY if allow_empty else _STRICT
