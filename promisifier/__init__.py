@@ -8,28 +8,59 @@ The public face of the package:
 * :class:`ApplicationError` and the client's other errors.
 """
 
-from promisifier.client import (
-    ApplicationError,
-    Backoff,
-    CallResult,
-    CallTimeout,
-    Client,
-    ClientError,
-    ClientState,
-    ConnectionClosed,
-    ConnectionLost,
-    ConnectTimeout,
-    NotConnected,
-    Registration,
-    Session,
-    SessionAborted,
-    Subscription,
-    connect,
-)
-from promisifier.embed import Router
-from promisifier.router.auth import AuthConfig, Principal
-from promisifier.router.authz import Permission, RoleConfig
-from promisifier.router.config import RealmConfig, RouterConfig
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from promisifier.client import (
+        ApplicationError,
+        Backoff,
+        CallResult,
+        CallTimeout,
+        Client,
+        ClientError,
+        ClientState,
+        ConnectionClosed,
+        ConnectionLost,
+        ConnectTimeout,
+        NotConnected,
+        Registration,
+        Session,
+        SessionAborted,
+        Subscription,
+        connect,
+    )
+    from promisifier.embed import Router
+    from promisifier.router.auth import AuthConfig, Principal
+    from promisifier.router.authz import Permission, RoleConfig
+    from promisifier.router.config import RealmConfig, RouterConfig
+
+# Imported on first use: the relay process needs the router, not the client library
+# (every module costs memory in a process that runs for months).
+_HOMES = {
+    "Router": "promisifier.embed",
+    "AuthConfig": "promisifier.router.auth",
+    "Principal": "promisifier.router.auth",
+    "Permission": "promisifier.router.authz",
+    "RoleConfig": "promisifier.router.authz",
+    "RealmConfig": "promisifier.router.config",
+    "RouterConfig": "promisifier.router.config",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        value = getattr(import_module(_HOMES.get(name, "promisifier.client")), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'promisifier' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __version__ = "0.1.0"
 

@@ -29,6 +29,7 @@ from twisted.python.failure import Failure
 
 from promisifier.compat.websockets import PlainWebSocketFactory
 from promisifier.relay.config import ConfigError, ListenerConfig, RelayConfig, default_config, load_config
+from promisifier.relay.memory import release_startup_memory
 from promisifier.relay.options import RelayOptions
 from promisifier.relay.site import listener_root, rawsocket_factory, renew_rawsocket_factory
 from promisifier.relay.web import RelayWeb
@@ -188,6 +189,7 @@ class RelayService(Service):
         self.web.start()
         if self.handle_sighup:
             self._install_sighup()
+        release_startup_memory()
 
     def _bind(self, listener: Listener, starting: bool) -> Failure | None:
         """Listen; a failure the endpoint reports at once is returned (later ones are logged)."""
