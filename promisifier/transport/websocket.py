@@ -14,6 +14,7 @@ payload with the negotiated serializer, check it with
 from __future__ import annotations
 
 import itertools
+import struct
 import types
 from typing import Any, Callable, Iterable, Protocol
 
@@ -98,6 +99,24 @@ def _release_handshake_state(connection: Any) -> None:
 
 _NO_HEADERS = types.MappingProxyType({})
 
+# RFC 6455 section 5.2: FIN + opcode (1 text, 2 binary), then the payload length in 7 bits,
+# or 126 + 16 bits, or 127 + 64 bits; a server's frames are not masked.
+_SHORT_HEADERS = {
+    binary: tuple(bytes((0x82 if binary else 0x81, length)) for length in range(126)) for binary in (False, True)
+}
+_MEDIUM_HEADER = struct.Struct("!BBH")
+_LONG_HEADER = struct.Struct("!BBQ")
+
+
+def server_frame_header(length: int, binary: bool) -> bytes:
+    """The header of a final, unmasked, uncompressed data frame of ``length`` octets."""
+    if length < 126:
+        return _SHORT_HEADERS[binary][length]
+    opcode = 0x82 if binary else 0x81
+    if length < 0x10000:
+        return _MEDIUM_HEADER.pack(opcode, 126, length)
+    return _LONG_HEADER.pack(opcode, 127, length)
+
 
 def _is_utf8(payload: bytes) -> bool:
     try:
@@ -149,6 +168,9 @@ class _WampConnection:
     close_code: int = -1
     close_reason: str = ""
     _ws_open: bool = False
+    #: messages are written as single frames here, not through autobahn's sendMessage
+    _direct_frames: bool = False
+    _direct_limit: int = 0
 
     @property
     def connected(self) -> bool:
@@ -194,7 +216,7 @@ class _WampConnection:
         stats = self.stats
         stats.messages_out += 1
         stats.bytes_out += len(payload)
-        self.sendMessage(payload, serializer.binary)  # type: ignore[attr-defined, union-attr]
+        self._send_payload(payload, serializer.binary)  # type: ignore[union-attr]
 
     def send_shared(self, message: list, encoded: dict[str, bytes]) -> bool:
         """Send a message that goes to many peers, encoding it once per serializer.
@@ -216,8 +238,36 @@ class _WampConnection:
         stats = self.stats
         stats.messages_out += 1
         stats.bytes_out += len(payload)
-        self.sendMessage(payload, serializer.binary)  # type: ignore[attr-defined, union-attr]
+        self._send_payload(payload, serializer.binary)  # type: ignore[union-attr]
         return True
+
+    def _send_payload(self, payload: bytes, binary: bool) -> None:
+        length = len(payload)
+        if self._direct_frames and length <= self._direct_limit and not self.send_queue:  # type: ignore[attr-defined]
+            self.transport.write(server_frame_header(length, binary) + payload)  # type: ignore[attr-defined]
+        else:
+            self.sendMessage(payload, binary)  # type: ignore[attr-defined]
+
+    def _decide_direct_frames(self) -> None:
+        # autobahn's sendMessage -> sendFrame -> sendData costs more per message than
+        # the rest of relaying it (a debug log call whose arguments are formatted every
+        # time, counters nobody reads, the frame joined from five parts). When a frame is
+        # just header + payload - server side, no masking, no compression, no
+        # fragmentation, no frame or octet logging or timings - it is written here
+        # instead; autobahn's send queue (used only for sync/chopped sends) must be
+        # empty so that the order of frames is kept. Messages over the payload limit go
+        # to sendMessage, which refuses them as before.
+        self._direct_frames = bool(
+            self.factory.isServer  # type: ignore[attr-defined]
+            and not self.maskServerFrames  # type: ignore[attr-defined]
+            and self._perMessageCompress is None  # type: ignore[attr-defined]
+            and not self.autoFragmentSize  # type: ignore[attr-defined]
+            and not self.logFrames  # type: ignore[attr-defined]
+            and not self.logOctets  # type: ignore[attr-defined]
+            and not self.trackedTimings  # type: ignore[attr-defined]
+        )
+        limit = self.maxMessagePayloadSize  # type: ignore[attr-defined]
+        self._direct_limit = limit if limit > 0 else 1 << 62
 
     @property
     def congested(self) -> bool:
@@ -321,6 +371,7 @@ class _WampConnection:
     def onOpen(self) -> None:  # noqa: N802 - autobahn API
         self._ws_open = True
         _release_handshake_state(self)
+        self._decide_direct_frames()
         self._outgoing = OutgoingBuffer(self.transport)  # type: ignore[attr-defined]
         self._max_outgoing = self.factory.max_outgoing_buffer  # type: ignore[attr-defined]
         self.handler = self.factory.handler_factory(self)  # type: ignore[attr-defined]

@@ -1,4 +1,5 @@
-"""What an open WebSocket connection keeps in the relay's memory.
+"""The relay's WebSocket connections: what an open one keeps in memory, and the frames
+it writes itself.
 
 An idle connection should hold its protocol, its transport and its router session, not
 the HTTP machinery that carried the upgrade nor a copy of every protocol option.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import gc
 import weakref
 
+import pytest
 import pytest_twisted
 from twisted.internet import defer
 from twisted.internet.endpoints import serverFromString
@@ -16,8 +18,8 @@ from twisted.web.http import HTTPChannel
 
 import promisifier
 from promisifier.router import Router, RouterConfig
-from promisifier.transport.websocket import WampServerProtocol
-from tests.support import within
+from promisifier.transport.websocket import WampServerProtocol, server_frame_header
+from tests.support import connect_autobahn, leave_and_wait, start_router, within
 
 
 @defer.inlineCallbacks
@@ -93,3 +95,63 @@ def test_protocol_options_live_on_the_class_and_a_change_reaches_new_connections
             yield within(session.leave())
         yield port.stopListening()
         yield within(router.stop())
+
+
+# -- frames written without autobahn's sendMessage --------------------------------------
+
+
+def _parse_server_frame(frame: bytes) -> tuple[int, bytes]:
+    """(opcode, payload) of one final, unmasked frame, read by RFC 6455 section 5.2."""
+    assert frame[0] & 0xF0 == 0x80  # FIN, no RSV bits
+    assert frame[1] & 0x80 == 0  # not masked
+    length, offset = frame[1] & 0x7F, 2
+    if length == 126:
+        length, offset = int.from_bytes(frame[2:4], "big"), 4
+    elif length == 127:
+        length, offset = int.from_bytes(frame[2:10], "big"), 10
+    assert len(frame) == offset + length
+    return frame[0] & 0x0F, frame[offset:]
+
+
+@pytest.mark.parametrize("length", [0, 1, 125, 126, 127, 65535, 65536, 70000])
+@pytest.mark.parametrize("binary", [False, True])
+def test_server_frame_header_encodes_each_length_form(length, binary):
+    payload = bytes(range(256)) * (length // 256) + bytes(length % 256)
+    header = server_frame_header(length, binary)
+    assert len(header) == (2 if length < 126 else 4 if length < 65536 else 10)
+    assert _parse_server_frame(header + payload) == (2 if binary else 1, payload)
+
+
+@pytest.mark.parametrize("serializer", ["json", "msgpack"])
+@pytest_twisted.inlineCallbacks
+def test_autobahn_reads_events_across_every_frame_length_form(serializer):
+    """EVENTs whose frames take the 7-bit, 16-bit and 64-bit length forms, written by the
+    relay's direct frame path, arrive intact and in order at an autobahn-python client."""
+    running = yield start_router()
+    subscriber = publisher = None
+    try:
+        subscriber = yield connect_autobahn(running.url, serializer=serializer)
+        received: list[str] = []
+        all_received = defer.Deferred()
+        sizes = [*range(100, 130), *range(65500, 65540)]
+
+        def on_event(text: str) -> None:
+            received.append(text)
+            if len(received) == len(sizes):
+                all_received.callback(None)
+
+        yield within(subscriber.subscribe(on_event, "com.test.frames"))
+        connections = _server_connections(running.router)
+        assert connections and all(connection._direct_frames for connection in connections)
+        publisher = yield within(promisifier.connect(running.url, "realm1"))
+        sent = ["x" * size for size in sizes]
+        for text in sent:
+            publisher.publish("com.test.frames", text)
+        yield within(all_received)
+        assert received == sent
+    finally:
+        if publisher is not None:
+            yield within(publisher.leave())
+        if subscriber is not None:
+            yield leave_and_wait(subscriber)
+        yield running.stop()
