@@ -14,9 +14,7 @@ payload with the negotiated serializer, check it with
 from __future__ import annotations
 
 import itertools
-import struct
-import types
-from typing import Any, Callable, Iterable, Protocol
+from typing import Callable, Iterable, Protocol
 
 from autobahn.twisted.websocket import (
     WebSocketClientFactory,
@@ -27,6 +25,12 @@ from autobahn.twisted.websocket import (
 from autobahn.websocket.types import ConnectionDeny, ConnectionRequest, ConnectionResponse
 from twisted.logger import Logger
 
+from promisifier.transport.autobahn_savings import (
+    OptionsOnProtocolClass,
+    can_write_frames_directly,
+    release_handshake_state,
+    server_frame_header,
+)
 from promisifier.transport.closing import CloseCode, truncate_reason
 from promisifier.transport.flow import OutgoingBuffer
 from promisifier.transport.proxies import TrustedProxies
@@ -53,69 +57,6 @@ def _set_flow_options(factory: object, max_outgoing_buffer: int, slow_consumer: 
     factory.slow_consumer = slow_consumer  # type: ignore[attr-defined]
 
 _connection_ids = itertools.count(1)
-
-
-class _OptionsOnProtocolClass:
-    """A factory mixin: the protocol options live on a protocol class, not on each connection.
-
-    autobahn copies every protocol option (about 45 of them) from the factory onto each
-    new connection, unless the connection already has that attribute. Each factory here
-    builds a subclass of its protocol that carries its options as class attributes, so
-    nothing is copied and an idle connection's attribute table is half the size (about
-    2 KiB less per connection). Options set later (a reload) make a new subclass: open
-    connections keep the options they started with, as with autobahn's copies.
-    """
-
-    protocol: type
-
-    def resetProtocolOptions(self) -> None:  # noqa: N802 - autobahn API
-        super().resetProtocolOptions()  # type: ignore[misc]
-        self._bind_protocol_options()
-
-    def setProtocolOptions(self, **options: Any) -> None:  # noqa: N802 - autobahn API
-        super().setProtocolOptions(**options)  # type: ignore[misc]
-        self._bind_protocol_options()
-
-    def _bind_protocol_options(self) -> None:
-        base = self.protocol
-        while getattr(base, "_options_bound", False):
-            base = base.__bases__[0]
-        options: dict[str, Any] = {"_options_bound": True}
-        for name in base.CONFIG_ATTRS:  # type: ignore[attr-defined]
-            value = getattr(self, name)
-            # A plain function as a class attribute would become a bound method.
-            options[name] = staticmethod(value) if isinstance(value, types.FunctionType) else value
-        self.protocol = type(base.__name__, (base,), options)
-
-
-def _release_handshake_state(connection: Any) -> None:
-    """Drop what autobahn keeps of the opening handshake once the WebSocket is open
-    (request and response text, parsed headers: about 1 KiB per connection)."""
-    connection.http_request_data = b""
-    connection.http_response_data = ""
-    connection.http_headers = _NO_HEADERS
-    connection.http_status_line = ""
-
-
-_NO_HEADERS = types.MappingProxyType({})
-
-# RFC 6455 section 5.2: FIN + opcode (1 text, 2 binary), then the payload length in 7 bits,
-# or 126 + 16 bits, or 127 + 64 bits; a server's frames are not masked.
-_SHORT_HEADERS = {
-    binary: tuple(bytes((0x82 if binary else 0x81, length)) for length in range(126)) for binary in (False, True)
-}
-_MEDIUM_HEADER = struct.Struct("!BBH")
-_LONG_HEADER = struct.Struct("!BBQ")
-
-
-def server_frame_header(length: int, binary: bool) -> bytes:
-    """The header of a final, unmasked, uncompressed data frame of ``length`` octets."""
-    if length < 126:
-        return _SHORT_HEADERS[binary][length]
-    opcode = 0x82 if binary else 0x81
-    if length < 0x10000:
-        return _MEDIUM_HEADER.pack(opcode, 126, length)
-    return _LONG_HEADER.pack(opcode, 127, length)
 
 
 def _is_utf8(payload: bytes) -> bool:
@@ -249,23 +190,8 @@ class _WampConnection:
             self.sendMessage(payload, binary)  # type: ignore[attr-defined]
 
     def _decide_direct_frames(self) -> None:
-        # autobahn's sendMessage -> sendFrame -> sendData costs more per message than
-        # the rest of relaying it (a debug log call whose arguments are formatted every
-        # time, counters nobody reads, the frame joined from five parts). When a frame is
-        # just header + payload - server side, no masking, no compression, no
-        # fragmentation, no frame or octet logging or timings - it is written here
-        # instead; autobahn's send queue (used only for sync/chopped sends) must be
-        # empty so that the order of frames is kept. Messages over the payload limit go
-        # to sendMessage, which refuses them as before.
-        self._direct_frames = bool(
-            self.factory.isServer  # type: ignore[attr-defined]
-            and not self.maskServerFrames  # type: ignore[attr-defined]
-            and self._perMessageCompress is None  # type: ignore[attr-defined]
-            and not self.autoFragmentSize  # type: ignore[attr-defined]
-            and not self.logFrames  # type: ignore[attr-defined]
-            and not self.logOctets  # type: ignore[attr-defined]
-            and not self.trackedTimings  # type: ignore[attr-defined]
-        )
+        # Messages over the payload limit go to sendMessage, which refuses them as before.
+        self._direct_frames = can_write_frames_directly(self)
         limit = self.maxMessagePayloadSize  # type: ignore[attr-defined]
         self._direct_limit = limit if limit > 0 else 1 << 62
 
@@ -370,7 +296,7 @@ class _WampConnection:
 
     def onOpen(self) -> None:  # noqa: N802 - autobahn API
         self._ws_open = True
-        _release_handshake_state(self)
+        release_handshake_state(self)
         self._decide_direct_frames()
         self._outgoing = OutgoingBuffer(self.transport)  # type: ignore[attr-defined]
         self._max_outgoing = self.factory.max_outgoing_buffer  # type: ignore[attr-defined]
@@ -416,7 +342,7 @@ class WampServerProtocol(_WampConnection, WebSocketServerProtocol):
         )
 
 
-class WampServerFactory(_OptionsOnProtocolClass, WebSocketServerFactory):
+class WampServerFactory(OptionsOnProtocolClass, WebSocketServerFactory):
     """Makes :class:`WampServerProtocol` instances whose messages go to ``handler_factory``.
 
     ``handler_factory(connection)`` is called once per opened connection and returns the
@@ -497,7 +423,7 @@ class WampClientProtocol(_WampConnection, WebSocketClientProtocol):
             on_failed(self, code, reason)
 
 
-class WampClientFactory(_OptionsOnProtocolClass, WebSocketClientFactory):
+class WampClientFactory(OptionsOnProtocolClass, WebSocketClientFactory):
     """Makes :class:`WampClientProtocol` instances offering ``serializers`` in that order.
 
     ``on_open(connection)`` is called when the WebSocket is open (before any WAMP

@@ -1,0 +1,103 @@
+"""Work autobahn's WebSocket layer does per connection and per frame that the relay skips.
+
+* :class:`OptionsOnProtocolClass`: the protocol options live on a per-factory protocol
+  class instead of being copied onto every connection;
+* :func:`release_handshake_state`: what autobahn keeps of the opening handshake is let go
+  once the WebSocket is open;
+* :func:`can_write_frames_directly` and :func:`server_frame_header`: a server's plain data
+  frame is written as header + payload in one go instead of through ``sendMessage``.
+
+Each saves memory per idle connection or CPU per message (figures in
+``benchmarks/RESULTS.md``) and keeps autobahn's behaviour on the wire.
+"""
+
+from __future__ import annotations
+
+import struct
+import types
+from typing import Any
+
+
+class OptionsOnProtocolClass:
+    """A factory mixin: the protocol options live on a protocol class, not on each connection.
+
+    autobahn copies every protocol option (about 45 of them) from the factory onto each
+    new connection, unless the connection already has that attribute. Each factory here
+    builds a subclass of its protocol that carries its options as class attributes, so
+    nothing is copied and an idle connection's attribute table is half the size (about
+    2 KiB less per connection). Options set later (a reload) make a new subclass: open
+    connections keep the options they started with, as with autobahn's copies.
+    """
+
+    protocol: type
+
+    def resetProtocolOptions(self) -> None:  # noqa: N802 - autobahn API
+        super().resetProtocolOptions()  # type: ignore[misc]
+        self._bind_protocol_options()
+
+    def setProtocolOptions(self, **options: Any) -> None:  # noqa: N802 - autobahn API
+        super().setProtocolOptions(**options)  # type: ignore[misc]
+        self._bind_protocol_options()
+
+    def _bind_protocol_options(self) -> None:
+        base = self.protocol
+        while getattr(base, "_options_bound", False):
+            base = base.__bases__[0]
+        options: dict[str, Any] = {"_options_bound": True}
+        for name in base.CONFIG_ATTRS:  # type: ignore[attr-defined]
+            value = getattr(self, name)
+            # A plain function as a class attribute would become a bound method.
+            options[name] = staticmethod(value) if isinstance(value, types.FunctionType) else value
+        self.protocol = type(base.__name__, (base,), options)
+
+
+def release_handshake_state(connection: Any) -> None:
+    """Drop what autobahn keeps of the opening handshake once the WebSocket is open
+    (request and response text, parsed headers: about 1 KiB per connection)."""
+    connection.http_request_data = b""
+    connection.http_response_data = ""
+    connection.http_headers = _NO_HEADERS
+    connection.http_status_line = ""
+
+
+_NO_HEADERS = types.MappingProxyType({})
+
+# RFC 6455 section 5.2: FIN + opcode (1 text, 2 binary), then the payload length in 7 bits,
+# or 126 + 16 bits, or 127 + 64 bits; a server's frames are not masked.
+_SHORT_HEADERS = {
+    binary: tuple(bytes((0x82 if binary else 0x81, length)) for length in range(126)) for binary in (False, True)
+}
+_MEDIUM_HEADER = struct.Struct("!BBH")
+_LONG_HEADER = struct.Struct("!BBQ")
+
+
+def server_frame_header(length: int, binary: bool) -> bytes:
+    """The header of a final, unmasked, uncompressed data frame of ``length`` octets."""
+    if length < 126:
+        return _SHORT_HEADERS[binary][length]
+    opcode = 0x82 if binary else 0x81
+    if length < 0x10000:
+        return _MEDIUM_HEADER.pack(opcode, 126, length)
+    return _LONG_HEADER.pack(opcode, 127, length)
+
+
+def can_write_frames_directly(connection: Any) -> bool:
+    """True when every message on ``connection`` may be written as header + payload.
+
+    autobahn's ``sendMessage`` -> ``sendFrame`` -> ``sendData`` costs more per message than
+    the rest of relaying it (a debug log call whose arguments are formatted every time,
+    traffic counters, the frame joined from five parts). A frame is just header + payload
+    on the server side with no masking, no compression, no fragmentation, and no frame or
+    octet logging or timings. autobahn's send queue (used only for sync and chopped sends)
+    must also be empty when each frame is written, so that frames keep their order: the
+    caller checks that per frame.
+    """
+    return bool(
+        connection.factory.isServer
+        and not connection.maskServerFrames
+        and connection._perMessageCompress is None
+        and not connection.autoFragmentSize
+        and not connection.logFrames
+        and not connection.logOctets
+        and not connection.trackedTimings
+    )
