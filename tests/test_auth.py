@@ -322,6 +322,26 @@ async def test_wampcra_wrong_secrets_and_unknown_user_fail_alike(relay, ser):
 
 
 @pytest_twisted.ensureDeferred
+async def test_wampcra_challenge_does_not_tell_whether_the_authid_exists(relay):
+    async def challenge_for(authid):
+        seen = []
+        await refused(relay.url, authmethods=["wampcra"], authid=authid, answer=lambda c: seen.append(c) or "wrong")
+        return seen[0]
+
+    known = await challenge_for("salty")
+    unknown = await challenge_for("nobody")
+    unknown_again = await challenge_for("nobody")
+    other_unknown = await challenge_for("nobody-else")
+    # the same fields, a salt with a real user's parameters, and no role
+    assert sorted(unknown.extra) == sorted(known.extra) == ["challenge", "iterations", "keylen", "salt"]
+    assert (unknown.extra["iterations"], unknown.extra["keylen"]) == (known.extra["iterations"], known.extra["keylen"])
+    assert sorted(json.loads(unknown.extra["challenge"])) == sorted(json.loads(known.extra["challenge"]))
+    assert "authrole" not in json.loads(known.extra["challenge"])
+    # an unknown authid's salt stays the same from one attempt to the next, as a real one
+    assert unknown.extra["salt"] == unknown_again.extra["salt"] != other_unknown.extra["salt"]
+
+
+@pytest_twisted.ensureDeferred
 async def test_wampcra_signature_of_an_old_challenge_is_refused(relay):
     first = await connect_auth(relay.url, authmethods=["wampcra"], authid="peter", secret="peter-secret")
     replayed_signature = first.signatures[0]

@@ -118,6 +118,12 @@ class Authenticator:
         self._ticket_authenticator = (
             load_callable(config.ticket_authenticator) if config.ticket_authenticator is not None else None
         )
+        # A WAMP-CRA challenge must not tell whether its authid exists: an unknown authid
+        # gets a salt too when salted users exist, the same for every attempt (derived
+        # from the authid with a key of this process), with the parameters of a real one.
+        self._decoy_key = os.urandom(32)
+        salted = [principal for principal in config.wampcra.values() if principal.salt is not None]
+        self._decoy_kdf = (salted[0].iterations, salted[0].keylen) if salted else None
 
     def pick_method(self, details: dict) -> str | None:
         """The first method the client offers that this listener accepts, or None."""
@@ -146,10 +152,11 @@ class Authenticator:
         if method == "ticket":
             return Challenge(method, claimed, {}, lambda signature: self._check_ticket(realm, claimed, signature, details))
         principal = self.config.wampcra.get(claimed)
+        # No "authrole" in the challenge (clients sign the text as it is): the role of a
+        # known authid, or none for an unknown one, would tell which authids exist.
         challenge_text = orjson.dumps(
             {
                 "authid": claimed,
-                "authrole": principal.role if principal else "",
                 "authmethod": "wampcra",
                 "authprovider": "static",
                 "nonce": base64.b64encode(os.urandom(16)).decode("ascii"),
@@ -160,6 +167,10 @@ class Authenticator:
         extra: dict[str, Any] = {"challenge": challenge_text}
         if principal is not None and principal.salt is not None:
             extra.update(salt=principal.salt, iterations=principal.iterations, keylen=principal.keylen)
+        elif principal is None and self._decoy_kdf is not None:
+            decoy_salt = hmac.new(self._decoy_key, claimed.encode("utf-8"), "sha256").digest()[:16]
+            iterations, keylen = self._decoy_kdf
+            extra.update(salt=base64.b64encode(decoy_salt).decode("ascii"), iterations=iterations, keylen=keylen)
         return Challenge(method, claimed, extra, lambda signature: self._check_wampcra(principal, challenge_text, signature))
 
     def _check_ticket(self, realm: str, authid: str, ticket: str, details: dict) -> Any:
