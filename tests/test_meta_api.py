@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import pytest_twisted
-from autobahn.wamp.types import RegisterOptions, SubscribeOptions
+from autobahn.wamp.types import PublishOptions, RegisterOptions, SubscribeOptions
 from twisted.internet import defer
 
 try:
@@ -220,6 +220,36 @@ def test_session_kill_by_authid_and_authrole(harness, ser):
     assert killer.is_attached() and admin.is_attached()
     assert (yield within(killer.call("wamp.session.kill_by_authid", "nobody"))) == []
     assert (yield within(killer.call("wamp.session.count"))) == 2
+    yield harness.finish()
+
+
+@by_serializer
+@pytest_twisted.inlineCallbacks
+def test_kill_all_closes_every_other_session_without_meta_events_or_testaments(harness, ser):
+    killer = yield harness.connect(ser)
+    meta = MetaEvents()
+    yield meta.subscribe(killer, "wamp.session.on_leave", "com.example.testament")
+    others = []
+    for _ in range(3):
+        others.append((yield harness.connect(ser)))
+    yield within(others[0].call("wamp.session.add_testament", "com.example.testament", ["gone"], {}))
+    with pytest.raises(Exception) as refused:
+        yield within(killer.call("wamp.session.kill_all", reason="not a uri!"))
+    assert "wamp.error.invalid_uri" in str(refused.value)
+
+    count = yield within(killer.call("wamp.session.kill_all", reason="com.example.maintenance", message="back soon"))
+    assert count == 3
+    for other in others:
+        close = yield within(other.left)
+        assert (close.reason, close.message) == ("com.example.maintenance", "back soon")
+        yield within(other.disconnected)
+    assert killer.is_attached()
+    assert (yield within(killer.call("wamp.session.count"))) == 1
+    # a publication to itself is the last thing before the answer: any event of the
+    # killed sessions would have come before it
+    yield within(killer.publish("com.example.testament", "after", options=PublishOptions(acknowledge=True, exclude_me=False)))
+    yield within(meta.wait_for(1))
+    assert meta.events == [("com.example.testament", ("after",))]
     yield harness.finish()
 
 

@@ -70,6 +70,8 @@ class MetaApi:
     def __init__(self, realm: Realm) -> None:
         self.realm = realm
         self._testaments: dict[RouterSession, dict[str, list[tuple[str, list, dict]]]] = {}
+        #: sessions closed by kill_all: they leave without testaments or on_leave events
+        self._silenced: set[RouterSession] = set()
         #: sessions whose messages are traced
         self.traces: dict[RouterSession, SessionTrace] = {}
         self.procedures: dict[str, Callable[[RouterSession, list, dict], Any]] = {
@@ -79,6 +81,7 @@ class MetaApi:
             "wamp.session.kill": self._session_kill,
             "wamp.session.kill_by_authid": self._session_kill_by_authid,
             "wamp.session.kill_by_authrole": self._session_kill_by_authrole,
+            "wamp.session.kill_all": self._session_kill_all,
             "wamp.session.add_testament": self._add_testament,
             "wamp.session.flush_testaments": self._flush_testaments,
             "wamp.registration.list": lambda s, a, k: self.realm.dealer.registrations_by_policy(),
@@ -145,11 +148,13 @@ class MetaApi:
     def _session_get(self, caller: RouterSession, args: list, kwargs: dict) -> dict:
         return session_details(self._target(args))
 
-    def _kill(self, sessions: list[RouterSession], kwargs: dict) -> list[int]:
+    def _kill(self, sessions: list[RouterSession], kwargs: dict, silently: bool = False) -> list[int]:
         reason = kwargs.get("reason") or ErrorURI.CLOSE_KILLED
         if not is_valid_uri(reason):
             raise MetaError(ErrorURI.INVALID_URI, f"invalid reason URI {reason!r}")
         message = kwargs.get("message") or ""
+        if silently:
+            self._silenced.update(sessions)
         killed = []
         for session in sessions:
             killed.append(session.session_id)
@@ -169,6 +174,11 @@ class MetaApi:
     def _session_kill_by_authrole(self, caller: RouterSession, args: list, kwargs: dict) -> int:
         authrole = args[0]
         return len(self._kill([s for s in self.realm.sessions.values() if s.authrole == authrole and s is not caller], kwargs))
+
+    def _session_kill_all(self, caller: RouterSession, args: list, kwargs: dict) -> int:
+        # The specification: no session meta events or testaments for these sessions (no
+        # subscriber but the caller would be left to receive them).
+        return len(self._kill([s for s in self.realm.sessions.values() if s is not caller], kwargs, silently=True))
 
     # -- message trace ------------------------------------------------------------------
 
@@ -272,11 +282,15 @@ class MetaApi:
         self._event("wamp.session.on_join", session_details(session))
 
     def session_left(self, session: RouterSession) -> None:
-        """Publish the session's testaments, then ``wamp.session.on_leave``."""
+        """Publish the session's testaments, then ``wamp.session.on_leave`` (neither for a
+        session that ``wamp.session.kill_all`` closed)."""
         trace = self.traces.pop(session, None)
         if trace is not None:
             trace.stop()
         testaments = self._testaments.pop(session, {})
+        if session in self._silenced:  # closed by kill_all
+            self._silenced.discard(session)
+            return
         for scope in TESTAMENT_SCOPES:
             for topic, args, kwargs in testaments.get(scope, ()):
                 self.realm.broker.publish(topic, args, kwargs)
