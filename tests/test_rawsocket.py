@@ -9,6 +9,7 @@ sockets on 127.0.0.1; every wait is bounded.
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from twisted.internet import defer, reactor
 from twisted.internet.endpoints import TCP4ClientEndpoint, serverFromString
 from twisted.internet.protocol import Factory, Protocol
 
+import promisifier
 from promisifier.router import Router, RouterConfig
 from promisifier.transport.rawsocket import (
     MAX_FRAME_LENGTH,
@@ -537,3 +539,65 @@ def test_result_over_the_callers_limit_becomes_an_error(raw_router):
         connection.close()
         yield within(connection.handler.closed)
     assert (yield idle(raw_router.router)) == ZERO
+
+
+# -- TCP keep-alive ----------------------------------------------------------------------
+
+
+def _keepalive_of(transport: Any) -> tuple[int, int, int, int]:
+    sock = transport.getHandle()
+    return (
+        sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE),
+        sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE),
+        sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL),
+        sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT),
+    )
+
+
+@pytest.mark.skipif(not hasattr(socket, "TCP_KEEPIDLE"), reason="per-socket keep-alive timings are Linux's")
+@pytest_twisted.inlineCallbacks
+def test_both_ends_probe_an_idle_connection_with_tcp_keepalive():
+    """RawSocket has no ping autobahn's peers answer, so the relay and the client ask the
+    kernel to probe an idle connection: interval, then 3 probes spread over the timeout."""
+    running = yield start_raw_router(RouterConfig(realms=("realm1",), keepalive_interval=7, keepalive_timeout=6))
+    session = yield within(promisifier.connect(f"rs://127.0.0.1:{running.port_number}", "realm1"))
+    try:
+        (server_side,) = [s.peer for s in running.router.connections]
+        assert _keepalive_of(server_side.transport) == (1, 7, 2, 3)
+        # the client's defaults: 30 s idle, 10 s of probes
+        assert _keepalive_of(session.connection.transport) == (1, 30, 4, 3)
+    finally:
+        yield within(session.leave())
+        yield running.stop()
+
+
+@pytest_twisted.inlineCallbacks
+def test_keepalive_interval_zero_leaves_tcp_keepalive_off():
+    running = yield start_raw_router(RouterConfig(realms=("realm1",), keepalive_interval=0))
+    session = yield within(promisifier.connect(f"rs://127.0.0.1:{running.port_number}", "realm1"))
+    try:
+        (server_side,) = [s.peer for s in running.router.connections]
+        sock = server_side.transport.getHandle()
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 0
+        assert (yield within(session.call("wamp.session.count"))) == 1
+    finally:
+        yield within(session.leave())
+        yield running.stop()
+
+
+def test_keepalive_is_not_for_unix_sockets_or_in_memory_transports(tmp_path):
+    from promisifier.transport.tcp_keepalive import enable_tcp_keepalive
+
+    class InMemory:
+        def getHandle(self):  # noqa: N802 - Twisted API
+            return object()
+
+    assert enable_tcp_keepalive(InMemory(), 30, 10) is False
+    with socket.socket(socket.AF_UNIX) as unix:
+
+        class UnixTransport:
+            def getHandle(self):  # noqa: N802
+                return unix
+
+        assert enable_tcp_keepalive(UnixTransport(), 30, 10) is False
+    assert enable_tcp_keepalive(None, 0, 10) is False

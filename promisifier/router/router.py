@@ -210,6 +210,8 @@ class Router:
             open_handshake_timeout=config.open_handshake_timeout,
             max_outgoing_buffer=config.max_outgoing_buffer,
             slow_consumer=config.slow_consumer,
+            keepalive_interval=config.keepalive_interval,
+            keepalive_timeout=config.keepalive_timeout,
             reactor=self.reactor,
         )
 

@@ -47,6 +47,8 @@ from twisted.python.failure import Failure
 from promisifier.transport.closing import CloseCode
 from promisifier.transport.flow import OutgoingBuffer
 from promisifier.transport.stats import PROTOCOL_ERROR_CODES, ConnectionStats, handler_log_fields
+from promisifier.transport.tcp_keepalive import enable_tcp_keepalive
+from promisifier.transport.websocket import DEFAULT_KEEPALIVE_INTERVAL, DEFAULT_KEEPALIVE_TIMEOUT
 from promisifier.wire import SERIALIZERS, DecodeError, EncodeError, ProtocolError, check_message
 from promisifier.wire.serializers import Serializer
 
@@ -405,6 +407,8 @@ class _RawSocketConnection(Protocol):
                 set_no_delay(True)
             except OSError:  # not a TCP socket
                 pass
+        factory = self.factory  # type: ignore[attr-defined]
+        enable_tcp_keepalive(self.transport, factory.keepalive_interval, factory.keepalive_timeout)
 
     def connectionLost(self, reason: Failure = twisted_error.ConnectionDone) -> None:  # noqa: N802
         for timer in self._timers:
@@ -522,6 +526,8 @@ class RawSocketServerFactory(Factory):
         max_connections: int | None = None,
         max_outgoing_buffer: int = 4 * 1024 * 1024,
         slow_consumer: str = "drop",
+        keepalive_interval: float = DEFAULT_KEEPALIVE_INTERVAL,
+        keepalive_timeout: float = DEFAULT_KEEPALIVE_TIMEOUT,
         reactor: Any = None,
     ) -> None:
         if reactor is None:
@@ -546,6 +552,9 @@ class RawSocketServerFactory(Factory):
         self.max_connections = max_connections
         self.max_outgoing_buffer = max_outgoing_buffer
         self.slow_consumer = slow_consumer
+        #: TCP keep-alive: idle seconds before probing, seconds of probes (0: off)
+        self.keepalive_interval = keepalive_interval
+        self.keepalive_timeout = keepalive_timeout
         self.reactor = reactor
         #: every connection, before and after its handshake
         self.connections: set[RawSocketServerProtocol] = set()
@@ -626,6 +635,8 @@ class RawSocketClientFactory(ClientFactory):
         on_open: Callable[[RawSocketClientProtocol], None] | None = None,
         on_open_failed: Callable[[RawSocketClientProtocol, int, str], None] | None = None,
         max_outgoing_buffer: int = 4 * 1024 * 1024,
+        keepalive_interval: float = DEFAULT_KEEPALIVE_INTERVAL,
+        keepalive_timeout: float = DEFAULT_KEEPALIVE_TIMEOUT,
     ) -> None:
         if serializer not in SERIALIZER_IDS:
             raise ValueError(f"unknown serializer {serializer!r}; known: {', '.join(SERIALIZER_IDS)}")
@@ -637,3 +648,6 @@ class RawSocketClientFactory(ClientFactory):
         self.on_open_failed = on_open_failed
         self.max_outgoing_buffer = max_outgoing_buffer
         self.slow_consumer = "drop"
+        #: TCP keep-alive: idle seconds before probing, seconds of probes (0: off)
+        self.keepalive_interval = keepalive_interval
+        self.keepalive_timeout = keepalive_timeout
