@@ -544,13 +544,14 @@ def test_result_over_the_callers_limit_becomes_an_error(raw_router):
 # -- TCP keep-alive ----------------------------------------------------------------------
 
 
-def _keepalive_of(transport: Any) -> tuple[int, int, int, int]:
+def _keepalive_of(transport: Any) -> tuple[int, int, int, int, int]:
     sock = transport.getHandle()
     return (
         sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE),
         sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE),
         sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL),
         sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT),
+        sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT),
     )
 
 
@@ -558,14 +559,15 @@ def _keepalive_of(transport: Any) -> tuple[int, int, int, int]:
 @pytest_twisted.inlineCallbacks
 def test_both_ends_probe_an_idle_connection_with_tcp_keepalive():
     """RawSocket has no ping autobahn's peers answer, so the relay and the client ask the
-    kernel to probe an idle connection: interval, then 3 probes spread over the timeout."""
+    kernel to probe an idle connection: interval, then 3 probes spread over the timeout;
+    unacknowledged data closes the connection after interval + timeout (in ms)."""
     running = yield start_raw_router(RouterConfig(realms=("realm1",), keepalive_interval=7, keepalive_timeout=6))
     session = yield within(promisifier.connect(f"rs://127.0.0.1:{running.port_number}", "realm1"))
     try:
         (server_side,) = [s.peer for s in running.router.connections]
-        assert _keepalive_of(server_side.transport) == (1, 7, 2, 3)
+        assert _keepalive_of(server_side.transport) == (1, 7, 2, 3, 13000)
         # the client's defaults: 30 s idle, 10 s of probes
-        assert _keepalive_of(session.connection.transport) == (1, 30, 4, 3)
+        assert _keepalive_of(session.connection.transport) == (1, 30, 4, 3, 40000)
     finally:
         yield within(session.leave())
         yield running.stop()

@@ -5,8 +5,10 @@ read a PING as an oversized frame and drop the connection, so neither the relay 
 client can send one to a peer it did not write. The kernel can: with TCP keep-alive on,
 a connection that carries nothing for ``idle`` seconds is probed, and one whose peer is
 gone (host down, cable pulled, a NAT that forgot it) is closed after ``timeout`` more
-seconds. A peer that is alive but has stopped reading still answers the probes; the
-slow-consumer limit deals with that one.
+seconds. Where the system allows it (Linux), ``TCP_USER_TIMEOUT`` bounds the same way a
+connection whose sent data stays unacknowledged, or whose peer's receive window stays
+shut (it stopped reading), for ``idle + timeout`` seconds: otherwise data in flight to a
+vanished peer keeps it "alive" for the whole retransmission schedule (about 15 minutes).
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ def enable_tcp_keepalive(transport: Any, idle: float, timeout: float) -> bool:
     """Turn on keep-alive probes for the TCP connection under ``transport``.
 
     A connection idle for ``idle`` seconds is probed :data:`PROBES` times, ``timeout`` /
-    :data:`PROBES` seconds apart (whole seconds, at least 1). Returns False, changing
+    :data:`PROBES` seconds apart (whole seconds, at least 1); data unacknowledged for
+    ``idle + timeout`` seconds closes it too (Linux). Returns False, changing
     nothing, when ``idle`` is 0 or the transport is not TCP (a UNIX socket, an
     in-memory transport). Where the system has no per-socket timings (not Linux), its
     own defaults apply.
@@ -51,4 +54,6 @@ def enable_tcp_keepalive(transport: Any, idle: float, timeout: float) -> bool:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, max(1, math.ceil(idle)))
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, max(1, math.ceil(timeout / PROBES)))
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, PROBES)
+    if hasattr(socket, "TCP_USER_TIMEOUT"):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, math.ceil((idle + timeout) * 1000))
     return True
