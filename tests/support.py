@@ -27,6 +27,24 @@ def within(d: defer.Deferred, seconds: float = WAIT) -> defer.Deferred:
     return d.addTimeout(seconds, reactor)
 
 
+def until(predicate: Callable[[], bool], seconds: float = WAIT, every: float = 0.01) -> defer.Deferred:
+    """Fires with True once ``predicate()`` holds (checked every ``every`` seconds), or
+    with False after ``seconds``: for state that no Deferred reports."""
+    done: defer.Deferred = defer.Deferred()
+    deadline = reactor.seconds() + seconds
+
+    def check() -> None:
+        if predicate():
+            done.callback(True)
+        elif reactor.seconds() > deadline:
+            done.callback(False)
+        else:
+            reactor.callLater(every, check)
+
+    check()
+    return done
+
+
 @dataclass
 class RunningRouter:
     """A router listening on 127.0.0.1 on an ephemeral port."""

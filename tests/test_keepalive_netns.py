@@ -24,7 +24,7 @@ from twisted.internet import defer, reactor
 from twisted.internet.endpoints import serverFromString
 
 from promisifier.router import Router, RouterConfig
-from tests.support import within
+from tests.support import until, within
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -88,23 +88,6 @@ def _line_from(process: subprocess.Popen) -> defer.Deferred:
     return threads.deferToThread(process.stdout.readline)
 
 
-def _until(predicate, seconds: float) -> defer.Deferred:
-    """Fires True once ``predicate()`` holds (checked every 50 ms), False after ``seconds``."""
-    done: defer.Deferred = defer.Deferred()
-    deadline = reactor.seconds() + seconds
-
-    def check() -> None:
-        if predicate():
-            done.callback(True)
-        elif reactor.seconds() > deadline:
-            done.callback(False)
-        else:
-            reactor.callLater(0.05, check)
-
-    check()
-    return done
-
-
 @pytest_twisted.inlineCallbacks
 def test_a_rawsocket_peer_that_vanished_is_dropped_by_tcp_keepalive(namespace):
     name, here, ns_end = namespace
@@ -128,7 +111,7 @@ def test_a_rawsocket_peer_that_vanished_is_dropped_by_tcp_keepalive(namespace):
         # link down instead would make the relay's kernel fail to send its probes, which it
         # counts as local congestion, not as an unanswered probe.)
         _ip("netns", "exec", name, "ip", "addr", "flush", "dev", ns_end)
-        assert (yield _until(lambda: router.state_counts()["sessions"] == 0, 20)), router.state_counts()
+        assert (yield until(lambda: router.state_counts()["sessions"] == 0, 20, every=0.05)), router.state_counts()
         assert reactor.seconds() - started < 15
         assert router.state_counts()["registrations"] == 0
     finally:

@@ -36,9 +36,9 @@ from promisifier.transport.rawsocket import (
 from promisifier.wire.messages import ABORT, CALL, HELLO, RESULT, WELCOME
 
 try:
-    from tests.support import SERIALIZER_NAMES, RecordingSession, autobahn_serializer, within
+    from tests.support import SERIALIZER_NAMES, RecordingSession, autobahn_serializer, until, within
 except ImportError:  # pragma: no cover - tests/ itself on sys.path
-    from support import SERIALIZER_NAMES, RecordingSession, autobahn_serializer, within  # type: ignore[no-redef]
+    from support import SERIALIZER_NAMES, RecordingSession, autobahn_serializer, until, within  # type: ignore[no-redef]
 
 by_serializer = pytest.mark.parametrize("ser", SERIALIZER_NAMES)
 ZERO = {"connections": 0, "sessions": 0, "registrations": 0, "subscriptions": 0, "pending_calls": 0}
@@ -103,20 +103,11 @@ def raw_router():
     pytest_twisted.blockon(running.stop())
 
 
-def idle(router: Router, seconds: float = 5.0) -> defer.Deferred:
-    """Fires with the router's state counts once they are all zero (polled)."""
-    done: defer.Deferred = defer.Deferred()
-    deadline = reactor.seconds() + seconds
-
-    def check() -> None:
-        counts = router.state_counts()
-        if all(value == 0 for value in counts.values()) or reactor.seconds() > deadline:
-            done.callback(counts)
-        else:
-            reactor.callLater(0.01, check)
-
-    check()
-    return done
+@defer.inlineCallbacks
+def idle(router: Router, seconds: float = 5.0):
+    """Fires with the router's state counts once they are all zero (or after ``seconds``)."""
+    yield until(lambda: all(value == 0 for value in router.state_counts().values()), seconds)
+    return router.state_counts()
 
 
 @defer.inlineCallbacks
