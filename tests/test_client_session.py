@@ -12,6 +12,8 @@ from promisifier.client import (
     CallTimeout,
     ConnectionClosed,
     ConnectionLost,
+    EventDetails,
+    InvocationDetails,
     NotConnected,
     Registration,
     SessionState,
@@ -185,6 +187,58 @@ def test_shared_and_pattern_registrations(router, serializer):
     assert (yield within(a.call("com.example.prefix.deep.name", 1))) == "prefix 1"
     yield within(a.close())
     yield within(b.close())
+
+
+@pytest_twisted.inlineCallbacks
+def test_details_tell_a_pattern_handler_the_concrete_uri_and_who_called(router, serializer):
+    callee = yield join(router, serializer)
+    caller = yield join(router, serializer)
+    seen = []
+
+    def handler(x, details):
+        seen.append(details)
+        return f"{details.procedure}({x})"
+
+    registration = yield within(callee.register("com.example.pattern", handler, match="prefix", details=True))
+    assert (yield within(caller.call("com.example.pattern.deep.name", 1))) == "com.example.pattern.deep.name(1)"
+    assert seen[0] == InvocationDetails(procedure="com.example.pattern.deep.name", registration=registration.id)
+    # disclosed callers, and progressive results beside details
+    progress_seen = []
+
+    def counting(n, details, progress=None):
+        progress(n - 1)
+        return details.caller
+
+    yield within(callee.register("com.example.counting", counting, details=True))
+    who = yield within(caller.call("com.example.counting", 2, disclose_me=True, on_progress=progress_seen.append))
+    assert who == caller.session_id and progress_seen == [1]
+    # without details=True the handler gets no such keyword
+    yield within(callee.register("com.example.plain", lambda **kwargs: sorted(kwargs)))
+    assert (yield within(caller.call("com.example.plain", a=1))) == ["a"]
+    yield within(caller.close())
+    yield within(callee.close())
+
+
+@pytest_twisted.inlineCallbacks
+def test_event_details_and_retained_events(router, serializer):
+    publisher = yield join(router, serializer)
+    subscriber = yield join(router, serializer)
+    handler, wait, received = event_waiter()
+    subscription = yield within(subscriber.subscribe("com.example.wild..temp", handler, match="wildcard", details=True))
+    publication = yield within(publisher.publish("com.example.wild.room1.temp", 21, acknowledge=True))
+    ((args, kwargs),) = yield wait(1)
+    assert args == (21,)
+    assert kwargs == {
+        "details": EventDetails(topic="com.example.wild.room1.temp", subscription=subscription.id, publication=publication)
+    }
+    # a retained event arrives on subscribing with get_retained, marked as such
+    kept = yield within(publisher.publish("com.example.kept", "last", acknowledge=True, retain=True))
+    late, late_wait, _ = event_waiter()
+    yield within(subscriber.subscribe("com.example.kept", late, details=True, get_retained=True))
+    ((args, kwargs),) = yield late_wait(1)
+    assert args == ("last",) and kwargs["details"].retained and kwargs["details"].publication == kept
+    yield within(publisher.close())
+    yield within(subscriber.close())
 
 
 @pytest_twisted.inlineCallbacks

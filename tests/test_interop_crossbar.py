@@ -256,6 +256,20 @@ def test_publish_subscribe_exact_prefix_and_exclude_me(lane):
 
 
 @pytest_twisted.inlineCallbacks
+def test_details_of_pattern_registrations_and_subscriptions(lane):
+    callee, caller = yield _two_sessions(lane)
+    yield within(callee.register("com.test.any.", lambda details: (details.procedure, details.caller), match="prefix", details=True))
+    result = yield within(caller.call("com.test.any.thing", disclose_me=True))
+    assert result == ["com.test.any.thing", caller.session_id]
+    event = defer.Deferred()
+    yield within(callee.subscribe("com.test..temp", lambda *args, details: event.callback(details), match="wildcard", details=True))
+    publication = yield within(caller.publish("com.test.room.temp", 20, acknowledge=True))
+    details = yield within(event)
+    assert (details.topic, details.publication) == ("com.test.room.temp", publication)
+    yield _leave(caller, callee)
+
+
+@pytest_twisted.inlineCallbacks
 def test_session_meta_api(lane):
     first, second = yield _two_sessions(lane)
     count = yield within(first.call("wamp.session.count"))
@@ -271,9 +285,9 @@ def test_reconnecting_client_registers_and_is_called(crossbar):
     caller = None
     try:
         session = yield within(client.connect())
-        yield within(client.register("com.test.client", lambda: "from the client"))
+        yield within(client.register("com.test.client", lambda details: details.procedure, details=True))
         caller = yield within(promisifier.connect(crossbar["ws"], "realm1"))
-        assert (yield within(caller.call("com.test.client"))) == "from the client"
+        assert (yield within(caller.call("com.test.client"))) == "com.test.client"
         assert session.session_id > 0
     finally:
         if caller is not None:

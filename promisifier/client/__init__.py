@@ -20,7 +20,15 @@ from promisifier.client.errors import (
 from promisifier.client.handles import ClientRegistration, ClientSubscription
 from promisifier.client.reconnect import Backoff, Client, ClientState
 from promisifier.client.session import Session
-from promisifier.client.types import CallResult, Registration, SessionState, SessionStats, Subscription
+from promisifier.client.types import (
+    CallResult,
+    EventDetails,
+    InvocationDetails,
+    Registration,
+    SessionState,
+    SessionStats,
+    Subscription,
+)
 
 __all__ = [
     "ApplicationError",
@@ -35,6 +43,8 @@ __all__ = [
     "ConnectTimeout",
     "ConnectionClosed",
     "ConnectionLost",
+    "EventDetails",
+    "InvocationDetails",
     "NotConnected",
     "Registration",
     "Session",

@@ -99,7 +99,13 @@ class SessionRequests:
         return d
 
     def register(
-        self, procedure: str, fn: Callable[..., Any], *, match: str = "exact", invoke: str = "single"
+        self,
+        procedure: str,
+        fn: Callable[..., Any],
+        *,
+        match: str = "exact",
+        invoke: str = "single",
+        details: bool = False,
     ) -> defer.Deferred[Registration]:
         """Register ``fn`` as ``procedure``; fires with a :class:`Registration`.
 
@@ -108,7 +114,9 @@ class SessionRequests:
         ``progress`` keyword argument: ``progress(*args, **kwargs)`` sends one progressive
         result. Raising :class:`ApplicationError` answers with that error; any other
         exception answers ``wamp.error.runtime_error`` with the exception's text (and the
-        traceback when the session has ``debug`` on). Raises ValueError for an unknown
+        traceback when the session has ``debug`` on). With ``details=True`` it also gets
+        ``details``, an :class:`InvocationDetails` (the concrete procedure URI of a pattern
+        registration, the caller when disclosed). Raises ValueError for an unknown
         ``match`` or ``invoke`` policy.
         """
         if match not in MATCH_POLICIES:
@@ -124,23 +132,37 @@ class SessionRequests:
             options["invoke"] = invoke
         request_id = self._ids.next()
         d: defer.Deferred[Registration] = defer.Deferred()
-        request = Request(REGISTER, d, procedure, (fn, match, invoke))
+        request = Request(REGISTER, d, procedure, (fn, match, invoke, details))
         return self._table.send(request_id, request, [REGISTER, request_id, options, procedure]) or d
 
-    def subscribe(self, topic: str, handler: Callable[..., Any], *, match: str = "exact") -> defer.Deferred[Subscription]:
+    def subscribe(
+        self,
+        topic: str,
+        handler: Callable[..., Any],
+        *,
+        match: str = "exact",
+        details: bool = False,
+        get_retained: bool = False,
+    ) -> defer.Deferred[Subscription]:
         """Subscribe ``handler(*args, **kwargs)`` to ``topic``; fires with a :class:`Subscription`.
 
         The handler may return a Deferred or be an ``async def``; its errors are logged.
-        Raises ValueError for an unknown ``match`` policy.
+        With ``details=True`` it also gets ``details``, an :class:`EventDetails` (the
+        concrete topic of a pattern subscription, the publication id, the publisher when
+        disclosed). ``get_retained=True`` asks the router for the event it retained on
+        the topic, delivered after subscribing. Raises ValueError for an unknown
+        ``match`` policy.
         """
         if match not in MATCH_POLICIES:
             raise ValueError(f"match must be one of {', '.join(MATCH_POLICIES)}, got {match!r}")
         if self.state is not SessionState.JOINED:
             return defer.fail(NotConnected(f"cannot subscribe to {topic}: session is {self.state.value}"))
-        options = {"match": match} if match != "exact" else {}
+        options: dict[str, Any] = {"match": match} if match != "exact" else {}
+        if get_retained:
+            options["get_retained"] = True
         request_id = self._ids.next()
         d: defer.Deferred[Subscription] = defer.Deferred()
-        request = Request(SUBSCRIBE, d, topic, (handler, match))
+        request = Request(SUBSCRIBE, d, topic, (handler, match, details))
         return self._table.send(request_id, request, [SUBSCRIBE, request_id, options, topic]) or d
 
     def publish(

@@ -18,7 +18,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from promisifier.client.errors import CANCELED_URI, RUNTIME_ERROR_URI, ApplicationError
-from promisifier.client.types import CallResult, Registration
+from promisifier.client.types import CallResult, InvocationDetails, Registration
 from promisifier.wire import EncodeError, ErrorURI
 from promisifier.wire.messages import ERROR, INVOCATION, YIELD
 
@@ -52,6 +52,17 @@ def result_payload(result: Any) -> list:
     return [[result]]
 
 
+def invocation_details(details: dict, registration: Registration) -> InvocationDetails:
+    """The :class:`InvocationDetails` of an INVOCATION for ``registration``."""
+    return InvocationDetails(
+        procedure=details.get("procedure", registration.procedure),
+        registration=registration.id,
+        caller=details.get("caller"),
+        caller_authid=details.get("caller_authid"),
+        caller_authrole=details.get("caller_authrole"),
+    )
+
+
 class _Running:
     __slots__ = ("deferred", "registration")
 
@@ -82,9 +93,12 @@ class Invocations:
         self.served += 1
         args = message[4] if len(message) > 4 else []
         kwargs = message[5] if len(message) > 5 else {}
-        if details.get("receive_progress") is True:
+        if details.get("receive_progress") is True or registration.details:
             kwargs = dict(kwargs)
-            kwargs["progress"] = self._progress_sender(invocation_id)
+            if details.get("receive_progress") is True:
+                kwargs["progress"] = self._progress_sender(invocation_id)
+            if registration.details:
+                kwargs["details"] = invocation_details(details, registration)
         running = _Running(registration)
         self._running[invocation_id] = running
         try:
@@ -173,4 +187,4 @@ class Invocations:
         self._send([ERROR, INVOCATION, invocation_id, {}, error_uri, *payload(args, kwargs)])
 
 
-__all__ = ["Invocations", "as_deferred", "payload", "result_payload"]
+__all__ = ["Invocations", "as_deferred", "invocation_details", "payload", "result_payload"]

@@ -29,12 +29,15 @@ def _ignore_lost(failure: Failure) -> None:
 class ClientRegistration:
     """A procedure a :class:`Client` registers on each of its sessions."""
 
-    def __init__(self, client: Client, procedure: str, fn: Callable[..., Any], match: str, invoke: str) -> None:
+    def __init__(
+        self, client: Client, procedure: str, fn: Callable[..., Any], match: str, invoke: str, details: bool = False
+    ) -> None:
         self.client = client
         self.procedure = procedure
         self.fn = fn
         self.match = match
         self.invoke = invoke
+        self.details = details
         #: the registration on the current session (None before the first, or after an error)
         self.current: Registration | None = None
         #: the router's last refusal when registering again after a reconnect, else None
@@ -59,7 +62,10 @@ class ClientRegistration:
             self.current, self.error = None, failure.value
             return failure
 
-        return session.register(self.procedure, self.fn, match=self.match, invoke=self.invoke).addCallbacks(done, refused)
+        registering = session.register(
+            self.procedure, self.fn, match=self.match, invoke=self.invoke, details=self.details
+        )
+        return registering.addCallbacks(done, refused)
 
     def unregister(self) -> defer.Deferred[None]:
         """Unregister now and stop registering it after reconnects."""
@@ -77,11 +83,22 @@ class ClientRegistration:
 class ClientSubscription:
     """A topic a :class:`Client` subscribes to on each of its sessions."""
 
-    def __init__(self, client: Client, topic: str, handler: Callable[..., Any], match: str) -> None:
+    def __init__(
+        self,
+        client: Client,
+        topic: str,
+        handler: Callable[..., Any],
+        match: str,
+        details: bool = False,
+        get_retained: bool = False,
+    ) -> None:
         self.client = client
         self.topic = topic
         self.handler = handler
         self.match = match
+        self.details = details
+        #: also asked again on every later session: events retained while disconnected arrive
+        self.get_retained = get_retained
         #: the subscription on the current session (None before the first, or after an error)
         self.current: Subscription | None = None
         #: the router's last refusal when subscribing again after a reconnect, else None
@@ -106,7 +123,10 @@ class ClientSubscription:
             self.current, self.error = None, failure.value
             return failure
 
-        return session.subscribe(self.topic, self.handler, match=self.match).addCallbacks(done, refused)
+        subscribing = session.subscribe(
+            self.topic, self.handler, match=self.match, details=self.details, get_retained=self.get_retained
+        )
+        return subscribing.addCallbacks(done, refused)
 
     def unsubscribe(self) -> defer.Deferred[None]:
         """Unsubscribe now and stop subscribing after reconnects."""

@@ -264,9 +264,16 @@ class Client:
         return outer
 
     def register(
-        self, procedure: str, fn: Callable[..., Any], *, match: str = "exact", invoke: str = "single"
+        self,
+        procedure: str,
+        fn: Callable[..., Any],
+        *,
+        match: str = "exact",
+        invoke: str = "single",
+        details: bool = False,
     ) -> defer.Deferred[ClientRegistration]:
-        """Register ``fn`` now (if joined) and on every later session.
+        """Register ``fn`` now (if joined) and on every later session (options as
+        :meth:`Session.register <promisifier.client.Session.register>`).
 
         Fires with a :class:`ClientRegistration` once registered on the current session,
         at once when not joined, or when the connection is lost before the answer (it is
@@ -275,7 +282,7 @@ class Client:
         """
         if procedure in self._registrations:
             return defer.fail(ValueError(f"{procedure} is already registered by this client"))
-        handle = ClientRegistration(self, procedure, fn, match, invoke)
+        handle = ClientRegistration(self, procedure, fn, match, invoke, details)
         self._registrations[procedure] = handle
         session = self.session
         if session is None:
@@ -289,12 +296,21 @@ class Client:
 
         return handle.register_on(session).addCallbacks(lambda _: handle, refused)
 
-    def subscribe(self, topic: str, handler: Callable[..., Any], *, match: str = "exact") -> defer.Deferred[ClientSubscription]:
-        """Subscribe ``handler`` now (if joined) and on every later session.
+    def subscribe(
+        self,
+        topic: str,
+        handler: Callable[..., Any],
+        *,
+        match: str = "exact",
+        details: bool = False,
+        get_retained: bool = False,
+    ) -> defer.Deferred[ClientSubscription]:
+        """Subscribe ``handler`` now (if joined) and on every later session (options as
+        :meth:`Session.subscribe <promisifier.client.Session.subscribe>`).
 
         Fires like :meth:`register`, with a :class:`ClientSubscription`.
         """
-        handle = ClientSubscription(self, topic, handler, match)
+        handle = ClientSubscription(self, topic, handler, match, details, get_retained)
         self._subscriptions.append(handle)
         session = self.session
         if session is None:

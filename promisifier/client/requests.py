@@ -20,7 +20,7 @@ from twisted.logger import Logger
 
 from promisifier.client.callee import as_deferred
 from promisifier.client.errors import TIMEOUT_URI, ApplicationError, CallTimeout, ConnectionLost
-from promisifier.client.types import CallResult, Registration, Subscription
+from promisifier.client.types import CallResult, EventDetails, Registration, Subscription
 from promisifier.wire.messages import (
     CALL,
     CANCEL,
@@ -158,8 +158,8 @@ class Correlation:
         """REGISTERED: [65, REGISTER.Request|id, Registration|id]."""
         request = self.take(message, message[1], REGISTER)
         if request is not None:
-            fn, match, invoke = request.data
-            registration = Registration(self.session, message[2], request.target, fn, match, invoke)
+            fn, match, invoke, details = request.data
+            registration = Registration(self.session, message[2], request.target, fn, match, invoke, details)
             self.registrations[registration.id] = registration
             request.deferred.callback(registration)
 
@@ -184,8 +184,8 @@ class Correlation:
         """SUBSCRIBED: [33, SUBSCRIBE.Request|id, Subscription|id]."""
         request = self.take(message, message[1], SUBSCRIBE)
         if request is not None:
-            handler, match = request.data
-            subscription = Subscription(self.session, message[2], request.target, handler, match)
+            handler, match, details = request.data
+            subscription = Subscription(self.session, message[2], request.target, handler, match, details)
             self.subscriptions.setdefault(subscription.id, []).append(subscription)
             request.deferred.callback(subscription)
 
@@ -219,9 +219,17 @@ class Correlation:
         self.events_received += 1
         args = message[4] if len(message) > 4 else []
         kwargs = message[5] if len(message) > 5 else {}
+        with_details = None
         for subscription in list(subscriptions):
+            if subscription.details:
+                if with_details is None:
+                    with_details = dict(kwargs)
+                    with_details["details"] = event_details(message, subscription)
+                handler_kwargs = with_details
+            else:
+                handler_kwargs = kwargs
             try:
-                result = subscription.handler(*args, **kwargs)
+                result = subscription.handler(*args, **handler_kwargs)
             except Exception as error:
                 log.info("event handler for {topic} raised {e!r}", topic=subscription.topic, e=error)
                 continue
@@ -260,4 +268,19 @@ class Correlation:
         request.deferred.errback(CallTimeout(f"call to {request.target} timed out after {request.data} s"))
 
 
-__all__ = ["Correlation", "Request", "log_failure"]
+
+def event_details(message: list, subscription: Subscription) -> EventDetails:
+    """The :class:`EventDetails` of an EVENT for one of the session's subscriptions."""
+    details = message[3]
+    return EventDetails(
+        topic=details.get("topic", subscription.topic),
+        subscription=subscription.id,
+        publication=message[2],
+        publisher=details.get("publisher"),
+        publisher_authid=details.get("publisher_authid"),
+        publisher_authrole=details.get("publisher_authrole"),
+        retained=details.get("retained") is True,
+    )
+
+
+__all__ = ["Correlation", "Request", "event_details", "log_failure"]

@@ -26,6 +26,44 @@ class CallResult:
     kwargs: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class InvocationDetails:
+    """What a procedure registered with ``details=True`` learns about each call; it gets it
+    as the keyword argument ``details``.
+
+    ``procedure`` is the URI the caller called: for a prefix or wildcard registration, the
+    concrete one. ``caller``, ``caller_authid`` and ``caller_authrole`` are None unless
+    the router discloses the caller (the caller asked with ``disclose_me``, or the
+    router's configuration discloses callers to this procedure).
+    """
+
+    procedure: str
+    registration: int
+    caller: int | None = None
+    caller_authid: str | None = None
+    caller_authrole: str | None = None
+
+
+@dataclass(frozen=True)
+class EventDetails:
+    """What a handler subscribed with ``details=True`` learns about each event; it gets it
+    as the keyword argument ``details``.
+
+    ``topic`` is the topic the event was published to (for a prefix or wildcard
+    subscription, the concrete one); ``retained`` is True for a retained event delivered
+    on subscribing (``get_retained=True``). The publisher fields are None unless the
+    router discloses the publisher.
+    """
+
+    topic: str
+    subscription: int
+    publication: int
+    publisher: int | None = None
+    publisher_authid: str | None = None
+    publisher_authrole: str | None = None
+    retained: bool = False
+
+
 class SessionState(enum.Enum):
     """Where a client session is in its life.
 
@@ -70,7 +108,14 @@ class Registration:
     """A procedure registered by a session (the answer to :meth:`Session.register`)."""
 
     def __init__(
-        self, session: Session, registration_id: int, procedure: str, fn: Callable[..., Any], match: str, invoke: str
+        self,
+        session: Session,
+        registration_id: int,
+        procedure: str,
+        fn: Callable[..., Any],
+        match: str,
+        invoke: str,
+        details: bool = False,
     ) -> None:
         self.session = session
         #: the router's registration id
@@ -79,6 +124,8 @@ class Registration:
         self.fn = fn
         self.match = match
         self.invoke = invoke
+        #: True when ``fn`` gets an :class:`InvocationDetails` as ``details``
+        self.details = details
         #: True until unregistered or the session ends
         self.active = True
 
@@ -98,7 +145,13 @@ class Subscription:
     """
 
     def __init__(
-        self, session: Session, subscription_id: int, topic: str, handler: Callable[..., Any], match: str
+        self,
+        session: Session,
+        subscription_id: int,
+        topic: str,
+        handler: Callable[..., Any],
+        match: str,
+        details: bool = False,
     ) -> None:
         self.session = session
         #: the router's subscription id
@@ -106,6 +159,8 @@ class Subscription:
         self.topic = topic
         self.handler = handler
         self.match = match
+        #: True when ``handler`` gets an :class:`EventDetails` as ``details``
+        self.details = details
         #: True until unsubscribed or the session ends
         self.active = True
 
@@ -117,4 +172,12 @@ class Subscription:
         return f"<Subscription {self.id} {self.topic!r} active={self.active}>"
 
 
-__all__ = ["CallResult", "Registration", "SessionState", "SessionStats", "Subscription"]
+__all__ = [
+    "CallResult",
+    "EventDetails",
+    "InvocationDetails",
+    "Registration",
+    "SessionState",
+    "SessionStats",
+    "Subscription",
+]
