@@ -42,7 +42,8 @@ from twisted.internet.task import Clock
 from benchmarks import harness
 from benchmarks.servers import EchoRawSocket, EchoWebSocket
 from promisifier.router import Router, RouterConfig
-from promisifier.transport.rawsocket import RawSocketServerFactory, handshake_octets
+from promisifier.transport.rawsocket import RawSocketServerFactory
+from promisifier.transport.rawsocket_framing import handshake_octets
 from promisifier.wire import SERIALIZERS
 
 HELLO, WELCOME, REGISTER, REGISTERED, CALL, RESULT, INVOCATION, YIELD = 1, 2, 64, 65, 48, 50, 68, 70

@@ -29,13 +29,8 @@ from twisted.internet import defer, reactor
 from twisted.internet.endpoints import serverFromString
 
 from promisifier.router import RouterConfig
-from promisifier.transport.rawsocket import (
-    RawSocketServerFactory,
-    RawSocketServerProtocol,
-    exponent_length,
-    handshake_octets,
-    length_exponent,
-)
+from promisifier.transport.rawsocket import RawSocketServerFactory, RawSocketServerProtocol
+from promisifier.transport.rawsocket_framing import exponent_length, handshake_octets, length_exponent
 from promisifier.transport.websocket import DEFAULT_MAX_MESSAGE_SIZE
 
 

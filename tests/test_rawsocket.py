@@ -22,12 +22,11 @@ from twisted.internet.protocol import Factory, Protocol
 
 import promisifier
 from promisifier.router import Router, RouterConfig
-from promisifier.transport.rawsocket import (
+from promisifier.transport.rawsocket import RawSocketClientFactory, RawSocketServerFactory
+from promisifier.transport.rawsocket_framing import (
     MAX_FRAME_LENGTH,
     PING,
     PONG,
-    RawSocketClientFactory,
-    RawSocketServerFactory,
     exponent_length,
     frame_header,
     handshake_octets,

@@ -29,7 +29,8 @@ from twisted.logger import Logger
 
 from promisifier.client.errors import ConnectionClosed, ConnectTimeout
 from promisifier.client.session import Session
-from promisifier.transport.rawsocket import HANDSHAKE_ERRORS, RawSocketClientFactory
+from promisifier.transport.rawsocket import RawSocketClientFactory
+from promisifier.transport.rawsocket_framing import HANDSHAKE_ERRORS
 from promisifier.transport.websocket import WampClientFactory, WampClientProtocol
 
 log = Logger(namespace="promisifier.client")

@@ -65,7 +65,7 @@ def wamp_resource(router: Router, listener: ListenerConfig) -> WebSocketResource
 def rawsocket_factory(router: Router, listener: ListenerConfig) -> Any:
     """The router's RawSocket server factory with the listener's auth, serializers and limit
     (a listener with ``transport = "rawsocket"``)."""
-    from promisifier.transport.rawsocket import MAX_FRAME_LENGTH, SERIALIZER_IDS
+    from promisifier.transport.rawsocket_framing import MAX_FRAME_LENGTH, SERIALIZER_IDS
 
     factory = router.rawsocket_factory(listener.auth)
     if listener.serializers is not None:

@@ -1,22 +1,7 @@
 """WAMP over RawSocket: length-prefixed frames on a plain byte stream (TCP, TLS, UNIX).
 
-The transport of the WAMP spec's advanced profile ("RawSocket Transport"). A connection
-starts with a 4-octet handshake from the client, answered by the router:
-
-    0x7F  LLLL SSSS  0x00  0x00
-
-``SSSS`` is the serializer (1 JSON, 2 MessagePack) and ``LLLL`` the largest message the
-sender of the octet is willing to *receive*, ``2 ** (LLLL + 9)`` octets (512 B to 16 MiB).
-A router that refuses answers ``0x7F EEEE0000 0x00 0x00`` with an error code ``EEEE``
-(1 serializer unsupported, 2 maximum message length unacceptable, 3 use of reserved bits,
-4 maximum connection count reached) and closes. Then every transport message is a 4-octet
-prefix and its payload:
-
-    RRRR XTTT  LLLLLLLL LLLLLLLL LLLLLLLL
-
-``TTT`` is the kind (0 a WAMP message, 1 PING, 2 PONG), the 24 ``L`` bits the payload
-length, and ``X`` a 25th length bit, set only for a payload of exactly 16 MiB. A PING is
-answered with a PONG carrying the same payload.
+The transport of the WAMP spec's advanced profile ("RawSocket Transport"). The octets on the wire (handshake and frame prefix) are in
+:mod:`promisifier.transport.rawsocket_framing`.
 
 :class:`RawSocketServerProtocol` gives a handler the same peer interface as the WebSocket
 connection of :mod:`promisifier.transport.websocket` (``send``, ``send_shared``,
@@ -35,7 +20,6 @@ length, a reserved frame kind or reserved bits fail the connection at once.
 from __future__ import annotations
 
 import itertools
-import struct
 from typing import Any, Callable, Iterable
 
 from autobahn.twisted.util import peer2str
@@ -46,6 +30,29 @@ from twisted.python.failure import Failure
 
 from promisifier.transport.closing import CloseCode
 from promisifier.transport.flow import OutgoingBuffer
+from promisifier.transport.rawsocket_framing import (
+    DEFAULT_MAX_MESSAGE_SIZE,
+    ERROR_CONNECTION_COUNT,
+    ERROR_MAX_LENGTH_UNACCEPTABLE,
+    ERROR_RESERVED_BITS,
+    ERROR_SERIALIZER_UNSUPPORTED,
+    HANDSHAKE_ERRORS,
+    MAGIC,
+    MAX_FRAME_LENGTH,
+    MESSAGE,
+    PING,
+    PONG,
+    RESERVED_BITS,
+    SERIALIZER_IDS,
+    X_BIT,
+    exponent_length,
+    frame_header,
+    handshake_error_octets,
+    handshake_octets,
+    length_exponent,
+    pack_header,
+    unpack_header,
+)
 from promisifier.transport.stats import PROTOCOL_ERROR_CODES, ConnectionStats, handler_log_fields
 from promisifier.transport.tcp_keepalive import enable_tcp_keepalive
 from promisifier.transport.websocket import DEFAULT_KEEPALIVE_INTERVAL, DEFAULT_KEEPALIVE_TIMEOUT
@@ -54,66 +61,7 @@ from promisifier.wire.serializers import Serializer
 
 log = Logger(namespace="promisifier.transport")
 
-MAGIC = 0x7F
-#: handshake serializer ids of the spec (3 CBOR, 4 UBJSON, 5 FlatBuffers are not spoken here)
-SERIALIZER_IDS: dict[str, int] = {"json": 1, "msgpack": 2}
-#: frame kinds (TTT)
-MESSAGE, PING, PONG = 0, 1, 2
-#: handshake error codes (EEEE)
-ERROR_SERIALIZER_UNSUPPORTED = 1
-ERROR_MAX_LENGTH_UNACCEPTABLE = 2
-ERROR_RESERVED_BITS = 3
-ERROR_CONNECTION_COUNT = 4
-HANDSHAKE_ERRORS = {
-    ERROR_SERIALIZER_UNSUPPORTED: "serializer unsupported",
-    ERROR_MAX_LENGTH_UNACCEPTABLE: "maximum message length unacceptable",
-    ERROR_RESERVED_BITS: "use of reserved bits (unsupported feature)",
-    ERROR_CONNECTION_COUNT: "maximum connection count reached",
-}
-#: the largest payload a frame can carry (the X bit): 16 MiB
-MAX_FRAME_LENGTH = 1 << 24
-#: default limit on one received WAMP message (the largest RawSocket allows)
-DEFAULT_MAX_MESSAGE_SIZE = MAX_FRAME_LENGTH
-
-_HEADER = struct.Struct(">I")
-_pack_header = _HEADER.pack
-_unpack_header = _HEADER.unpack_from
-_X_BIT = 0x08000000
-_RESERVED_BITS = 0xF0000000
 _connection_ids = itertools.count(1)
-
-
-def length_exponent(max_length: int) -> int:
-    """The handshake's ``LLLL`` for a receive limit: the largest ``l`` in 0..15 with
-    ``2 ** (l + 9) <= max_length`` (0 when ``max_length`` is below 512)."""
-    exponent = 0
-    while exponent < 15 and 1 << (exponent + 10) <= max_length:
-        exponent += 1
-    return exponent
-
-
-def exponent_length(exponent: int) -> int:
-    """The message length that the handshake's ``LLLL`` stands for: ``2 ** (LLLL + 9)``."""
-    return 1 << (exponent + 9)
-
-
-def frame_header(kind: int, length: int) -> bytes:
-    """The 4-octet prefix of a frame of ``kind`` carrying ``length`` octets."""
-    if length == MAX_FRAME_LENGTH:
-        return _pack_header((kind << 24) | _X_BIT)
-    if not 0 <= length < MAX_FRAME_LENGTH:
-        raise ValueError(f"a RawSocket frame carries at most {MAX_FRAME_LENGTH} octets, not {length}")
-    return _pack_header((kind << 24) | length)
-
-
-def handshake_octets(serializer_id: int, exponent: int) -> bytes:
-    """A handshake request or success reply."""
-    return bytes((MAGIC, (exponent << 4) | serializer_id, 0, 0))
-
-
-def handshake_error_octets(code: int) -> bytes:
-    """A handshake error reply."""
-    return bytes((MAGIC, code << 4, 0, 0))
 
 
 class _RawSocketConnection(Protocol):
@@ -192,9 +140,9 @@ class _RawSocketConnection(Protocol):
         stats.messages_out += 1
         stats.bytes_out += length
         if length < MAX_FRAME_LENGTH:
-            header = _pack_header(length)
+            header = pack_header(length)
         else:
-            header = _pack_header(_X_BIT)
+            header = pack_header(X_BIT)
         if length < 4096:
             self.transport.write(header + payload)  # type: ignore[union-attr]
         else:  # no copy of a large payload
@@ -223,7 +171,7 @@ class _RawSocketConnection(Protocol):
         stats = self.stats
         stats.messages_out += 1
         stats.bytes_out += length
-        header = _pack_header(length) if length < MAX_FRAME_LENGTH else _pack_header(_X_BIT)
+        header = pack_header(length) if length < MAX_FRAME_LENGTH else pack_header(X_BIT)
         if length < 4096:
             self.transport.write(header + payload)  # type: ignore[union-attr]
         else:
@@ -311,13 +259,13 @@ class _RawSocketConnection(Protocol):
         offset = 0
         max_receive = self._max_receive
         while end - offset >= 4:
-            header = _unpack_header(data, offset)[0]
+            header = unpack_header(data, offset)[0]
             length = header & 0xFFFFFF
             if header > 0xFFFFFF:  # not a plain WAMP message below 16 MiB
-                if header & _RESERVED_BITS:
+                if header & RESERVED_BITS:
                     self._fail(CloseCode.PROTOCOL_ERROR, "reserved bits set in a frame header")
                     return
-                if header & _X_BIT:
+                if header & X_BIT:
                     if length:
                         self._fail(CloseCode.PROTOCOL_ERROR, "frame length over 16 MiB")
                         return
@@ -348,8 +296,8 @@ class _RawSocketConnection(Protocol):
             rest = bytearray(data[offset:] if offset else data)
             self._pending = rest
             if len(rest) >= 4:
-                header = _unpack_header(rest, 0)[0]
-                length = header & 0xFFFFFF or (MAX_FRAME_LENGTH if header & _X_BIT else 0)
+                header = unpack_header(rest, 0)[0]
+                length = header & 0xFFFFFF or (MAX_FRAME_LENGTH if header & X_BIT else 0)
                 self._pending_need = 4 + length
             else:
                 self._pending_need = 4
