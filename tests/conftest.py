@@ -6,6 +6,8 @@ import socket
 
 import pytest
 
+from tests.relay_support import processes, relays  # noqa: F401 - fixtures for every test module
+
 
 @pytest.fixture
 def free_port() -> int:

@@ -38,7 +38,6 @@ from twisted.web.static import File
 
 from tests.support import within
 from tests.test_examples import Example
-from tests.test_status_web import relays  # noqa: F401 - the fixture
 
 REPO = Path(__file__).resolve().parent.parent
 AUTOBAHN_BROWSER = REPO / "tests" / "interop" / "js" / "node_modules" / "autobahn-browser"

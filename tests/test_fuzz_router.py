@@ -2,7 +2,7 @@
 WebSocket client, in both serializers, against one router per test module.
 
 Each hypothesis example opens one raw connection (the client of
-``tests/test_router_hostile.py``), brings it to a starting state (fresh: no HELLO yet;
+``tests/raw_support.py``), brings it to a starting state (fresh: no HELLO yet;
 joined; or back to ESTABLISHING after a GOODBYE), and sends, pipelined, a few frames:
 
 * valid messages with a known answer: HELLO, CALL (to nobody, to a live autobahn callee
@@ -66,13 +66,13 @@ from hypothesis import strategies as st
 from twisted.internet import defer, reactor, task
 
 from promisifier.router import RouterConfig
-from tests.support import connect_autobahn, leave_and_wait, start_router, within
-from tests.test_router_hostile import (  # noqa: F401 - no_unhandled_errors is an autouse fixture
-    _LIVE_CLIENTS,
+from tests.raw_support import (  # noqa: F401 - no_unhandled_errors is an autouse fixture
+    LIVE_CLIENTS,
     logged_failure,
     no_unhandled_errors,
     raw_connect,
 )
+from tests.support import connect_autobahn, leave_and_wait, start_router, within
 
 LONG = os.environ.get("PROMISIFIER_FUZZ_LONG", "") not in ("", "0")
 #: examples per test: 60, 3000 with PROMISIFIER_FUZZ_LONG=1, or PROMISIFIER_FUZZ_EXAMPLES=n
@@ -829,8 +829,8 @@ def run_example(relay: Relay, log_events: list, case: Case):
     finally:
         if not client.is_closed:
             yield client.close()
-        if client in _LIVE_CLIENTS:
-            _LIVE_CLIENTS.remove(client)
+        if client in LIVE_CLIENTS:
+            LIVE_CLIENTS.remove(client)
     yield check_health(relay, log_events, log_mark)
     relay.examples += 1
 

@@ -25,7 +25,7 @@ timeout; now :class:`promisifier.transport.handshake.HandshakeDeadlineSite`), an
 session-limit ABORT did not name the limit.
 
 After every case the relay still works for an autobahn callee and caller and its state
-drains to zero (``run_case`` of ``tests/test_router_hostile.py``), and no exception
+drains to zero (``run_case`` of ``tests/raw_support.py``), and no exception
 escaped into the log (``no_unhandled_errors``).
 """
 
@@ -45,8 +45,7 @@ from twisted.internet.protocol import Protocol
 from promisifier.router import RouterConfig
 from promisifier.router.config import Limits
 from promisifier.wire import LIMIT_EXCEEDED
-from tests.support import WAIT, connect_autobahn, leave_and_wait, within
-from tests.test_router_hostile import (  # noqa: F401 - no_unhandled_errors is an autouse fixture
+from tests.raw_support import (  # noqa: F401 - no_unhandled_errors is an autouse fixture
     CALL,
     GOODBYE,
     REGISTER,
@@ -54,15 +53,16 @@ from tests.test_router_hostile import (  # noqa: F401 - no_unhandled_errors is a
     UNREGISTER,
     UNSUBSCRIBE,
     YIELD,
-    _host_port,
     expect_abort,
     expect_close,
     hello,
+    host_port,
     no_unhandled_errors,
     raw_connect,
     raw_join,
     run_case,
 )
+from tests.support import WAIT, connect_autobahn, leave_and_wait, within
 
 serializers = pytest.mark.parametrize("serializer", ["json", "msgpack"])
 NO_SUCH_PROCEDURE = "wamp.error.no_such_procedure"
@@ -489,7 +489,7 @@ def test_connection_without_websocket_upgrade_is_closed_at_the_handshake_deadlin
 
     @defer.inlineCallbacks
     def body(running):
-        host, port = _host_port(running.url)
+        host, port = host_port(running.url)
         request = (
             f"GET /ws HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"

@@ -7,13 +7,11 @@ import io
 import json
 import os
 import signal
-import sys
 import urllib.request
 from types import SimpleNamespace
 
 import pytest
 import pytest_twisted
-from twisted.internet import defer
 from twisted.internet.task import Clock
 from twisted.logger import Logger, LogLevel, globalLogPublisher
 from twisted.python import usage
@@ -26,10 +24,9 @@ from promisifier.router.trace import describe
 from promisifier.transport.stats import ConnectionStats
 from promisifier.transport.websocket import WampServerProtocol
 from promisifier.wire.messages import ABORT, CALL, EVENT, HELLO, PUBLISH, RESULT, YIELD
+from tests.raw_support import expect_abort, raw_connect, raw_join
+from tests.relay_support import relay_config
 from tests.support import within
-from tests.test_relay_process import processes  # noqa: F401 - the fixture
-from tests.test_router_hostile import expect_abort, raw_connect, raw_join
-from tests.test_status_web import relay_config, relays  # noqa: F401 - the fixture
 
 SESSION_FIELDS = ("session_id", "realm", "authid", "peer")
 

@@ -15,9 +15,9 @@ from promisifier.relay.web import RelayWeb
 from promisifier.router import Router, RouterConfig
 from promisifier.router.counters import CALL_LATENCY_BUCKETS, LatencyHistogram
 from promisifier.wire.messages import HELLO
+from tests.raw_support import expect_abort, raw_connect, raw_join, send_garbage
+from tests.relay_support import relay_config
 from tests.support import within
-from tests.test_router_hostile import expect_abort, raw_connect, raw_join, send_garbage
-from tests.test_status_web import relay_config, relays  # noqa: F401 - the fixture
 
 TICKETS = """
 [listeners.auth]

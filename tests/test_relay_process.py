@@ -4,12 +4,10 @@ callee and caller talking through it, then stopped with SIGTERM."""
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -21,6 +19,7 @@ from twisted.python import usage
 from promisifier.relay.options import RelayOptions
 from promisifier.relay.service import make_service
 from promisifier.router import RouterConfig
+from tests.relay_support import Process, subprocess_env
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
@@ -118,91 +117,6 @@ def test_service_raises_at_start_when_port_is_taken():
 
 
 # -- the relay as a process ----------------------------------------------------------------
-
-
-def subprocess_env() -> dict[str, str]:
-    """The environment for child processes: this checkout's package first on sys.path."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
-class Process:
-    """A child process whose output (stdout and stderr) is collected line by line."""
-
-    def __init__(self, argv: list[str], cwd: Path) -> None:
-        self.argv = argv
-        self.popen = subprocess.Popen(
-            argv, cwd=cwd, env=subprocess_env(), stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )
-        self.lines: list[str] = []
-        self._changed = threading.Condition()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        for line in self.popen.stdout:
-            with self._changed:
-                self.lines.append(line)
-                self._changed.notify_all()
-        with self._changed:
-            self._changed.notify_all()
-
-    @property
-    def output(self) -> str:
-        with self._changed:
-            return "".join(self.lines)
-
-    def describe(self) -> str:
-        return f"{' '.join(self.argv)} (exit code {self.popen.poll()}), output:\n{self.output}"
-
-    def wait_for_output(self, text: str, timeout: float = WAIT) -> None:
-        """Wait until ``text`` appears in the output; fail if the process ends or time runs out."""
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while text not in "".join(self.lines):
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or (not self._reader.is_alive() and self.popen.poll() is not None):
-                    pytest.fail(f"{text!r} not seen within {timeout}s: {self.describe()}")
-                self._changed.wait(min(remaining, 0.5))
-
-    def wait(self, timeout: float = WAIT) -> int:
-        """Wait for the process to exit (and its output to be read); its exit code."""
-        try:
-            code = self.popen.wait(timeout)
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"still running after {timeout}s: {self.describe()}")
-        self._reader.join(timeout)
-        return code
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = WAIT) -> int:
-        """Send ``sig`` and wait for the exit code."""
-        if self.popen.poll() is None:
-            self.popen.send_signal(sig)
-        return self.wait(timeout)
-
-    def kill(self) -> None:
-        if self.popen.poll() is None:
-            self.popen.kill()
-            self.popen.wait(WAIT)
-        self.popen.stdout.close()
-
-
-@pytest.fixture
-def processes(tmp_path):
-    """Start child processes with ``processes(argv)``; all are killed after the test."""
-    started: list[Process] = []
-
-    def start(argv: list[str]) -> Process:
-        process = Process(argv, cwd=tmp_path)
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        process.kill()
 
 
 def wait_for_port(port: int, process: Process, timeout: float = WAIT) -> None:

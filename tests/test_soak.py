@@ -41,8 +41,7 @@ from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.logger import formatEvent, globalLogBeginner, globalLogPublisher
 
 from promisifier.router import RouterConfig
-from tests.support import WAIT, start_router, within
-from tests.test_router_hostile import (
+from tests.raw_support import (
     CALL,
     GOODBYE,
     PUBLISH,
@@ -53,10 +52,11 @@ from tests.test_router_hostile import (
     ConnectionClosed,
     RawClient,
     RawWampProtocol,
-    _host_port,
     hello,
+    host_port,
     logged_failure,
 )
+from tests.support import WAIT, start_router, within
 
 pytestmark = pytest.mark.soak
 
@@ -85,7 +85,7 @@ def logging_begun():
 
 @pytest.fixture(autouse=True)
 def no_unhandled_errors():
-    """As ``tests/test_router_hostile.py``'s fixture, but keeping only the events that carry
+    """As ``no_unhandled_errors`` of ``tests/raw_support.py``, but keeping only the events that carry
     a failure: keeping every event of a thousand connections would hold all their objects
     and be measured as growth."""
     failures: list[dict] = []
@@ -169,7 +169,7 @@ def soak_join(url: str, index: int):
     factory = WebSocketClientFactory(url, protocols=[SUBPROTOCOLS["json" if index % 2 else "msgpack"]])
     factory.protocol = RawWampProtocol
     factory.client = client
-    host, port = _host_port(url)
+    host, port = host_port(url)
     yield within(TCP4ClientEndpoint(reactor, host, port, timeout=WAIT).connect(factory))
     opened = yield within(client.opened)
     assert opened, (client.close_code, client.close_reason)

@@ -5,102 +5,20 @@ A relay service on 127.0.0.1 (an ephemeral port), real clients, real HTTP reques
 
 from __future__ import annotations
 
-import textwrap
 import tomllib
 
 import orjson
 import pytest
 import pytest_twisted
-from twisted.internet import defer, reactor
+from twisted.internet import defer
 from twisted.internet.task import Clock
-from twisted.web.client import Agent, readBody
 
-import promisifier
 from promisifier import ApplicationError
 from promisifier.relay.config import ConfigError, ListenerConfig, RelayConfig, default_config, parse_config
-from promisifier.relay.service import RelayService
 from promisifier.relay.web import RelayWeb
 from promisifier.router import Router, RouterConfig
+from tests.relay_support import LOOPBACK, relay_config
 from tests.support import within
-
-LOOPBACK = "tcp:0:interface=127.0.0.1"
-
-
-# -- helpers (test_metrics.py and test_browser.py use them too) ------------------------------
-
-
-def relay_config(text: str = "") -> RelayConfig:
-    """A config from TOML text; with no [[listeners]], one loopback listener on port 0."""
-    if "[[listeners]]" not in text:
-        text = f'[[listeners]]\nendpoint = "{LOOPBACK}"\n' + text
-    return parse_config(tomllib.loads(textwrap.dedent(text)))
-
-
-class Relay:
-    """A started relay service and helpers to talk HTTP to its first listener."""
-
-    def __init__(self, config: RelayConfig | None = None) -> None:
-        self.service = RelayService(config or relay_config(), reactor=reactor, handle_sighup=False, stop_timeout=5)
-        self.service.startService()
-        self.sessions: list = []
-
-    @property
-    def router(self) -> Router:
-        return self.service.router  # type: ignore[return-value]
-
-    @property
-    def url(self) -> str:
-        return self.service.url  # type: ignore[return-value]
-
-    @property
-    def http(self) -> str:
-        host = self.service.port.getHost()  # type: ignore[union-attr]
-        return f"http://127.0.0.1:{host.port}"
-
-    @defer.inlineCallbacks
-    def get(self, path: str):
-        """GET ``path``: fires with (status code, content type, body bytes)."""
-        response = yield within(Agent(reactor).request(b"GET", (self.http + path).encode("ascii")))
-        body = yield within(readBody(response))
-        content_type = (response.headers.getRawHeaders(b"content-type") or [b""])[0].decode("ascii")
-        return response.code, content_type, body
-
-    @defer.inlineCallbacks
-    def get_json(self, path: str = "/status.json"):
-        code, content_type, body = yield self.get(path)
-        assert code == 200, (path, code, body[:300])
-        assert content_type == "application/json"
-        return orjson.loads(body)
-
-    @defer.inlineCallbacks
-    def connect(self, **kwargs):
-        session = yield within(promisifier.connect(self.url, "realm1", **kwargs))
-        self.sessions.append(session)
-        return session
-
-    @defer.inlineCallbacks
-    def stop(self):
-        for session in self.sessions:
-            if session.is_joined:
-                yield within(session.leave())
-        yield within(self.service.stopService())
-
-
-@pytest.fixture
-def relays():
-    """Start relays with ``relays(config)``; every one is stopped after the test."""
-    started: list[Relay] = []
-
-    def start(config: RelayConfig | None = None) -> Relay:
-        relay = Relay(config)
-        started.append(relay)
-        return relay
-
-    yield start
-    for relay in started:
-        if relay.service.running:
-            pytest_twisted.blockon(relay.stop())
-
 
 def realm_of(status: dict, name: str = "realm1") -> dict:
     [realm] = [realm for realm in status["realms"] if realm["name"] == name]
