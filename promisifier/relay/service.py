@@ -49,7 +49,7 @@ def make_service(options: RelayOptions, reactor=None) -> IService:
     A malformed endpoint string raises ``ValueError`` here, before anything runs.
     """
     if options.relay_config is not None:
-        return RelayService(options.relay_config, config_file=options["config"], reactor=reactor)
+        return RelayService(options.relay_config, config_file=options["config"], reactor=reactor, own_process=True)
     config = default_config(
         endpoint=options["endpoint"],
         path=options["path"],
@@ -57,7 +57,7 @@ def make_service(options: RelayOptions, reactor=None) -> IService:
         max_message_size=options["max-message-size"],
         rawsockets=options["rawsockets"],
     )
-    return RelayService(config, reactor=reactor)
+    return RelayService(config, reactor=reactor, own_process=True)
 
 
 def _files_state(names: tuple[str, ...]) -> tuple[Any, ...]:
@@ -120,6 +120,10 @@ class RelayService(Service):
     After start, :attr:`router` is the router, :attr:`listeners` the listening endpoints,
     and :attr:`port` / :attr:`url` those of the first listener (once its endpoint has
     answered; for TCP, TLS and UNIX endpoints that is at once).
+
+    ``own_process=True`` (what :func:`make_service` gives the relay commands) says the
+    process is the relay's alone: once started, it tidies up after start-up for the
+    whole process (:func:`~promisifier.relay.memory.release_startup_memory`).
     """
 
     name = "promisifier-relay"
@@ -132,6 +136,7 @@ class RelayService(Service):
         reactor=None,
         stop_timeout: float = STOP_TIMEOUT,
         handle_sighup: bool = True,
+        own_process: bool = False,
     ) -> None:
         if reactor is None:
             from twisted.internet import reactor
@@ -140,6 +145,7 @@ class RelayService(Service):
         self.config_file = config_file
         self.stop_timeout = stop_timeout
         self.handle_sighup = handle_sighup and config_file is not None
+        self.own_process = own_process
         self._reactor = reactor
         self.router: Router | None = None
         #: the status page, health check and metrics of the router (made at start)
@@ -189,7 +195,8 @@ class RelayService(Service):
         self.web.start()
         if self.handle_sighup:
             self._install_sighup()
-        release_startup_memory()
+        if self.own_process:
+            release_startup_memory()
 
     def _bind(self, listener: Listener, starting: bool) -> Failure | None:
         """Listen; a failure the endpoint reports at once is returned (later ones are logged)."""
