@@ -2,16 +2,13 @@
 for the whole session: write Twisted tests with ``@pytest_twisted.inlineCallbacks`` or
 ``@pytest_twisted.ensureDeferred``. Settings are in setup.cfg ``[tool:pytest]``."""
 
-import socket
-
 import pytest
 
 from tests.relay_support import processes, relays  # noqa: F401 - fixtures for every test module
+from tests.support import free_ports
 
 
 @pytest.fixture
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that was free a moment ago (the OS picked it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    return free_ports(1)[0]

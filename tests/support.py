@@ -5,6 +5,7 @@ Everything talks over real sockets on 127.0.0.1. Waits are bounded by ``within``
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -25,6 +26,21 @@ SERIALIZER_NAMES = ("json", "msgpack")
 def within(d: defer.Deferred, seconds: float = WAIT) -> defer.Deferred:
     """``d`` with a timeout: fails with ``defer.TimeoutError`` after ``seconds``."""
     return d.addTimeout(seconds, reactor)
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` different TCP ports on 127.0.0.1 that were free a moment ago (the OS picked
+    them; all are held until all are picked, so none comes twice)."""
+    sockets = []
+    try:
+        for _ in range(count):
+            sock = socket.socket()
+            sock.bind(("127.0.0.1", 0))
+            sockets.append(sock)
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 def until(predicate: Callable[[], bool], seconds: float = WAIT, every: float = 0.01) -> defer.Deferred:

@@ -27,7 +27,7 @@ from twisted.internet.task import deferLater
 
 import promisifier
 from promisifier.client import ApplicationError, CallResult, CallTimeout, Client
-from tests.support import within
+from tests.support import free_ports, within
 
 HERE = Path(__file__).resolve().parent
 CROSSBAR = os.environ.get("PROMISIFIER_CROSSBAR") or str(HERE / "interop" / "crossbar" / "venv" / "bin" / "crossbar")
@@ -40,12 +40,6 @@ pytestmark = [
         reason=f"Crossbar not installed ({CROSSBAR}): bash tests/interop/crossbar/install.sh",
     ),
 ]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _node_config(ws_port: int, rs_port: int) -> dict:
@@ -103,7 +97,7 @@ def crossbar(tmp_path_factory):
     """A running Crossbar node; yields ``{"ws": url, "rs": url}``."""
     node_dir = tmp_path_factory.mktemp("crossbar") / ".crossbar"
     node_dir.mkdir()
-    ws_port, rs_port = _free_port(), _free_port()
+    ws_port, rs_port = free_ports(2)
     (node_dir / "config.json").write_text(json.dumps(_node_config(ws_port, rs_port)))
     log = open(node_dir / "node.log", "wb")
     process = subprocess.Popen(

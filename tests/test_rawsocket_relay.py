@@ -32,9 +32,9 @@ from promisifier.relay.options import RelayOptions
 from promisifier.relay.service import RelayService, make_service
 
 try:
-    from tests.support import SERIALIZER_NAMES, connect_autobahn, leave_and_wait, within
+    from tests.support import SERIALIZER_NAMES, connect_autobahn, free_ports, leave_and_wait, within
 except ImportError:  # pragma: no cover - tests/ itself on sys.path
-    from support import SERIALIZER_NAMES, connect_autobahn, leave_and_wait, within  # type: ignore[no-redef]
+    from support import SERIALIZER_NAMES, connect_autobahn, free_ports, leave_and_wait, within  # type: ignore[no-redef]
 
 REPO = Path(__file__).resolve().parent.parent
 PYTHON_M = [sys.executable, "-m", "promisifier", "relay"]
@@ -49,17 +49,6 @@ def child_env() -> dict[str, str]:
     return env
 
 
-def free_ports(count: int) -> list[int]:
-    sockets = []
-    try:
-        for _ in range(count):
-            sock = socket.socket()
-            sock.bind(("127.0.0.1", 0))
-            sockets.append(sock)
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 def accepts(port: int) -> bool:

@@ -93,9 +93,10 @@ class Invocations:
         self.served += 1
         args = message[4] if len(message) > 4 else []
         kwargs = message[5] if len(message) > 5 else {}
-        if details.get("receive_progress") is True or registration.details:
+        wants_progress = details.get("receive_progress") is True
+        if wants_progress or registration.details:
             kwargs = dict(kwargs)
-            if details.get("receive_progress") is True:
+            if wants_progress:
                 kwargs["progress"] = self._progress_sender(invocation_id)
             if registration.details:
                 kwargs["details"] = invocation_details(details, registration)
