@@ -39,8 +39,13 @@ def run(args: argparse.Namespace) -> tuple[list[dict], dict]:
                     for _ in range(args.callers):
                         started.append(
                             harness.Worker(
-                                "echo", url, args.log_dir, serializer=serializer, sessions=args.sessions,
-                                outstanding=args.outstanding, payload=args.payload,
+                                "echo",
+                                url,
+                                args.log_dir,
+                                serializer=serializer,
+                                sessions=args.sessions,
+                                outstanding=args.outstanding,
+                                payload=args.payload,
                             )
                         )
                     for worker in started:
@@ -51,7 +56,11 @@ def run(args: argparse.Namespace) -> tuple[list[dict], dict]:
                 results.extend(harness.rate_figures(prefix, summary, "echoes_per_s"))
                 if summary["capacity"]:
                     results.append(
-                        {"name": f"{prefix}.call_ceiling", "value": round(summary["capacity"] / 2, 1), "unit": "calls_per_s_per_core"}
+                        {
+                            "name": f"{prefix}.call_ceiling",
+                            "value": round(summary["capacity"] / 2, 1),
+                            "unit": "calls_per_s_per_core",
+                        }
                     )
                 runs[prefix] = summary["runs"]
     return results, harness.setup_of(args, runs=runs)

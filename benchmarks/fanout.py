@@ -28,8 +28,12 @@ TOPIC = "com.bench.topic"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     harness.add_common_arguments(parser)
-    parser.add_argument("--subscribers", type=harness.csv(int), default=[10, 100, 1000], help="values of K (default 10,100,1000)")
-    parser.add_argument("--subscriber-processes", type=int, default=2, help="processes the subscribers are spread over (default 2)")
+    parser.add_argument(
+        "--subscribers", type=harness.csv(int), default=[10, 100, 1000], help="values of K (default 10,100,1000)"
+    )
+    parser.add_argument(
+        "--subscriber-processes", type=int, default=2, help="processes the subscribers are spread over (default 2)"
+    )
     parser.add_argument("--outstanding", type=int, default=4, help="publications in flight (default 4)")
     parser.add_argument("--payload", type=int, default=10, help="characters in the event's argument (default 10)")
 
@@ -50,13 +54,20 @@ def run(args: argparse.Namespace) -> tuple[list[dict], dict]:
                         for index in range(processes):
                             count = k // processes + (1 if index < k % processes else 0)
                             started.append(
-                                harness.Worker("subscriber", url, args.log_dir, serializer=serializer, sessions=count, topic=TOPIC)
+                                harness.Worker(
+                                    "subscriber", url, args.log_dir, serializer=serializer, sessions=count, topic=TOPIC
+                                )
                             )
                         for worker in started:
                             worker.wait_ready(120)
                         publisher = harness.Worker(
-                            "publisher", url, args.log_dir, serializer=serializer, outstanding=args.outstanding,
-                            payload=args.payload, topic=TOPIC,
+                            "publisher",
+                            url,
+                            args.log_dir,
+                            serializer=serializer,
+                            outstanding=args.outstanding,
+                            payload=args.payload,
+                            topic=TOPIC,
                         )
                         started.append(publisher)
                         publisher.wait_ready(60)
@@ -73,16 +84,26 @@ def run(args: argparse.Namespace) -> tuple[list[dict], dict]:
                         return published * k / window["window_s"]
 
                     def delivered(window: dict) -> float:
-                        return sum(r["count"] for r in window["results"] if r["role"] == "subscriber") / window["window_s"]
+                        return (
+                            sum(r["count"] for r in window["results"] if r["role"] == "subscriber") / window["window_s"]
+                        )
 
                     summary = harness.summarize(windows, routed)
                     delivered_rate = harness.statistics.median(delivered(w) for w in windows)
-                    results.append({"name": f"{prefix}.rate", "value": round(delivered_rate, 1), "unit": "events_per_s"})
-                    results.append({"name": f"{prefix}.routed", "value": round(summary["rate"], 1), "unit": "events_per_s"})
+                    results.append(
+                        {"name": f"{prefix}.rate", "value": round(delivered_rate, 1), "unit": "events_per_s"}
+                    )
+                    results.append(
+                        {"name": f"{prefix}.routed", "value": round(summary["rate"], 1), "unit": "events_per_s"}
+                    )
                     if summary["capacity"] is not None:
                         results.append({"name": f"{prefix}.relay_cpu", "value": summary["relay_cpu"], "unit": "cores"})
                         results.append(
-                            {"name": f"{prefix}.capacity", "value": round(summary["capacity"], 1), "unit": "events_per_s_per_relay_core"}
+                            {
+                                "name": f"{prefix}.capacity",
+                                "value": round(summary["capacity"], 1),
+                                "unit": "events_per_s_per_relay_core",
+                            }
                         )
                     published_total = totals[publisher]
                     delivered_total = sum(total for worker, total in totals.items() if worker is not publisher)

@@ -28,9 +28,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import urlparse
 
 REPO = Path(__file__).resolve().parent.parent
@@ -118,7 +119,9 @@ def _raise_fd_limit() -> None:
 class Server:
     """A relay or echo server process listening on 127.0.0.1 (or a router given by URL)."""
 
-    def __init__(self, argv: list[str] | None, urls: dict[str, str], log_dir: Path, name: str, pid: int | None = None) -> None:
+    def __init__(
+        self, argv: list[str] | None, urls: dict[str, str], log_dir: Path, name: str, pid: int | None = None
+    ) -> None:
         self.argv = argv
         self.urls = urls
         self.name = name
@@ -171,8 +174,22 @@ class Server:
         if self._windows > 1:
             output = f"{output}.{self._windows}"
         return subprocess.Popen(
-            [executable, "record", "--pid", str(self.pid), "--duration", str(max(1, round(seconds))), "--rate", "250",
-             "--gil", "--nonblocking", "--format", "raw", "--output", output],
+            [
+                executable,
+                "record",
+                "--pid",
+                str(self.pid),
+                "--duration",
+                str(max(1, round(seconds))),
+                "--rate",
+                "250",
+                "--gil",
+                "--nonblocking",
+                "--format",
+                "raw",
+                "--output",
+                output,
+            ],
             stdout=subprocess.DEVNULL,
             stderr=open(self.log_path.with_suffix(".py-spy.log"), "ab"),
         )
@@ -419,7 +436,9 @@ def rate_figures(prefix: str, summary: dict, unit: str) -> list[dict]:
     figures = [{"name": f"{prefix}.rate", "value": round(summary["rate"], 1), "unit": unit, "runs": summary["runs"]}]
     if summary["capacity"] is not None:
         figures.append({"name": f"{prefix}.relay_cpu", "value": summary["relay_cpu"], "unit": "cores"})
-        figures.append({"name": f"{prefix}.capacity", "value": round(summary["capacity"], 1), "unit": f"{unit}_per_relay_core"})
+        figures.append(
+            {"name": f"{prefix}.capacity", "value": round(summary["capacity"], 1), "unit": f"{unit}_per_relay_core"}
+        )
     return figures
 
 
@@ -497,13 +516,22 @@ def csv(kind: type = str):
     return parse
 
 
-def add_common_arguments(parser: argparse.ArgumentParser, transports: str = "ws,rs", serializers: str = "msgpack,json") -> None:
-    parser.add_argument("--transports", type=csv(), default=csv()(transports), help=f"ws and/or rs (default {transports})")
-    parser.add_argument("--serializers", type=csv(), default=csv()(serializers), help=f"msgpack and/or json (default {serializers})")
+def add_common_arguments(
+    parser: argparse.ArgumentParser, transports: str = "ws,rs", serializers: str = "msgpack,json"
+) -> None:
+    parser.add_argument(
+        "--transports", type=csv(), default=csv()(transports), help=f"ws and/or rs (default {transports})"
+    )
+    parser.add_argument(
+        "--serializers", type=csv(), default=csv()(serializers), help=f"msgpack and/or json (default {serializers})"
+    )
     parser.add_argument("--seconds", type=float, default=3.0, help="length of the measured window (default 3)")
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds of traffic before the window (default 1)")
     parser.add_argument(
-        "--repeat", type=int, default=1, help="windows per case with the same processes; medians are reported (default 1)"
+        "--repeat",
+        type=int,
+        default=1,
+        help="windows per case with the same processes; medians are reported (default 1)",
     )
     parser.add_argument(
         "--relay",
@@ -512,7 +540,9 @@ def add_common_arguments(parser: argparse.ArgumentParser, transports: str = "ws,
         help="relay process: `python -m promisifier relay` (default; --rawsocket for RawSocket) or the benchmarks' "
         "`python -m benchmarks.servers relay` (a bare Router, no relay service)",
     )
-    parser.add_argument("--url", help="measure this router instead of starting one (ws://host:port/path or rs://host:port)")
+    parser.add_argument(
+        "--url", help="measure this router instead of starting one (ws://host:port/path or rs://host:port)"
+    )
     parser.add_argument("--relay-pid", type=int, help="with --url: the router's pid, to sample its CPU")
     parser.add_argument("--profile", help="run the relay under cProfile and write its stats to this file")
     parser.add_argument(
@@ -522,7 +552,9 @@ def add_common_arguments(parser: argparse.ArgumentParser, transports: str = "ws,
         metavar="PREFIX",
     )
     parser.add_argument("--py-spy-bin", default="py-spy", help="the py-spy executable (default: py-spy on PATH)")
-    parser.add_argument("--log-dir", type=Path, default=Path(tempfile.gettempdir()) / "promisifier-benchmarks", help="process logs")
+    parser.add_argument(
+        "--log-dir", type=Path, default=Path(tempfile.gettempdir()) / "promisifier-benchmarks", help="process logs"
+    )
 
 
 def check_common(args: argparse.Namespace) -> None:

@@ -231,7 +231,9 @@ def relay_path(transport_kind: str, serializer: str, calls: int, batch: int, rep
             call_batches.append(
                 b"".join(caller.frame([CALL, next_request + i, {}, "com.bench.echo", argument]) for i in range(count))
             )
-            yield_batches.append(b"".join(callee.frame([YIELD, next_invocation + i, {}, argument]) for i in range(count)))
+            yield_batches.append(
+                b"".join(callee.frame([YIELD, next_invocation + i, {}, argument]) for i in range(count))
+            )
             next_request += count
             next_invocation += count
         caller.transport.keep = callee.transport.keep = False
@@ -262,7 +264,9 @@ def echo_path(transport_kind: str, serializer: str, calls: int, batch: int, repe
         factory = WebSocketServerFactory()
         factory.protocol = EchoWebSocket
         factory.setProtocolOptions(
-            maxMessagePayloadSize=DEFAULT_MAX_MESSAGE_SIZE, maxFramePayloadSize=DEFAULT_MAX_MESSAGE_SIZE, failByDrop=False
+            maxMessagePayloadSize=DEFAULT_MAX_MESSAGE_SIZE,
+            maxFramePayloadSize=DEFAULT_MAX_MESSAGE_SIZE,
+            failByDrop=False,
         )
     else:
         factory = RawSocketServerFactory(lambda connection: None, reactor=Clock())
@@ -305,7 +309,9 @@ def run(args: argparse.Namespace) -> tuple[list[dict], dict]:
             call = relay_path(transport_kind, serializer, args.calls, args.batch, args.repeat, args.payload)
             echo = echo_path(transport_kind, serializer, args.calls, args.batch, args.repeat, args.payload)
             results.append({"name": f"{prefix}.call_us", "value": round(call["us"], 3), "unit": "us", **call})
-            results.append({"name": f"{prefix}.calls_per_core", "value": round(1e6 / call["us"], 1), "unit": "calls_per_s"})
+            results.append(
+                {"name": f"{prefix}.calls_per_core", "value": round(1e6 / call["us"], 1), "unit": "calls_per_s"}
+            )
             results.append({"name": f"{prefix}.echo_us", "value": round(echo["us"], 3), "unit": "us", **echo})
             results.append(
                 {"name": f"{prefix}.share_of_ceiling", "value": round(2 * echo["us"] / call["us"], 3), "unit": "ratio"}

@@ -21,7 +21,9 @@ from benchmarks import harness
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     harness.add_common_arguments(parser, serializers="msgpack")
-    parser.add_argument("--sessions", type=harness.csv(int), default=[1000, 10000], help="values of N (default 1000,10000)")
+    parser.add_argument(
+        "--sessions", type=harness.csv(int), default=[1000, 10000], help="values of N (default 1000,10000)"
+    )
     parser.add_argument("--settle", type=float, default=1.0, help="seconds to wait before each RSS reading (default 1)")
 
 
@@ -41,7 +43,11 @@ def run(args: argparse.Namespace) -> tuple[list[dict], dict]:
                 with harness.workers() as started:
                     for index in range(processes):
                         count = n // processes + (1 if index < n % processes else 0)
-                        started.append(harness.Worker("idle", relay.urls[transport], args.log_dir, serializer=serializer, sessions=count))
+                        started.append(
+                            harness.Worker(
+                                "idle", relay.urls[transport], args.log_dir, serializer=serializer, sessions=count
+                            )
+                        )
                     for worker in started:
                         worker.wait_ready(300)
                     joined_in = time.perf_counter() - started_at
@@ -50,8 +56,22 @@ def run(args: argparse.Namespace) -> tuple[list[dict], dict]:
                     counts = None
                 prefix = f"idle.{transport}.n{n}"
                 if before is not None and after is not None:
-                    results.append({"name": f"{prefix}.bytes_per_session", "value": round((after - before) / n / 1024, 2), "unit": "KB"})
+                    results.append(
+                        {
+                            "name": f"{prefix}.bytes_per_session",
+                            "value": round((after - before) / n / 1024, 2),
+                            "unit": "KB",
+                        }
+                    )
                     results.append({"name": f"{prefix}.rss", "value": round(after / 1e6, 1), "unit": "MB"})
-                results.append({"name": f"{prefix}.join_rate", "value": round(n / joined_in, 1), "unit": "sessions_per_s"})
-                runs[prefix] = {"rss_before": before, "rss_after": after, "join_seconds": round(joined_in, 3), "processes": processes, "state": counts}
+                results.append(
+                    {"name": f"{prefix}.join_rate", "value": round(n / joined_in, 1), "unit": "sessions_per_s"}
+                )
+                runs[prefix] = {
+                    "rss_before": before,
+                    "rss_after": after,
+                    "join_seconds": round(joined_in, 3),
+                    "processes": processes,
+                    "state": counts,
+                }
     return results, harness.setup_of(args, runs=runs)

@@ -28,8 +28,15 @@ def run(args: argparse.Namespace) -> tuple[list[dict], dict]:
             runs[f"{transport}.server"] = relay.command
             for serializer in args.serializers:
                 windows = rpc.call_round(
-                    args, relay, relay.urls[transport], serializer, outstanding=1, payload=args.payload,
-                    latency=True, callers=1, sessions=1,
+                    args,
+                    relay,
+                    relay.urls[transport],
+                    serializer,
+                    outstanding=1,
+                    payload=args.payload,
+                    latency=True,
+                    callers=1,
+                    sessions=1,
                 )
                 latencies = [v for w in windows for r in w["results"] for v in r.get("latencies_us", ())]
                 stats = harness.percentiles(latencies)

@@ -118,7 +118,8 @@ def connect(worker: Worker, make_agent: Any) -> None:
     host, port = url.hostname or "127.0.0.1", url.port
     if url.scheme == "ws":
         factory = WebSocketClientFactory(
-            url=worker.args.url, protocols=[SERIALIZERS[serializer].subprotocol]  # type: ignore[attr-defined]
+            url=worker.args.url,
+            protocols=[SERIALIZERS[serializer].subprotocol],  # type: ignore[attr-defined]
         )
         factory.protocol = WsLink
         factory.setProtocolOptions(
@@ -375,7 +376,14 @@ class Echo(Agent):
             self.send_payload(self.frame)
 
 
-AGENTS = {"caller": Caller, "callee": Callee, "publisher": Publisher, "subscriber": Subscriber, "idle": Idle, "echo": Echo}
+AGENTS = {
+    "caller": Caller,
+    "callee": Callee,
+    "publisher": Publisher,
+    "subscriber": Subscriber,
+    "idle": Idle,
+    "echo": Echo,
+}
 
 
 # -- the worker -------------------------------------------------------------------------------
@@ -433,7 +441,12 @@ class Worker:
         self._open_next()
         if self.ready == self.args.sessions:
             gc.collect()
-            emit(event="ready", pid=os.getpid(), sessions=self.ready, seconds=round(time.time() - self.connect_started, 3))
+            emit(
+                event="ready",
+                pid=os.getpid(),
+                sessions=self.ready,
+                seconds=round(time.time() - self.connect_started, 3),
+            )
 
     def note(self, text: str) -> None:
         if len(self.notes) < 5:

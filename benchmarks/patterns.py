@@ -37,7 +37,8 @@ import gc
 import itertools
 import statistics
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from twisted.internet.task import Clock
 
@@ -264,7 +265,13 @@ def run(args: argparse.Namespace) -> tuple[list[dict], dict]:
     if args.count < 1 or args.seconds <= 0 or args.repeat < 1:
         raise SystemExit("--count, --seconds and --repeat must be positive")
     results: list[dict] = []
-    setup: dict[str, Any] = {"sizes": sizes, "count": args.count, "seconds": args.seconds, "repeat": args.repeat, "benches": {}}
+    setup: dict[str, Any] = {
+        "sizes": sizes,
+        "count": args.count,
+        "seconds": args.seconds,
+        "repeat": args.repeat,
+        "benches": {},
+    }
     by_case: dict[str, dict[int, float]] = {}
     for total in sizes:
         started = time.perf_counter()
@@ -285,27 +292,52 @@ def run(args: argparse.Namespace) -> tuple[list[dict], dict]:
                 cases.append((f"call.{kind}", uri, bench.miss_loop(uri), _check_miss(bench, uri), "us_per_call"))
             else:
                 expected = bench.registrations[(pattern, kind)]
-                cases.append((f"call.{kind}", uri, bench.call_loop(uri), _check_call(bench, uri, expected), "us_per_call"))
+                cases.append(
+                    (f"call.{kind}", uri, bench.call_loop(uri), _check_call(bench, uri, expected), "us_per_call")
+                )
         for kind in ("exact", "prefix", "wildcard", "none"):
             if kind == "none":
                 uri, expected_sub = "com.bench.nobody.listens", None
             else:
                 pattern, uri = chosen[kind]
                 expected_sub = bench.subscriptions[(pattern, kind)]
-            cases.append((f"publish.{kind}", uri, bench.publish_loop(uri), _check_publish(bench, uri, expected_sub), "us_per_publish"))
+            cases.append(
+                (
+                    f"publish.{kind}",
+                    uri,
+                    bench.publish_loop(uri),
+                    _check_publish(bench, uri, expected_sub),
+                    "us_per_publish",
+                )
+            )
         for case, uri, loop, check, unit in cases:
             check()
             figures = measure(loop, args.count, args.seconds, args.repeat)
             check()
             name = f"patterns.{case}.n{total}"
-            results.append({"name": name, "value": round(figures["us"], 4), "unit": unit, "case": case, "patterns": total, "uri": uri, **figures})
+            results.append(
+                {
+                    "name": name,
+                    "value": round(figures["us"], 4),
+                    "unit": unit,
+                    "case": case,
+                    "patterns": total,
+                    "uri": uri,
+                    **figures,
+                }
+            )
             by_case.setdefault(case, {})[total] = figures["us"]
         _check_counts(bench)
     if len(sizes) > 1:
         low, high = min(sizes), max(sizes)
         for case, values in by_case.items():
             results.append(
-                {"name": f"patterns.{case}.ratio_n{high}_vs_n{low}", "value": round(values[high] / values[low], 3), "unit": "x", "case": case}
+                {
+                    "name": f"patterns.{case}.ratio_n{high}_vs_n{low}",
+                    "value": round(values[high] / values[low], 3),
+                    "unit": "x",
+                    "case": case,
+                }
             )
     return results, setup
 
@@ -316,7 +348,9 @@ def _check_call(bench: Bench, uri: str, registration_id: int) -> Callable[[], No
         reply = bench.call_once(uri)
         invocation = bench.callee_peer.last
         assert bench.callee_peer.sent == before + 1 and invocation is not None and invocation[0] == INVOCATION
-        assert invocation[2] == registration_id, f"CALL {uri} went to registration {invocation[2]}, not {registration_id}"
+        assert invocation[2] == registration_id, (
+            f"CALL {uri} went to registration {invocation[2]}, not {registration_id}"
+        )
         assert reply[0] == RESULT and reply[3] == [3], f"CALL {uri}: caller got {reply}"
 
     return check
@@ -338,7 +372,9 @@ def _check_publish(bench: Bench, topic: str, subscription_id: int | None) -> Cal
         else:
             event = bench.subscriber_peer.last
             assert events == 1 and event is not None and event[0] == EVENT, f"PUBLISH {topic}: {events} EVENTs"
-            assert event[1] == subscription_id, f"PUBLISH {topic} reached subscription {event[1]}, not {subscription_id}"
+            assert event[1] == subscription_id, (
+                f"PUBLISH {topic} reached subscription {event[1]}, not {subscription_id}"
+            )
 
     return check
 

@@ -17,7 +17,9 @@ from benchmarks import harness, rpc
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     harness.add_common_arguments(parser)
     rpc.add_call_arguments(parser, outstanding=4)
-    parser.add_argument("--sizes", type=harness.csv(int), default=[50, 4096, 65536], help="argument sizes (default 50,4096,65536)")
+    parser.add_argument(
+        "--sizes", type=harness.csv(int), default=[50, 4096, 65536], help="argument sizes (default 50,4096,65536)"
+    )
 
 
 def run(args: argparse.Namespace) -> tuple[list[dict], dict]:
@@ -36,7 +38,11 @@ def run(args: argparse.Namespace) -> tuple[list[dict], dict]:
                     summary = harness.summarize(windows, rpc.calls_per_second)
                     results.extend(harness.rate_figures(prefix, summary, "calls_per_s"))
                     results.append(
-                        {"name": f"{prefix}.mbytes", "value": round(2 * size * summary["rate"] / 1e6, 2), "unit": "MB_per_s_in"}
+                        {
+                            "name": f"{prefix}.mbytes",
+                            "value": round(2 * size * summary["rate"] / 1e6, 2),
+                            "unit": "MB_per_s_in",
+                        }
                     )
                     runs[prefix] = summary["runs"]
     return results, harness.setup_of(args, runs=runs)

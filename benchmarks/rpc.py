@@ -27,11 +27,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_call_arguments(parser)
 
 
-def add_call_arguments(parser: argparse.ArgumentParser, outstanding: int = 16, payload: int = 10, callers: int = 2) -> None:
+def add_call_arguments(
+    parser: argparse.ArgumentParser, outstanding: int = 16, payload: int = 10, callers: int = 2
+) -> None:
     parser.add_argument("--callers", type=int, default=callers, help=f"caller processes (default {callers})")
     parser.add_argument("--sessions", type=int, default=1, help="caller sessions per caller process (default 1)")
     parser.add_argument(
-        "--outstanding", type=int, default=outstanding, help=f"calls in flight per caller session (default {outstanding})"
+        "--outstanding",
+        type=int,
+        default=outstanding,
+        help=f"calls in flight per caller session (default {outstanding})",
     )
     parser.add_argument(
         "--payload", type=int, default=payload, help=f"characters in the call's one argument (default {payload})"
@@ -98,7 +103,12 @@ def run_calls(args: argparse.Namespace, kind: str, scenario: str) -> tuple[list[
             runs[f"{transport}.server"] = relay.command
             for serializer in args.serializers:
                 windows = call_round(
-                    args, relay, url, serializer, outstanding=args.outstanding, payload=args.payload,
+                    args,
+                    relay,
+                    url,
+                    serializer,
+                    outstanding=args.outstanding,
+                    payload=args.payload,
                     with_callee=kind != "embedded",
                 )
                 prefix = f"{scenario}.{transport}.{serializer}"

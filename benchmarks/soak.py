@@ -68,20 +68,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--minutes", type=float, default=30.0, help="length of the soak (default 30)")
     parser.add_argument("--seconds", type=float, help="length of the soak in seconds (instead of --minutes)")
     parser.add_argument("--report-every", type=float, default=60.0, help="seconds between two SOAK lines (default 60)")
-    parser.add_argument("--transport", choices=("ws", "rs"), default="ws",
-                        help="ws: `python -m promisifier relay` (default); rs: `python -m benchmarks.servers relay`")
+    parser.add_argument(
+        "--transport",
+        choices=("ws", "rs"),
+        default="ws",
+        help="ws: `python -m promisifier relay` (default); rs: `python -m benchmarks.servers relay`",
+    )
     parser.add_argument("--serializer", choices=("msgpack", "json"), default="msgpack")
     parser.add_argument("--callers", type=int, default=2, help="caller sessions (default 2)")
     parser.add_argument("--call-rate", type=float, default=200.0, help="calls per second, all callers (default 200)")
     parser.add_argument("--publishers", type=int, default=2, help="publisher sessions (default 2)")
-    parser.add_argument("--publish-rate", type=float, default=50.0, help="publications per second, all publishers (default 50)")
+    parser.add_argument(
+        "--publish-rate", type=float, default=50.0, help="publications per second, all publishers (default 50)"
+    )
     parser.add_argument("--subscribers", type=int, default=10, help="subscriber sessions (default 10)")
     parser.add_argument("--churners", type=int, default=2, help="churner processes (default 2)")
-    parser.add_argument("--churn-concurrency", type=int, default=4, help="churning sessions at a time per process (default 4)")
-    parser.add_argument("--churn-pause", type=float, default=0.05, help="seconds between two churns of one slot (default 0.05)")
+    parser.add_argument(
+        "--churn-concurrency", type=int, default=4, help="churning sessions at a time per process (default 4)"
+    )
+    parser.add_argument(
+        "--churn-pause", type=float, default=0.05, help="seconds between two churns of one slot (default 0.05)"
+    )
     parser.add_argument("--max-churns", type=int, default=10_000_000, help="churns per churner process at most")
     parser.add_argument("--payload", type=int, default=100, help="characters in call and event arguments (default 100)")
-    parser.add_argument("--log-dir", type=Path, default=Path(tempfile.gettempdir()) / "promisifier-benchmarks", help="process logs")
+    parser.add_argument(
+        "--log-dir", type=Path, default=Path(tempfile.gettempdir()) / "promisifier-benchmarks", help="process logs"
+    )
     # what benchmarks.harness.server() reads
     parser.set_defaults(url=None, relay_pid=None, relay="promisifier", profile=None, py_spy=None)
 
@@ -176,7 +188,11 @@ def print_line(label: str, now: dict, start: dict, previous: dict) -> None:
     elapsed = now["t"] - previous["t"]
     cpu = (now["cpu"] - previous["cpu"]) / elapsed if elapsed > 0 else 0.0
     state = now["state"]
-    objects = " ".join(f"{k}={state[k]}" for k in ("connections", "sessions", "registrations", "subscriptions", "pending_calls") if k in state)
+    objects = " ".join(
+        f"{k}={state[k]}"
+        for k in ("connections", "sessions", "registrations", "subscriptions", "pending_calls")
+        if k in state
+    )
     meta = now["meta"]
     traffic = now["traffic"]
     print(
@@ -302,12 +318,26 @@ def worker_main(argv: list[str]) -> int:
 
     from benchmarks import loadgen
     from benchmarks.loadgen import (
-        CALL, ERROR, GOODBYE, INVOCATION, PUBLISH, PUBLISHED, REGISTER, REGISTERED, RESULT, SUBSCRIBE, SUBSCRIBED,
-        WELCOME, YIELD, Agent,
+        CALL,
+        ERROR,
+        GOODBYE,
+        INVOCATION,
+        PUBLISH,
+        PUBLISHED,
+        REGISTER,
+        REGISTERED,
+        RESULT,
+        SUBSCRIBE,
+        SUBSCRIBED,
+        WELCOME,
+        YIELD,
+        Agent,
     )
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks.soak --worker")
-    parser.add_argument("--worker", required=True, choices=("monitor", "callee", "caller", "publisher", "subscriber", "churner"))
+    parser.add_argument(
+        "--worker", required=True, choices=("monitor", "callee", "caller", "publisher", "subscriber", "churner")
+    )
     parser.add_argument("--url", required=True)
     parser.add_argument("--realm", default="realm1")
     parser.add_argument("--serializer", default="msgpack")
@@ -388,8 +418,12 @@ def worker_main(argv: list[str]) -> int:
             self.answers = {}
             self.probing = True
             for request_id, (name, procedure) in enumerate(
-                (("sessions", "wamp.session.count"), ("registrations", "wamp.registration.list"),
-                 ("subscriptions", "wamp.subscription.list")), start=1,
+                (
+                    ("sessions", "wamp.session.count"),
+                    ("registrations", "wamp.registration.list"),
+                    ("subscriptions", "wamp.subscription.list"),
+                ),
+                start=1,
             ):
                 self.waiting[request_id] = name
                 self.send([CALL, request_id, {}, procedure, []])
@@ -505,7 +539,13 @@ def worker_main(argv: list[str]) -> int:
             if self.role == "churner":
                 loadgen.emit(event="ready", pid=os.getpid(), sessions=0)
                 return
-            make = {"monitor": Monitor, "callee": Callee, "caller": Caller, "publisher": Publisher, "subscriber": Subscriber}[self.role]
+            make = {
+                "monitor": Monitor,
+                "callee": Callee,
+                "caller": Caller,
+                "publisher": Publisher,
+                "subscriber": Subscriber,
+            }[self.role]
             for _ in range(args.sessions):
                 loadgen.connect(self, lambda: self.new_agent(make))
 

@@ -22,7 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeat", type=int, default=3, help="relay starts (default 3)")
     parser.add_argument("--settle", type=float, default=1.0, help="seconds idle before reading the RSS (default 1)")
     parser.add_argument("--relay", choices=("promisifier", "script"), default="promisifier")
-    parser.add_argument("--log-dir", type=harness.Path, default=harness.Path(harness.tempfile.gettempdir()) / "promisifier-benchmarks")
+    parser.add_argument(
+        "--log-dir", type=harness.Path, default=harness.Path(harness.tempfile.gettempdir()) / "promisifier-benchmarks"
+    )
 
 
 def run(args: argparse.Namespace) -> tuple[list[dict], dict]:

@@ -16,9 +16,7 @@ from twisted.internet.task import react
 
 async def main(reactor, args) -> None:
     component = Component(
-        transports=[
-            {"type": "websocket", "url": args.url, "serializers": [args.serializer], "max_retries": 0}
-        ],
+        transports=[{"type": "websocket", "url": args.url, "serializers": [args.serializer], "max_retries": 0}],
         realm=args.realm,
     )
     outcome = {}

@@ -19,7 +19,9 @@ from promisifier import ApplicationError, Client, NotConnected
 
 async def main(reactor, args):
     client = Client(args.url, args.realm, max_reconnects=0)  # 0: keep trying forever
-    client.on("join", lambda session: print(f"joined realm {session.realm} as session {session.session_id}", flush=True))
+    client.on(
+        "join", lambda session: print(f"joined realm {session.realm} as session {session.session_id}", flush=True)
+    )
     client.on("disconnect", lambda code, reason: print(f"connection lost ({code}); reconnecting", flush=True))
 
     await client.register("com.example.client.add", lambda a, b: a + b)

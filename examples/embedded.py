@@ -1,6 +1,6 @@
 """The router inside a Twisted program: a web page and the relay on one port, with an in-process procedure.
 
-    python examples/embedded.py [PORT]   # http://127.0.0.1:8080/ is the page, ws://127.0.0.1:8080/ws the relay
+python examples/embedded.py [PORT]   # http://127.0.0.1:8080/ is the page, ws://127.0.0.1:8080/ws the relay
 """
 
 import sys
@@ -21,7 +21,10 @@ async def main(reactor, port="8080"):
     listening = reactor.listenTCP(int(port), Site(root), interface="127.0.0.1")
     session = await router.session("realm1")  # in-process: no socket, no serialization
     await session.register("com.example.add", lambda a, b: a + b)
-    print(f"page on http://127.0.0.1:{listening.getHost().port}/ and WAMP on ws://127.0.0.1:{listening.getHost().port}/ws", flush=True)
+    print(
+        f"page on http://127.0.0.1:{listening.getHost().port}/ and WAMP on ws://127.0.0.1:{listening.getHost().port}/ws",
+        flush=True,
+    )
     await defer.Deferred()  # serve until Ctrl-C
 
 

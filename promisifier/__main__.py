@@ -66,7 +66,7 @@ def _run_service(reactor, service, options=None):
         service.startService()
     except Exception:  # e.g. CannotListenError: the port is taken
         Logger(namespace="promisifier.relay").failure("promisifier relay could not start")
-        raise SystemExit(1)
+        raise SystemExit(1) from None
     reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
     return Deferred()
 

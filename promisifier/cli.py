@@ -104,8 +104,16 @@ def _parser(name: str, description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=f"{PROG} {name}", description=description)
     parser.add_argument("url", metavar="URL", help="the relay's WebSocket URL, e.g. ws://127.0.0.1:8080/ws")
     parser.add_argument("realm", metavar="REALM", help="the realm to join, e.g. realm1")
-    parser.add_argument("--serializer", choices=("json", "msgpack"), help="only this serializer (default: msgpack, else json)")
-    parser.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS", help="bound on connecting and on each call (default 10)")
+    parser.add_argument(
+        "--serializer", choices=("json", "msgpack"), help="only this serializer (default: msgpack, else json)"
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="bound on connecting and on each call (default 10)",
+    )
     parser.add_argument("--authid", help="the identity to authenticate as")
     parser.add_argument("--ticket", help="a ticket (password) for ticket authentication")
     parser.add_argument("--debug", action="store_true", help="log what happens to stderr")
@@ -114,7 +122,12 @@ def _parser(name: str, description: str) -> argparse.ArgumentParser:
 
 def _kwargs_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "-k", "--kwarg", action="append", default=[], metavar="KEY=VALUE", help="a keyword argument (VALUE as JSON); repeatable"
+        "-k",
+        "--kwarg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a keyword argument (VALUE as JSON); repeatable",
     )
 
 
@@ -204,7 +217,7 @@ def _run(name: str, options: argparse.Namespace, body: Callable[..., Any]) -> in
                 reactor=reactor,
             )
         except Exception as error:
-            raise SystemExit(report(error))
+            raise SystemExit(report(error)) from error
         code = 0
         try:
             await defer.ensureDeferred(body(reactor, session, options))
@@ -233,7 +246,9 @@ def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespa
 
 def _parse_payload(parser: argparse.ArgumentParser, argv: list[str]) -> tuple[argparse.Namespace, list, dict]:
     """Add the ARG and keyword options, parse ``argv``: (options, args, kwargs) as JSON values."""
-    parser.add_argument("args", nargs="*", metavar="ARG", help="a positional argument as JSON (text that is not JSON: a string)")
+    parser.add_argument(
+        "args", nargs="*", metavar="ARG", help="a positional argument as JSON (text that is not JSON: a string)"
+    )
     _kwargs_option(parser)
     options = _parse(parser, argv)
     try:
@@ -266,7 +281,9 @@ def call(argv: list[str]) -> int:
 
 @_command("publish", "publish an event (acknowledged, so refusals are reported)")
 def publish(argv: list[str]) -> int:
-    parser = _parser("publish", "Publish an event to TOPIC with the ARGs (JSON values); waits for the router's acknowledgement.")
+    parser = _parser(
+        "publish", "Publish an event to TOPIC with the ARGs (JSON values); waits for the router's acknowledgement."
+    )
     parser.add_argument("topic", metavar="TOPIC")
     options, args, kwargs = _parse_payload(parser, argv)
 
@@ -332,7 +349,9 @@ async def _wait_or_closed(session: Any, done: Any) -> None:
 
 @_command("list", "list the realm's registrations and subscriptions (meta API)")
 def list_(argv: list[str]) -> int:
-    parser = _parser("list", "Print the realm's registrations and subscriptions as JSON (registration and subscription meta API).")
+    parser = _parser(
+        "list", "Print the realm's registrations and subscriptions as JSON (registration and subscription meta API)."
+    )
     options = _parse(parser, argv)
 
     async def body(reactor: Any, session: Any, options: argparse.Namespace) -> None:
@@ -366,7 +385,10 @@ def list_(argv: list[str]) -> int:
             item["callees"] = item.pop("count")
         for item in subscriptions:
             item["subscribers"] = item.pop("count")
-        print(json.dumps(_jsonable({"registrations": registrations, "subscriptions": subscriptions}), indent=2), flush=True)
+        print(
+            json.dumps(_jsonable({"registrations": registrations, "subscriptions": subscriptions}), indent=2),
+            flush=True,
+        )
 
     return _run("list", options, body)
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import itertools
 from collections import deque
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from twisted.internet import defer
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -149,4 +150,3 @@ class Router(CoreRouter):
         if on_join is not None:
             session.on("join", on_join)
         return session.join()
-

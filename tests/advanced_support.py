@@ -20,7 +20,8 @@ did *not* arrive, a later message that must arrive on the same connection is awa
 from __future__ import annotations
 
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import msgpack
 import pytest
@@ -203,12 +204,15 @@ class WireSession(RecordingSession):
         return [
             frame
             for frame in self.wire_received
-            if (frame[0] == RESULT and frame[1] == request_id) or (frame[0] == ERROR and frame[1] == CALL and frame[2] == request_id)
+            if (frame[0] == RESULT and frame[1] == request_id)
+            or (frame[0] == ERROR and frame[1] == CALL and frame[2] == request_id)
         ]
 
     def call_finals(self, request_id: int) -> list[list]:
         """The final answers (RESULT without progress, or ERROR) received for a CALL."""
-        return [frame for frame in self.call_answers(request_id) if not (frame[0] == RESULT and frame[2].get("progress"))]
+        return [
+            frame for frame in self.call_answers(request_id) if not (frame[0] == RESULT and frame[2].get("progress"))
+        ]
 
     def request_id_of(self, d: defer.Deferred) -> int:
         """The request id autobahn gave the call whose Deferred is ``d`` (while pending)."""
@@ -366,7 +370,9 @@ class Harness:
         """The router's half of an autobahn session."""
         return self.realm(realm).sessions[session._session_id]
 
-    def assume_identity(self, session: RecordingSession, authid: str | None = None, authrole: str | None = None) -> None:
+    def assume_identity(
+        self, session: RecordingSession, authid: str | None = None, authrole: str | None = None
+    ) -> None:
         """Give a joined session another authid/authrole on the router side.
 
         Anonymous sessions all have authrole "anonymous"; authentication is not what these

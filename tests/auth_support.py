@@ -7,7 +7,8 @@ kept in ``abort``). Every wait is bounded by ``within``; nothing sleeps.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from autobahn.twisted.wamp import WampWebSocketClientFactory
 from autobahn.wamp.auth import compute_wcs, derive_key
@@ -140,8 +141,7 @@ def connect_auth(
     if expect is not None and outcome != expect:
         abort = session.abort
         raise AssertionError(
-            f"expected {expect}, got {outcome}"
-            + (f" ({abort.reason}: {abort.message})" if abort is not None else "")
+            f"expected {expect}, got {outcome}" + (f" ({abort.reason}: {abort.message})" if abort is not None else "")
         )
     assert not judge.failures, judge.failures
     return session

@@ -41,7 +41,15 @@ ALL_ROLES = {"caller": {}, "callee": {}, "publisher": {}, "subscriber": {}}
 HELLO, WELCOME, ABORT, CHALLENGE, AUTHENTICATE, GOODBYE, ERROR = 1, 2, 3, 4, 5, 6, 8
 PUBLISH, PUBLISHED, SUBSCRIBE, SUBSCRIBED, UNSUBSCRIBE, UNSUBSCRIBED, EVENT = 16, 17, 32, 33, 34, 35, 36
 CALL, RESULT, REGISTER, REGISTERED, UNREGISTER, UNREGISTERED, INVOCATION, INTERRUPT, YIELD = (
-    48, 50, 64, 65, 66, 67, 68, 69, 70,
+    48,
+    50,
+    64,
+    65,
+    66,
+    67,
+    68,
+    69,
+    70,
 )
 
 serializers = pytest.mark.parametrize("serializer", ["json", "msgpack"])

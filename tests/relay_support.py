@@ -125,8 +125,13 @@ class Process:
     def __init__(self, argv: list[str], cwd: Path) -> None:
         self.argv = argv
         self.popen = subprocess.Popen(
-            argv, cwd=cwd, env=subprocess_env(), stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            argv,
+            cwd=cwd,
+            env=subprocess_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         self.lines: list[str] = []
         self._changed = threading.Condition()

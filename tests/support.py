@@ -6,8 +6,9 @@ Everything talks over real sockets on 127.0.0.1. Waits are bounded by ``within``
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from autobahn.twisted.wamp import ApplicationSession, WampWebSocketClientFactory
 from autobahn.wamp import serializer as ab_serializer

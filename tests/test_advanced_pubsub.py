@@ -169,8 +169,12 @@ def test_exclude_me(harness, ser):
     yield within(subscriber.subscribe(others, "com.example.topic"))
 
     yield within(publisher.publish("com.example.topic", "default", options=ACK))
-    yield within(publisher.publish("com.example.topic", "mine too", options=PublishOptions(acknowledge=True, exclude_me=False)))
-    yield within(publisher.publish("com.example.topic", "explicit", options=PublishOptions(acknowledge=True, exclude_me=True)))
+    yield within(
+        publisher.publish("com.example.topic", "mine too", options=PublishOptions(acknowledge=True, exclude_me=False))
+    )
+    yield within(
+        publisher.publish("com.example.topic", "explicit", options=PublishOptions(acknowledge=True, exclude_me=True))
+    )
     yield sync(subscriber)
     assert publisher.sent(PUBLISH)[1][2] == {"acknowledge": True, "exclude_me": False}
     assert own.args == [("mine too",)]
@@ -246,7 +250,11 @@ def test_publisher_identification(harness, ser):
     )
     assert (anonymous.publisher, anonymous.publisher_authid, anonymous.publisher_authrole) == (None, None, None)
     frames = subscriber.received(EVENT)
-    assert frames[0][3] == {"publisher": publisher.session_id, "publisher_authid": "sensor-7", "publisher_authrole": "device"}
+    assert frames[0][3] == {
+        "publisher": publisher.session_id,
+        "publisher_authid": "sensor-7",
+        "publisher_authrole": "device",
+    }
     assert frames[1][3] == {}
     yield harness.finish()
 
@@ -290,7 +298,9 @@ def test_retained_event_delivered_after_subscribed(harness, ser):
     yield within(wide.subscribe(wide_events, "com.example", options=options("prefix", get_retained=True)))
     yield wide_events.wait_for(2)
     yield sync(wide)
-    got = sorted((details.topic, args, details.retained) for args, details in zip(wide_events.args, wide_events.details))
+    got = sorted(
+        (details.topic, args, details.retained) for args, details in zip(wide_events.args, wide_events.details)
+    )
     assert got == [("com.example.other", ("x",), True), ("com.example.state", (2,), True)]
 
     # new events after the retained one carry no retained flag
@@ -308,7 +318,9 @@ def test_retained_event_only_for_eligible_subscribers(harness, ser):
     bob = yield harness.connect(ser)
     yield within(
         publisher.publish(
-            "com.example.secret", "for alice", options=PublishOptions(acknowledge=True, retain=True, eligible=[alice.session_id])
+            "com.example.secret",
+            "for alice",
+            options=PublishOptions(acknowledge=True, retain=True, eligible=[alice.session_id]),
         )
     )
     bob_events, alice_events = Collector(), Collector()
@@ -363,7 +375,9 @@ def test_bad_publish_options(harness, ser, bad, named):
 
 
 @pytest.mark.parametrize(
-    ("bad", "named"), [({"match": "bogus"}, "match"), ({"get_retained": "yes"}, "get_retained")], ids=["match", "get_retained"]
+    ("bad", "named"),
+    [({"match": "bogus"}, "match"), ({"get_retained": "yes"}, "get_retained")],
+    ids=["match", "get_retained"],
 )
 @by_serializer
 @pytest_twisted.inlineCallbacks

@@ -306,7 +306,11 @@ def test_call_timeout_units_on_the_wire_and_errors(harness, ser):
     assert 0.14 <= elapsed < 5.0
     # the callee announced call_canceling: it gets INTERRUPT (killnowait, reason timeout)
     interrupt = yield callee.wait_wire(is_interrupt)
-    assert interrupt == [INTERRUPT, callee.received(INVOCATION)[-1][1], {"mode": "killnowait", "reason": "wamp.error.timeout"}]
+    assert interrupt == [
+        INTERRUPT,
+        callee.received(INVOCATION)[-1][1],
+        {"mode": "killnowait", "reason": "wamp.error.timeout"},
+    ]
     assert pending.cancelled == 1  # autobahn cancelled the invocation; its ERROR is dropped
     yield sync_all(callee, caller)
     assert len(caller.call_finals(request_id)) == 1
@@ -506,7 +510,9 @@ def test_cancel_kill_the_callee_may_still_answer_with_a_result(harness, ser):
 
 
 @pytest.mark.parametrize(
-    ("mode", "realm"), [("kill", REALM), ("killnowait", REALM), ("kill", KILL_ONLY_REALM)], ids=["kill", "killnowait", "kill-kill_only"]
+    ("mode", "realm"),
+    [("kill", REALM), ("killnowait", REALM), ("kill", KILL_ONLY_REALM)],
+    ids=["kill", "killnowait", "kill-kill_only"],
 )
 @by_serializer
 @pytest_twisted.inlineCallbacks
@@ -767,7 +773,11 @@ def test_prefix_registration_is_a_string_prefix(harness, ser):
     callee = yield harness.connect(ser)
     caller = yield harness.connect(ser)
     yield within(
-        callee.register(lambda details: details.procedure, "com.myapp.myobject1", options=RegisterOptions(match="prefix", details=True))
+        callee.register(
+            lambda details: details.procedure,
+            "com.myapp.myobject1",
+            options=RegisterOptions(match="prefix", details=True),
+        )
     )
     for uri in (
         "com.myapp.myobject1.myprocedure1",
@@ -794,7 +804,9 @@ def test_wildcard_registration_spec_examples(harness, ser):
     caller = yield harness.connect(ser)
     yield within(
         callee.register(
-            lambda details: details.procedure, "com.myapp..myprocedure1", options=RegisterOptions(match="wildcard", details=True)
+            lambda details: details.procedure,
+            "com.myapp..myprocedure1",
+            options=RegisterOptions(match="wildcard", details=True),
         )
     )
     for uri in ("com.myapp.myobject1.myprocedure1", "com.myapp.myobject2.myprocedure1"):
@@ -1004,7 +1016,7 @@ def test_race_cancel_while_the_result_is_in_flight(harness, ser, mode):
             after_result[request_id] = lambda request_id=request_id: cancel(request_id)
             answer(i)
         else:  # the YIELD is in flight when the call is cancelled
-            after_cancel[request_id] = lambda i=i: answer(i)
+            after_cancel[request_id] = lambda i=i, answer=answer: answer(i)
             cancel(request_id)
         try:
             assert (yield within(d)) == i

@@ -144,7 +144,9 @@ async def test_anonymous_cannot_claim_an_authid(relay):
     """Anonymous proves nothing: an authid it asks for (here a ticket principal's) is not
     taken, or it would be disclosed to callees and subscribers as that principal."""
     callee = await connect_auth(relay.url, authmethods=["ticket"], authid="joe", secret="joe-ticket")
-    await callee.register(lambda details=None: details.caller_authid, "com.example.whoami", options=RegisterOptions(details=True))
+    await callee.register(
+        lambda details=None: details.caller_authid, "com.example.whoami", options=RegisterOptions(details=True)
+    )
     impostor = await connect_auth(relay.url, "realm1", "msgpack", authmethods=["anonymous"], authid="joe")
     assert impostor.welcome.authid != "joe"
     assert impostor.welcome.authrole == "guest"
@@ -175,7 +177,12 @@ async def test_anonymous_role_missing_from_the_realm_is_no_such_role(relay):
 async def test_static_ticket_right(relay, ser):
     session = await connect_auth(relay.url, serializer=ser, authmethods=["ticket"], authid="joe", secret="joe-ticket")
     assert [c.method for c in session.challenges] == ["ticket"]
-    assert welcome_of(session) == {"authid": "joe", "authrole": "user", "authmethod": "ticket", "authprovider": "static"}
+    assert welcome_of(session) == {
+        "authid": "joe",
+        "authrole": "user",
+        "authmethod": "ticket",
+        "authprovider": "static",
+    }
     assert relay.router.auth_failures == 0
     # a static principal never reaches the dynamic authenticator
     assert dynamic_calls == []
@@ -204,7 +211,12 @@ async def test_static_ticket_wrong_and_unknown_authid_fail_alike(relay, ser):
 @pytest_twisted.ensureDeferred
 async def test_dynamic_ticket_returning_a_role(relay, ser):
     session = await connect_auth(relay.url, serializer=ser, authmethods=["ticket"], authid="dyn-str", secret="dyn-pw")
-    assert welcome_of(session) == {"authid": "dyn-str", "authrole": "user", "authmethod": "ticket", "authprovider": "dynamic"}
+    assert welcome_of(session) == {
+        "authid": "dyn-str",
+        "authrole": "user",
+        "authmethod": "ticket",
+        "authprovider": "dynamic",
+    }
     [(realm, authid, ticket, details)] = dynamic_calls
     assert (realm, authid, ticket) == ("realm1", "dyn-str", "dyn-pw")
     # the authenticator sees the HELLO details
@@ -227,8 +239,15 @@ async def test_dynamic_ticket_returning_a_dict_may_rename_the_authid(relay):
 @by_serializer
 @pytest_twisted.ensureDeferred
 async def test_dynamic_ticket_returning_a_deferred(relay, ser):
-    session = await connect_auth(relay.url, serializer=ser, authmethods=["ticket"], authid="dyn-deferred", secret="dyn-pw")
-    assert welcome_of(session) == {"authid": "dyn-deferred", "authrole": "user", "authmethod": "ticket", "authprovider": "dynamic"}
+    session = await connect_auth(
+        relay.url, serializer=ser, authmethods=["ticket"], authid="dyn-deferred", secret="dyn-pw"
+    )
+    assert welcome_of(session) == {
+        "authid": "dyn-deferred",
+        "authrole": "user",
+        "authmethod": "ticket",
+        "authprovider": "dynamic",
+    }
     await leave(session)
 
 
@@ -278,7 +297,9 @@ def test_dotted_path_authenticator_is_resolved():
 @by_serializer
 @pytest_twisted.ensureDeferred
 async def test_wampcra_plain_secret_right(relay, ser):
-    session = await connect_auth(relay.url, serializer=ser, authmethods=["wampcra"], authid="peter", secret="peter-secret")
+    session = await connect_auth(
+        relay.url, serializer=ser, authmethods=["wampcra"], authid="peter", secret="peter-secret"
+    )
     [challenge] = session.challenges
     assert challenge.method == "wampcra"
     assert "salt" not in challenge.extra
@@ -286,17 +307,33 @@ async def test_wampcra_plain_secret_right(relay, ser):
     assert fields["authid"] == "peter" and fields["authmethod"] == "wampcra"
     assert fields["session"] == session.session_id
     assert fields["nonce"]
-    assert welcome_of(session) == {"authid": "peter", "authrole": "user", "authmethod": "wampcra", "authprovider": "static"}
+    assert welcome_of(session) == {
+        "authid": "peter",
+        "authrole": "user",
+        "authmethod": "wampcra",
+        "authprovider": "static",
+    }
     await leave(session)
 
 
 @by_serializer
 @pytest_twisted.ensureDeferred
 async def test_wampcra_salted_secret_right(relay, ser):
-    session = await connect_auth(relay.url, serializer=ser, authmethods=["wampcra"], authid="salty", secret="salty-password")
+    session = await connect_auth(
+        relay.url, serializer=ser, authmethods=["wampcra"], authid="salty", secret="salty-password"
+    )
     [challenge] = session.challenges
-    assert (challenge.extra["salt"], challenge.extra["iterations"], challenge.extra["keylen"]) == ("pepper-and-salt", 100, 32)
-    assert welcome_of(session) == {"authid": "salty", "authrole": "admin", "authmethod": "wampcra", "authprovider": "static"}
+    assert (challenge.extra["salt"], challenge.extra["iterations"], challenge.extra["keylen"]) == (
+        "pepper-and-salt",
+        100,
+        32,
+    )
+    assert welcome_of(session) == {
+        "authid": "salty",
+        "authrole": "admin",
+        "authmethod": "wampcra",
+        "authprovider": "static",
+    }
     await leave(session)
 
 
@@ -314,7 +351,9 @@ async def test_wampcra_wrong_secrets_and_unknown_user_fail_alike(relay, ser):
         authid="salty",
         answer=lambda c: compute_wcs("salty-password", c.extra["challenge"]).decode(),
     )
-    garbage = await refused(relay.url, ser, authmethods=["wampcra"], authid="peter", answer=lambda c: "\u00e9not base64")
+    garbage = await refused(
+        relay.url, ser, authmethods=["wampcra"], authid="peter", answer=lambda c: "\u00e9not base64"
+    )
     assert plain_wrong[0] == AUTH_FAILED
     assert plain_wrong == salted_wrong == unknown == raw_key == garbage
     assert "nobody" not in unknown[1] and "salty" not in salted_wrong[1]
@@ -381,7 +420,9 @@ async def test_listener_with_its_own_auth_next_to_the_default_one(routers):
 
     anonymous = await connect_auth(default.url)
     assert (anonymous.welcome.authmethod, anonymous.welcome.authrole) == ("anonymous", "anonymous")
-    joe = await connect_auth(ticket_url, serializer="msgpack", authmethods=["ticket"], authid="joe", secret="joe-ticket")
+    joe = await connect_auth(
+        ticket_url, serializer="msgpack", authmethods=["ticket"], authid="joe", secret="joe-ticket"
+    )
     assert welcome_of(joe)["authmethod"] == "ticket"
 
     # each listener keeps to its own methods
@@ -437,4 +478,10 @@ async def test_client_gone_during_a_slow_authentication_leaves_nothing(routers):
     assert session.welcome is None
     await within(ended)
     answer.callback("user")  # the late answer finds the connection gone
-    assert router.state_counts() == {"connections": 0, "sessions": 0, "registrations": 0, "subscriptions": 0, "pending_calls": 0}
+    assert router.state_counts() == {
+        "connections": 0,
+        "sessions": 0,
+        "registrations": 0,
+        "subscriptions": 0,
+        "pending_calls": 0,
+    }

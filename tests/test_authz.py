@@ -86,7 +86,11 @@ def async_authorizer(details: dict, uri: str, action: str) -> defer.Deferred:
 
 ROLES = (
     RoleConfig("root", (Permission("", "prefix", **ALL),)),
-    *(RoleConfig(f"{kind}-{action}", (Permission(PATTERNS[kind], kind, **{action: True}),)) for kind in KINDS for action in ACTIONS),
+    *(
+        RoleConfig(f"{kind}-{action}", (Permission(PATTERNS[kind], kind, **{action: True}),))
+        for kind in KINDS
+        for action in ACTIONS
+    ),
     RoleConfig(
         "layered",
         (
@@ -101,10 +105,15 @@ ROLES = (
         ),
     ),
     RoleConfig("pub-limited", (Permission("com.pub.ok", "exact", publish=True),)),
-    RoleConfig("disclosed", (Permission("com.disc.", "prefix", call=True, publish=True, disclose_caller=True, disclose_publisher=True),)),
+    RoleConfig(
+        "disclosed",
+        (Permission("com.disc.", "prefix", call=True, publish=True, disclose_caller=True, disclose_publisher=True),),
+    ),
     RoleConfig("hidden", (Permission("com.disc.", "prefix", call=True, publish=True),)),
     RoleConfig("no-meta", (Permission("com.", "prefix", **ALL),)),
-    RoleConfig("meta-count", (Permission("com.", "prefix", **ALL), Permission("wamp.session.count", "exact", call=True))),
+    RoleConfig(
+        "meta-count", (Permission("com.", "prefix", **ALL), Permission("wamp.session.count", "exact", call=True))
+    ),
     RoleConfig("dyn-sync", authorizer=f"{__name__}.sync_authorizer"),
     RoleConfig("dyn-async", authorizer=async_authorizer),
 )

@@ -27,10 +27,26 @@ def test_rpc_benchmark_runs_over_both_transports(tmp_path):
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     command = [
-        sys.executable, "-m", "benchmarks", "rpc",
-        "--transports", "ws,rs", "--serializers", "msgpack",
-        "--seconds", "0.4", "--warmup", "0.1", "--callers", "1", "--outstanding", "4",
-        "--log-dir", str(tmp_path / "logs"), "--json", str(report),
+        sys.executable,
+        "-m",
+        "benchmarks",
+        "rpc",
+        "--transports",
+        "ws,rs",
+        "--serializers",
+        "msgpack",
+        "--seconds",
+        "0.4",
+        "--warmup",
+        "0.1",
+        "--callers",
+        "1",
+        "--outstanding",
+        "4",
+        "--log-dir",
+        str(tmp_path / "logs"),
+        "--json",
+        str(report),
     ]
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr

@@ -139,8 +139,9 @@ class DevTools:
         for deferred in waiting.values():
             deferred.errback(DevToolsError(f"DevTools connection closed: {reason}"))
 
-    def send(self, method: str, params: dict | None = None, session: str | None = None,
-             timeout: float = BROWSER_WAIT) -> defer.Deferred:
+    def send(
+        self, method: str, params: dict | None = None, session: str | None = None, timeout: float = BROWSER_WAIT
+    ) -> defer.Deferred:
         self._next_id += 1
         message: dict = {"id": self._next_id, "method": method, "params": params or {}}
         if session is not None:
@@ -220,7 +221,9 @@ class _ChromiumProcess(protocol.ProcessProtocol):
 
     def processEnded(self, reason):  # noqa: N802
         if not self.devtools_url.called:
-            self.devtools_url.errback(DevToolsError(f"chromium exited: {self.output.decode('utf-8', 'replace')[-2000:]}"))
+            self.devtools_url.errback(
+                DevToolsError(f"chromium exited: {self.output.decode('utf-8', 'replace')[-2000:]}")
+            )
         self.ended.callback(None)
 
 
@@ -231,7 +234,9 @@ def chromium():
     profile = tempfile.mkdtemp(prefix="promisifier-chromium-")
     process = _ChromiumProcess()
     transport = reactor.spawnProcess(
-        process, executable, [executable, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "about:blank"],
+        process,
+        executable,
+        [executable, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "about:blank"],
         env={**os.environ, "HOME": profile},
     )
 
@@ -327,7 +332,8 @@ def test_status_page_and_a_browser_callee_in_headless_chromium(relays, chromium)
     assert cells[:3] == ["com.browser.sum", "exact", "single"]
     assert cells[3] == str(browser_session) and cells[4] == "1"
     sessions_text = yield browser.wait_for(
-        status_tab, f"document.body.innerText.indexOf('{browser_session}') >= 0 && document.body.innerText",
+        status_tab,
+        f"document.body.innerText.indexOf('{browser_session}') >= 0 && document.body.innerText",
         "the browser's session",
     )
     assert "websocket / json" in sessions_text

@@ -137,10 +137,31 @@ def test_call_prints_results_as_json(relay):
         yield within(session.register("com.test.nothing", lambda: None))
         children = [
             cli("call", relay.url, "realm1", "com.test.add", "2", "3"),
-            cli("call", relay.url, "realm1", "com.test.echo", "hello", '{"$base64": "AAE="}', "[1, 2.5]", "-k", "flag=true",
-                "--serializer", "json"),
-            cli("call", relay.url, "realm1", "com.test.echo", "hello", '{"$base64": "AAE="}', "-k", "flag=true",
-                "--serializer", "msgpack"),
+            cli(
+                "call",
+                relay.url,
+                "realm1",
+                "com.test.echo",
+                "hello",
+                '{"$base64": "AAE="}',
+                "[1, 2.5]",
+                "-k",
+                "flag=true",
+                "--serializer",
+                "json",
+            ),
+            cli(
+                "call",
+                relay.url,
+                "realm1",
+                "com.test.echo",
+                "hello",
+                '{"$base64": "AAE="}',
+                "-k",
+                "flag=true",
+                "--serializer",
+                "msgpack",
+            ),
             cli("call", relay.url, "realm1", "com.test.nothing"),
         ]
         (add, echo_json, echo_msgpack, nothing) = yield defer.gatherResults([c.result() for c in children])
@@ -151,7 +172,10 @@ def test_call_prints_results_as_json(relay):
             "kwargs": {"flag": True},
         }
         out, err, code = echo_msgpack
-        assert (code, err) == (0, "") and json.loads(out) == {"args": ["hello", {"$base64": "AAE="}], "kwargs": {"flag": True}}
+        assert (code, err) == (0, "") and json.loads(out) == {
+            "args": ["hello", {"$base64": "AAE="}],
+            "kwargs": {"flag": True},
+        }
         assert nothing == ("null\n", "", 0)
     finally:
         yield within(session.close())

@@ -229,7 +229,9 @@ def test_event_details_and_retained_events(router, serializer):
     ((args, kwargs),) = yield wait(1)
     assert args == (21,)
     assert kwargs == {
-        "details": EventDetails(topic="com.example.wild.room1.temp", subscription=subscription.id, publication=publication)
+        "details": EventDetails(
+            topic="com.example.wild.room1.temp", subscription=subscription.id, publication=publication
+        )
     }
     # a retained event arrives on subscribing with get_retained, marked as such
     kept = yield within(publisher.publish("com.example.kept", "last", acknowledge=True, retain=True))

@@ -186,9 +186,14 @@ def test_signature_computation():
     # salted: PBKDF2-HMAC-SHA256, base64, then used as the key
     key = derive_key("secret", "salt123", 1000, 32)
     assert key == autobahn_auth.derive_key("secret", "salt123", 1000, 32)
-    assert answer_challenge(
-        "wampcra", {"challenge": challenge, "salt": "salt123", "iterations": 1000, "keylen": 32}, {"secret": "secret"}
-    ) == autobahn_auth.compute_wcs(key, challenge.encode()).decode()
+    assert (
+        answer_challenge(
+            "wampcra",
+            {"challenge": challenge, "salt": "salt123", "iterations": 1000, "keylen": 32},
+            {"secret": "secret"},
+        )
+        == autobahn_auth.compute_wcs(key, challenge.encode()).decode()
+    )
     # a fixed vector computed once with hashlib/hmac
     assert compute_signature(b"key", "The quick brown fox jumps over the lazy dog") == (
         "97yD9DBThCSxMpjmqm+xQ+9NWaFJRhdZl0edvC0aPNg="

@@ -115,7 +115,11 @@ def test_call_params_results_and_structured_errors(server, serializer):
             yield within(client.call("refuse", [1]))
         error = info.value
         assert (error.code, error.message, error.data) == (-32050, "not today", data)
-        assert error.error == RPC_ERROR_URI and error.as_dict() == {"code": -32050, "message": "not today", "data": data}
+        assert error.error == RPC_ERROR_URI and error.as_dict() == {
+            "code": -32050,
+            "message": "not today",
+            "data": data,
+        }
 
         # any WAMP client sees the same error: URI, args [message], kwargs code/message/data
         session = yield within(connect(server.url(), "realm1", serializers=(serializer,)))
@@ -386,8 +390,12 @@ def ticket_router():
             RealmConfig(
                 "realm1",
                 roles=(
-                    RoleConfig("anonymous", (Permission("com.public.", "prefix", call=True, register=True, subscribe=True),)),
-                    RoleConfig("user", (Permission("", "prefix", call=True, register=True, publish=True, subscribe=True),)),
+                    RoleConfig(
+                        "anonymous", (Permission("com.public.", "prefix", call=True, register=True, subscribe=True),)
+                    ),
+                    RoleConfig(
+                        "user", (Permission("", "prefix", call=True, register=True, publish=True, subscribe=True),)
+                    ),
                 ),
             ),
         ),

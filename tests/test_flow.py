@@ -121,9 +121,11 @@ def test_slow_subscriber_gets_drops_while_the_others_get_every_event():
         dropped = slow_connection.stats.dropped_events
         assert dropped > 0 and dropped <= events
         growth = rss_after - rss_before
-        print(f"\nflow: {events} events of {event_size} B ({total_bytes / 2**20:.0f} MiB) to 9 subscribers; "
-              f"slow subscriber: {dropped} dropped, {slow_connection.outgoing_buffered} B queued; "
-              f"RSS growth {growth / 2**20:.1f} MiB")
+        print(
+            f"\nflow: {events} events of {event_size} B ({total_bytes / 2**20:.0f} MiB) to 9 subscribers; "
+            f"slow subscriber: {dropped} dropped, {slow_connection.outgoing_buffered} B queued; "
+            f"RSS growth {growth / 2**20:.1f} MiB"
+        )
         # Without the cap the relay would hold the whole flood for the slow subscriber.
         assert growth < 64 * 1024 * 1024, growth
         assert slow_connection.outgoing_buffered < cap + 2 * event_size

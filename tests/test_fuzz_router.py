@@ -52,8 +52,9 @@ from __future__ import annotations
 import base64
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import msgpack
 import orjson
@@ -260,7 +261,14 @@ def payload_values(ser: str) -> st.SearchStrategy:
     ints = st.integers(-(2**63), 2**64 - 1) | st.sampled_from([0, MAX_ID, MAX_ID + 1, 2**63, 2**64 - 1, -(2**63)])
     if ser == "json":
         ints = ints | st.sampled_from([2**64, 10**30, -(10**40), 10**300])  # decoded as floats
-    scalars = st.none() | st.booleans() | ints | st.floats(allow_nan=False, allow_infinity=False) | texts(ser) | st.binary(max_size=12)
+    scalars = (
+        st.none()
+        | st.booleans()
+        | ints
+        | st.floats(allow_nan=False, allow_infinity=False)
+        | texts(ser)
+        | st.binary(max_size=12)
+    )
     return st.recursive(
         scalars,
         lambda children: st.lists(children, max_size=3) | st.dictionaries(texts(ser), children, max_size=3),
@@ -310,17 +318,35 @@ def hello_step(draw: Any, ser: str) -> tuple[Step, str]:
         return Step("HELLO unknown realm", *payload, Terminate(NO_SUCH_REALM, (1000,))), "closed"
     if variant == "no_roles":
         details["roles"] = draw(st.sampled_from([{}, {"dealer": {}}, ["caller"], None, "caller"]))
-        return Step("HELLO without client roles", *encode(ser, [HELLO, "realm1", details]), Terminate(PROTOCOL_VIOLATION, (1002,))), "closed"
+        return Step(
+            "HELLO without client roles",
+            *encode(ser, [HELLO, "realm1", details]),
+            Terminate(PROTOCOL_VIOLATION, (1002,)),
+        ), "closed"
     return Step("HELLO", *encode(ser, [HELLO, "realm1", details]), Reply([is_welcome], "WELCOME")), "joined"
 
 
 #: meta procedures that take a URI (and match options): half of the meta calls
-URI_META_PROCEDURES = ["wamp.registration.lookup", "wamp.registration.match", "wamp.subscription.lookup", "wamp.subscription.match"]
+URI_META_PROCEDURES = [
+    "wamp.registration.lookup",
+    "wamp.registration.match",
+    "wamp.subscription.lookup",
+    "wamp.subscription.match",
+]
 OTHER_META_PROCEDURES = [
-    "wamp.session.count", "wamp.session.list", "wamp.session.get", "wamp.session.add_testament",
-    "wamp.session.flush_testaments", "wamp.registration.list", "wamp.registration.get",
-    "wamp.registration.list_callees", "wamp.registration.count_callees", "wamp.subscription.list",
-    "wamp.subscription.get", "wamp.subscription.list_subscribers", "wamp.subscription.count_subscribers",
+    "wamp.session.count",
+    "wamp.session.list",
+    "wamp.session.get",
+    "wamp.session.add_testament",
+    "wamp.session.flush_testaments",
+    "wamp.registration.list",
+    "wamp.registration.get",
+    "wamp.registration.list_callees",
+    "wamp.registration.count_callees",
+    "wamp.subscription.list",
+    "wamp.subscription.get",
+    "wamp.subscription.list_subscribers",
+    "wamp.subscription.count_subscribers",
     "wamp.no.such.meta",
 ]  # not the kill procedures: they would end the witness sessions
 
@@ -353,8 +379,21 @@ def meta_call(ser: str) -> st.SearchStrategy:
 
 
 JOINED_KINDS = (
-    "call_nobody", "call_bad_uri", "call_echo", "call_meta", "register", "unregister", "subscribe",
-    "unsubscribe", "publish_ack", "publish", "yield", "invocation_error", "cancel", "goodbye", "abort",
+    "call_nobody",
+    "call_bad_uri",
+    "call_echo",
+    "call_meta",
+    "register",
+    "unregister",
+    "subscribe",
+    "unsubscribe",
+    "publish_ack",
+    "publish",
+    "yield",
+    "invocation_error",
+    "cancel",
+    "goodbye",
+    "abort",
     "huge_call",
 )
 #: what a session does around the meta API: registrations and subscriptions to look up
@@ -367,9 +406,13 @@ def valid_joined_step(draw: Any, ser: str, ids: Ids, kinds: tuple[str, ...] = JO
     rid = ids()
     if kind == "call_nobody":
         args, kwargs = draw(args_and_kwargs(ser))
-        options = draw(st.sampled_from([{}, {"timeout": 1000}, {"receive_progress": True}, {"disclose_me": True}, {"x": [1]}]))
+        options = draw(
+            st.sampled_from([{}, {"timeout": 1000}, {"receive_progress": True}, {"disclose_me": True}, {"x": [1]}])
+        )
         msg = with_payload([CALL, rid, options, f"com.fuzz.nobody.{rid}"], args, kwargs)
-        return Step("CALL nobody", *encode(ser, msg), Reply([is_error(CALL, rid, NO_SUCH_PROCEDURE)], "ERROR no_such_procedure")), "joined"
+        return Step(
+            "CALL nobody", *encode(ser, msg), Reply([is_error(CALL, rid, NO_SUCH_PROCEDURE)], "ERROR no_such_procedure")
+        ), "joined"
     if kind == "call_bad_uri":
         uri = draw(st.sampled_from(["com..x", " com.x", "com.x ", "com.#", ".", "a\tb", "com.x."]))
         msg = [CALL, rid, {}, uri]
@@ -378,7 +421,9 @@ def valid_joined_step(draw: Any, ser: str, ids: Ids, kinds: tuple[str, ...] = JO
         args, kwargs = draw(args_and_kwargs(ser))
         if kind == "huge_call":
             # JSON: literals up to 300 digits (decoded as floats); msgpack: the largest uint64
-            big = draw(st.integers(10**19, 10**300) | st.integers(-(10**300), -(10**19))) if ser == "json" else 2**64 - 1
+            big = (
+                draw(st.integers(10**19, 10**300) | st.integers(-(10**300), -(10**19))) if ser == "json" else 2**64 - 1
+            )
             args = [big, [big], {"n": big}]
         msg = with_payload([CALL, rid, {}, ECHO], args, kwargs)
         payload = encode(ser, msg)
@@ -386,52 +431,114 @@ def valid_joined_step(draw: Any, ser: str, ids: Ids, kinds: tuple[str, ...] = JO
     if kind == "call_meta":
         procedure, args, kwargs = draw(meta_call(ser))
         msg = with_payload([CALL, rid, {}, procedure], args, kwargs)
-        return Step("CALL meta", *encode(ser, msg), Reply([either(is_answer(wamp.Result, rid), is_error(CALL, rid))], "RESULT or ERROR")), "joined"
+        return Step(
+            "CALL meta",
+            *encode(ser, msg),
+            Reply([either(is_answer(wamp.Result, rid), is_error(CALL, rid))], "RESULT or ERROR"),
+        ), "joined"
     if kind == "register":
         uri, options = draw(
             st.sampled_from(
-                [(f"org.fuzz.own.{rid}", {}), ("org.fuzz", {"match": "prefix"}), ("org..own", {"match": "wildcard"}),
-                 (f"org.fuzz.rr.{rid}", {"invoke": "roundrobin"}), ("org.fuzz.x", {"match": "bogus"}),
-                 ("org.fuzz.y", {"disclose_caller": "yes"}), ("wamp.mine", {}), ("bad uri", {}), (ECHO, {}),
-                 ("org.fuzz.shared", {"invoke": "last"})]
+                [
+                    (f"org.fuzz.own.{rid}", {}),
+                    ("org.fuzz", {"match": "prefix"}),
+                    ("org..own", {"match": "wildcard"}),
+                    (f"org.fuzz.rr.{rid}", {"invoke": "roundrobin"}),
+                    ("org.fuzz.x", {"match": "bogus"}),
+                    ("org.fuzz.y", {"disclose_caller": "yes"}),
+                    ("wamp.mine", {}),
+                    ("bad uri", {}),
+                    (ECHO, {}),
+                    ("org.fuzz.shared", {"invoke": "last"}),
+                ]
             )
         )
-        return Step("REGISTER", *encode(ser, [REGISTER, rid, options, uri]), Reply([either(is_answer(wamp.Registered, rid), is_error(REGISTER, rid))], "REGISTERED or ERROR")), "joined"
+        return Step(
+            "REGISTER",
+            *encode(ser, [REGISTER, rid, options, uri]),
+            Reply([either(is_answer(wamp.Registered, rid), is_error(REGISTER, rid))], "REGISTERED or ERROR"),
+        ), "joined"
     if kind == "unregister":
         reg = draw(st.integers(0, MAX_ID))
-        return Step("UNREGISTER", *encode(ser, [UNREGISTER, rid, reg]), Reply([either(is_answer(wamp.Unregistered, rid), is_error(UNREGISTER, rid))], "UNREGISTERED or ERROR")), "joined"
+        return Step(
+            "UNREGISTER",
+            *encode(ser, [UNREGISTER, rid, reg]),
+            Reply([either(is_answer(wamp.Unregistered, rid), is_error(UNREGISTER, rid))], "UNREGISTERED or ERROR"),
+        ), "joined"
     if kind == "subscribe":
         uri, options = draw(
             st.sampled_from(
-                [(TOPIC, {}), (f"org.fuzz.t.{rid}", {}), ("org", {"match": "prefix"}), ("org..t", {"match": "wildcard"}),
-                 (TOPIC, {"get_retained": True}), (TOPIC, {"match": 5}), ("bad topic", {})]
+                [
+                    (TOPIC, {}),
+                    (f"org.fuzz.t.{rid}", {}),
+                    ("org", {"match": "prefix"}),
+                    ("org..t", {"match": "wildcard"}),
+                    (TOPIC, {"get_retained": True}),
+                    (TOPIC, {"match": 5}),
+                    ("bad topic", {}),
+                ]
             )
         )
-        return Step("SUBSCRIBE", *encode(ser, [SUBSCRIBE, rid, options, uri]), Reply([either(is_answer(wamp.Subscribed, rid), is_error(SUBSCRIBE, rid))], "SUBSCRIBED or ERROR")), "joined"
+        return Step(
+            "SUBSCRIBE",
+            *encode(ser, [SUBSCRIBE, rid, options, uri]),
+            Reply([either(is_answer(wamp.Subscribed, rid), is_error(SUBSCRIBE, rid))], "SUBSCRIBED or ERROR"),
+        ), "joined"
     if kind == "unsubscribe":
         sub = draw(st.integers(0, MAX_ID))
-        return Step("UNSUBSCRIBE", *encode(ser, [UNSUBSCRIBE, rid, sub]), Reply([either(is_answer(wamp.Unsubscribed, rid), is_error(UNSUBSCRIBE, rid))], "UNSUBSCRIBED or ERROR")), "joined"
+        return Step(
+            "UNSUBSCRIBE",
+            *encode(ser, [UNSUBSCRIBE, rid, sub]),
+            Reply([either(is_answer(wamp.Unsubscribed, rid), is_error(UNSUBSCRIBE, rid))], "UNSUBSCRIBED or ERROR"),
+        ), "joined"
     if kind in ("publish_ack", "publish"):
         args, kwargs = draw(args_and_kwargs(ser))
-        options = draw(st.sampled_from([{}, {"exclude_me": False}, {"retain": True}, {"disclose_me": True}, {"eligible": [1, 2]}, {"exclude": "x"}]))
+        options = draw(
+            st.sampled_from(
+                [
+                    {},
+                    {"exclude_me": False},
+                    {"retain": True},
+                    {"disclose_me": True},
+                    {"eligible": [1, 2]},
+                    {"exclude": "x"},
+                ]
+            )
+        )
         topic = draw(st.sampled_from([TOPIC, TOPIC, "org.fuzz.t.1", "bad topic"]))
         if kind == "publish_ack":
             msg = with_payload([PUBLISH, rid, {**options, "acknowledge": True}, topic], args, kwargs)
-            return Step("PUBLISH acknowledged", *encode(ser, msg), Reply([either(is_answer(wamp.Published, rid), is_error(PUBLISH, rid))], "PUBLISHED or ERROR")), "joined"
+            return Step(
+                "PUBLISH acknowledged",
+                *encode(ser, msg),
+                Reply([either(is_answer(wamp.Published, rid), is_error(PUBLISH, rid))], "PUBLISHED or ERROR"),
+            ), "joined"
         msg = with_payload([PUBLISH, rid, options, topic], args, kwargs)
         return Step("PUBLISH", *encode(ser, msg), Silent()), "joined"
     if kind == "yield":
         args, kwargs = draw(args_and_kwargs(ser))
-        msg = with_payload([YIELD, draw(st.integers(0, MAX_ID)), draw(st.sampled_from([{}, {"progress": True}]))], args, kwargs)
+        msg = with_payload(
+            [YIELD, draw(st.integers(0, MAX_ID)), draw(st.sampled_from([{}, {"progress": True}]))], args, kwargs
+        )
         return Step("YIELD for nothing", *encode(ser, msg), Silent()), "joined"
     if kind == "invocation_error":
-        msg = [ERROR, INVOCATION, draw(st.integers(0, MAX_ID)), {}, draw(st.sampled_from(["com.fuzz.error", "bad uri"]))]
+        msg = [
+            ERROR,
+            INVOCATION,
+            draw(st.integers(0, MAX_ID)),
+            {},
+            draw(st.sampled_from(["com.fuzz.error", "bad uri"])),
+        ]
         return Step("ERROR for no invocation", *encode(ser, msg), Silent()), "joined"
     if kind == "cancel":
         msg = [CANCEL, draw(st.integers(0, MAX_ID)), draw(st.sampled_from([{}, {"mode": "kill"}, {"mode": "bogus"}]))]
         return Step("CANCEL for nothing", *encode(ser, msg), Silent()), "joined"
     if kind == "goodbye":
-        msg = [GOODBYE, draw(st.sampled_from([{}, {"message": "bye"}])), draw(st.sampled_from(["wamp.close.normal", "com.x"]))]
+        msg = [
+            GOODBYE,
+            draw(st.sampled_from([{}, {"message": "bye"}])),
+            draw(st.sampled_from(["wamp.close.normal", "com.x"])),
+        ]
         return Step("GOODBYE", *encode(ser, msg), Reply([is_goodbye], "GOODBYE")), "establishing"
     msg = [ABORT, {"message": "fuzz"}, "wamp.close.normal"]
     return Step("ABORT", *encode(ser, msg), Terminate(None, (1000,))), "closed"
@@ -439,29 +546,56 @@ def valid_joined_step(draw: Any, ser: str, ids: Ids, kinds: tuple[str, ...] = JO
 
 #: spec-valid messages a client must not send in a state: (state, message factory)
 WRONG_IN_ESTABLISHING = [
-    lambda r: [CALL, r, {}, "com.fuzz.x"], lambda r: [REGISTER, r, {}, "com.fuzz.x"],
-    lambda r: [SUBSCRIBE, r, {}, "com.fuzz.x"], lambda r: [PUBLISH, r, {}, "com.fuzz.x"],
-    lambda r: [UNREGISTER, r, 1], lambda r: [YIELD, r, {}], lambda r: [CANCEL, r, {}],
-    lambda r: [GOODBYE, {}, "wamp.close.normal"], lambda r: [AUTHENTICATE, "sig", {}],
-    lambda r: [WELCOME, r, {}], lambda r: [RESULT, r, {}], lambda r: [ERROR, INVOCATION, r, {}, "com.e"],
+    lambda r: [CALL, r, {}, "com.fuzz.x"],
+    lambda r: [REGISTER, r, {}, "com.fuzz.x"],
+    lambda r: [SUBSCRIBE, r, {}, "com.fuzz.x"],
+    lambda r: [PUBLISH, r, {}, "com.fuzz.x"],
+    lambda r: [UNREGISTER, r, 1],
+    lambda r: [YIELD, r, {}],
+    lambda r: [CANCEL, r, {}],
+    lambda r: [GOODBYE, {}, "wamp.close.normal"],
+    lambda r: [AUTHENTICATE, "sig", {}],
+    lambda r: [WELCOME, r, {}],
+    lambda r: [RESULT, r, {}],
+    lambda r: [ERROR, INVOCATION, r, {}, "com.e"],
 ]
 WRONG_IN_ESTABLISHED = [
-    lambda r: [HELLO, "realm1", {"roles": {"caller": {}}}], lambda r: [WELCOME, r, {}],
-    lambda r: [CHALLENGE, "ticket", {}], lambda r: [AUTHENTICATE, "sig", {}], lambda r: [PUBLISHED, r, 1],
-    lambda r: [SUBSCRIBED, r, 1], lambda r: [UNSUBSCRIBED, r], lambda r: [EVENT, 1, r, {}],
-    lambda r: [RESULT, r, {}], lambda r: [REGISTERED, r, 1], lambda r: [UNREGISTERED, r],
-    lambda r: [INVOCATION, r, 1, {}], lambda r: [INTERRUPT, r, {}],
-    lambda r: [ERROR, CALL, r, {}, "com.e"], lambda r: [ERROR, PUBLISH, r, {}, "com.e"],
+    lambda r: [HELLO, "realm1", {"roles": {"caller": {}}}],
+    lambda r: [WELCOME, r, {}],
+    lambda r: [CHALLENGE, "ticket", {}],
+    lambda r: [AUTHENTICATE, "sig", {}],
+    lambda r: [PUBLISHED, r, 1],
+    lambda r: [SUBSCRIBED, r, 1],
+    lambda r: [UNSUBSCRIBED, r],
+    lambda r: [EVENT, 1, r, {}],
+    lambda r: [RESULT, r, {}],
+    lambda r: [REGISTERED, r, 1],
+    lambda r: [UNREGISTERED, r],
+    lambda r: [INVOCATION, r, 1, {}],
+    lambda r: [INTERRUPT, r, {}],
+    lambda r: [ERROR, CALL, r, {}, "com.e"],
+    lambda r: [ERROR, PUBLISH, r, {}, "com.e"],
 ]
 
 #: field kinds of the client-to-router and router-to-client messages (for wrong fields)
 ID, DICT, LIST, URI, STR, CODE = "id", "dict", "list", "uri", "str", "code"
 FORMATS: dict[int, tuple[int, tuple[str, ...]]] = {
-    HELLO: (3, (URI, DICT)), WELCOME: (3, (ID, DICT)), ABORT: (3, (DICT, URI)), AUTHENTICATE: (3, (STR, DICT)),
-    GOODBYE: (3, (DICT, URI)), ERROR: (5, (CODE, ID, DICT, URI, LIST, DICT)), PUBLISH: (4, (ID, DICT, URI, LIST, DICT)),
-    SUBSCRIBE: (4, (ID, DICT, URI)), UNSUBSCRIBE: (3, (ID, ID)), CALL: (4, (ID, DICT, URI, LIST, DICT)),
-    CANCEL: (3, (ID, DICT)), REGISTER: (4, (ID, DICT, URI)), UNREGISTER: (3, (ID, ID)), YIELD: (3, (ID, DICT, LIST, DICT)),
-    RESULT: (3, (ID, DICT, LIST, DICT)), EVENT: (4, (ID, ID, DICT, LIST, DICT)),
+    HELLO: (3, (URI, DICT)),
+    WELCOME: (3, (ID, DICT)),
+    ABORT: (3, (DICT, URI)),
+    AUTHENTICATE: (3, (STR, DICT)),
+    GOODBYE: (3, (DICT, URI)),
+    ERROR: (5, (CODE, ID, DICT, URI, LIST, DICT)),
+    PUBLISH: (4, (ID, DICT, URI, LIST, DICT)),
+    SUBSCRIBE: (4, (ID, DICT, URI)),
+    UNSUBSCRIBE: (3, (ID, ID)),
+    CALL: (4, (ID, DICT, URI, LIST, DICT)),
+    CANCEL: (3, (ID, DICT)),
+    REGISTER: (4, (ID, DICT, URI)),
+    UNREGISTER: (3, (ID, ID)),
+    YIELD: (3, (ID, DICT, LIST, DICT)),
+    RESULT: (3, (ID, DICT, LIST, DICT)),
+    EVENT: (4, (ID, ID, DICT, LIST, DICT)),
 }
 RIGHT = {ID: 7, DICT: {}, LIST: ["a"], URI: "com.fuzz.x", STR: "s", CODE: INVOCATION}
 WRONG = {
@@ -511,7 +645,11 @@ def nested_call(ser: str, depth: int, rid: int) -> tuple[bytes, bool]:
 
 def frame_step(draw: Any, ser: str, ids: Ids) -> tuple[Step, str]:
     """A frame-level fault; ``"closed"`` unless the frame is acceptable after all."""
-    kind = draw(st.sampled_from(["non_utf8", "wrong_kind", "garbage", "not_a_list", "deep", "deep_ok", "huge_id", "empty", "huge_literal"]))
+    kind = draw(
+        st.sampled_from(
+            ["non_utf8", "wrong_kind", "garbage", "not_a_list", "deep", "deep_ok", "huge_id", "empty", "huge_literal"]
+        )
+    )
     if kind == "non_utf8":
         text = json.dumps([CALL, 1, {}, "com.fuzz.x", [draw(st.text(max_size=6))]]).encode()
         pos = draw(st.integers(0, len(text)))
@@ -539,7 +677,11 @@ def frame_step(draw: Any, ser: str, ids: Ids) -> tuple[Step, str]:
     if kind == "deep_ok":
         rid = ids()
         depth = draw(st.integers(1, 1000))
-        return Step(f"nested {depth} deep", *nested_call(ser, depth, rid), Reply([is_error(CALL, rid, NO_SUCH_PROCEDURE)], "ERROR no_such_procedure")), "joined"
+        return Step(
+            f"nested {depth} deep",
+            *nested_call(ser, depth, rid),
+            Reply([is_error(CALL, rid, NO_SUCH_PROCEDURE)], "ERROR no_such_procedure"),
+        ), "joined"
     if kind == "huge_literal" and ser == "json":
         # beyond a double's range: the JSON decoder refuses the number
         big = draw(st.integers(309, 3000))
@@ -547,11 +689,19 @@ def frame_step(draw: Any, ser: str, ids: Ids) -> tuple[Step, str]:
         return Step(f"number of {big + 1} digits", payload, False, Terminate(None, (1007,))), "closed"
     # an ID beyond 2**53 (JSON: a literal of up to 300 digits, decoded as a float)
     big = draw(st.integers(MAX_ID + 1, 10**300)) if ser == "json" else draw(st.integers(MAX_ID + 1, 2**64 - 1))
-    return Step("huge request id", *encode(ser, [CALL, big, {}, "com.fuzz.x"]), Terminate(PROTOCOL_VIOLATION, (1002,))), "closed"
+    return Step(
+        "huge request id", *encode(ser, [CALL, big, {}, "com.fuzz.x"]), Terminate(PROTOCOL_VIOLATION, (1002,))
+    ), "closed"
 
 
 @st.composite
-def cases(draw: Any, allow_random: bool = True, joined: bool = False, kinds: tuple[str, ...] = JOINED_KINDS, max_steps: int = 4) -> Case:
+def cases(
+    draw: Any,
+    allow_random: bool = True,
+    joined: bool = False,
+    kinds: tuple[str, ...] = JOINED_KINDS,
+    max_steps: int = 4,
+) -> Case:
     ser = draw(SERS)
     start = "joined" if joined else draw(st.sampled_from(["fresh", "joined", "joined", "after_goodbye"]))
     case = Case(ser, start)
@@ -569,7 +719,10 @@ def cases(draw: Any, allow_random: bool = True, joined: bool = False, kinds: tup
         elif choice == "wrong_state":
             factories = WRONG_IN_ESTABLISHED if state == "joined" else WRONG_IN_ESTABLISHING
             message = draw(st.sampled_from(factories))(ids())
-            step, state = Step(f"wrong state ({state})", *encode(ser, message), Terminate(PROTOCOL_VIOLATION, (1002,))), "closed"
+            step, state = (
+                Step(f"wrong state ({state})", *encode(ser, message), Terminate(PROTOCOL_VIOLATION, (1002,))),
+                "closed",
+            )
         elif choice == "wrong_fields":
             step, state = wrong_fields_step(draw, ser), "closed"
         elif choice == "frame":
@@ -624,6 +777,7 @@ def _start_relay():
         return CallResult(*args, **kwargs)
 
     yield within(callee.register(echo, ECHO))
+
     def on_event(name: str) -> Callable[..., None]:
         def count(*args: Any, **kwargs: Any) -> None:
             relay.events[name] += 1
@@ -745,8 +899,12 @@ def check_answers(case: Case, client: Any, state: str, later: set[int], required
             epoch += 1
         if isinstance(m, wamp.Abort):
             aborted = True
-        if getattr(m, "request", None) in later and (isinstance(m, wamp.Result) or (isinstance(m, wamp.Error) and m.request_type == CALL)):
-            assert epochs[m.request] == epoch and not aborted, f"answer to CALL {m.request} after its session ended: {m}"
+        if getattr(m, "request", None) in later and (
+            isinstance(m, wamp.Result) or (isinstance(m, wamp.Error) and m.request_type == CALL)
+        ):
+            assert epochs[m.request] == epoch and not aborted, (
+                f"answer to CALL {m.request} after its session ended: {m}"
+            )
             later_seen[m.request] = later_seen.get(m.request, 0) + 1
             echo = echoes.get(m.request)
             if isinstance(m, wamp.Result) and echo is not None:
@@ -765,14 +923,20 @@ def check_answers(case: Case, client: Any, state: str, later: set[int], required
                 position += 1
         elif isinstance(expect, Terminate):
             if expect.reason is not None:
-                assert position < len(ordered), f"no ABORT after {step.label}; closed {client.close_code} {client.close_reason!r}"
+                assert position < len(ordered), (
+                    f"no ABORT after {step.label}; closed {client.close_code} {client.close_reason!r}"
+                )
                 abort = ordered[position]
-                assert isinstance(abort, wamp.Abort) and abort.reason == expect.reason, f"{step.label}: expected ABORT {expect.reason}, got {abort}"
+                assert isinstance(abort, wamp.Abort) and abort.reason == expect.reason, (
+                    f"{step.label}: expected ABORT {expect.reason}, got {abort}"
+                )
                 assert isinstance(abort.message, str) and abort.message
                 position += 1
             assert ordered[position:] == [], f"after {step.label}: unexpected {ordered[position:]}"
             assert client.is_closed, f"{step.label}: the router did not close the connection"
-            assert client.close_code in expect.codes, f"{step.label}: close code {client.close_code} {client.close_reason!r}, expected {expect.codes}"
+            assert client.close_code in expect.codes, (
+                f"{step.label}: close code {client.close_code} {client.close_reason!r}, expected {expect.codes}"
+            )
             return f"close {client.close_code}" + (f" after ABORT {expect.reason}" if expect.reason else "")
         elif isinstance(expect, Anything):
             rest = ordered[position:]
@@ -787,11 +951,17 @@ def check_answers(case: Case, client: Any, state: str, later: set[int], required
             return "random: accepted"
         # Silent and Later expect nothing in order
     assert state in ("joined", "establishing")
-    assert not client.is_closed, f"the router closed the connection ({client.close_code} {client.close_reason!r}); got {ordered[position:]}"
+    assert not client.is_closed, (
+        f"the router closed the connection ({client.close_code} {client.close_reason!r}); got {ordered[position:]}"
+    )
     if state == "establishing":
-        assert position < len(ordered) and is_welcome(ordered[position]), f"probe HELLO: expected WELCOME, got {ordered[position:]}"
+        assert position < len(ordered) and is_welcome(ordered[position]), (
+            f"probe HELLO: expected WELCOME, got {ordered[position:]}"
+        )
         position += 1
-    assert position < len(ordered) and is_error(CALL, PROBE_ID, NO_SUCH_PROCEDURE)(ordered[position]), f"probe: got {ordered[position:]}"
+    assert position < len(ordered) and is_error(CALL, PROBE_ID, NO_SUCH_PROCEDURE)(ordered[position]), (
+        f"probe: got {ordered[position:]}"
+    )
     position += 1
     assert ordered[position:] == [], f"unexpected messages: {ordered[position:]}"
     missing = required - set(later_seen)
@@ -823,7 +993,9 @@ def run_example(relay: Relay, log_events: list, case: Case):
             answered = {m.request for m in client.messages[mark:] if isinstance(m, (wamp.Result, wamp.Error))}
             return probe_answered(client) and required <= answered
 
-        yield wait_for(done, ANSWER_WAIT, lambda: f"the router's answers; got {client.messages}, closed={client.is_closed}")
+        yield wait_for(
+            done, ANSWER_WAIT, lambda: f"the router's answers; got {client.messages}, closed={client.is_closed}"
+        )
         outcome = check_answers(case, client, state, later, required, mark)
         relay.outcomes[outcome] = relay.outcomes.get(outcome, 0) + 1
     finally:
@@ -872,8 +1044,11 @@ NUL_TEXT_CASE = Case(
     "joined",
     [
         call_step("msgpack", [CALL, 1, {}, ECHO, ["\x00!"]], Later(1, (["\x00!"], {}))),
-        Step("pinned PUBLISH", *encode("msgpack", [PUBLISH, 2, {"acknowledge": True}, TOPIC, [], {"k": "\x00AA=="}]),
-             Reply([either(is_answer(wamp.Published, 2), is_error(PUBLISH, 2))], "PUBLISHED or ERROR")),
+        Step(
+            "pinned PUBLISH",
+            *encode("msgpack", [PUBLISH, 2, {"acknowledge": True}, TOPIC, [], {"k": "\x00AA=="}]),
+            Reply([either(is_answer(wamp.Published, 2), is_error(PUBLISH, 2))], "PUBLISHED or ERROR"),
+        ),
     ],
 )
 #: a call still with the callee when its session says GOODBYE: no answer may follow the

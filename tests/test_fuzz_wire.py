@@ -172,7 +172,9 @@ def assert_allowed(ser: str, payload: bytes) -> Any:
 EDGE_INTS = [0, 1, -1, MAX_ID, MAX_ID + 1, 2**63 - 1, 2**63, 2**64 - 1, -(2**63)]
 BEYOND_64_BITS = [2**64, -(2**63) - 1, 2**100, -(2**100), 10**30, 10**300, -(10**400)]
 
-texts = st.text(max_size=12) | st.sampled_from(["", "\x00", "\x00AA==", "\x00not base64!", "com.x", "wamp.close.normal", "\ud800", "a\x00b"])
+texts = st.text(max_size=12) | st.sampled_from(
+    ["", "\x00", "\x00AA==", "\x00not base64!", "com.x", "wamp.close.normal", "\ud800", "a\x00b"]
+)
 
 
 def ints(ser: str) -> st.SearchStrategy:
@@ -272,7 +274,9 @@ def test_structured_messages_pass_exactly_when_the_spec_says(ser: str, data: Any
 
 
 @fuzz_settings(400)
-@given(ser=SERS, payload=st.binary(max_size=300) | st.text(max_size=100).map(lambda t: t.encode("utf-8", "surrogatepass")))
+@given(
+    ser=SERS, payload=st.binary(max_size=300) | st.text(max_size=100).map(lambda t: t.encode("utf-8", "surrogatepass"))
+)
 def test_random_bytes(ser: str, payload: bytes) -> None:
     assert_allowed(ser, payload)
 
@@ -386,7 +390,19 @@ def test_huge_ints_anywhere(ser: str, data: Any) -> None:
 
 
 #: byte sequences that are not UTF-8 wherever they stand between two characters
-INVALID_UTF8 = [b"\xff", b"\xfe", b"\x80", b"\xbf", b"\xc3(", b"\xc0\xaf", b"\xe0\x80\xaf", b"\xed\xa0\x80", b"\xed\xbf\xbf", b"\xf4\x90\x80\x80", b"\xf8\x88\x80\x80\x80"]
+INVALID_UTF8 = [
+    b"\xff",
+    b"\xfe",
+    b"\x80",
+    b"\xbf",
+    b"\xc3(",
+    b"\xc0\xaf",
+    b"\xe0\x80\xaf",
+    b"\xed\xa0\x80",
+    b"\xed\xbf\xbf",
+    b"\xf4\x90\x80\x80",
+    b"\xf8\x88\x80\x80\x80",
+]
 
 
 @fuzz_settings(100)

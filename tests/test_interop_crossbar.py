@@ -57,7 +57,13 @@ def _node_config(ws_port: int, rs_port: int) -> dict:
                             {
                                 "name": "anonymous",
                                 "permissions": [
-                                    {"uri": "", "match": "prefix", "allow": everything, "disclose": {"caller": True, "publisher": True}, "cache": True}
+                                    {
+                                        "uri": "",
+                                        "match": "prefix",
+                                        "allow": everything,
+                                        "disclose": {"caller": True, "publisher": True},
+                                        "cache": True,
+                                    }
                                 ],
                             }
                         ],
@@ -252,11 +258,19 @@ def test_publish_subscribe_exact_prefix_and_exclude_me(lane):
 @pytest_twisted.inlineCallbacks
 def test_details_of_pattern_registrations_and_subscriptions(lane):
     callee, caller = yield _two_sessions(lane)
-    yield within(callee.register("com.test.any.", lambda details: (details.procedure, details.caller), match="prefix", details=True))
+    yield within(
+        callee.register(
+            "com.test.any.", lambda details: (details.procedure, details.caller), match="prefix", details=True
+        )
+    )
     result = yield within(caller.call("com.test.any.thing", disclose_me=True))
     assert result == ["com.test.any.thing", caller.session_id]
     event = defer.Deferred()
-    yield within(callee.subscribe("com.test..temp", lambda *args, details: event.callback(details), match="wildcard", details=True))
+    yield within(
+        callee.subscribe(
+            "com.test..temp", lambda *args, details: event.callback(details), match="wildcard", details=True
+        )
+    )
     publication = yield within(caller.publish("com.test.room.temp", 20, acknowledge=True))
     details = yield within(event)
     assert (details.topic, details.publication) == ("com.test.room.temp", publication)

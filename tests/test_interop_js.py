@@ -33,6 +33,7 @@ from twisted.internet import defer, protocol, reactor
 
 from promisifier.router import RouterConfig
 from promisifier.router.config import RealmConfig
+
 try:
     from tests.support import SERIALIZER_NAMES, start_router
 except ImportError:  # pragma: no cover - tests/ itself on sys.path
@@ -131,7 +132,9 @@ def run_node(args: list[str], kill_after: float = KILL_AFTER):
             timer.cancel()
     out, err = collector.out.decode("utf-8", "replace"), collector.err.decode("utf-8", "replace")
     if killed:
-        pytest.fail(f"node {' '.join(args)} still running after {kill_after} s; killed\nstdout:\n{out}\nstderr:\n{err[-4000:]}")
+        pytest.fail(
+            f"node {' '.join(args)} still running after {kill_after} s; killed\nstdout:\n{out}\nstderr:\n{err[-4000:]}"
+        )
     return code, out, err
 
 
@@ -167,7 +170,14 @@ def _run_interop(serializer: str, cancel_reply: str, scenarios: tuple[str, ...])
     config = RouterConfig(realms=(RealmConfig(name="realm1", cancel_reply=cancel_reply),))
     running = yield start_router(config)
     try:
-        args = [str(SCRIPT), running.url, "realm1", serializer, f"--cancel-reply={cancel_reply}", f"--timeout={SCRIPT_TIMEOUT}"]
+        args = [
+            str(SCRIPT),
+            running.url,
+            "realm1",
+            serializer,
+            f"--cancel-reply={cancel_reply}",
+            f"--timeout={SCRIPT_TIMEOUT}",
+        ]
         if scenarios != ALL_SCENARIOS:
             args.append(f"--only={','.join(scenarios)}")
         code, out, err = yield run_node(args)
@@ -179,7 +189,9 @@ def _run_interop(serializer: str, cancel_reply: str, scenarios: tuple[str, ...])
             + [f"{name}: no report" for name in missing]
             + [f"exit code {code}; stderr (tail):", err[-3000:]]
         )
-        assert not failed and not missing, f"autobahn-js interop ({serializer}, cancel_reply={cancel_reply}) failed:\n{explanation}"
+        assert not failed and not missing, (
+            f"autobahn-js interop ({serializer}, cancel_reply={cancel_reply}) failed:\n{explanation}"
+        )
         assert code == 0, explanation
         assert all(reports[name]["serializer"] == serializer for name in scenarios)
         # Whatever the clients did, the relay is left with nothing: no session, no

@@ -438,7 +438,9 @@ def test_max_sessions_per_realm(serializer):
         return [*joined, other]
 
     yield run_case(
-        body, serializer, RouterConfig(realms=("realm1", "realm2"), limits=Limits(max_sessions=10, max_sessions_per_realm=2))
+        body,
+        serializer,
+        RouterConfig(realms=("realm1", "realm2"), limits=Limits(max_sessions=10, max_sessions_per_realm=2)),
     )
 
 

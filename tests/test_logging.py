@@ -89,10 +89,12 @@ def local_sessions(router: Router, clock: Clock, count: int) -> list:
 
 @pytest_twisted.inlineCallbacks
 def test_join_leave_abort_auth_failure_and_protocol_error_carry_the_session_fields(relays, events):
-    relay = relays(relay_config(
-        '[listeners.auth]\nmethods = ["anonymous", "ticket"]\n'
-        '[listeners.auth.ticket.principals.alice]\nticket = "right"\nrole = "anonymous"\n'
-    ))
+    relay = relays(
+        relay_config(
+            '[listeners.auth]\nmethods = ["anonymous", "ticket"]\n'
+            '[listeners.auth.ticket.principals.alice]\nticket = "right"\nrole = "anonymous"\n'
+        )
+    )
     session = yield relay.connect()
     [join] = of_kind(events, "join", session_id=session.session_id)
     assert join["realm"] == "realm1" and join["authid"] == f"anonymous-{session.session_id}"
@@ -104,7 +106,11 @@ def test_join_leave_abort_auth_failure_and_protocol_error_carry_the_session_fiel
     with pytest.raises(Exception):
         yield within(relay.connect(authid="alice", credentials={"ticket": "wrong"}, authmethods=["ticket"]))
     [failure] = of_kind(events, "auth_failure")
-    assert (failure["realm"], failure["authid"], failure["reason"]) == ("realm1", "alice", "wamp.error.authentication_failed")
+    assert (failure["realm"], failure["authid"], failure["reason"]) == (
+        "realm1",
+        "alice",
+        "wamp.error.authentication_failed",
+    )
     assert failure["peer"].startswith("tcp4:127.0.0.1:") and "session_id" in failure
 
     raw = yield raw_join(relay.url)
@@ -139,7 +145,12 @@ def test_a_slow_consumer_drop_is_logged_with_the_session_fields(events):
     )
     connection._slow_consumer()
     [drop] = of_kind(events, "slow_consumer")
-    assert (drop["session_id"], drop["realm"], drop["authid"], drop["peer"]) == (42, "realm1", "bob", "tcp4:192.0.2.1:5000")
+    assert (drop["session_id"], drop["realm"], drop["authid"], drop["peer"]) == (
+        42,
+        "realm1",
+        "bob",
+        "tcp4:192.0.2.1:5000",
+    )
     assert drop["dropped"] == 1 and connection.stats.dropped_events == 1
 
 
@@ -180,7 +191,8 @@ def test_the_trace_is_switched_on_and_off_at_run_time_by_a_meta_procedure(relays
     assert "args=2 items/" in lines[0]["message"] and "top-secret" not in lines[0]["message"]
     status = yield relay.get_json()
     assert {s["id"]: s["traced"] for s in status["realms"][0]["sessions"]} == {
-        operator.session_id: False, callee.session_id: True,
+        operator.session_id: False,
+        callee.session_id: True,
     }
 
     yield within(operator.call("promisifier.session.trace", callee.session_id, True, payloads=True))
@@ -312,10 +324,17 @@ def test_the_relay_process_logs_json_lines(command, processes):
 
     if command == "twistd" and not (TWISTD.exists() and twistd_sees_the_plugin()) and not os.environ.get("CI"):
         pytest.skip("twistd does not see the promisifier-relay plugin here (pip install -e . installs it)")
-    relay = processes([
-        *RELAY_COMMANDS[command], "--endpoint", "tcp:0:interface=127.0.0.1",
-        "--log-format", "json", "--log-level", "debug",
-    ])
+    relay = processes(
+        [
+            *RELAY_COMMANDS[command],
+            "--endpoint",
+            "tcp:0:interface=127.0.0.1",
+            "--log-format",
+            "json",
+            "--log-level",
+            "debug",
+        ]
+    )
     relay.wait_for_output("promisifier relay serving")
     [serving] = [json.loads(line) for line in relay.lines if "promisifier relay serving" in line]
     assert serving["namespace"] == "promisifier.relay" and serving["level"] == "info"
@@ -326,4 +345,3 @@ def test_the_relay_process_logs_json_lines(command, processes):
         assert response.status == 200 and json.loads(response.read())["status"] == "serving"
     assert relay.stop(signal.SIGTERM) == 0, relay.describe()
     assert all(line.startswith("{") for line in relay.lines if line.strip()), relay.output
-

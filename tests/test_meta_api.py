@@ -108,7 +108,7 @@ def test_session_on_join_and_on_leave(harness, ser):
     joiner = yield harness.connect(ser)
     harness.assume_identity(joiner, authid="joiner", authrole="member")
     yield meta.wait_for(1)
-    (topic, (details,)), = meta.events
+    ((topic, (details,)),) = meta.events
     assert topic == "wamp.session.on_join"
     assert details["session"] == joiner.session_id
     assert details["authid"] == joiner.join_details.authid
@@ -247,7 +247,9 @@ def test_kill_all_closes_every_other_session_without_meta_events_or_testaments(h
     assert (yield within(killer.call("wamp.session.count"))) == 1
     # a publication to itself is the last thing before the answer: any event of the
     # killed sessions would have come before it
-    yield within(killer.publish("com.example.testament", "after", options=PublishOptions(acknowledge=True, exclude_me=False)))
+    yield within(
+        killer.publish("com.example.testament", "after", options=PublishOptions(acknowledge=True, exclude_me=False))
+    )
     yield within(meta.wait_for(1))
     assert meta.events == [("com.example.testament", ("after",))]
     yield harness.finish()
@@ -372,7 +374,9 @@ def test_subscription_meta_events(harness, ser):
         "wamp.subscription.on_unsubscribe",
         "wamp.subscription.on_delete",
     )
-    subscription_a = yield within(a.subscribe(Collector(), "com.example.topic", options=SubscribeOptions(match="prefix")))
+    subscription_a = yield within(
+        a.subscribe(Collector(), "com.example.topic", options=SubscribeOptions(match="prefix"))
+    )
     yield within(b.subscribe(Collector(), "com.example.topic", options=SubscribeOptions(match="prefix")))
     yield within(subscription_a.unsubscribe())
     yield leave_and_wait(b)
@@ -394,7 +398,11 @@ def test_subscription_meta_events(harness, ser):
     ]
     session_a, created = events[0][1]
     assert session_a == a.session_id
-    assert {key: created[key] for key in ("id", "uri", "match")} == {"id": sid, "uri": "com.example.topic", "match": "prefix"}
+    assert {key: created[key] for key in ("id", "uri", "match")} == {
+        "id": sid,
+        "uri": "com.example.topic",
+        "match": "prefix",
+    }
     assert_iso_8601(created["created"])
     assert [args for _, args in events[1:]] == [
         (a.session_id, sid),
@@ -432,11 +440,19 @@ def test_subscription_meta_procedures(harness, ser):
     assert (yield within(me.call(match, "org.example"))) is None
 
     details = yield within(me.call("wamp.subscription.get", exact.id))
-    assert {key: details[key] for key in ("id", "uri", "match")} == {"id": exact.id, "uri": "com.example.topic", "match": "exact"}
+    assert {key: details[key] for key in ("id", "uri", "match")} == {
+        "id": exact.id,
+        "uri": "com.example.topic",
+        "match": "exact",
+    }
     assert_iso_8601(details["created"])
     assert (yield within(me.call("wamp.subscription.list_subscribers", exact.id))) == [a.session_id, b.session_id]
     assert (yield within(me.call("wamp.subscription.count_subscribers", exact.id))) == 2
-    for procedure in ("wamp.subscription.get", "wamp.subscription.list_subscribers", "wamp.subscription.count_subscribers"):
+    for procedure in (
+        "wamp.subscription.get",
+        "wamp.subscription.list_subscribers",
+        "wamp.subscription.count_subscribers",
+    ):
         error = yield expect_application_error(me.call(procedure, 42))
         assert error.error == "wamp.error.no_such_subscription", procedure
     yield harness.finish()

@@ -147,7 +147,9 @@ def test_each_router_has_its_own_registry_and_none_touches_the_global_one():
     assert one_text[("promisifier_calls_total", (("outcome", "result"), ("realm", "realm1")))] == 5
     assert ("promisifier_sessions", (("realm", "a"),)) in two_text
     assert ("promisifier_sessions", (("realm", "a"),)) not in one_text
-    assert b"promisifier_" not in generate_latest(REGISTRY) and generate_latest(REGISTRY).count(b"\n") == before.count(b"\n")
+    assert b"promisifier_" not in generate_latest(REGISTRY) and generate_latest(REGISTRY).count(b"\n") == before.count(
+        b"\n"
+    )
 
 
 def test_the_latency_histogram_counts_each_call_once_in_its_bucket():

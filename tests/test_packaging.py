@@ -29,8 +29,14 @@ def run(argv: list[str], cwd: Path, timeout: float = 540) -> str:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
     env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
     result = subprocess.run(
-        argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True, timeout=timeout,
+        argv,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=timeout,
     )
     if result.returncode != 0:
         pytest.fail(f"{' '.join(argv)} exited {result.returncode}:\n{result.stdout[-5000:]}")
@@ -60,7 +66,10 @@ def install(tmp_path: Path, editable: bool) -> Path:
     source = copy_project(tmp_path / f"src-{kind}")
     venv = tmp_path / f"venv-{kind}"
     run([sys.executable, "-m", "venv", str(venv)], cwd=tmp_path)
-    run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", *(["-e"] if editable else []), str(source)], cwd=tmp_path)
+    run(
+        [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", *(["-e"] if editable else []), str(source)],
+        cwd=tmp_path,
+    )
     return venv
 
 

@@ -113,7 +113,7 @@ def test_lifecycle_echo_registry_and_close(serve):
     assert websockets.get_client_by_handler(handler) == [client]
     assert websockets.get_client_by_handler(Recorder()) == []
 
-    peer.sendMessage("héllo".encode("utf-8"), isBinary=False)
+    peer.sendMessage("héllo".encode(), isBinary=False)
     assert (yield peer.next_message()) == "héllo"
     peer.sendMessage(b"\x00\x01\xff", isBinary=True)
     assert (yield peer.next_message()) == b"\x00\x01\xff"
@@ -181,7 +181,7 @@ def test_handler_must_have_a_handler_function_and_is_reexported():
     assert websockets.create_websocket is compat_websockets.create_websocket
 
 
-HANDLER_MODULE = '''
+HANDLER_MODULE = """
 from promisifier import websockets
 
 def on_open(client):
@@ -189,7 +189,7 @@ def on_open(client):
 
 def on_message(client, message):
     client.send(message)
-'''
+"""
 
 
 @pytest_twisted.inlineCallbacks

@@ -309,7 +309,9 @@ def test_handshake_in_pieces_and_the_reply_announces_max_message_size():
     running = yield start_raw_router(RouterConfig(realms=("realm1",), max_message_size=5000))
     try:
         client = OctetClient(b"\x7f")
-        yield within(TCP4ClientEndpoint(reactor, "127.0.0.1", running.port_number).connect(Factory.forProtocol(lambda: client)))
+        yield within(
+            TCP4ClientEndpoint(reactor, "127.0.0.1", running.port_number).connect(Factory.forProtocol(lambda: client))
+        )
         client.transport.write(b"\x21")  # 2**(2+9) octets, JSON
         client.transport.write(b"\x00")
         client.transport.write(b"\x00")

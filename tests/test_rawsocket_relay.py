@@ -49,8 +49,6 @@ def child_env() -> dict[str, str]:
     return env
 
 
-
-
 def accepts(port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) == 0
@@ -62,8 +60,17 @@ def relay(tmp_path_factory):
     ws_port, rs_port = free_ports(2)
     log = (tmp_path_factory.mktemp("relay") / "relay.log").open("w+")
     process = subprocess.Popen(
-        [*PYTHON_M, "--endpoint", f"tcp:{ws_port}:interface=127.0.0.1", "--rawsocket", f"tcp:{rs_port}:interface=127.0.0.1"],
-        env=child_env(), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+        [
+            *PYTHON_M,
+            "--endpoint",
+            f"tcp:{ws_port}:interface=127.0.0.1",
+            "--rawsocket",
+            f"tcp:{rs_port}:interface=127.0.0.1",
+        ],
+        env=child_env(),
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         deadline = time.monotonic() + WAIT
@@ -149,7 +156,8 @@ class _NotRawSocket(Protocol):
 
 
 @pytest.mark.parametrize(
-    "answer, error", [(b"HTTP/1.1 400 Bad Request\r\n\r\n", "not a RawSocket handshake reply"), (b"", "RawSocket handshake")]
+    "answer, error",
+    [(b"HTTP/1.1 400 Bad Request\r\n\r\n", "not a RawSocket handshake reply"), (b"", "RawSocket handshake")],
 )
 @pytest_twisted.inlineCallbacks
 def test_connect_fails_clearly_when_not_rawsocket(answer, error):
@@ -200,7 +208,12 @@ def test_rawsocket_option_repeatable():
 
 
 @pytest.mark.parametrize(
-    "argv", [["--rawsocket", ""], ["--rawsocket", "tcp:1", "--endpoint", "tcp:1"], ["--config", "x.toml", "--rawsocket", "tcp:1"]]
+    "argv",
+    [
+        ["--rawsocket", ""],
+        ["--rawsocket", "tcp:1", "--endpoint", "tcp:1"],
+        ["--config", "x.toml", "--rawsocket", "tcp:1"],
+    ],
 )
 def test_rawsocket_option_rejected(argv):
     with pytest.raises(usage.UsageError):
@@ -238,7 +251,9 @@ def test_config_rawsocket_rejects_websocket_keys(tmp_path):
     with pytest.raises(ConfigError) as raised:
         load_config(path)
     errors = raised.value.errors
-    assert any(e.startswith("listeners[0].path: '/ws' (a string) given, but 'path' applies to WebSocket") for e in errors), errors
+    assert any(
+        e.startswith("listeners[0].path: '/ws' (a string) given, but 'path' applies to WebSocket") for e in errors
+    ), errors
     assert any(e.startswith("listeners[0].status:") for e in errors), errors
     assert "listeners[1].transport: expected one of 'websocket', 'rawsocket', got 'udp' (a string)" in errors
     assert len(errors) == 3, errors
@@ -250,8 +265,15 @@ def test_check_config_with_a_rawsocket_listener(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text('[[listeners]]\nendpoint = "tcp:0"\ntransport = "rawsocket"\nmetrics = true\n')
     runs = {
-        name: subprocess.Popen([*PYTHON_M, "--check-config", str(path)], cwd=tmp_path, env=child_env(),
-                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        name: subprocess.Popen(
+            [*PYTHON_M, "--check-config", str(path)],
+            cwd=tmp_path,
+            env=child_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for name, path in (("good", good), ("bad", bad))
     }
     (out, err), code = runs["good"].communicate(timeout=30), runs["good"].returncode

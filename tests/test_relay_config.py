@@ -74,7 +74,9 @@ def test_without_config_the_options_give_the_builtin_default():
     assert service.config.router == RouterConfig(realms=("realm1",), max_message_size=16 * 1024 * 1024)
     [listener] = service.listeners
     assert (listener.config.endpoint, listener.config.path, listener.config.auth) == (
-        "tcp:8080:interface=127.0.0.1", "/ws", None,
+        "tcp:8080:interface=127.0.0.1",
+        "/ws",
+        None,
     )
     assert service.config_file is None and not service.handle_sighup
 
@@ -98,18 +100,22 @@ def test_the_example_file_loads_with_every_key(tmp_path, monkeypatch):
     assert tls.secure and tls.auth.methods == ("ticket",)
     assert tls.files == (str(tmp_path / "certs" / "relay.crt"), str(tmp_path / "certs" / "relay.key"))
     assert unix.endpoint == f"unix:{tmp_path / 'relay.sock'}"
-    assert (rawsocket.transport, rawsocket.endpoint, rawsocket.web_paths()) == ("rawsocket", "tcp:8081:interface=127.0.0.1", {})
+    assert (rawsocket.transport, rawsocket.endpoint, rawsocket.web_paths()) == (
+        "rawsocket",
+        "tcp:8081:interface=127.0.0.1",
+        {},
+    )
 
     realm1, sandbox = config.router.realms
     assert [role.name for role in realm1.roles] == ["anonymous", "user", "backend"]
-    assert realm1.roles[0].permissions == (
-        Permission("com.example.public.", "prefix", call=True, subscribe=True),
-    )
+    assert realm1.roles[0].permissions == (Permission("com.example.public.", "prefix", call=True, subscribe=True),)
     assert sandbox.strict_uris and sandbox.roles[0].authorizer == "relay_auth.authorize"
     assert config.endpoints == (EndpointConfig("/websockets/echo", "echo_endpoint"),)
     assert config.router.trusted_proxies == ("127.0.0.1", "::1", "10.0.0.0/8")
     assert (config.router.max_message_size, config.router.open_handshake_timeout, config.router.hello_timeout) == (
-        16777216, 10.0, 10.0,
+        16777216,
+        10.0,
+        10.0,
     )
     assert config.router.limits.max_sessions == 100000
     assert config.warnings() == []
@@ -150,15 +156,33 @@ def test_the_example_file_loads_with_every_key(tmp_path, monkeypatch):
         ('[[listeners]]\nendpoint = "tcp:eighty"', "listeners[0].endpoint: 'tcp:eighty' is not a usable endpoint"),
         ('[[listeners]]\npath = "ws"', "listeners[0].path: expected a URL path starting with '/', got 'ws'"),
         ('[[listeners]]\nserializers = ["xml"]', "listeners[0].serializers[0]: expected one of 'json', 'msgpack'"),
-        ('[[listeners]]\nendpoint = "tcp:1"\n[[listeners]]\nendpoint = "tcp:1"', "listeners[1].endpoint: 'tcp:1' is already used by listeners[0]"),
-        ("[[listeners]]\nauth.methods = ['ticket']", "listeners[0].auth.methods: 'ticket' is enabled, but there are no"),
-        ("[[listeners]]\nauth.wampcra.users.bob = {secret = 's', role = 'r', iterations = 5}", "users.bob.iterations: 5 (an integer) given without a salt"),
-        ("[[listeners]]\nlimits.max_message_size = 0", "listeners[0].limits.max_message_size: expected an integer >= 1, got 0"),
-        ("[limits]\nhello_timeout = 'soon'", "limits.hello_timeout: expected a number of seconds > 0, got 'soon' (a string)"),
+        (
+            '[[listeners]]\nendpoint = "tcp:1"\n[[listeners]]\nendpoint = "tcp:1"',
+            "listeners[1].endpoint: 'tcp:1' is already used by listeners[0]",
+        ),
+        (
+            "[[listeners]]\nauth.methods = ['ticket']",
+            "listeners[0].auth.methods: 'ticket' is enabled, but there are no",
+        ),
+        (
+            "[[listeners]]\nauth.wampcra.users.bob = {secret = 's', role = 'r', iterations = 5}",
+            "users.bob.iterations: 5 (an integer) given without a salt",
+        ),
+        (
+            "[[listeners]]\nlimits.max_message_size = 0",
+            "listeners[0].limits.max_message_size: expected an integer >= 1, got 0",
+        ),
+        (
+            "[limits]\nhello_timeout = 'soon'",
+            "limits.hello_timeout: expected a number of seconds > 0, got 'soon' (a string)",
+        ),
         ("[limits]\nmax_sessions = true", "limits.max_sessions: expected an integer >= 1, got True (a boolean)"),
-        ("trusted_proxies = ['10.0.0.0/33']", "trusted_proxies[0]: expected an IP address, a CIDR network or \"unix\""),
+        ("trusted_proxies = ['10.0.0.0/33']", 'trusted_proxies[0]: expected an IP address, a CIDR network or "unix"'),
         ("[[realms]]\nstrict_uris = true", "realms[0].name: missing; expected a non-empty string"),
-        ("[[realms]]\nname = 'a'\ncancel_reply = 'never'", "realms[0].cancel_reply: expected one of 'always', 'kill_only', got 'never'"),
+        (
+            "[[realms]]\nname = 'a'\ncancel_reply = 'never'",
+            "realms[0].cancel_reply: expected one of 'always', 'kill_only', got 'never'",
+        ),
         ("[[realms]]\nname = 'a'\n[[realms]]\nname = 'a'", "realms[1].name: realm 'a' is already defined at realms[0]"),
         (
             "[[realms]]\nname = 'a'\n[[realms.roles]]\nname = 'r'\n[[realms.roles.permissions]]\nuri = 'com.x'\nmatch = 'regex'",
@@ -172,10 +196,16 @@ def test_the_example_file_loads_with_every_key(tmp_path, monkeypatch):
             "[[realms]]\nname = 'a'\n[[realms.roles]]\nname = 'r'\nauthorizer = 'no_such_module_here.fn'",
             "realms[0].roles[0].authorizer: 'no_such_module_here.fn' cannot be imported: ModuleNotFoundError",
         ),
-        ("[[endpoints]]\npath = '/ws'\nhandler = 'json'", "endpoints[0].path: '/ws' overlaps '/ws' (the default listener)"),
+        (
+            "[[endpoints]]\npath = '/ws'\nhandler = 'json'",
+            "endpoints[0].path: '/ws' overlaps '/ws' (the default listener)",
+        ),
         ("[[endpoints]]\npath = '/e'\nhandler = 'json.nope'", "endpoints[0].handler: 'json.nope' cannot be imported"),
         ("[[endpoints]]\nhandler = 'json'", "endpoints[0].path: missing; expected a URL path starting with '/'"),
-        ("[[endpoints]]\npath = '/e'\nhandler = 'json'", "endpoints[0].handler: 'json' cannot serve as a handler: 'json' has none of on_open"),
+        (
+            "[[endpoints]]\npath = '/e'\nhandler = 'json'",
+            "endpoints[0].handler: 'json' cannot serve as a handler: 'json' has none of on_open",
+        ),
         ("listeners = 5", "listeners: expected an array of tables, got 5 (an integer)"),
     ],
 )
@@ -199,15 +229,22 @@ def test_anonymous_access_on_a_public_address_is_warned_about():
         return parse_config(__import__("tomllib").loads(textwrap.dedent(text))).warnings()
 
     public_open = warnings('[[listeners]]\nendpoint = "tcp:8080"')
-    assert len(public_open) == 1 and "listeners[0] (tcp:8080) accepts anonymous clients on a non-loopback" in public_open[0]
+    assert (
+        len(public_open) == 1
+        and "listeners[0] (tcp:8080) accepts anonymous clients on a non-loopback" in public_open[0]
+    )
     assert "'realm1'" in public_open[0]
     assert warnings('[[listeners]]\nendpoint = "tcp:8080:interface=127.0.0.1"') == []
     assert warnings('[[listeners]]\nendpoint = "tcp6:8080:interface=\\\\:\\\\:1"') == []
-    assert warnings('[[listeners]]\nendpoint = "tcp:8080"\n[[realms]]\nname = "r"\nroles = [{name = "anonymous"}]') == []
+    assert (
+        warnings('[[listeners]]\nendpoint = "tcp:8080"\n[[realms]]\nname = "r"\nroles = [{name = "anonymous"}]') == []
+    )
     with_tickets = '[[listeners]]\nendpoint = "tcp:8080"\nauth = {methods = ["ticket"], ticket.principals.a = {ticket = "t", role = "user"}}'
     assert warnings(with_tickets) == []
     undefined_role = warnings(with_tickets + '\n[[realms]]\nname = "r"\nroles = [{name = "admin"}]')
-    assert undefined_role == ["listeners[0].auth.ticket.principals.a.role: role 'user' is defined in no realm; its sessions cannot join"]
+    assert undefined_role == [
+        "listeners[0].auth.ticket.principals.a.role: role 'user' is defined in no realm; its sessions cannot join"
+    ]
 
 
 # -- the real command ------------------------------------------------------------------------
@@ -276,8 +313,15 @@ def test_command_line_checks(tmp_path, free_port):
     runs["mixed"] = [*PYTHON_M, "--config", str(good), "--endpoint", "tcp:1"]
     env = subprocess_env(plugin_path(tmp_path))
     started = {
-        name: subprocess.Popen(argv, cwd=tmp_path, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+        name: subprocess.Popen(
+            argv,
+            cwd=tmp_path,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for name, argv in runs.items()
     }
     results = {name: (process.communicate(timeout=WAIT), process.returncode) for name, process in started.items()}
@@ -303,8 +347,9 @@ def test_command_line_checks(tmp_path, free_port):
 
 
 def relay_toml(endpoint: str, *, call: bool, path: str = "/ws", extra: str = "") -> str:
-    return textwrap.dedent(
-        f"""
+    return (
+        textwrap.dedent(
+            f"""
         trusted_proxies = ["127.0.0.1"]
         [[listeners]]
         endpoint = "{endpoint}"
@@ -322,7 +367,9 @@ def relay_toml(endpoint: str, *, call: bool, path: str = "/ws", extra: str = "")
         uri = "wamp."
         call = true
         """
-    ) + extra
+        )
+        + extra
+    )
 
 
 def connect_refused(port: int) -> bool:
@@ -397,7 +444,13 @@ class RelayProcess:
     def __init__(self, argv: list[str], cwd: Path, env: dict[str, str]) -> None:
         self.argv = argv
         self.popen = subprocess.Popen(
-            argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            argv,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         self.output = ""
         self._waiters: list[tuple[str, defer.Deferred]] = []

@@ -49,8 +49,18 @@ def test_options_defaults():
 
 def test_options_all_given():
     options = parse(
-        "--endpoint", "tcp:0", "--path", "/a/b", "--realm", "one", "--realm", "two", "--realm", "one",
-        "--max-message-size", "1024",
+        "--endpoint",
+        "tcp:0",
+        "--path",
+        "/a/b",
+        "--realm",
+        "one",
+        "--realm",
+        "two",
+        "--realm",
+        "one",
+        "--max-message-size",
+        "1024",
     )
     assert (options["endpoint"], options["path"]) == ("tcp:0", "/a/b")
     config = options.router_config()
@@ -158,7 +168,11 @@ def test_relay_process_routes_a_call_and_stops_on_sigterm(relay_command, process
 
     caller = subprocess.run(
         [sys.executable, str(EXAMPLES / "caller.py"), "--url", url, "--serializer", "json"],
-        env=subprocess_env(), stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=WAIT,
+        env=subprocess_env(),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
     )
     assert (caller.returncode, caller.stdout.strip()) == (0, "com.example.add(2, 3) = 5"), caller.stderr
 
@@ -195,8 +209,12 @@ def test_relay_process_help_and_usage_errors(relay_command, processes):
 
 def test_main_without_command_shows_usage():
     result = subprocess.run(
-        [sys.executable, "-m", "promisifier"], env=subprocess_env(), stdin=subprocess.DEVNULL,
-        capture_output=True, text=True, timeout=WAIT,
+        [sys.executable, "-m", "promisifier"],
+        env=subprocess_env(),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
     )
     assert result.returncode == 2
     assert "relay" in result.stderr and "COMMAND" in result.stderr

@@ -643,9 +643,7 @@ def test_publish_subscribe(harness, ser, acknowledge):
     payload = ([1, "two", b"\x00three"], {"four": {"five": b"\xff"}})
     if acknowledge:
         publication = yield within(
-            publisher.publish(
-                "com.example.topic", *payload[0], options=PublishOptions(acknowledge=True), **payload[1]
-            )
+            publisher.publish("com.example.topic", *payload[0], options=PublishOptions(acknowledge=True), **payload[1])
         )
         assert type(publication.id) is int and 1 <= publication.id <= 2**53
     else:

@@ -79,7 +79,6 @@ from tests.raw_support import (  # noqa: F401 - no_unhandled_errors is an autous
 )
 from tests.support import WAIT, within
 
-
 # -- undecodable frames: close 1007 ------------------------------------------------------
 
 GARBAGE_TEXT = [
@@ -666,7 +665,11 @@ def test_goodbye_answered_and_new_hello_joins_again(serializer, client_reason):
         assert goodbye.reason == GOODBYE_AND_OUT
         # the session is gone with everything it held; the connection stays
         assert running.router.state_counts() == {
-            "connections": 1, "sessions": 0, "registrations": 0, "subscriptions": 0, "pending_calls": 0,
+            "connections": 1,
+            "sessions": 0,
+            "registrations": 0,
+            "subscriptions": 0,
+            "pending_calls": 0,
         }
         assert not client.is_closed
 

@@ -64,4 +64,3 @@ def test_call_still_in_flight_after_the_grace_period_is_canceled():
     assert info.value.error == "wamp.error.canceled"
     yield within(stopped)
     assert running.router.state_counts()["connections"] == 0
-

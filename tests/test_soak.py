@@ -259,7 +259,7 @@ def churn_round(running, round_number: int):
             ids.append(13)
         requests.append(gather([client.answer(request) for request in ids]))
     answers = yield gather(requests)
-    for client, (neighbour, shared, published, *retained) in zip(clients, answers):
+    for client, (neighbour, shared, published, *_retained) in zip(clients, answers):
         assert isinstance(neighbour, wamp.Result) and neighbour.args == [client.index], neighbour
         assert isinstance(shared, wamp.Result) and shared.args == [client.index, "shared"], shared
         assert isinstance(published, wamp.Published), published
@@ -320,7 +320,11 @@ def test_churn_leaves_nothing_behind_and_memory_flat():
             yield churn_round(running, round_number)
             router = running.router
             assert router.state_counts() == {
-                "connections": 0, "sessions": 0, "registrations": 0, "subscriptions": 0, "pending_calls": 0,
+                "connections": 0,
+                "sessions": 0,
+                "registrations": 0,
+                "subscriptions": 0,
+                "pending_calls": 0,
             }
             assert leftovers(router) == {}, leftovers(router)
             retained = len(router.realms["realm1"].broker._retained)

@@ -20,6 +20,7 @@ from promisifier.router import Router, RouterConfig
 from tests.relay_support import LOOPBACK, relay_config
 from tests.support import within
 
+
 def realm_of(status: dict, name: str = "realm1") -> dict:
     [realm] = [realm for realm in status["realms"] if realm["name"] == name]
     return realm
@@ -94,13 +95,21 @@ def test_the_json_shows_sessions_registrations_subscriptions_and_their_counters(
     assert mine["pending_calls"] == 0 and mine["dropped_events"] == 0
     registrations = {r["uri"]: r for r in realm["registrations"]}
     assert registrations["com.example.add"] == {
-        "id": registrations["com.example.add"]["id"], "uri": "com.example.add", "match": "exact", "invoke": "single",
-        "callees": [callee.session_id], "calls": 1, "errors": 0,
+        "id": registrations["com.example.add"]["id"],
+        "uri": "com.example.add",
+        "match": "exact",
+        "invoke": "single",
+        "callees": [callee.session_id],
+        "calls": 1,
+        "errors": 0,
     }
     assert (registrations["com.example.fail"]["calls"], registrations["com.example.fail"]["errors"]) == (1, 1)
     [subscription] = realm["subscriptions"]
     assert (subscription["uri"], subscription["match"], subscription["subscribers"], subscription["delivered"]) == (
-        "com.example", "prefix", 1, 1,
+        "com.example",
+        "prefix",
+        1,
+        1,
     )
     totals = status["totals"]
     assert (totals["sessions"], totals["registrations"], totals["subscriptions"]) == (2, 2, 1)
@@ -197,7 +206,10 @@ def test_stopping_the_service_turns_health_to_503(relays):
 
 def test_status_health_and_metrics_are_on_by_default_only_on_loopback():
     assert ListenerConfig().web_paths() == {
-        "status": "/status", "status.json": "/status.json", "health": "/health", "metrics": "/metrics",
+        "status": "/status",
+        "status.json": "/status.json",
+        "health": "/health",
+        "metrics": "/metrics",
     }
     assert ListenerConfig(endpoint="unix:/tmp/relay.sock").serves_status
     assert ListenerConfig(endpoint="tcp:8080").web_paths() == {}
@@ -208,7 +220,9 @@ def test_status_health_and_metrics_are_on_by_default_only_on_loopback():
 
 
 def test_a_status_page_on_a_public_address_is_warned_about():
-    warnings = relay_config('[[listeners]]\nendpoint = "tcp:8080"\nstatus = true\nmetrics = true\nhealth = true').warnings()
+    warnings = relay_config(
+        '[[listeners]]\nendpoint = "tcp:8080"\nstatus = true\nmetrics = true\nhealth = true'
+    ).warnings()
     assert any("listeners[0].status: the status page on a non-loopback address" in w for w in warnings)
     assert any("listeners[0].metrics: the metrics on a non-loopback address" in w for w in warnings)
     assert not any(".health" in w for w in warnings)
@@ -268,7 +282,9 @@ def test_a_reload_can_switch_the_status_page_on_and_off(relays, tmp_path):
     port = relay.service.port.getHost().port
     endpoint = f"tcp:{port}:interface=127.0.0.1"
     relay.service.listeners[0].config = ListenerConfig(endpoint=endpoint)
-    relay.service.config = RelayConfig(router=relay.service.config.router, listeners=(ListenerConfig(endpoint=endpoint),))
+    relay.service.config = RelayConfig(
+        router=relay.service.config.router, listeners=(ListenerConfig(endpoint=endpoint),)
+    )
     assert (yield relay.get("/status"))[0] == 200
     config_file.write_text(f'[[listeners]]\nendpoint = "{endpoint}"\nstatus = false\n')
     assert (yield within(relay.service.reload())) is True

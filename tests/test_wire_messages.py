@@ -26,7 +26,7 @@ FULL: dict[int, list] = {
     MessageType.HELLO: [1, "realm1", {"roles": {"caller": {"features": {"progressive_call_results": True}}}}],
     MessageType.WELCOME: [2, 9129137332, {"roles": {"broker": {}, "dealer": {}}, "authid": "anon"}],
     MessageType.ABORT: [3, {"message": "bye"}, "wamp.error.no_such_realm"],
-    MessageType.CHALLENGE: [4, "wampcra", {"challenge": "{\"nonce\": 1}"}],
+    MessageType.CHALLENGE: [4, "wampcra", {"challenge": '{"nonce": 1}'}],
     MessageType.AUTHENTICATE: [5, "gir1mSx+deCDUV7FgLvsQNTi6n3W/Z/WcZ/OT9RwdZY=", {}],
     MessageType.GOODBYE: [6, {}, "wamp.close.close_realm"],
     MessageType.ERROR: [8, 48, 7814135, {}, "com.myapp.error", ARGS, KWARGS],
@@ -121,9 +121,7 @@ def _wrong_type_cases() -> list:
         for index, field in enumerate(FIELDS[code], start=1):
             kind = kind_of(code, index)
             for n, wrong in enumerate(WRONG[kind]):
-                cases.append(
-                    pytest.param(code, index, wrong, id=f"{NAMES[code]}-{field}-{type_name(wrong)}-{n}")
-                )
+                cases.append(pytest.param(code, index, wrong, id=f"{NAMES[code]}-{field}-{type_name(wrong)}-{n}"))
     return cases
 
 

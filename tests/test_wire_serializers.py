@@ -73,7 +73,7 @@ def test_errors_are_protocol_errors() -> None:
 def test_json_is_utf8_without_whitespace() -> None:
     data = JSON.encode([48, 1, {}, "com.example.ü", ["ü€😀"]])
     assert type(data) is bytes
-    assert data == '[48,1,{},"com.example.ü",["ü€😀"]]'.encode("utf-8")
+    assert data == '[48,1,{},"com.example.ü",["ü€😀"]]'.encode()
 
 
 def test_msgpack_uses_bin_and_str_types() -> None:
@@ -142,7 +142,16 @@ def test_json_text_starting_with_nul_cannot_be_encoded() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["\\u0000!!!!", "\\u0000AAA", "\\u0000A", "\\u0000AA=A", "\\u0000AA==AA==", "\\u0000AA AA", "\\u0000AA\\nAA", "\\u0000\\u00e9\\u00e9=="],
+    [
+        "\\u0000!!!!",
+        "\\u0000AAA",
+        "\\u0000A",
+        "\\u0000AA=A",
+        "\\u0000AA==AA==",
+        "\\u0000AA AA",
+        "\\u0000AA\\nAA",
+        "\\u0000\\u00e9\\u00e9==",
+    ],
 )
 def test_json_invalid_base64_after_nul(text: str) -> None:
     for data in (f'[1,"{text}"]', f'[1,{{"a":["{text}"]}}]', f'[1,[[["{text}"]]]]'):
@@ -156,8 +165,26 @@ def test_json_invalid_base64_after_nul(text: str) -> None:
 
 @pytest.mark.parametrize(
     "data",
-    [b"", b" ", b"[", b"]", b"[1,]", b"[1 2]", b"nope", b"[1] [2]", b"[1]x", b"[NaN]", b"[Infinity]",
-     b"[1,'a']", b'[1,"a]', b"\x00", b"\xef\xbb\xbf[1]x", b"[1,{1:2}]", b"[1,{\"a\"}]", b"\x91\x01"],
+    [
+        b"",
+        b" ",
+        b"[",
+        b"]",
+        b"[1,]",
+        b"[1 2]",
+        b"nope",
+        b"[1] [2]",
+        b"[1]x",
+        b"[NaN]",
+        b"[Infinity]",
+        b"[1,'a']",
+        b'[1,"a]',
+        b"\x00",
+        b"\xef\xbb\xbf[1]x",
+        b"[1,{1:2}]",
+        b'[1,{"a"}]',
+        b"\x91\x01",
+    ],
 )
 def test_json_garbage(data: bytes) -> None:
     with pytest.raises(DecodeError):
@@ -166,8 +193,20 @@ def test_json_garbage(data: bytes) -> None:
 
 @pytest.mark.parametrize(
     "data",
-    [b"", b"\xc1", b"\x92\x01", b"\x91\x01\x02", b"\x91", b"\xdd\xff\xff\xff\xff", b"\xdb\xff\xff\xff\xffab",
-     b"\xc4\x05ab", b"\x91\x81\x01\x02", b"\x91\x81\xc0\x01", b"\x91\x81\x91\x01\x01", b"[1]"],
+    [
+        b"",
+        b"\xc1",
+        b"\x92\x01",
+        b"\x91\x01\x02",
+        b"\x91",
+        b"\xdd\xff\xff\xff\xff",
+        b"\xdb\xff\xff\xff\xffab",
+        b"\xc4\x05ab",
+        b"\x91\x81\x01\x02",
+        b"\x91\x81\xc0\x01",
+        b"\x91\x81\x91\x01\x01",
+        b"[1]",
+    ],
 )
 def test_msgpack_garbage(data: bytes) -> None:
     with pytest.raises(DecodeError):
@@ -203,8 +242,17 @@ def test_msgpack_extension_types_are_refused(data: bytes) -> None:
 
 @pytest.mark.parametrize(
     "data",
-    [b'[1,"\xff"]', b'[1,"\xc3\x28"]', b'[1,"\xed\xa0\x80"]', b'[1,"\xf8\x88\x80\x80\x80"]', b'[1,"\\ud800"]',
-     b'[1,"\\udc00x"]', b'[1,{"\xff":1}]', b"\xff[1]", "[1]".encode("utf-16")],
+    [
+        b'[1,"\xff"]',
+        b'[1,"\xc3\x28"]',
+        b'[1,"\xed\xa0\x80"]',
+        b'[1,"\xf8\x88\x80\x80\x80"]',
+        b'[1,"\\ud800"]',
+        b'[1,"\\udc00x"]',
+        b'[1,{"\xff":1}]',
+        b"\xff[1]",
+        "[1]".encode("utf-16"),
+    ],
     ids=["ff", "bad-2byte", "utf8-surrogate", "5byte", "lone-high-escape", "lone-low-escape", "key", "prefix", "utf16"],
 )
 def test_json_non_utf8_is_refused(data: bytes) -> None:

@@ -15,8 +15,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from promisifier.wire import MAX_ID, ErrorURI, IdSequence, ProtocolError, check_uri, is_id, is_valid_uri, random_id
-from promisifier.wire import uris
+from promisifier.wire import (
+    MAX_ID,
+    ErrorURI,
+    IdSequence,
+    ProtocolError,
+    check_uri,
+    is_id,
+    is_valid_uri,
+    random_id,
+    uris,
+)
 
 # (loose, strict) x (no empty components, empty components allowed)
 MODES = [(False, False), (False, True), (True, False), (True, True)]

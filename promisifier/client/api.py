@@ -9,7 +9,8 @@ close, dispatch of received messages) is in :mod:`promisifier.client.session`.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from twisted.internet import defer
 

@@ -11,7 +11,8 @@ salt: the key is then derived with PBKDF2-HMAC-SHA256 as the specification says)
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from promisifier.wire.cra import compute_signature, derive_key
 

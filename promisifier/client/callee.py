@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import inspect
 import traceback
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -109,7 +110,9 @@ class Invocations:
         else:
             d = as_deferred(result)
         running.deferred = d
-        d.addCallbacks(self._done, self._failed, callbackArgs=(invocation_id, running), errbackArgs=(invocation_id, running))
+        d.addCallbacks(
+            self._done, self._failed, callbackArgs=(invocation_id, running), errbackArgs=(invocation_id, running)
+        )
 
     def on_interrupt(self, message: list) -> None:
         """INTERRUPT: [69, INVOCATION.Request|id, Options|dict] -- cancel the running function."""

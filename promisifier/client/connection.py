@@ -19,7 +19,8 @@ the session (:class:`SessionAborted`), or nothing completes within ``timeout`` s
 from __future__ import annotations
 
 import ipaddress
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 from urllib.parse import urlsplit
 
 from autobahn.websocket.util import parse_url

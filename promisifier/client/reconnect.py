@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import enum
 import random
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -368,7 +369,9 @@ class Client:
         self._set_state(ClientState.CONNECTING)
         attempt = self._open_session()
         self._attempt = attempt
-        attempt.addCallbacks(self._attempt_joined, self._attempt_failed, callbackArgs=(attempt,), errbackArgs=(attempt,))
+        attempt.addCallbacks(
+            self._attempt_joined, self._attempt_failed, callbackArgs=(attempt,), errbackArgs=(attempt,)
+        )
 
     def _open_session(self) -> defer.Deferred[Session]:
         """One connection attempt (overridden in tests to drive the state machine)."""
@@ -439,13 +442,27 @@ class Client:
         delay = self.backoff.delay(self.reconnect_attempts, self.random.random)
         self.reconnect_attempts += 1
         self._set_state(ClientState.BACKING_OFF)
-        log.info("client {url}: reconnecting in {delay:.2f} s (attempt {n})", url=self.url, delay=delay, n=self.reconnect_attempts)
+        log.info(
+            "client {url}: reconnecting in {delay:.2f} s (attempt {n})",
+            url=self.url,
+            delay=delay,
+            n=self.reconnect_attempts,
+        )
         self._timer = self.reactor.callLater(delay, self._attempt_now)
 
     def _give_up(self, error: BaseException) -> None:
         self._set_state(ClientState.GIVEN_UP)
-        log.warn("client {url}: giving up after {n} reconnect attempts: {error}", url=self.url, n=self.reconnect_attempts, error=error)
-        self._fail_waiters(NotConnected(f"gave up connecting to {self.url} after {self.reconnect_attempts} reconnect attempts: {error}"))
+        log.warn(
+            "client {url}: giving up after {n} reconnect attempts: {error}",
+            url=self.url,
+            n=self.reconnect_attempts,
+            error=error,
+        )
+        self._fail_waiters(
+            NotConnected(
+                f"gave up connecting to {self.url} after {self.reconnect_attempts} reconnect attempts: {error}"
+            )
+        )
         self._emit("reconnect_failed")
 
     def _stop(self, why: str) -> Session | None:

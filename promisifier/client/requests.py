@@ -13,7 +13,8 @@ subscriptions by id (for EVENTs).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -129,7 +130,9 @@ class Correlation:
                 log.debug("progressive RESULT for unknown call {req} ignored", req=request_id)
                 return
             try:
-                as_deferred(request.on_progress(*args, **kwargs)).addErrback(log_failure, f"on_progress of {request.target}")
+                as_deferred(request.on_progress(*args, **kwargs)).addErrback(
+                    log_failure, f"on_progress of {request.target}"
+                )
             except Exception as error:
                 log.info("on_progress of {p} raised {e!r}", p=request.target, e=error)
             return
@@ -266,7 +269,6 @@ class Correlation:
         if send_cancel:
             self.session.connection.send([CANCEL, request_id, {"mode": "killnowait"}])
         request.deferred.errback(CallTimeout(f"call to {request.target} timed out after {request.data} s"))
-
 
 
 def event_details(message: list, subscription: Subscription) -> EventDetails:

@@ -14,14 +14,15 @@ not in the table (late, duplicated, or never asked for) are ignored and logged a
 
 from __future__ import annotations
 
-from typing import Any, Callable, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from twisted.internet import defer
 from twisted.logger import Logger
 
 from promisifier.client import features
-from promisifier.client.auth import AuthenticationError, answer_challenge, default_authmethods
 from promisifier.client.api import CANCEL_MODES, SessionRequests
+from promisifier.client.auth import AuthenticationError, answer_challenge, default_authmethods
 from promisifier.client.callee import Invocations
 from promisifier.client.errors import (
     ConnectionClosed,
@@ -324,7 +325,11 @@ class Session(SessionRequests):
         lost = ConnectionLost(f"connection closed ({code}{': ' + reason if reason else ''})", code, reason)
         join_d, self._join_d = self._join_d, None
         if join_d is not None and not join_d.called:
-            join_d.errback(ConnectionClosed(code, reason, f"connection closed before the session joined ({code} {reason})".rstrip()))
+            join_d.errback(
+                ConnectionClosed(
+                    code, reason, f"connection closed before the session joined ({code} {reason})".rstrip()
+                )
+            )
         if previous is SessionState.JOINED:
             self._end_session(lost, f"connection closed ({code})")
         leave_waiters, self._leave_waiters = self._leave_waiters, []

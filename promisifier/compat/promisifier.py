@@ -43,8 +43,9 @@ bytes and messages beside this promisifier's own request counts.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from typing import Any
 
 from twisted.internet import defer
 from twisted.python.failure import Failure

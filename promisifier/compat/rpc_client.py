@@ -66,8 +66,9 @@ uses the credentials for its reconnects.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from functools import partial
-from typing import Any, Callable, Iterable
+from typing import Any
 from urllib.parse import urlsplit
 
 from twisted.internet import defer
@@ -244,7 +245,9 @@ class Client:
         self._client.on("disconnect", lambda code, reason: self._emit("close", code, reason))
         self._client.on(
             "reconnect_failed",
-            lambda: self._emit("error", NotConnected(f"gave up reconnecting to {address} after {max_reconnects} attempts")),
+            lambda: self._emit(
+                "error", NotConnected(f"gave up reconnecting to {address} after {max_reconnects} attempts")
+            ),
         )
         if autoconnect:
             self.connect().addErrback(lambda _: None)  # reported through "error"
@@ -399,7 +402,9 @@ class Client:
         """Unsubscribe like :meth:`subscribe` subscribes (``"not subscribed"`` is an error)."""
         return self._each(event, self._unsubscribe_one)
 
-    def _each(self, event: str | Iterable[str], one: Callable[[str], defer.Deferred[str]]) -> defer.Deferred[dict[str, str]]:
+    def _each(
+        self, event: str | Iterable[str], one: Callable[[str], defer.Deferred[str]]
+    ) -> defer.Deferred[dict[str, str]]:
         if isinstance(event, str):
             return one(event).addCallbacks(lambda status: {event: status}, _as_rpc_failure)
         names = list(event)
@@ -467,7 +472,9 @@ class Client:
                 "wamp.error.not_authorized": "wrong credentials",
                 "wamp.error.no_auth_method": "the router does not accept ticket authentication here",
             }.get(error.reason, error.message or error.reason)
-            raise LoginFailed(f"login to realm {self.realm!r} at {self.address} failed: {why} ({error.reason})", error.reason)
+            raise LoginFailed(
+                f"login to realm {self.realm!r} at {self.address} failed: {why} ({error.reason})", error.reason
+            ) from error
         self._client.use_credentials(authid, credentials)
         yield self._client.close()
         self._quiet_joins += 1

@@ -63,9 +63,10 @@ reload replaces these settings.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Callable, Self
+from typing import Any, Self
 
 from twisted.internet import defer
 from twisted.internet.endpoints import serverFromString
@@ -240,7 +241,9 @@ class Namespace:
 
     def emit(self, name: str, *params: Any) -> defer.Deferred[None]:
         """Publish the event ``name`` with ``params`` to the namespace's subscribers."""
-        return self._session.wait().addCallback(lambda session: session.publish(name, *params)).addCallback(lambda _: None)
+        return (
+            self._session.wait().addCallback(lambda session: session.publish(name, *params)).addCallback(lambda _: None)
+        )
 
     def set_auth(self, fn: Callable[[dict[str, Any]], Any] | None) -> None:
         """``fn(params)`` -> bool (or a Deferred of one) decides a client's login."""

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import importlib
 import re
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 
@@ -193,7 +194,9 @@ class Checker:
         choices = tuple(choices) if choices is not None else None
         listed = ", ".join(repr(choice) for choice in choices) if choices else ""
         if not isinstance(value, list) or (nonempty and not value):
-            what = ("a non-empty array of strings" if nonempty else "an array of strings") + (f" from {listed}" if listed else "")
+            what = ("a non-empty array of strings" if nonempty else "an array of strings") + (
+                f" from {listed}" if listed else ""
+            )
             self.expected(here, what, value)
             return default
         result: list[str] = []
@@ -210,7 +213,11 @@ class Checker:
         """A dotted path (``package.module`` or ``package.module.name``) that imports;
         with ``callable_``, it must name a callable. The path itself is returned."""
         here = key_path(path, key)
-        what = "a dotted path to a callable (package.module.function)" if callable_ else "a dotted path to a module or object"
+        what = (
+            "a dotted path to a callable (package.module.function)"
+            if callable_
+            else "a dotted path to a module or object"
+        )
         value = self.string(table, key, path, default, what=what)
         if not value or value is default:
             return value

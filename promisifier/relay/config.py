@@ -190,7 +190,9 @@ class RelayConfig:
             for index, listener in enumerate(self.listeners):
                 for where, role in _roles_used(listener.auth):
                     if role not in defined:
-                        found.append(f"listeners[{index}].auth.{where}: role {role!r} is defined in no realm; its sessions cannot join")
+                        found.append(
+                            f"listeners[{index}].auth.{where}: role {role!r} is defined in no realm; its sessions cannot join"
+                        )
         return found
 
 
@@ -255,7 +257,9 @@ def parse_config(document: dict[str, Any], *, base_dir: str | None = None, sourc
         except ValueError:
             check.expected(key_path("trusted_proxies", index), 'an IP address, a CIDR network or "unix"', entry)
 
-    realms = _named(check, "realm", [(path, _realm(check, path, table)) for path, table in check.tables(top, "realms", "")])
+    realms = _named(
+        check, "realm", [(path, _realm(check, path, table)) for path, table in check.tables(top, "realms", "")]
+    )
 
     listeners = [(path, _listener(check, path, table, base_dir)) for path, table in check.tables(top, "listeners", "")]
     endpoints = [_endpoint(check, path, table) for path, table in check.tables(top, "endpoints", "")]
@@ -287,7 +291,9 @@ def _limit_fields() -> dict[str, int]:
 def _limits(check: Checker, top: dict) -> dict[str, Any]:
     session_limits = _limit_fields()
     table = check.table(
-        top.get("limits", {}), "limits", ("max_message_size", "open_handshake_timeout", "hello_timeout", *session_limits)
+        top.get("limits", {}),
+        "limits",
+        ("max_message_size", "open_handshake_timeout", "hello_timeout", *session_limits),
     )
     found: dict[str, Any] = {
         "max_message_size": check.integer(table, "max_message_size", "limits", DEFAULT_MAX_MESSAGE_SIZE, minimum=1),
@@ -296,7 +302,9 @@ def _limits(check: Checker, top: dict) -> dict[str, Any]:
         ),
         "hello_timeout": check.seconds(table, "hello_timeout", "limits", _ROUTER_DEFAULTS.hello_timeout),
     }
-    values = {name: check.integer(table, name, "limits", default, minimum=1) for name, default in session_limits.items()}
+    values = {
+        name: check.integer(table, name, "limits", default, minimum=1) for name, default in session_limits.items()
+    }
     found["limits"] = Limits(**values)
     return found
 
@@ -358,7 +366,18 @@ def _listener(check: Checker, path: str, value: dict, base_dir: str) -> Listener
     table = check.table(
         value,
         path,
-        ("endpoint", "transport", "path", "serializers", "auth", "limits", "status", "status_path", "health", "metrics"),
+        (
+            "endpoint",
+            "transport",
+            "path",
+            "serializers",
+            "auth",
+            "limits",
+            "status",
+            "status_path",
+            "health",
+            "metrics",
+        ),
     )
     transport = check.string(table, "transport", path, "websocket", choices=TRANSPORTS)
     if transport == "rawsocket":
@@ -367,7 +386,7 @@ def _listener(check: Checker, path: str, value: dict, base_dir: str) -> Listener
                 check.error(
                     key_path(path, key),
                     f"{describe(table[key])} given, but {key!r} applies to WebSocket listeners only "
-                    "(this one has transport = \"rawsocket\")",
+                    '(this one has transport = "rawsocket")',
                 )
         table = {key: value for key, value in table.items() if key not in WEBSOCKET_ONLY_KEYS}
     endpoint = _endpoint_string(check, table, path, base_dir)
@@ -391,14 +410,18 @@ def _listener(check: Checker, path: str, value: dict, base_dir: str) -> Listener
 
 def _endpoint_string(check: Checker, table: dict, path: str, base_dir: str) -> str:
     here = key_path(path, "endpoint")
-    value = check.string(table, "endpoint", path, DEFAULT_ENDPOINT, what="a Twisted endpoint string (tcp:, ssl:, unix:)")
+    value = check.string(
+        table, "endpoint", path, DEFAULT_ENDPOINT, what="a Twisted endpoint string (tcp:, ssl:, unix:)"
+    )
     description = ep.parse_endpoint(value)
     if description.kind not in ep.LISTENER_TYPES:
         check.expected(here, f"an endpoint string of type {', '.join(ep.LISTENER_TYPES)}", value)
         return value
     description = ep.resolve_files(description, base_dir)
     if description.kind == "ssl" and not description.options.get("privateKey"):
-        check.error(here, f"{value!r}: an ssl: endpoint needs privateKey=FILE (and certKey=FILE unless the key file holds both)")
+        check.error(
+            here, f"{value!r}: an ssl: endpoint needs privateKey=FILE (and certKey=FILE unless the key file holds both)"
+        )
         return value
     missing = False
     for argument, name in ep.tls_files(description):
@@ -452,12 +475,17 @@ def _auth(check: Checker, path: str, value: Any) -> AuthConfig:
     cra_path = key_path(path, "wampcra")
     cra = check.table(table.get("wampcra", {}), cra_path, ("users",))
     users = {}
-    for authid, u_path, u in _principals(check, cra, "users", cra_path, ("secret", "role", "salt", "iterations", "keylen")):
+    for authid, u_path, u in _principals(
+        check, cra, "users", cra_path, ("secret", "role", "salt", "iterations", "keylen")
+    ):
         salt = check.string(u, "salt", u_path, None)
         if salt is None:
             for key in ("iterations", "keylen"):
                 if key in u:
-                    check.error(key_path(u_path, key), f"{describe(u[key])} given without a salt; it applies to salted secrets only")
+                    check.error(
+                        key_path(u_path, key),
+                        f"{describe(u[key])} given without a salt; it applies to salted secrets only",
+                    )
         users[authid] = Principal(
             authid,
             check.string(u, "role", u_path),
@@ -473,18 +501,27 @@ def _auth(check: Checker, path: str, value: Any) -> AuthConfig:
     if "wampcra" in methods and not users:
         check.error(methods_path, "'wampcra' is enabled, but there are no wampcra.users")
     return AuthConfig(
-        methods=methods, anonymous_role=anonymous_role, tickets=tickets, ticket_authenticator=authenticator, wampcra=users
+        methods=methods,
+        anonymous_role=anonymous_role,
+        tickets=tickets,
+        ticket_authenticator=authenticator,
+        wampcra=users,
     )
 
 
-def _principals(check: Checker, table: dict, key: str, path: str, known: tuple[str, ...]) -> list[tuple[str, str, dict]]:
+def _principals(
+    check: Checker, table: dict, key: str, path: str, known: tuple[str, ...]
+) -> list[tuple[str, str, dict]]:
     """A table of principals keyed by authid: (authid, path, principal's table)."""
     here = key_path(path, key)
     principals = table.get(key, {})
     if not isinstance(principals, dict):
         check.expected(here, "a table of principals by authid", principals)
         return []
-    return [(authid, key_path(here, authid), check.table(value, key_path(here, authid), known)) for authid, value in principals.items()]
+    return [
+        (authid, key_path(here, authid), check.table(value, key_path(here, authid), known))
+        for authid, value in principals.items()
+    ]
 
 
 def _endpoint(check: Checker, path: str, value: dict) -> EndpointConfig:
@@ -514,7 +551,9 @@ def _check_web_paths(check: Checker, path: str, listener: ListenerConfig, endpoi
     web = listener.web_paths()
     if web and not _segments(listener.path):
         flags = ", ".join(sorted({name.split(".")[0] for name in web}))
-        check.error(f"{path}.path", f"the WAMP WebSocket at '/' leaves no room for {flags}: give it a path such as '/ws'")
+        check.error(
+            f"{path}.path", f"the WAMP WebSocket at '/' leaves no room for {flags}: give it a path such as '/ws'"
+        )
         return
     sockets = [(f"{path}.path" if path.startswith("listeners") else path, listener.path)]
     sockets += [(f"endpoints[{i}].path", e.path) for i, e in enumerate(endpoints)]
@@ -551,5 +590,7 @@ def _check_paths(check: Checker, listeners: list[tuple[str, ListenerConfig]], en
             theirs = _segments(other)
             shorter = min(len(mine), len(theirs))
             if mine[:shorter] == theirs[:shorter]:
-                check.error(here, f"{endpoint.path!r} overlaps {other!r} ({where}); each WebSocket needs a path of its own")
+                check.error(
+                    here, f"{endpoint.path!r} overlaps {other!r} ({where}); each WebSocket needs a path of its own"
+                )
                 break

@@ -17,7 +17,7 @@ with ``-n`` and no log file); they cannot be combined with ``--logger`` or ``--s
 from __future__ import annotations
 
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import IO, Any
 
 import orjson
@@ -38,9 +38,27 @@ LOG_LEVELS = ("debug", "info", "warn", "error", "critical")
 _ALIASES = {"warning": "warn", "fatal": "critical"}
 
 #: keys of a twisted.logger event that the JSON line shows in its own way, or not at all
-_INTERNAL = {"log_format", "log_level", "log_namespace", "log_time", "log_failure", "log_logger", "log_source",
-             "log_io", "log_text", "log_system", "log_flattened", "log_trace", "log_legacy", "log_observer",
-             "message", "format", "isError", "system", "time"}
+_INTERNAL = {
+    "log_format",
+    "log_level",
+    "log_namespace",
+    "log_time",
+    "log_failure",
+    "log_logger",
+    "log_source",
+    "log_io",
+    "log_text",
+    "log_system",
+    "log_flattened",
+    "log_trace",
+    "log_legacy",
+    "log_observer",
+    "message",
+    "format",
+    "isError",
+    "system",
+    "time",
+}
 
 
 def parse_level(name: str) -> LogLevel:
@@ -67,7 +85,7 @@ def event_as_json(event: dict[str, Any]) -> bytes:
     """One log event as a line of JSON (ending in a newline)."""
     level = event.get("log_level")
     record: dict[str, Any] = {
-        "time": datetime.fromtimestamp(event.get("log_time") or 0, timezone.utc).isoformat(timespec="milliseconds"),
+        "time": datetime.fromtimestamp(event.get("log_time") or 0, UTC).isoformat(timespec="milliseconds"),
         "level": level.name if isinstance(level, type(LogLevel.info)) else str(level),
         "namespace": event.get("log_namespace"),
         "text": formatEvent(event),
@@ -81,8 +99,10 @@ def event_as_json(event: dict[str, Any]) -> bytes:
     try:
         return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
     except TypeError:  # e.g. an int beyond 64 bits
-        return orjson.dumps(_json_safe({k: (v if isinstance(v, str) else repr(v)) for k, v in record.items()}),
-                            option=orjson.OPT_APPEND_NEWLINE)
+        return orjson.dumps(
+            _json_safe({k: (v if isinstance(v, str) else repr(v)) for k, v in record.items()}),
+            option=orjson.OPT_APPEND_NEWLINE,
+        )
 
 
 def json_lines_observer(out: IO[str]) -> ILogObserver:

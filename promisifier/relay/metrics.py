@@ -42,7 +42,8 @@ promisifier_protocol_errors_total           layer                         ``wamp
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
@@ -95,7 +96,9 @@ class RouterCollector:
         traffic = router.traffic()
         messages = _counter("messages", "WAMP messages received (in) and sent (out)", ["direction", "serializer"])
         payload = _counter("bytes", "Bytes of WAMP message payloads received and sent", ["direction", "serializer"])
-        dropped = _counter("dropped_events", "Events dropped because the subscriber was a slow consumer", ["serializer"])
+        dropped = _counter(
+            "dropped_events", "Events dropped because the subscriber was a slow consumer", ["serializer"]
+        )
         transport_errors = 0
         for serializer, stats in sorted(traffic.items(), key=lambda item: item[0] or ""):
             label = serializer or "in-process"
@@ -138,7 +141,11 @@ class RouterCollector:
         yield denied
 
         yield _counter("auth_failures", "Sessions refused at authentication", value=router.auth_failures)
-        errors = _counter("protocol_errors", "Protocol errors: sessions aborted (wamp), frames that did not decode (transport)", ["layer"])
+        errors = _counter(
+            "protocol_errors",
+            "Protocol errors: sessions aborted (wamp), frames that did not decode (transport)",
+            ["layer"],
+        )
         errors.add_metric(["wamp"], router.protocol_errors)
         errors.add_metric(["transport"], transport_errors)
         yield errors

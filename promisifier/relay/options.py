@@ -55,13 +55,22 @@ class RelayOptions(usage.Options):
     )
 
     optParameters = [
-        ["config", "c", None,
-         "TOML configuration file (replaces --endpoint, --path, --realm, --rawsocket, --max-message-size)."],
+        [
+            "config",
+            "c",
+            None,
+            "TOML configuration file (replaces --endpoint, --path, --realm, --rawsocket, --max-message-size).",
+        ],
         ["check-config", None, None, "Check a TOML configuration file, print 'ok' or the errors, and exit."],
         ["endpoint", None, DEFAULT_ENDPOINT, "Twisted server endpoint string to listen on."],
         ["path", None, DEFAULT_PATH, "URL path of the WebSocket resource."],
-        ["max-message-size", None, DEFAULT_MAX_MESSAGE_SIZE,
-         "Largest WAMP message accepted, in bytes (over it: close 1009).", int],
+        [
+            "max-message-size",
+            None,
+            DEFAULT_MAX_MESSAGE_SIZE,
+            "Largest WAMP message accepted, in bytes (over it: close 1009).",
+            int,
+        ],
         ["log-format", None, None, "Log lines as 'text' (default) or 'json' (one object per line, with fields)."],
         ["log-level", None, None, "Least level logged: debug, info (default), warn, error, critical."],
     ]
@@ -121,7 +130,9 @@ class RelayOptions(usage.Options):
 
         log_format, level = self["log-format"], self["log-level"]
         if log_format is not None and log_format not in relay_logging.LOG_FORMATS:
-            raise usage.UsageError(f"--log-format must be one of {', '.join(relay_logging.LOG_FORMATS)}, got {log_format!r}")
+            raise usage.UsageError(
+                f"--log-format must be one of {', '.join(relay_logging.LOG_FORMATS)}, got {log_format!r}"
+            )
         if level is not None:
             try:
                 relay_logging.parse_level(level)

@@ -205,10 +205,14 @@ class RelayService(Service):
             listener.factory = rawsocket_factory(self.router, listener.config)
             serving: Any = listener.factory
         else:
-            root, factories = listener_root(self.router, listener.config, self.config.endpoints, self._reactor, self.web)
+            root, factories = listener_root(
+                self.router, listener.config, self.config.endpoints, self._reactor, self.web
+            )
             # Connections must complete the WebSocket upgrade (or their HTTP request for a
             # page) within the handshake deadline.
-            listener.site = HandshakeDeadlineSite(root, self.router.config.open_handshake_timeout, reactor=self._reactor)
+            listener.site = HandshakeDeadlineSite(
+                root, self.router.config.open_handshake_timeout, reactor=self._reactor
+            )
             listener.serve_plain(factories)
             serving = listener.site
         failed_at_once: list[Failure] = []
@@ -350,7 +354,9 @@ class RelayService(Service):
                 if listener_config.rawsocket:
                     renew_rawsocket_factory(listener.factory, rawsocket_factory(self.router, listener_config))
                 else:
-                    root, factories = listener_root(self.router, listener_config, config.endpoints, self._reactor, self.web)
+                    root, factories = listener_root(
+                        self.router, listener_config, config.endpoints, self._reactor, self.web
+                    )
                     listener.site.resource = root  # type: ignore[union-attr]
                     listener.serve_plain(factories)
                 kept[index] = listener
@@ -367,8 +373,13 @@ class RelayService(Service):
             for listener in fresh.values():
                 failure = self._bind(listener, starting=False)
                 if failure is not None:
-                    log.failure("promisifier relay cannot listen on {endpoint}", failure, endpoint=listener.config.endpoint)
-            bound = {**kept, **{i: lst for i, lst in fresh.items() if lst.port is not None or lst.listening is not None}}
+                    log.failure(
+                        "promisifier relay cannot listen on {endpoint}", failure, endpoint=listener.config.endpoint
+                    )
+            bound = {
+                **kept,
+                **{i: lst for i, lst in fresh.items() if lst.port is not None or lst.listening is not None},
+            }
             self.listeners = [bound[index] for index in sorted(bound)]
             log.info("promisifier relay: configuration reloaded from {file}", file=self.config_file)
             return True

@@ -9,7 +9,8 @@ configuration, open ones keep the factories they came through.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from autobahn.twisted.resource import WebSocketResource
 from twisted.web.resource import IResource, Resource

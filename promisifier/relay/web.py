@@ -25,8 +25,9 @@ from __future__ import annotations
 import html
 import time
 from collections import deque
+from collections.abc import Callable
 from importlib import resources as package_files
-from typing import Any, Callable
+from typing import Any
 
 import orjson
 from twisted.internet.task import LoopingCall
@@ -208,7 +209,8 @@ class RelayWeb:
             },
             "totals": self.totals(),
             "traffic": {
-                (name or "in-process"): stats.as_dict() for name, stats in sorted(router.traffic().items(), key=_by_name)
+                (name or "in-process"): stats.as_dict()
+                for name, stats in sorted(router.traffic().items(), key=_by_name)
             },
             "history": {"interval": SAMPLE_INTERVAL, "seconds": HISTORY_SECONDS, "points": self.history()},
             "realms": [self._realm(realm) for realm in router.realms.values()],
@@ -224,7 +226,11 @@ class RelayWeb:
             "name": realm.name,
             "counts": realm.state_counts(),
             "calls": dealer.call_counts(),
-            "call_latency": {"count": latency.count, "sum": round(latency.sum, 6), "buckets": latency.cumulative()[:-1]},
+            "call_latency": {
+                "count": latency.count,
+                "sum": round(latency.sum, 6),
+                "buckets": latency.cumulative()[:-1],
+            },
             "events_published": broker.events_published,
             "events_delivered": broker.events_delivered,
             "sessions": [self._session(session, dealer) for session in sessions[:MAX_ROWS]],

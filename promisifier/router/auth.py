@@ -12,8 +12,9 @@ import hmac
 import importlib
 import os
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import orjson
 from twisted.internet import defer
@@ -150,7 +151,9 @@ class Authenticator:
         """Start ``method`` (ticket or wampcra) for the claimed ``authid``."""
         claimed = authid or ""
         if method == "ticket":
-            return Challenge(method, claimed, {}, lambda signature: self._check_ticket(realm, claimed, signature, details))
+            return Challenge(
+                method, claimed, {}, lambda signature: self._check_ticket(realm, claimed, signature, details)
+            )
         principal = self.config.wampcra.get(claimed)
         # No "authrole" in the challenge (clients sign the text as it is): the role of a
         # known authid, or none for an unknown one, would tell which authids exist.
@@ -171,7 +174,9 @@ class Authenticator:
             decoy_salt = hmac.new(self._decoy_key, claimed.encode("utf-8"), "sha256").digest()[:16]
             iterations, keylen = self._decoy_kdf
             extra.update(salt=base64.b64encode(decoy_salt).decode("ascii"), iterations=iterations, keylen=keylen)
-        return Challenge(method, claimed, extra, lambda signature: self._check_wampcra(principal, challenge_text, signature))
+        return Challenge(
+            method, claimed, extra, lambda signature: self._check_wampcra(principal, challenge_text, signature)
+        )
 
     def _check_ticket(self, realm: str, authid: str, ticket: str, details: dict) -> Any:
         principal = self.config.tickets.get(authid)

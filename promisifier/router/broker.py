@@ -97,7 +97,9 @@ class _Filter:
 class _Retained:
     __slots__ = ("publication_id", "payload", "publisher_details", "filter")
 
-    def __init__(self, publication_id: int, payload: list, publisher_details: dict, event_filter: _Filter | None) -> None:
+    def __init__(
+        self, publication_id: int, payload: list, publisher_details: dict, event_filter: _Filter | None
+    ) -> None:
         self.publication_id = publication_id
         self.payload = payload
         self.publisher_details = publisher_details
@@ -187,9 +189,7 @@ class Broker:
         if len(held) >= self.realm.limits.max_subscriptions_per_session and (
             subscription is None or subscription.id not in held
         ):
-            session.send_error(
-                SUBSCRIBE, request_id, LIMIT_EXCEEDED, ["max_subscriptions_per_session reached"]
-            )
+            session.send_error(SUBSCRIBE, request_id, LIMIT_EXCEEDED, ["max_subscriptions_per_session reached"])
             return
         created = subscription is None
         if subscription is None:
@@ -285,7 +285,9 @@ class Broker:
             }
         publication_id = fast_random_id()
         payload = message[4:]
-        self._publish(topic, payload, publication_id, publisher if exclude_me else None, publisher_details, event_filter)
+        self._publish(
+            topic, payload, publication_id, publisher if exclude_me else None, publisher_details, event_filter
+        )
         if retain:
             self._retain(topic, _Retained(publication_id, payload, publisher_details, event_filter))
         if acknowledge:
@@ -357,7 +359,9 @@ class Broker:
 
     def _send_retained(self, session: RouterSession, subscription: Subscription) -> None:
         if subscription.match == "exact":
-            candidates = [(subscription.uri, self._retained[subscription.uri])] if subscription.uri in self._retained else []
+            candidates = (
+                [(subscription.uri, self._retained[subscription.uri])] if subscription.uri in self._retained else []
+            )
         else:
             candidates = [(topic, r) for topic, r in self._retained.items() if subscription in self._index.all(topic)]
         for topic, retained in candidates:
@@ -367,6 +371,8 @@ class Broker:
             details["retained"] = True
             if subscription.match != "exact":
                 details["topic"] = topic
-            if self._send(session, [EVENT, subscription.id, retained.publication_id, details, *retained.payload], {}, topic):
+            if self._send(
+                session, [EVENT, subscription.id, retained.publication_id, details, *retained.payload], {}, topic
+            ):
                 subscription.delivered += 1
                 self.events_delivered += 1

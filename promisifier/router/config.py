@@ -118,7 +118,9 @@ class RouterConfig:
             if value != 0 and value < 1:
                 raise ValueError(f"RouterConfig.{name}: 0 (off) or at least 1 second is needed, got {value!r}")
         if self.slow_consumer not in ("drop", "disconnect"):
-            raise ValueError(f"RouterConfig.slow_consumer: 'drop' or 'disconnect' is needed, got {self.slow_consumer!r}")
+            raise ValueError(
+                f"RouterConfig.slow_consumer: 'drop' or 'disconnect' is needed, got {self.slow_consumer!r}"
+            )
         if self.max_message_size <= 0:
             raise ValueError(f"RouterConfig.max_message_size: must be > 0, got {self.max_message_size}")
         if self.hello_timeout <= 0:

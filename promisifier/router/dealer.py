@@ -272,9 +272,7 @@ class Dealer:
             session.send_error(REGISTER, request_id, ErrorURI.INVALID_URI, [f"invalid procedure URI {procedure!r}"])
             return
         if len(self._registrations_of[session]) >= self.realm.limits.max_registrations_per_session:
-            session.send_error(
-                REGISTER, request_id, LIMIT_EXCEEDED, ["max_registrations_per_session reached"]
-            )
+            session.send_error(REGISTER, request_id, LIMIT_EXCEEDED, ["max_registrations_per_session reached"])
             return
         registration = self._index.get(procedure, match)
         if registration is not None:
@@ -296,7 +294,9 @@ class Dealer:
                 return
             created = False
         else:
-            registration = Registration(self._new_registration_id(), procedure, match, invoke, self.realm.clock.seconds())
+            registration = Registration(
+                self._new_registration_id(), procedure, match, invoke, self.realm.clock.seconds()
+            )
             self._index.add(procedure, match, registration)
             self._by_id[registration.id] = registration
             created = True
@@ -372,7 +372,9 @@ class Dealer:
                 return
             self.calls_rejected += 1
             if is_valid_uri(procedure, self.realm.strict_uris):
-                caller.send_error(CALL, request_id, ErrorURI.NO_SUCH_PROCEDURE, [f"no callee registered for {procedure!r}"])
+                caller.send_error(
+                    CALL, request_id, ErrorURI.NO_SUCH_PROCEDURE, [f"no callee registered for {procedure!r}"]
+                )
             else:
                 caller.send_error(CALL, request_id, ErrorURI.INVALID_URI, [f"invalid procedure URI {procedure!r}"])
             return
@@ -412,7 +414,11 @@ class Dealer:
                 CALL, request_id, LIMIT_EXCEEDED, ["the callee has max_pending_invocations_per_callee in flight"]
             )
             return
-        if disclose or callee in registration.disclosing or self.realm.authorizer.discloses(caller, "caller", procedure):
+        if (
+            disclose
+            or callee in registration.disclosing
+            or self.realm.authorizer.discloses(caller, "caller", procedure)
+        ):
             details["caller"] = caller.session_id
             details["caller_authid"] = caller.authid
             details["caller_authrole"] = caller.authrole
@@ -424,7 +430,9 @@ class Dealer:
         # args and kwargs are forwarded as received: the tail of the CALL list is reused.
         if not callee.send([INVOCATION, invocation.id, registration.id, details, *message[4:]]):
             self.calls_rejected += 1
-            caller.send_error(CALL, request_id, ErrorURI.INVALID_ARGUMENT, ["arguments cannot be encoded for the callee"])
+            caller.send_error(
+                CALL, request_id, ErrorURI.INVALID_ARGUMENT, ["arguments cannot be encoded for the callee"]
+            )
             return
         registration.calls += 1
         invocations[invocation.id] = invocation
@@ -437,7 +445,9 @@ class Dealer:
         invocation = self._invocations_of[callee].get(message[1])
         if invocation is None:
             # The call was answered, cancelled, timed out, or its caller left.
-            log.debug("session {session_id}: YIELD for unknown invocation {id}", session_id=callee.session_id, id=message[1])
+            log.debug(
+                "session {session_id}: YIELD for unknown invocation {id}", session_id=callee.session_id, id=message[1]
+            )
             return
         options = message[2]
         if options and options.get("progress") is True:
@@ -465,7 +475,9 @@ class Dealer:
         """ERROR for an INVOCATION: [8, 68, Request|id, Details|dict, Error|uri, Arguments, ArgumentsKw]."""
         invocation = self._invocations_of[callee].get(message[2])
         if invocation is None:
-            log.debug("session {session_id}: ERROR for unknown invocation {id}", session_id=callee.session_id, id=message[2])
+            log.debug(
+                "session {session_id}: ERROR for unknown invocation {id}", session_id=callee.session_id, id=message[2]
+            )
             return
         self._finish(invocation)
         self.calls_error += 1
@@ -475,12 +487,18 @@ class Dealer:
         error_uri = message[4]
         if not is_valid_uri(error_uri):
             caller.send_error(
-                CALL, invocation.call_request_id, ErrorURI.INVALID_URI, [f"callee answered with an invalid error URI {error_uri!r}"]
+                CALL,
+                invocation.call_request_id,
+                ErrorURI.INVALID_URI,
+                [f"callee answered with an invalid error URI {error_uri!r}"],
             )
             return
         if not caller.send([ERROR, CALL, invocation.call_request_id, {}, error_uri, *message[5:]]):
             caller.send_error(
-                CALL, invocation.call_request_id, ErrorURI.INVALID_ARGUMENT, ["error payload cannot be encoded for the caller"]
+                CALL,
+                invocation.call_request_id,
+                ErrorURI.INVALID_ARGUMENT,
+                ["error payload cannot be encoded for the caller"],
             )
 
     def on_cancel(self, caller: RouterSession, message: list) -> None:

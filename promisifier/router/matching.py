@@ -12,8 +12,9 @@ Routing must not scan every pattern per message, so each match policy has an ind
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Generic, Iterator, TypeVar
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -22,7 +23,7 @@ MATCH_POLICIES = ("exact", "prefix", "wildcard")
 
 def iso_8601(seconds: float) -> str:
     """A clock reading as the meta API's ``created`` wants it: an ISO 8601 string (UTC)."""
-    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class _TrieNode(Generic[T]):

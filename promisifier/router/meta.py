@@ -14,7 +14,8 @@ register these names either.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from twisted.logger import Logger
 
@@ -173,7 +174,9 @@ class MetaApi:
 
     def _session_kill_by_authrole(self, caller: RouterSession, args: list, kwargs: dict) -> int:
         authrole = args[0]
-        return len(self._kill([s for s in self.realm.sessions.values() if s.authrole == authrole and s is not caller], kwargs))
+        return len(
+            self._kill([s for s in self.realm.sessions.values() if s.authrole == authrole and s is not caller], kwargs)
+        )
 
     def _session_kill_all(self, caller: RouterSession, args: list, kwargs: dict) -> int:
         # The specification: no session meta events or testaments for these sessions (no
@@ -216,7 +219,9 @@ class MetaApi:
         if not is_valid_uri(topic, self.realm.strict_uris):
             raise MetaError(ErrorURI.INVALID_URI, f"invalid testament topic {topic!r}")
         if scope not in TESTAMENT_SCOPES or type(event_args) is not list or type(event_kwargs) is not dict:
-            raise MetaError(ErrorURI.INVALID_ARGUMENT, "add_testament(topic, args: list, kwargs: dict, scope=destroyed|detached)")
+            raise MetaError(
+                ErrorURI.INVALID_ARGUMENT, "add_testament(topic, args: list, kwargs: dict, scope=destroyed|detached)"
+            )
         by_scope = self._testaments.setdefault(caller, {})
         by_scope.setdefault(scope, []).append((topic, event_args, event_kwargs))
 

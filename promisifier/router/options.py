@@ -6,7 +6,8 @@ A bad option is the client's mistake, not a protocol violation: it gets ERROR
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from promisifier.wire.ids import MAX_ID
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from twisted.logger import Logger
 
@@ -11,6 +12,7 @@ from promisifier.router.broker import BROKER_FEATURES, Broker
 from promisifier.router.config import Limits, RealmConfig
 from promisifier.router.dealer import DEALER_FEATURES, Dealer
 from promisifier.router.meta import BROKER_META_FEATURES, DEALER_META_FEATURES, MetaApi
+from promisifier.wire import ErrorURI
 from promisifier.wire.messages import (
     ABORT,
     CALL,
@@ -25,8 +27,6 @@ from promisifier.wire.messages import (
     UNSUBSCRIBE,
     YIELD,
 )
-
-from promisifier.wire import ErrorURI
 
 log = Logger(namespace="promisifier.router.realm")
 
@@ -87,7 +87,9 @@ class Realm:
         if message[1] == INVOCATION:
             self.dealer.on_invocation_error(session, message)
         else:
-            session.protocol_violation(f"ERROR: a client may only send ERROR for an INVOCATION, not for type {message[1]}")
+            session.protocol_violation(
+                f"ERROR: a client may only send ERROR for an INVOCATION, not for type {message[1]}"
+            )
 
     def reconfigure(self, config: RealmConfig, limits: Limits | None = None) -> None:
         """Apply a new configuration of this realm to new requests.
@@ -102,7 +104,9 @@ class Realm:
         self.authorizer = Authorizer(config.roles)
         for session in list(self.sessions.values()):
             if session.authrole is None or not self.authorizer.has_role(session.authrole):
-                session.goodbye(ErrorURI.CLOSE_CLOSE_REALM, f"role {session.authrole!r} was removed from realm {self.name!r}")
+                session.goodbye(
+                    ErrorURI.CLOSE_CLOSE_REALM, f"role {session.authrole!r} was removed from realm {self.name!r}"
+                )
 
     def close(self, reason: str, message: str) -> None:
         """Close every session of the realm with GOODBYE ``reason``."""
@@ -117,7 +121,9 @@ class Realm:
         True: go on now. False: the request was denied (and answered), or the decision is
         pending (a dynamic authorizer) and ``proceed(session, message)`` runs once allowed.
         """
-        decision = self.authorizer.authorize(session, action, uri, match if match in ("prefix", "wildcard") else "exact")
+        decision = self.authorizer.authorize(
+            session, action, uri, match if match in ("prefix", "wildcard") else "exact"
+        )
         if decision is True:
             return True
         if decision is False:

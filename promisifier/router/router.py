@@ -6,7 +6,8 @@ program: ``router.listen("tcp:8080")``, or mount ``router.resource()`` in a web 
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from autobahn.twisted.resource import WebSocketResource
 from twisted.internet import defer
@@ -43,7 +44,8 @@ class Router:
         #: the clock every timeout of the router runs on
         self.clock: IReactorTime = reactor
         self.realms: dict[str, Realm] = {
-            realm_config.name: Realm(realm_config, self.clock, self.config.limits) for realm_config in self.config.realms
+            realm_config.name: Realm(realm_config, self.clock, self.config.limits)
+            for realm_config in self.config.realms
         }
         self.authenticator = Authenticator(self.config.auth)
         #: sessions refused at authentication, since start
@@ -137,7 +139,13 @@ class Router:
 
     def state_counts(self) -> dict[str, int]:
         """Routing state summed over realms, plus open connections (all zero when idle)."""
-        totals = {"connections": len(self._sessions), "sessions": 0, "registrations": 0, "subscriptions": 0, "pending_calls": 0}
+        totals = {
+            "connections": len(self._sessions),
+            "sessions": 0,
+            "registrations": 0,
+            "subscriptions": 0,
+            "pending_calls": 0,
+        }
         for realm in self.realms.values():
             for key, value in realm.state_counts().items():
                 totals[key] += value

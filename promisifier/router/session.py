@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 from twisted.logger import Logger
 
+from promisifier.router.auth import Accepted, AuthenticationFailed, Authenticator, Challenge
 from promisifier.transport.closing import CloseCode
 from promisifier.wire import LIMIT_EXCEEDED, EncodeError, ErrorURI, IdSequence, ProtocolError
-from promisifier.router.auth import Accepted, AuthenticationFailed, Authenticator, Challenge
 from promisifier.wire.messages import (
     ABORT,
     AUTHENTICATE,
@@ -112,7 +112,9 @@ class RouterSession:
             if handler is not None:
                 handler(self, message)
             else:
-                self.protocol_violation(f"{message_name(message[0])} is not allowed from a client in an established session")
+                self.protocol_violation(
+                    f"{message_name(message[0])} is not allowed from a client in an established session"
+                )
         elif self.state is SessionState.ESTABLISHING:
             if message[0] == HELLO:
                 self._on_hello(message)
@@ -218,7 +220,9 @@ class RouterSession:
         realm_name, details = message[1], message[2]
         roles = details.get("roles")
         if type(roles) is not dict or not any(role in _CLIENT_ROLES for role in roles):
-            self.protocol_violation("HELLO: Details.roles must announce at least one of caller, callee, publisher, subscriber")
+            self.protocol_violation(
+                "HELLO: Details.roles must announce at least one of caller, callee, publisher, subscriber"
+            )
             return
         realm = self.router.realms.get(realm_name)
         if realm is None:
@@ -259,7 +263,9 @@ class RouterSession:
             return
         method = self.authenticator.pick_method(details)
         if method is None:
-            self._auth_failure(realm_name, details.get("authid"), ErrorURI.NO_AUTH_METHOD, "no acceptable authentication method")
+            self._auth_failure(
+                realm_name, details.get("authid"), ErrorURI.NO_AUTH_METHOD, "no acceptable authentication method"
+            )
             return
         self.roles = roles
         self.session_id = self.router.new_session_id()
@@ -291,7 +297,9 @@ class RouterSession:
             if not failure.check(AuthenticationFailed):
                 log.failure("authenticator failed for authid {authid!r}", failure, authid=challenge.authid)
             if self.state is SessionState.AUTHENTICATING:
-                self._auth_failure(realm.name, challenge.authid, ErrorURI.AUTHENTICATION_FAILED, "authentication failed")
+                self._auth_failure(
+                    realm.name, challenge.authid, ErrorURI.AUTHENTICATION_FAILED, "authentication failed"
+                )
 
         challenge.verify(message[1]).addCallbacks(accepted, refused)
 
@@ -312,7 +320,9 @@ class RouterSession:
 
     def _accept(self, realm: Realm, accepted: Accepted) -> None:
         if not realm.authorizer.has_role(accepted.authrole):
-            self._auth_failure(realm.name, accepted.authid, ErrorURI.NO_SUCH_ROLE, f"role {accepted.authrole!r} does not exist")
+            self._auth_failure(
+                realm.name, accepted.authid, ErrorURI.NO_SUCH_ROLE, f"role {accepted.authrole!r} does not exist"
+            )
             return
         self.authid = accepted.authid
         self.authrole = accepted.authrole
@@ -427,4 +437,3 @@ class RouterSession:
         if self.state is not SessionState.CLOSED:
             self.state = SessionState.CLOSED
             self.peer.close(code, reason)
-

@@ -15,7 +15,8 @@ shadow the class's methods); switching it off removes them.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import msgpack
 from twisted.logger import Logger

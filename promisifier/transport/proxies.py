@@ -12,11 +12,11 @@ else by sending its own ``X-Forwarded-For`` through a proxy that appends to it.
 from __future__ import annotations
 
 import ipaddress
-from typing import Iterable, Union
+from collections.abc import Iterable
 
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 
-IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 #: the entry of ``trusted_proxies`` that trusts every connection over a UNIX socket
 UNIX = "unix"

@@ -20,7 +20,8 @@ length, a reserved frame kind or reserved bits fail the connection at once.
 from __future__ import annotations
 
 import itertools
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from autobahn.twisted.util import peer2str
 from twisted.internet import error as twisted_error
@@ -271,9 +272,7 @@ class _RawSocketConnection(Protocol):
                         return
                     length = MAX_FRAME_LENGTH
             if length > max_receive:
-                self._fail(
-                    CloseCode.MESSAGE_TOO_BIG, f"frame of {length} octets exceeds the limit of {max_receive}"
-                )
+                self._fail(CloseCode.MESSAGE_TOO_BIG, f"frame of {length} octets exceeds the limit of {max_receive}")
                 return
             start = offset + 4
             stop = start + length
@@ -565,7 +564,9 @@ class RawSocketClientProtocol(_RawSocketConnection):
         if not opened and not self._open_failed_reported:
             self._open_failed_reported = True
             if self.factory.on_open_failed is not None:
-                self.factory.on_open_failed(self, 0, self.close_reason or "connection closed before the RawSocket handshake")
+                self.factory.on_open_failed(
+                    self, 0, self.close_reason or "connection closed before the RawSocket handshake"
+                )
 
 
 class RawSocketClientFactory(ClientFactory):

@@ -51,6 +51,7 @@ unpack_header = _HEADER.unpack_from
 X_BIT = 0x08000000
 RESERVED_BITS = 0xF0000000
 
+
 def length_exponent(max_length: int) -> int:
     """The handshake's ``LLLL`` for a receive limit: the largest ``l`` in 0..15 with
     ``2 ** (l + 9) <= max_length`` (0 when ``max_length`` is below 512)."""

@@ -14,7 +14,8 @@ payload with the negotiated serializer, check it with
 from __future__ import annotations
 
 import itertools
-from typing import Callable, Iterable, Protocol
+from collections.abc import Callable, Iterable
+from typing import Protocol
 
 from autobahn.twisted.websocket import (
     WebSocketClientFactory,
@@ -55,6 +56,7 @@ def _set_flow_options(factory: object, max_outgoing_buffer: int, slow_consumer: 
         raise ValueError(f"slow_consumer must be one of {SLOW_CONSUMER_POLICIES}, got {slow_consumer!r}")
     factory.max_outgoing_buffer = max_outgoing_buffer  # type: ignore[attr-defined]
     factory.slow_consumer = slow_consumer  # type: ignore[attr-defined]
+
 
 _connection_ids = itertools.count(1)
 

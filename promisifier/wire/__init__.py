@@ -8,11 +8,11 @@ from promisifier.wire.errors import DecodeError, EncodeError, ProtocolError
 from promisifier.wire.ids import MAX_ID, IdSequence, fast_random_id, is_id, random_id
 from promisifier.wire.messages import MessageType, check_message, message_name
 from promisifier.wire.serializers import (
+    SERIALIZERS,
     JsonSerializer,
     MsgpackSerializer,
     Serializer,
     serializer_for_subprotocol,
-    SERIALIZERS,
 )
 from promisifier.wire.uris import LIMIT_EXCEEDED, ErrorURI, check_uri, is_valid_uri
 

@@ -8,8 +8,9 @@ so the router and the client can index fields without re-checking them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import IntEnum
-from typing import Any, Callable, Final
+from typing import Any, Final
 
 from promisifier.wire.errors import ProtocolError
 from promisifier.wire.ids import MAX_ID
@@ -231,7 +232,5 @@ def check_message(msg: Any) -> list:
         if index >= length:
             break
         if not check(msg[index]):
-            raise ProtocolError(
-                f"{spec.name}: {field_name} must be {description}, got {_type_name(msg[index])}"
-            )
+            raise ProtocolError(f"{spec.name}: {field_name} must be {description}, got {_type_name(msg[index])}")
     return msg

@@ -92,7 +92,9 @@ def _check_no_nul_text(root: Any) -> None:
         for item in items:
             if isinstance(item, str):
                 if item and item[0] == "\x00":
-                    raise EncodeError("a text value starting with NUL cannot be sent as JSON (it would arrive as binary)")
+                    raise EncodeError(
+                        "a text value starting with NUL cannot be sent as JSON (it would arrive as binary)"
+                    )
             elif isinstance(item, (list, tuple, dict)):
                 stack.append(item)
 
@@ -154,9 +156,7 @@ class MsgpackSerializer:
             # max_ext_len=0: msgpack decodes the timestamp extension (type -1) itself,
             # without calling ext_hook; the length limit refuses it (and every other
             # extension with data) before that happens.
-            message = msgpack.unpackb(
-                payload, raw=False, ext_hook=_no_ext, strict_map_key=True, max_ext_len=0
-            )
+            message = msgpack.unpackb(payload, raw=False, ext_hook=_no_ext, strict_map_key=True, max_ext_len=0)
         except DecodeError:
             raise
         except Exception as error:  # msgpack raises several unrelated types on bad input
