@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from promisifier.cluster.config import ClusterConfig, RedisAddress
 from promisifier.relay import endpoints as ep
 from promisifier.relay.checks import MISSING, Checker, describe, key_path
 from promisifier.router.auth import AUTH_METHODS, AuthConfig, Principal
@@ -163,6 +164,8 @@ class RelayConfig:
     router: RouterConfig = field(default_factory=RouterConfig)
     listeners: tuple[ListenerConfig, ...] = (ListenerConfig(),)
     endpoints: tuple[EndpointConfig, ...] = ()
+    #: the ``[cluster]`` table: relays sharing one Redis act as one router (None: alone)
+    cluster: ClusterConfig | None = None
     #: the file this came from (None for the built-in default)
     source: str | None = field(default=None, compare=False)
 
@@ -212,13 +215,14 @@ def default_config(
     realms: tuple[str, ...] = (DEFAULT_REALM,),
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
     rawsockets: tuple[str, ...] = (),
+    cluster: ClusterConfig | None = None,
 ) -> RelayConfig:
     """The relay without a config file: one WebSocket listener (and a RawSocket listener
     on each of ``rawsockets``), open realms, anonymous clients."""
     router = RouterConfig(realms=realms, max_message_size=max_message_size)
     listeners = (ListenerConfig(endpoint=endpoint, path=path),)
     listeners += tuple(ListenerConfig(endpoint=rs, transport="rawsocket") for rs in rawsockets)
-    return RelayConfig(router=router, listeners=listeners)
+    return RelayConfig(router=router, listeners=listeners, cluster=cluster)
 
 
 # -- loading --------------------------------------------------------------------------------
@@ -247,7 +251,7 @@ def parse_config(document: dict[str, Any], *, base_dir: str | None = None, sourc
     (default: the current directory)."""
     check = Checker()
     base_dir = base_dir or os.getcwd()
-    top = check.table(document, "", ("listeners", "realms", "limits", "trusted_proxies", "endpoints"))
+    top = check.table(document, "", ("listeners", "realms", "limits", "trusted_proxies", "endpoints", "cluster"))
 
     limits = _limits(check, top)
     proxies = check.strings(top, "trusted_proxies", "", (), nonempty=False)
@@ -264,6 +268,7 @@ def parse_config(document: dict[str, Any], *, base_dir: str | None = None, sourc
     listeners = [(path, _listener(check, path, table, base_dir)) for path, table in check.tables(top, "listeners", "")]
     endpoints = [_endpoint(check, path, table) for path, table in check.tables(top, "endpoints", "")]
     _check_paths(check, listeners or [("the default listener", ListenerConfig())], endpoints)
+    cluster = _cluster(check, top["cluster"]) if "cluster" in top else None
 
     if check.errors:
         raise ConfigError(source, check.errors)
@@ -279,8 +284,37 @@ def parse_config(document: dict[str, Any], *, base_dir: str | None = None, sourc
         router=router,
         listeners=tuple(listener for _, listener in listeners) or (ListenerConfig(),),
         endpoints=tuple(endpoints),
+        cluster=cluster,
         source=source,
     )
+
+
+def _cluster(check: Checker, value: Any) -> ClusterConfig | None:
+    path = "cluster"
+    table = check.table(value, path, ("redis", "password", "node", "heartbeat_interval", "ttl"))
+    if not isinstance(value, dict):
+        return None
+    url = check.string(table, "redis", path, what="a redis:// URL, e.g. redis://127.0.0.1:6379/0")
+    try:
+        redis = RedisAddress.parse(url) if url else None
+    except ValueError as error:
+        check.error(key_path(path, "redis"), f"{error}, got {describe(url)}")
+        redis = None
+    password = check.string(table, "password", path, None)
+    node = check.string(table, "node", path, None)
+    defaults = ClusterConfig(RedisAddress("localhost"))
+    interval = check.seconds(table, "heartbeat_interval", path, defaults.heartbeat_interval)
+    ttl = check.seconds(table, "ttl", path, defaults.ttl)
+    if ttl <= interval:
+        check.error(key_path(path, "ttl"), f"must be longer than heartbeat_interval ({interval}), got {ttl}")
+    if redis is None or ttl <= interval:
+        return None
+    if password is not None:
+        redis = dataclasses.replace(redis, password=password)
+    settings: dict[str, Any] = {"heartbeat_interval": interval, "ttl": ttl}
+    if node is not None:
+        settings["node"] = node
+    return ClusterConfig(redis, **settings)
 
 
 def _limit_fields() -> dict[str, int]:

@@ -11,6 +11,7 @@ from promisifier.relay.config import (
     DEFAULT_ENDPOINT,
     DEFAULT_PATH,
     DEFAULT_REALM,
+    ClusterConfig,
     ConfigError,
     RelayConfig,
     load_config,
@@ -41,7 +42,7 @@ class RelayOptions(usage.Options):
 
     synopsis = (
         "[--config FILE | --endpoint ENDPOINT --path PATH --realm REALM ... --rawsocket ENDPOINT ..."
-        " --max-message-size BYTES]"
+        " --max-message-size BYTES --cluster redis://HOST:PORT/DB]"
         " | --check-config FILE"
     )
     longdesc = (
@@ -59,7 +60,7 @@ class RelayOptions(usage.Options):
             "config",
             "c",
             None,
-            "TOML configuration file (replaces --endpoint, --path, --realm, --rawsocket, --max-message-size).",
+            "TOML configuration file (replaces --endpoint, --path, --realm, --rawsocket, --max-message-size, --cluster).",
         ],
         ["check-config", None, None, "Check a TOML configuration file, print 'ok' or the errors, and exit."],
         ["endpoint", None, DEFAULT_ENDPOINT, "Twisted server endpoint string to listen on."],
@@ -71,6 +72,12 @@ class RelayOptions(usage.Options):
             "Largest WAMP message accepted, in bytes (over it: close 1009).",
             int,
         ],
+        [
+            "cluster",
+            None,
+            None,
+            "Join the relays sharing this Redis (redis://[:password@]host[:port][/db]) as one router.",
+        ],
         ["log-format", None, None, "Log lines as 'text' (default) or 'json' (one object per line, with fields)."],
         ["log-level", None, None, "Least level logged: debug, info (default), warn, error, critical."],
     ]
@@ -81,6 +88,8 @@ class RelayOptions(usage.Options):
         self["rawsockets"] = []
         #: the loaded --config file
         self.relay_config: RelayConfig | None = None
+        #: the settings of --cluster
+        self.cluster_config: ClusterConfig | None = None
 
     def opt_realm(self, realm: str) -> None:
         """Realm clients may join; repeat for several [default: realm1]."""
@@ -105,6 +114,7 @@ class RelayOptions(usage.Options):
             given = [f"--{name}" for name, default in _FILE_DECIDES.items() if self[name] != default]
             given += ["--realm"] if self["realms"] else []
             given += ["--rawsocket"] if self["rawsockets"] else []
+            given += ["--cluster"] if self["cluster"] is not None else []
             if given:
                 raise usage.UsageError(f"{', '.join(given)} cannot be combined with --config: the file decides")
             try:
@@ -120,6 +130,11 @@ class RelayOptions(usage.Options):
             raise usage.UsageError(f"--rawsocket {self['endpoint']} is already the WebSocket --endpoint")
         if not self["path"].startswith("/"):
             raise usage.UsageError(f"--path must start with '/', got {self['path']!r}")
+        if self["cluster"] is not None:
+            try:
+                self.cluster_config = ClusterConfig.from_url(self["cluster"])
+            except ValueError as error:
+                raise usage.UsageError(f"--cluster {self['cluster']!r}: {error}") from None
         if self["max-message-size"] <= 0:
             raise usage.UsageError(
                 f"--max-message-size must be a positive number of bytes, got {self['max-message-size']}"

@@ -56,6 +56,7 @@ def make_service(options: RelayOptions, reactor=None) -> IService:
         realms=options["realms"],
         max_message_size=options["max-message-size"],
         rawsockets=options["rawsockets"],
+        cluster=options.cluster_config,
     )
     return RelayService(config, reactor=reactor, own_process=True)
 
