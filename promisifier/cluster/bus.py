@@ -1,0 +1,117 @@
+"""The bus: what one node of a cluster needs from the medium that joins it to the others.
+
+The cluster layer (:mod:`promisifier.cluster.node`) talks only to this interface; the
+router talks only to the cluster layer. :class:`~promisifier.cluster.redis_bus.RedisBus`
+implements it on Redis 7; another engine (NATS, Redis Cluster's sharded pub/sub) would be
+another implementation of the same few operations:
+
+* **link**: whether the node is connected (:attr:`Bus.up`); every operation fails fast
+  with :class:`LinkDown` (or answers "not handed over") while it is not, never waits.
+* **membership**: heartbeats with a time-to-live; the handler hears which nodes joined
+  and which were lost, and exactly one live node is asked to clean up after a lost one.
+* **topics**: a publication is handed to the bus once, whatever the number of nodes and
+  subscribers; a node listens to the exact topics and patterns its own sessions need.
+  Several listens matching one publication still deliver it to the node once.
+* **node messages**: a payload sent to one named node (calls and their answers).
+* **session id slot**: a number unique among the live nodes, so that session ids stay
+  unique cluster-wide (:func:`session_id_in_slot`).
+
+Payloads are bytes; what they mean is the cluster layer's business.
+"""
+
+from __future__ import annotations
+
+import random
+from abc import ABC, abstractmethod
+from typing import Protocol
+
+from twisted.internet.defer import Deferred
+
+#: how many nodes can hold a session id slot at once
+SLOTS = 1024
+_SLOT_BITS = 10
+#: session ids are in [1, 2**53]: the random part takes the bits above the slot
+_RANDOM_LIMIT = 2 ** (53 - _SLOT_BITS) - 1
+
+
+def session_id_in_slot(slot: int) -> int:
+    """A random session id whose low bits are ``slot``: two nodes with different slots
+    never hand out the same id."""
+    return (random.randint(1, _RANDOM_LIMIT) << _SLOT_BITS) | slot
+
+
+class LinkDown(Exception):
+    """The bus is not connected (or did not answer in time); nothing was done."""
+
+
+class BusHandler(Protocol):
+    """What the bus tells the cluster layer. Every method is called from the reactor."""
+
+    def bus_link_changed(self, up: bool) -> None:
+        """The link went up or down. Node messages may have been lost while it was down."""
+
+    def bus_announce(self) -> None:
+        """The bus does not know this node (first heartbeat, the server lost its data, or
+        the others counted the node as gone): announce everything again."""
+
+    def bus_nodes_changed(self, joined: frozenset[str], lost: frozenset[str]) -> None:
+        """Other nodes joined or were lost (no heartbeat within the time-to-live)."""
+
+    def bus_reap(self, nodes: list[str]) -> None:
+        """This node, and no other, cleans up the cluster tables after ``nodes``."""
+
+    def bus_topic_message(self, payload: bytes) -> None:
+        """A publication another node handed to the bus, on a topic this node listens to."""
+
+    def bus_node_message(self, payload: bytes) -> None:
+        """A payload another node sent to this one."""
+
+
+class Bus(ABC):
+    """One node's connection to the others (see the module docstring)."""
+
+    #: this node's name
+    node: str
+
+    @property
+    @abstractmethod
+    def up(self) -> bool:
+        """Connected: operations are attempted (they may still fail)."""
+
+    @property
+    @abstractmethod
+    def slot(self) -> int | None:
+        """This node's session id slot (None until the bus gave it one)."""
+
+    @property
+    @abstractmethod
+    def live_nodes(self) -> frozenset[str]:
+        """The other nodes alive at the last heartbeat."""
+
+    @abstractmethod
+    def start(self, handler: BusHandler) -> None:
+        """Connect (and keep reconnecting); report to ``handler``."""
+
+    @abstractmethod
+    def stop(self) -> Deferred[None]:
+        """Leave the cluster (the others see this node go at once) and disconnect."""
+
+    @abstractmethod
+    def publish_topic(self, realm: str, topic: str, payload: bytes) -> bool:
+        """Hand a publication on ``topic`` to the bus, for every node listening to it.
+        False: the link is down, the publication reaches no other node."""
+
+    @abstractmethod
+    def listen(self, realm: str, uri: str, match: str) -> Deferred[None]:
+        """Receive the publications an exact, prefix or wildcard subscription to ``uri``
+        needs; kept across reconnects until :meth:`unlisten`. Fires once the bus has
+        acknowledged it (at once while the link is down: it is set up on reconnect)."""
+
+    @abstractmethod
+    def unlisten(self, realm: str, uri: str, match: str) -> None:
+        """Stop receiving what :meth:`listen` asked for."""
+
+    @abstractmethod
+    def send(self, node: str, payload: bytes) -> Deferred[bool]:
+        """Send ``payload`` to ``node``: True once handed to it, False if that node is not
+        listening (gone); fails with :class:`LinkDown`."""

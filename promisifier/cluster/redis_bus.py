@@ -1,0 +1,486 @@
+"""The bus on Redis 7, with txredisapi (see :mod:`promisifier.cluster.bus` for the contract).
+
+Two connections per node, each reconnecting on its own with a bounded delay: one for
+commands (publications, node messages, scripts; one connection keeps a publisher's order)
+and one subscriber connection (the node's inbox channel and the topic channels and
+patterns its sessions need).
+
+Keys and channels, all under the prefix ``promisifier:``:
+
+========================  ===================================================================
+``nodes``                 sorted set: node name -> last heartbeat (Redis server time, ms)
+``slot:<k>``              the node holding session id slot k (expires with the node's TTL)
+``n:<node>`` (channel)    a node's inbox: node messages, and its own liveness probes
+``t:<realm>:<topic>``     (channel) publications on a topic; prefix and wildcard
+                          subscriptions PSUBSCRIBE glob patterns over these
+========================  ===================================================================
+
+txredisapi facts this is built around: while a connection is being re-established its
+commands wait forever, so nothing is sent unless the link is up and every awaited reply has
+a timeout; its subscriber factory reads neither bytes nor a password, so ours does; it does
+not subscribe again after a reconnect, so ours does; a connection that answers nothing any
+more is only noticed by a heartbeat that times out (then the connection is aborted); a
+subscriber connection that silently stopped delivering is noticed by a probe the node sends
+itself through its own inbox with every heartbeat.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import txredisapi  # type: ignore[import-untyped]
+from twisted.internet import defer
+from twisted.internet.endpoints import HostnameEndpoint
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+
+from promisifier.cluster.bus import SLOTS, Bus, BusHandler, LinkDown
+from promisifier.cluster.config import ClusterConfig
+
+log = Logger(namespace="promisifier.cluster")
+
+PREFIX = "promisifier:"
+NODES_KEY = PREFIX + "nodes"
+SLOT_KEY = PREFIX + "slot:"
+#: a node's inbox channel
+INBOX = PREFIX + "n:"
+#: topic channels
+TOPIC = PREFIX + "t:"
+_TOPIC_BYTES = TOPIC.encode()
+#: the payload of a liveness probe (node messages are never empty)
+PROBE = b""
+#: seconds a TCP connection attempt to Redis may take
+CONNECT_TIMEOUT = 2.0
+
+# One round trip per heartbeat: refresh this node's score (ZADD answers 1 if the node was
+# not there: new server, lost data, or reaped), keep or claim a session id slot, remove the
+# nodes whose last heartbeat is older than the TTL (when reaping: whoever removes a node
+# cleans up after it, exactly once), probe the node's own inbox, and list the live nodes.
+_HEARTBEAT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local node, ttl, slot, reap = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4] == '1'
+local fresh = redis.call('ZADD', KEYS[1], now, node)
+if slot >= 0 then
+  local owner = redis.call('GET', KEYS[2] .. slot)
+  if owner == node then
+    redis.call('PEXPIRE', KEYS[2] .. slot, ttl)
+  elseif owner or not redis.call('SET', KEYS[2] .. slot, node, 'NX', 'PX', ttl) then
+    slot = -1
+  end
+end
+if slot < 0 then
+  for k = 0, tonumber(ARGV[5]) - 1 do
+    if redis.call('SET', KEYS[2] .. k, node, 'NX', 'PX', ttl) then
+      slot = k
+      break
+    end
+  end
+end
+local reaped = {}
+if reap then
+  reaped = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. (now - ttl))
+  for _, gone in ipairs(reaped) do
+    redis.call('ZREM', KEYS[1], gone)
+  end
+end
+local receivers = redis.call('PUBLISH', KEYS[3], '')
+local live = redis.call('ZRANGEBYSCORE', KEYS[1], now - ttl, '+inf')
+return {fresh, slot, reaped, live, receivers}
+"""
+
+_LEAVE = """
+redis.call('ZREM', KEYS[1], ARGV[1])
+if redis.call('GET', KEYS[2]) == ARGV[1] then
+  redis.call('DEL', KEYS[2])
+end
+return 1
+"""
+
+_GLOB_SPECIAL = str.maketrans({c: "\\" + c for c in "*?[]\\"})
+
+
+def glob_escape(text: str) -> str:
+    """``text`` as a Redis glob pattern that matches only itself."""
+    return text.translate(_GLOB_SPECIAL)
+
+
+def topic_channel(realm: str, topic: str) -> str:
+    return f"{TOPIC}{realm}:{topic}"
+
+
+def listen_target(realm: str, uri: str, match: str) -> tuple[bool, str]:
+    """(is a pattern, channel or glob pattern) for a subscription to ``uri`` with ``match``.
+
+    WAMP's prefix match is by character, like a trailing ``*``. A wildcard URI's empty
+    components become ``*``, which also matches across dots: the receiving node checks each
+    topic against its subscriptions anyway.
+    """
+    if match == "exact":
+        return False, topic_channel(realm, uri)
+    head = glob_escape(f"{TOPIC}{realm}:")
+    if match == "prefix":
+        return True, head + glob_escape(uri) + "*"
+    if match == "wildcard":
+        return True, head + ".".join("*" if part == "" else glob_escape(part) for part in uri.split("."))
+    raise ValueError(f"unknown match policy {match!r}")
+
+
+class _Notifying:
+    """A txredisapi factory that tells the bus when its one connection is usable or gone."""
+
+    #: bounded reconnect delay (txredisapi's default maximum is 10 s)
+    initialDelay = 0.1  # noqa: N815 - txredisapi's attribute names
+    maxDelay = 1.0  # noqa: N815
+    bus: RedisBus
+
+    def addConnection(self, conn: Any) -> None:  # noqa: N802 - txredisapi's API
+        super().addConnection(conn)  # type: ignore[misc]
+        if conn in self.pool:  # type: ignore[attr-defined]
+            self.bus._connected(self, conn)
+
+    def delConnection(self, conn: Any) -> None:  # noqa: N802
+        super().delConnection(conn)  # type: ignore[misc]
+        self.bus._disconnected(self, conn)
+
+
+class _CommandFactory(_Notifying, txredisapi.RedisFactory):
+    def __init__(self, bus: RedisBus) -> None:
+        address = bus.config.redis
+        super().__init__(
+            None, address.db, 1, isLazy=True, charset=None, password=address.password, convertNumbers=False
+        )
+        self.bus = bus
+
+
+class _Subscriber(txredisapi.SubscriberProtocol):
+    def messageReceived(self, pattern: bytes | None, channel: bytes, message: bytes) -> None:  # noqa: N802
+        self.factory.bus._message(channel, message)
+
+
+class _SubscriberFactory(_Notifying, txredisapi.SubscriberFactory):
+    """txredisapi's subscriber factory reads payloads as text and knows no password: this
+    one reads bytes and authenticates."""
+
+    protocol = _Subscriber
+
+    def __init__(self, bus: RedisBus) -> None:
+        # SubscriberFactory's own __init__ takes no charset or password: skip it
+        txredisapi.RedisFactory.__init__(
+            self, None, None, 1, isLazy=True, charset=None, password=bus.config.redis.password, convertNumbers=False
+        )
+        self.bus = bus
+
+
+@dataclass
+class _Listen:
+    """One channel or pattern the node listens to, and who waits for its acknowledgement."""
+
+    pattern: bool
+    name: str
+    acknowledged: bool = False
+    waiting: list[defer.Deferred] = field(default_factory=list)
+
+    def acknowledge(self) -> None:
+        self.acknowledged = True
+        waiting, self.waiting = self.waiting, []
+        for d in waiting:
+            d.callback(None)
+
+
+class RedisBus(Bus):
+    """The bus of one node on one Redis server."""
+
+    def __init__(self, config: ClusterConfig, reactor: Any = None) -> None:
+        if reactor is None:
+            from twisted.internet import reactor
+        self.config = config
+        self.node = config.node
+        self.reactor = reactor
+        #: seconds any awaited Redis reply may take
+        self.command_timeout = config.heartbeat_interval
+        self._handler: BusHandler | None = None
+        self._commands: _CommandFactory | None = None
+        self._subscriptions: _SubscriberFactory | None = None
+        self._command_conn: Any = None
+        self._subscriber_conn: Any = None
+        self._inbox_ready = False
+        self._up = False
+        self._slot: int | None = None
+        self._live: frozenset[str] = frozenset()
+        self._listens: dict[tuple[bool, str], _Listen] = {}
+        self._heartbeat = LoopingCall(self._beat)
+        self._heartbeat.clock = reactor
+        self._beating = False
+        #: no node is counted lost before this reactor time (after this node's own reconnect)
+        self._judge_after = 0.0
+        self._probe_seen = 0.0
+        self._last_message: tuple[bytes, bytes] | None = None
+        self._stopping = False
+        #: facts for the status page and the metrics
+        self.reconnects = 0
+        self.dropped_publications = 0
+
+    # -- facts --------------------------------------------------------------------------
+
+    @property
+    def up(self) -> bool:
+        return self._up
+
+    @property
+    def slot(self) -> int | None:
+        return self._slot
+
+    @property
+    def live_nodes(self) -> frozenset[str]:
+        return self._live
+
+    @property
+    def inbox(self) -> str:
+        return INBOX + self.node
+
+    # -- start and stop -------------------------------------------------------------------
+
+    def start(self, handler: BusHandler) -> None:
+        self._handler = handler
+        address = self.config.redis
+        self._commands = _CommandFactory(self)
+        self._subscriptions = _SubscriberFactory(self)
+        for factory in (self._commands, self._subscriptions):
+            factory.deferred.addErrback(self._connection_error)
+            endpoint = HostnameEndpoint(self.reactor, address.host, address.port, timeout=CONNECT_TIMEOUT)
+            factory.startConnecting(endpoint)
+        log.info("cluster node {node} connecting to {redis}", node=self.node, redis=str(address))
+
+    def _connection_error(self, failure: Any) -> None:
+        # txredisapi gives up for good after a failed AUTH or SELECT
+        log.error("cluster: Redis refused this node: {error}", error=failure.getErrorMessage())
+
+    @defer.inlineCallbacks
+    def stop(self) -> Any:
+        self._stopping = True
+        if self._heartbeat.running:
+            self._heartbeat.stop()
+        if self._up and self._slot is not None:
+            try:
+                yield self._command(
+                    "EVAL", _LEAVE, 2, NODES_KEY, f"{SLOT_KEY}{self._slot}", self.node, timeout=self.command_timeout
+                )
+            except Exception as error:  # noqa: BLE001 - leaving is best effort; the TTL does it too
+                log.info("cluster: could not leave cleanly: {error}", error=error)
+        factories = [factory for factory in (self._commands, self._subscriptions) if factory is not None]
+        self._commands = self._subscriptions = None
+        yield defer.gatherResults([factory.disconnect() for factory in factories], consumeErrors=True)
+        self._set_up(False)
+
+    # -- connections ------------------------------------------------------------------------
+
+    def _connected(self, factory: Any, conn: Any) -> None:
+        if factory is self._commands:
+            self._command_conn = conn
+        elif factory is self._subscriptions:
+            self._subscriber_conn = conn
+            self._resubscribe(conn)
+        self._check_up()
+
+    def _disconnected(self, factory: Any, conn: Any) -> None:
+        if factory is self._commands and conn is self._command_conn:
+            self._command_conn = None
+        elif factory is self._subscriptions and conn is self._subscriber_conn:
+            self._subscriber_conn = None
+            self._inbox_ready = False
+            for listen in self._listens.values():
+                listen.acknowledged = False
+        self._check_up()
+
+    def _resubscribe(self, conn: Any) -> None:
+        """A new subscriber connection: the inbox first, then every channel and pattern."""
+        self._execute_subscribe(conn, False, self.inbox).addCallbacks(self._inbox_subscribed, self._ignore)
+        for listen in self._listens.values():
+            self._subscribe(conn, listen)
+
+    def _inbox_subscribed(self, _: object) -> None:
+        self._inbox_ready = True
+        self._probe_seen = self.reactor.seconds()
+        self._check_up()
+
+    def _subscribe(self, conn: Any, listen: _Listen) -> None:
+        def acknowledged(_: object) -> None:
+            if self._listens.get((listen.pattern, listen.name)) is listen:
+                listen.acknowledge()
+
+        self._execute_subscribe(conn, listen.pattern, listen.name).addCallbacks(acknowledged, self._ignore)
+
+    @staticmethod
+    def _execute_subscribe(conn: Any, pattern: bool, name: str) -> defer.Deferred:
+        # one channel per command: txredisapi matches acknowledgements to commands in order
+        return conn.execute_command("PSUBSCRIBE" if pattern else "SUBSCRIBE", name, apply_timeout=False)
+
+    @staticmethod
+    def _ignore(failure: Any) -> None:
+        """A reply lost with its connection: the reconnect takes care of it."""
+
+    def _check_up(self) -> None:
+        up = (
+            not self._stopping
+            and self._command_conn is not None
+            and self._subscriber_conn is not None
+            and self._inbox_ready
+        )
+        self._set_up(up)
+
+    def _set_up(self, up: bool) -> None:
+        if up == self._up:
+            return
+        self._up = up
+        if up:
+            log.info("cluster node {node}: link to Redis up", node=self.node)
+            self._judge_after = self.reactor.seconds() + self.config.ttl
+            self._beating = False
+            self._heartbeat.start(self.config.heartbeat_interval, now=True)
+        else:
+            self.reconnects += 1
+            if self._heartbeat.running:
+                self._heartbeat.stop()
+            if not self._stopping:
+                log.warn("cluster node {node}: link to Redis down", node=self.node)
+            # listeners do not wait for a server that is not there; they are set up again
+            # on reconnect
+            for listen in self._listens.values():
+                listen.acknowledge()
+                listen.acknowledged = False
+        if self._handler is not None:
+            self._handler.bus_link_changed(up)
+
+    def _abort(self, conn: Any, why: str) -> None:
+        if conn is not None and conn.transport is not None:
+            log.warn("cluster node {node}: {why}; reconnecting", node=self.node, why=why)
+            conn.transport.abortConnection()
+
+    # -- commands ----------------------------------------------------------------------------
+
+    def _command(self, *args: Any, timeout: float) -> defer.Deferred:
+        conn = self._command_conn
+        if not self._up or conn is None:
+            return defer.fail(LinkDown("cluster link to Redis is down"))
+        try:
+            d = conn.execute_command(*args)
+        except txredisapi.ConnectionError as error:
+            return defer.fail(LinkDown(str(error)))
+        return d.addTimeout(timeout, self.reactor).addErrback(self._as_link_down)
+
+    @staticmethod
+    def _as_link_down(failure: Any) -> Any:
+        if failure.check(defer.TimeoutError, txredisapi.ConnectionError):
+            raise LinkDown(f"cluster link to Redis: {failure.getErrorMessage()}")
+        return failure
+
+    # -- heartbeat ---------------------------------------------------------------------------
+
+    def _beat(self) -> None:
+        if self._beating:  # the previous one has not answered yet (it times out soon)
+            return
+        now = self.reactor.seconds()
+        if now - self._probe_seen > self.config.ttl:
+            self._abort(self._subscriber_conn, "the subscriber connection stopped delivering")
+            return
+        self._beating = True
+        judging = now >= self._judge_after
+        d = self._command(
+            "EVAL",
+            _HEARTBEAT,
+            3,
+            NODES_KEY,
+            SLOT_KEY,
+            self.inbox,
+            self.node,
+            int(self.config.ttl * 1000),
+            -1 if self._slot is None else self._slot,
+            "1" if judging else "0",
+            SLOTS,
+            timeout=self.command_timeout,
+        )
+        d.addCallbacks(self._beaten, self._beat_failed, callbackArgs=(judging,))
+
+    def _beaten(self, reply: list, judging: bool) -> None:
+        self._beating = False
+        fresh, slot, reaped, live, receivers = reply
+        if slot >= 0:
+            self._slot = slot
+        handler = self._handler
+        if handler is None or not self._up:
+            return
+        if receivers == 0:
+            self._abort(self._subscriber_conn, "the subscriber connection no longer listens to the inbox")
+        if fresh:
+            handler.bus_announce()
+        nodes = frozenset(name.decode() for name in live) - {self.node}
+        joined = nodes - self._live
+        lost = self._live - nodes if judging else frozenset()
+        self._live = nodes if judging else nodes | self._live
+        if joined or lost:
+            handler.bus_nodes_changed(joined, lost)
+        if reaped:
+            handler.bus_reap([name.decode() for name in reaped])
+
+    def _beat_failed(self, failure: Any) -> None:
+        self._beating = False
+        if self._up:
+            self._abort(self._command_conn, f"heartbeat failed: {failure.getErrorMessage()}")
+
+    # -- topics ------------------------------------------------------------------------------
+
+    def publish_topic(self, realm: str, topic: str, payload: bytes) -> bool:
+        conn = self._command_conn
+        if not self._up or conn is None:
+            self.dropped_publications += 1
+            return False
+        conn.execute_command("PUBLISH", topic_channel(realm, topic), payload).addErrback(self._ignore)
+        return True
+
+    def listen(self, realm: str, uri: str, match: str) -> defer.Deferred[None]:
+        pattern, name = listen_target(realm, uri, match)
+        listen = self._listens.get((pattern, name))
+        if listen is None:
+            listen = self._listens[(pattern, name)] = _Listen(pattern, name)
+            if self._subscriber_conn is not None and self._up:
+                self._subscribe(self._subscriber_conn, listen)
+        if listen.acknowledged or not self._up:
+            return defer.succeed(None)
+        d: defer.Deferred[None] = defer.Deferred()
+        listen.waiting.append(d)
+        return d
+
+    def unlisten(self, realm: str, uri: str, match: str) -> None:
+        pattern, name = listen_target(realm, uri, match)
+        listen = self._listens.pop((pattern, name), None)
+        if listen is None:
+            return
+        listen.acknowledge()
+        conn = self._subscriber_conn
+        if conn is not None:
+            conn.execute_command("PUNSUBSCRIBE" if pattern else "UNSUBSCRIBE", name).addErrback(self._ignore)
+
+    def _message(self, channel: bytes, payload: bytes) -> None:
+        if payload == PROBE:
+            self._probe_seen = self.reactor.seconds()
+            return
+        handler = self._handler
+        if handler is None:
+            return
+        if not channel.startswith(_TOPIC_BYTES):
+            handler.bus_node_message(payload)
+            return
+        # Redis sends one copy per matching channel and pattern, one right after the other
+        # (a publication's payload is unique: it carries a publication id)
+        message = (channel, payload)
+        if message != self._last_message:
+            self._last_message = message
+            handler.bus_topic_message(payload)
+
+    # -- node messages ------------------------------------------------------------------------
+
+    def send(self, node: str, payload: bytes) -> defer.Deferred[bool]:
+        d = self._command("PUBLISH", INBOX + node, payload, timeout=self.command_timeout)
+        return d.addCallback(lambda receivers: receivers > 0)
