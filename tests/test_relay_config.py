@@ -97,6 +97,14 @@ def test_the_example_file_loads_with_every_key(tmp_path, monkeypatch):
     assert plain.auth.tickets == {"alice": Principal("alice", "user", "alice-secret")}
     assert plain.auth.ticket_authenticator == "relay_auth.check_ticket"
     assert plain.auth.wampcra["salted"] == Principal("salted", "backend", "salted-secret", "pepper", 1000, 32)
+    (rpc,) = plain.rpc_websockets
+    assert (rpc.path, rpc.realm, rpc.uri_prefix, rpc.call_timeout, rpc.events) == (
+        "/rpc",
+        "realm1",
+        "com.example.",
+        10000,
+        ("news", "ticks"),
+    )
     assert tls.secure and tls.auth.methods == ("ticket",)
     assert tls.files == (str(tmp_path / "certs" / "relay.crt"), str(tmp_path / "certs" / "relay.key"))
     assert unix.endpoint == f"unix:{tmp_path / 'relay.sock'}"

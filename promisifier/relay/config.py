@@ -24,8 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from promisifier.bridge.mount import RpcWebSocketsConfig
 from promisifier.cluster.config import ClusterConfig, RedisAddress
+from promisifier.relay import bridge_config
 from promisifier.relay import endpoints as ep
+from promisifier.relay.bridge_config import BRIDGE_KEYS
 from promisifier.relay.checks import MISSING, Checker, describe, key_path
 from promisifier.router.auth import AUTH_METHODS, AuthConfig, Principal
 from promisifier.router.authz import Permission, RoleConfig
@@ -41,7 +44,7 @@ DEFAULT_STATUS_PATH = "/status"
 #: what a listener speaks: WAMP over WebSocket (with its web pages) or over RawSocket
 TRANSPORTS = ("websocket", "rawsocket")
 #: listener keys that only a WebSocket listener has
-WEBSOCKET_ONLY_KEYS = ("path", "status", "status_path", "health", "metrics")
+WEBSOCKET_ONLY_KEYS = ("path", "status", "status_path", "health", "metrics", "rpc_websockets")
 #: fixed paths of the health check and the metrics
 HEALTH_PATH = "/health"
 METRICS_PATH = "/metrics"
@@ -90,6 +93,8 @@ class ListenerConfig:
     #: "websocket" (``ws://``/``wss://`` at ``path``) or "rawsocket" (``rs://``/``rss://``;
     #: no path, status page, health check or metrics)
     transport: str = "websocket"
+    #: rpc-websockets (JSON-RPC) paths beside the WAMP WebSocket
+    rpc_websockets: tuple[RpcWebSocketsConfig, ...] = ()
 
     @property
     def rawsocket(self) -> bool:
@@ -411,6 +416,7 @@ def _listener(check: Checker, path: str, value: dict, base_dir: str) -> Listener
             "status_path",
             "health",
             "metrics",
+            *BRIDGE_KEYS,
         ),
     )
     transport = check.string(table, "transport", path, "websocket", choices=TRANSPORTS)
@@ -439,6 +445,7 @@ def _listener(check: Checker, path: str, value: dict, base_dir: str) -> Listener
         health=check.boolean(table, "health", path, None),  # type: ignore[arg-type]
         metrics=check.boolean(table, "metrics", path, None),  # type: ignore[arg-type]
         transport=transport,
+        rpc_websockets=bridge_config.rpc_websockets(check, table, path),
     )
 
 
@@ -590,6 +597,7 @@ def _check_web_paths(check: Checker, path: str, listener: ListenerConfig, endpoi
         )
         return
     sockets = [(f"{path}.path" if path.startswith("listeners") else path, listener.path)]
+    sockets += [(f"{path}.rpc_websockets[{i}].path", r.path) for i, r in enumerate(listener.rpc_websockets)]
     sockets += [(f"endpoints[{i}].path", e.path) for i, e in enumerate(endpoints)]
     for name, web_path in web.items():
         mine = _segments(web_path)
@@ -611,6 +619,8 @@ def _check_paths(check: Checker, listeners: list[tuple[str, ListenerConfig]], en
             check.error(f"{path}.endpoint", f"{listener.endpoint!r} is already used by {where}")
         if not listener.rawsocket:
             _check_web_paths(check, path, listener, endpoints)
+            bridges = {f"{path}.rpc_websockets[{i}].path": r.path for i, r in enumerate(listener.rpc_websockets)}
+            bridge_config.check_paths(check, path, listener.path, bridges)
     for index, endpoint in enumerate(endpoints):
         here = f"endpoints[{index}].path"
         mine = _segments(endpoint.path)

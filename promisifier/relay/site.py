@@ -15,6 +15,7 @@ from typing import Any
 from autobahn.twisted.resource import WebSocketResource
 from twisted.web.resource import IResource, Resource
 
+from promisifier.bridge.site import bridge_resources
 from promisifier.compat.websockets import PlainWebSocketFactory, create_websocket
 from promisifier.relay.config import EndpointConfig, ListenerConfig
 from promisifier.router import Router
@@ -98,6 +99,7 @@ def listener_root(
     or metrics.
     """
     resources: dict[str, IResource] = {listener.path: wamp_resource(router, listener)}
+    resources.update(bridge_resources(router, listener))
     if listener.web_paths():
         from promisifier.relay.web import RelayWeb
 

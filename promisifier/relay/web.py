@@ -49,6 +49,7 @@ _TRANSPORTS = {
     "promisifier.transport.websocket": "websocket",
     "promisifier.transport.rawsocket": "rawsocket",
     "promisifier.embed": "in-process",
+    "promisifier.bridge.rpc_websockets": "rpc-websockets",
 }
 
 _STATIC = {

@@ -61,7 +61,11 @@ def session_details(session: RouterSession) -> dict[str, Any]:
         "authrole": session.authrole,
         "authmethod": session.authmethod,
         "authprovider": session.authprovider,
-        "transport": {"type": "websocket", "peer": peer.peer, "serializer": peer.serializer_name},
+        "transport": {
+            "type": getattr(peer, "transport_type", "websocket"),
+            "peer": peer.peer,
+            "serializer": peer.serializer_name,
+        },
     }
 
 

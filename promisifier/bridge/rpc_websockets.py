@@ -1,0 +1,665 @@
+"""rpc-websockets clients in a WAMP realm: the dialect's WebSocket, translated message by message.
+
+Each connection is a real router session (a HELLO goes to the router when the WebSocket
+opens), so it shows in the meta API, the metrics and the status page like any other
+session. Its requests become WAMP messages:
+
+=====================================  ===================================================
+rpc-websockets                         WAMP
+=====================================  ===================================================
+``method`` (request or notification)   CALL ``uri_prefix + method``
+``params`` list / object               positional / keyword arguments
+``result``                             RESULT: one argument -> it, several -> the list,
+                                       keyword arguments only -> the object
+error                                  ERROR: ``no_such_procedure`` / ``invalid_uri`` ->
+                                       -32601, ``not_authorized`` -> -32605, any other ->
+                                       -32000 with the error URI as message and
+                                       ``{"args", "kwargs"}`` as data
+``rpc.on`` / ``rpc.off``               SUBSCRIBE / UNSUBSCRIBE ``uri_prefix + name``
+``{"notification", "params"}``         EVENT: one object argument (or keyword arguments
+                                       only) -> the object, else the argument list
+``rpc.login`` ``{authid, ticket}``     a new session with ticket authentication
+``__listMethods``                      the realm's procedures under ``uri_prefix``
+=====================================  ===================================================
+
+Text frames carry JSON, binary frames msgpack (msgpack-rpc-websockets); the kind is
+decided per received message and the answer goes back in the same kind. Server events go
+in the kind of the client's last message (JSON before any).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+import orjson
+from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
+from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from promisifier.bridge import jsonrpc
+from promisifier.transport.closing import CloseCode, truncate_reason
+from promisifier.transport.flow import OutgoingBuffer
+from promisifier.transport.proxies import TrustedProxies
+from promisifier.transport.stats import ConnectionStats
+from promisifier.wire import ErrorURI, IdSequence, is_valid_uri
+from promisifier.wire.messages import (
+    ABORT,
+    AUTHENTICATE,
+    CALL,
+    CHALLENGE,
+    ERROR,
+    EVENT,
+    GOODBYE,
+    HELLO,
+    RESULT,
+    SUBSCRIBE,
+    SUBSCRIBED,
+    UNSUBSCRIBE,
+    UNSUBSCRIBED,
+    WELCOME,
+)
+
+__all__ = [
+    "TRANSPORT_NAME",
+    "RpcWebSocketsFactory",
+    "RpcWebSocketsOptions",
+    "RpcWebSocketsProtocol",
+    "login_credentials",
+]
+
+log = Logger(namespace="promisifier.bridge")
+
+#: how these sessions name their transport (meta API, status page, metrics)
+TRANSPORT_NAME = "rpc-websockets"
+
+_ROLES = {"caller": {"features": {"call_timeout": True}}, "subscriber": {"features": {}}}
+#: the error URI of a structured error {code, message, data} (promisifier.compat.common)
+RPC_ERROR_URI = "promisifier.rpc.error"
+_AUTHID_KEYS = ("authid", "username", "user", "login")
+_connection_ids = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class RpcWebSocketsOptions:
+    """What one rpc-websockets listener maps its clients onto."""
+
+    #: namespace (the URL path below the listener's path, "/" for the path itself) -> realm,
+    #: or None when the namespace is not served (the upgrade is refused with 404)
+    realm_for: Callable[[str], str | None]
+    #: put before method and event names to make procedure and topic URIs
+    uri_prefix: str = ""
+    #: milliseconds a call may take before it fails with wamp.error.timeout (0: none)
+    call_timeout: int = 0
+    #: realm -> the event names clients may subscribe to, or None: any name their role may
+    declared_events: Callable[[str], Collection[str] | None] = lambda realm: None
+    #: realm -> the procedure URIs of the realm (for ``__listMethods``)
+    procedures: Callable[[str], Collection[str]] = lambda realm: ()
+    #: True when ``rpc.login`` is offered (the listener's auth has ticket)
+    login: bool = False
+    #: False: anonymous sessions are not offered; the connection has no session until login
+    anonymous: bool = True
+
+
+def login_credentials(params: Any) -> tuple[str | None, str] | None:
+    """(authid, ticket) of ``rpc.login`` params: ``{"authid", "ticket"}``, or else the
+    whole params as JSON in the ticket (a dynamic authenticator decodes them); None when
+    they cannot be sent."""
+    if type(params) is not dict:
+        return None
+    authid = next((params[k] for k in _AUTHID_KEYS if isinstance(params.get(k), str) and params[k]), None)
+    ticket = params.get("ticket")
+    if isinstance(ticket, str):
+        return authid, ticket
+    try:
+        return authid, json.dumps(params, separators=(",", ":"), ensure_ascii=False)
+    except (TypeError, ValueError):
+        return None
+
+
+def _result_value(args: list | None, kwargs: dict | None) -> Any:
+    if kwargs:
+        if not args:
+            return kwargs
+        return {"args": args, "kwargs": kwargs}
+    if not args:
+        return None
+    return args[0] if len(args) == 1 else args
+
+
+def _event_params(args: list | None, kwargs: dict | None) -> Any:
+    # The Node server sends one object argument as itself and anything else as the list;
+    # its client passes an object to the handler as one argument, a list spread out.
+    args = list(args or ())
+    if kwargs:
+        if not args:
+            return kwargs
+        args.append(kwargs)
+    if len(args) == 1 and type(args[0]) is dict:
+        return args[0]
+    return args
+
+
+def _error_body(message: list) -> dict[str, Any]:
+    """A WAMP ERROR message as a JSON-RPC error object."""
+    uri = message[4]
+    args = message[5] if len(message) > 5 else None
+    kwargs = message[6] if len(message) > 6 else None
+    if uri in (ErrorURI.NO_SUCH_PROCEDURE, ErrorURI.INVALID_URI):
+        return jsonrpc.error(jsonrpc.METHOD_NOT_FOUND)
+    if uri == ErrorURI.NOT_AUTHORIZED:
+        return jsonrpc.error(jsonrpc.METHOD_FORBIDDEN)
+    if uri == RPC_ERROR_URI and type(kwargs) is dict and type(kwargs.get("code")) is int:
+        # a structured error (the Server façade's create_error): as the method raised it
+        return jsonrpc.error(kwargs["code"], kwargs.get("data"), message=str(kwargs.get("message", "")))
+    data: dict[str, Any] = {}
+    if args:
+        data["args"] = args
+    if kwargs:
+        data["kwargs"] = kwargs
+    return jsonrpc.error(jsonrpc.SERVER_ERROR, data or None, message=uri)
+
+
+class _Encoding:
+    """JSON in text frames or msgpack in binary frames."""
+
+    @staticmethod
+    def decode(payload: bytes, binary: bool) -> Any:
+        if binary:
+            return msgpack.unpackb(payload, raw=False, strict_map_key=False, ext_hook=_no_ext)
+        return orjson.loads(payload)
+
+    @staticmethod
+    def encode(value: Any, binary: bool) -> bytes:
+        if binary:
+            return msgpack.packb(value, use_bin_type=True)
+        return orjson.dumps(value, default=_json_default)
+
+
+def _no_ext(code: int, data: bytes) -> Any:
+    raise ValueError(f"msgpack extension type {code} is not supported")
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).decode("latin-1")
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+class _SessionLink:
+    """The router's peer for one WAMP session of a connection (a connection has one,
+    and briefly two while ``rpc.login`` replaces it)."""
+
+    serializer_name = TRANSPORT_NAME
+    transport_type = TRANSPORT_NAME
+
+    def __init__(self, bridge: RpcWebSocketsProtocol) -> None:
+        self.bridge = bridge
+        self.connection_id = bridge.connection_id
+        self.peer = bridge.peer
+        #: the connection's counters (shared by its sessions)
+        self.stats = bridge.stats
+        self.handler: Any = None
+        self.established = False
+        self.closed = False
+        self.session_id: int | None = None
+        self.authrole: str | None = None
+        #: (authid, ticket) while logging in
+        self.credentials: tuple[str | None, str] | None = None
+        self.joined: defer.Deferred[bool] = defer.Deferred()
+        self.requests = IdSequence()
+        self.pending: dict[int, defer.Deferred[list]] = {}
+        #: subscription id -> event name
+        self.subscriptions: dict[int, str] = {}
+
+    @property
+    def congested(self) -> bool:
+        return self.bridge.congested
+
+    # -- the router's Peer interface --------------------------------------------------
+
+    def send(self, message: list) -> None:
+        self.bridge.from_router(self, message)
+
+    def send_shared(self, message: list, encoded: dict[str, bytes]) -> bool:
+        if self.closed or self.bridge.congested:
+            return False
+        self.send(message)
+        return True
+
+    def close(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
+        self.bridge.link_closed(self, code, reason)
+
+    def drop(self) -> None:
+        self.close(CloseCode.GOING_AWAY, "dropped")
+
+    # -- the bridge's side -------------------------------------------------------------
+
+    def to_router(self, message: list) -> None:
+        if self.handler is not None and not self.closed:
+            self.handler.on_message(message)
+
+    def request(self, message: list) -> defer.Deferred[list]:
+        """Send a request (its id is put at index 1); fires with the reply message."""
+        request_id = self.requests.next()
+        message[1] = request_id
+        reply: defer.Deferred[list] = defer.Deferred()
+        self.pending[request_id] = reply
+        self.to_router(message)
+        return reply
+
+    def end(self, code: int, reason: str) -> None:
+        """The session is over: fail what waits, tell the router the transport is gone."""
+        if self.closed:
+            return
+        self.closed = True
+        self.established = False
+        if not self.joined.called:
+            self.joined.callback(False)
+        pending, self.pending = self.pending, {}
+        for request_id, reply in pending.items():
+            reply.callback([ERROR, 0, request_id, {}, ErrorURI.CANCELED, ["the session is gone"]])
+        handler, self.handler = self.handler, None
+        if handler is not None:
+            handler.on_close(code, reason)
+
+
+class RpcWebSocketsProtocol(WebSocketServerProtocol):
+    """One rpc-websockets client connection, served as a session of a realm."""
+
+    factory: RpcWebSocketsFactory
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.connection_id = next(_connection_ids)
+        self.stats = ConnectionStats()
+        self.realm: str | None = None
+        self.namespace = "/"
+        self.link: _SessionLink | None = None
+        #: event name -> subscription id in the current session
+        self.events: dict[str, int] = {}
+        self._binary = False
+        self._open = False
+        self._started: defer.Deferred[bool] | None = None
+        self._outgoing = OutgoingBuffer(None)
+
+    # -- WebSocket -------------------------------------------------------------------
+
+    def onConnect(self, request: ConnectionRequest) -> None:  # noqa: N802 - autobahn API
+        forwarded = self.factory.trusted_proxies.forwarded_peer(
+            self.transport.getPeer(), request.headers.get("x-forwarded-for")
+        )
+        if forwarded is not None:
+            self.peer = forwarded
+        base = self.factory.base_path.rstrip("/")
+        path = request.path
+        namespace = path[len(base) :] if path.startswith(base) else path
+        self.namespace = "/" + namespace.strip("/")
+        realm = self.factory.options.realm_for(self.namespace)
+        if realm is None:
+            raise ConnectionDeny(ConnectionDeny.NOT_FOUND, f"no namespace {self.namespace!r} here")
+        self.realm = realm
+        return None
+
+    def onOpen(self) -> None:  # noqa: N802 - autobahn API
+        self._open = True
+        self._outgoing = OutgoingBuffer(self.transport)
+        if self.factory.options.anonymous:
+            link = self._new_link(None)
+            self.link = link
+            self._started = link.joined
+        else:
+            self._started = defer.succeed(False)
+
+    def onMessage(self, payload: bytes, isBinary: bool) -> None:  # noqa: N802 - autobahn API
+        self.stats.messages_in += 1
+        self.stats.bytes_in += len(payload)
+        started = self._started
+        if started is None or not self._open:
+            return
+        if started.called:
+            self._on_frame(payload, isBinary)
+        else:
+            # Frames that arrive before the session is up wait for it, in order.
+            self._started = started.addCallback(lambda joined: self._on_frame(payload, isBinary) or joined)
+
+    def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:  # noqa: N802
+        self._open = False
+        code = code if code is not None else CloseCode.ABNORMAL
+        link, self.link = self.link, None
+        if link is not None:
+            link.end(code, reason or "")
+
+    @property
+    def congested(self) -> bool:
+        return self._outgoing.size() > self.factory.max_outgoing_buffer
+
+    def _send(self, value: Any, binary: bool) -> None:
+        if not self._open:
+            return
+        try:
+            payload = _Encoding.encode(value, binary)
+        except (TypeError, ValueError, OverflowError, orjson.JSONEncodeError) as error:
+            log.info(
+                "connection {connection_id}: cannot encode an answer: {error}",
+                connection_id=self.connection_id,
+                error=error,
+            )
+            return
+        self.stats.messages_out += 1
+        self.stats.bytes_out += len(payload)
+        self.sendMessage(payload, binary)
+
+    def _close(self, code: int, reason: str) -> None:
+        if self._open:
+            self.sendClose(code=int(code), reason=truncate_reason(reason))
+
+    # -- requests ----------------------------------------------------------------------
+
+    def _on_frame(self, payload: bytes, binary: bool) -> None:
+        self._binary = binary
+        try:
+            message = _Encoding.decode(payload, binary)
+        except Exception as error:  # noqa: BLE001 - every decoder failure is a parse error
+            self._send(jsonrpc.error_response(None, jsonrpc.PARSE_ERROR, str(error)), binary)
+            return
+        if type(message) is list:
+            if not message:
+                self._send(jsonrpc.error_response(None, jsonrpc.INVALID_REQUEST, "Invalid array"), binary)
+                return
+            self._run_batch(message, binary)
+            return
+        self._run(message).addCallback(self._answer, binary)
+
+    def _answer(self, response: Any, binary: bool) -> None:
+        if response is not None:
+            self._send(response, binary)
+
+    @defer.inlineCallbacks
+    def _run_batch(self, messages: list, binary: bool) -> Any:
+        # One after the other, as the Node server runs them; one answer with all responses.
+        responses = []
+        for message in messages:
+            response = yield self._run(message)
+            if response is not None:
+                responses.append(response)
+        if responses:
+            self._send(responses, binary)
+
+    def _run(self, message: Any) -> defer.Deferred[dict | None]:
+        request = jsonrpc.parse_request(message)
+        if type(request) is dict:
+            return defer.succeed(request)
+        assert isinstance(request, jsonrpc.Request)
+        method = request.method
+        if method == jsonrpc.SUBSCRIBE_METHOD:
+            return self._subscribe(request)
+        if method == jsonrpc.UNSUBSCRIBE_METHOD:
+            return self._unsubscribe(request)
+        if method == jsonrpc.LOGIN_METHOD:
+            return self._login(request)
+        if method == jsonrpc.LIST_METHODS:
+            return defer.succeed(self._reply(request, self._list_methods()))
+        return self._call(request)
+
+    @staticmethod
+    def _reply(request: jsonrpc.Request, result: Any) -> dict | None:
+        if request.is_notification:
+            return None
+        return jsonrpc.result_response(request.id, result)
+
+    @staticmethod
+    def _fail(request: jsonrpc.Request, code: int, data: Any = None) -> dict:
+        # Errors found before the method runs are answered even to a notification, with
+        # id null, as the Node server does (its client drops them).
+        return jsonrpc.error_response(request.id, code, data)
+
+    def _call(self, request: jsonrpc.Request) -> defer.Deferred[dict | None]:
+        link = self.link
+        if link is None or not link.established:
+            return defer.succeed(self._fail(request, jsonrpc.METHOD_FORBIDDEN))
+        options = self.factory.options
+        procedure = options.uri_prefix + request.method
+        if not is_valid_uri(procedure):
+            return defer.succeed(self._fail(request, jsonrpc.METHOD_NOT_FOUND))
+        details: dict[str, Any] = {}
+        if options.call_timeout:
+            details["timeout"] = options.call_timeout
+        params = request.params
+        message: list = [CALL, 0, details, procedure]
+        if type(params) is list:
+            message.append(params)
+        elif type(params) is dict:
+            message += [[], params]
+
+        def answered(reply: list) -> dict | None:
+            if reply[0] == RESULT:
+                args = reply[3] if len(reply) > 3 else None
+                kwargs = reply[4] if len(reply) > 4 else None
+                return self._reply(request, _result_value(args, kwargs))
+            if request.is_notification:
+                return None
+            return {"jsonrpc": "2.0", "error": _error_body(reply), "id": request.id}
+
+        return link.request(message).addCallback(answered)
+
+    def _list_methods(self) -> list[str]:
+        options = self.factory.options
+        prefix = options.uri_prefix
+        names = [jsonrpc.LIST_METHODS]
+        if self.realm is not None:
+            names += sorted(uri[len(prefix) :] for uri in options.procedures(self.realm) if uri.startswith(prefix))
+        if options.login:
+            names.append(jsonrpc.LOGIN_METHOD)
+        return names
+
+    # -- events ------------------------------------------------------------------------
+
+    @defer.inlineCallbacks
+    def _subscribe(self, request: jsonrpc.Request) -> Any:
+        names = request.params
+        if not names:
+            return self._fail(request, jsonrpc.SERVER_ERROR)
+        if type(names) is not list:
+            return self._fail(request, jsonrpc.INVALID_PARAMS, "rpc.on takes a list of event names")
+        options = self.factory.options
+        declared = options.declared_events(self.realm) if self.realm is not None else ()
+        results: dict[str, str] = {}
+        for name in names:
+            key = name if type(name) is str else json.dumps(name)
+            topic = options.uri_prefix + key
+            if type(name) is not str or not is_valid_uri(topic) or (declared is not None and name not in declared):
+                results[key] = jsonrpc.EVENT_INVALID
+                continue
+            if name in self.events:
+                results[key] = jsonrpc.EVENT_ALREADY_SUBSCRIBED
+                continue
+            link = self.link
+            if link is None or not link.established:
+                return self._fail(request, jsonrpc.EVENT_FORBIDDEN)
+            reply = yield link.request([SUBSCRIBE, 0, {}, topic])
+            if reply[0] == SUBSCRIBED and link is self.link:
+                subscription = reply[2]
+                link.subscriptions[subscription] = name
+                self.events[name] = subscription
+                results[key] = jsonrpc.EVENT_OK
+            elif reply[0] == ERROR and reply[4] == ErrorURI.NOT_AUTHORIZED:
+                return self._fail(request, jsonrpc.EVENT_FORBIDDEN)
+            elif reply[0] == ERROR and reply[4] == ErrorURI.INVALID_URI:
+                results[key] = jsonrpc.EVENT_INVALID
+            else:
+                results[key] = reply[4] if reply[0] == ERROR else jsonrpc.EVENT_INVALID
+        return self._reply(request, results)
+
+    @defer.inlineCallbacks
+    def _unsubscribe(self, request: jsonrpc.Request) -> Any:
+        names = request.params
+        if not names:
+            return self._fail(request, jsonrpc.SERVER_ERROR)
+        if type(names) is not list:
+            return self._fail(request, jsonrpc.INVALID_PARAMS, "rpc.off takes a list of event names")
+        options = self.factory.options
+        declared = options.declared_events(self.realm) if self.realm is not None else ()
+        results: dict[str, str] = {}
+        for name in names:
+            key = name if type(name) is str else json.dumps(name)
+            valid = type(name) is str and is_valid_uri(options.uri_prefix + key)
+            if not valid or (declared is not None and name not in declared and name not in self.events):
+                results[key] = jsonrpc.EVENT_INVALID
+                continue
+            subscription = self.events.pop(name, None)
+            if subscription is None:
+                results[key] = jsonrpc.EVENT_NOT_SUBSCRIBED
+                continue
+            link = self.link
+            if link is not None and link.established:
+                link.subscriptions.pop(subscription, None)
+                yield link.request([UNSUBSCRIBE, 0, subscription])
+            results[key] = jsonrpc.EVENT_OK
+        return self._reply(request, results)
+
+    # -- login -------------------------------------------------------------------------
+
+    @defer.inlineCallbacks
+    def _login(self, request: jsonrpc.Request) -> Any:
+        if request.params is None:
+            return self._fail(request, jsonrpc.PARAMS_NOT_FOUND)
+        if not self.factory.options.login:
+            return self._fail(request, jsonrpc.METHOD_NOT_FOUND)
+        credentials = login_credentials(request.params)
+        if credentials is None:
+            return self._fail(request, jsonrpc.INVALID_PARAMS, "rpc.login takes an object")
+        link = self._new_link(credentials)
+        joined = yield link.joined
+        if not joined or not self._open:
+            return self._reply(request, False)
+        old, self.link = self.link, link
+        # The subscriptions move to the new session before the old one leaves, so no
+        # event is lost in between.
+        events, self.events = self.events, {}
+        for name in events:
+            reply = yield link.request([SUBSCRIBE, 0, {}, self.factory.options.uri_prefix + name])
+            if reply[0] == SUBSCRIBED:
+                link.subscriptions[reply[2]] = name
+                self.events[name] = reply[2]
+        if old is not None and not old.closed:
+            if old.established:
+                old.established = False
+                old.to_router([GOODBYE, {}, ErrorURI.CLOSE_NORMAL])
+            else:
+                old.end(CloseCode.NORMAL, "replaced by a login")
+        return self._reply(request, True)
+
+    # -- WAMP sessions -------------------------------------------------------------------
+
+    def _new_link(self, credentials: tuple[str | None, str] | None) -> _SessionLink:
+        link = _SessionLink(self)
+        link.credentials = credentials
+        link.handler = self.factory.handler_factory(link)
+        details: dict[str, Any] = {"roles": _ROLES, "agent": "rpc-websockets bridge"}
+        if credentials is not None:
+            authid, _ = credentials
+            details["authmethods"] = ["ticket"]
+            if authid:
+                details["authid"] = authid
+        else:
+            details["authmethods"] = ["anonymous"]
+        link.to_router([HELLO, self.realm, details])
+        return link
+
+    def from_router(self, link: _SessionLink, message: list) -> None:
+        """A message the router sent to one of this connection's sessions."""
+        kind = message[0]
+        if kind == EVENT:
+            name = link.subscriptions.get(message[1])
+            if name is not None and link is self.link:
+                args = message[4] if len(message) > 4 else None
+                kwargs = message[5] if len(message) > 5 else None
+                self._send(jsonrpc.notification(name, _event_params(args, kwargs)), self._binary)
+            return
+        if kind in (RESULT, SUBSCRIBED, UNSUBSCRIBED) or kind == ERROR:
+            reply = link.pending.pop(message[2] if kind == ERROR else message[1], None)
+            if reply is not None:
+                reply.callback(message)
+            return
+        if kind == WELCOME:
+            link.established = True
+            link.session_id = message[1]
+            link.authrole = message[2].get("authrole")
+            link.joined.callback(True)
+        elif kind == CHALLENGE:
+            # answered on the next turn, as over a network: the router is still sending
+            ticket = link.credentials[1] if link.credentials is not None else ""
+            self.factory.reactor.callLater(0, link.to_router, [AUTHENTICATE, ticket, {}])
+        elif kind == ABORT:
+            # refused (a failed login, an unknown realm, a limit): the session is over;
+            # the router closes its transport next, which ends the link
+            if not link.joined.called:
+                link.joined.callback(False)
+        elif kind == GOODBYE:
+            if link.established:
+                # the router ends the session (realm closed, killed, shutdown): reply on
+                # the next turn (the router is still sending), then the session is over
+                link.established = False
+                if link is self.link:
+                    self._close(CloseCode.GOING_AWAY, message[2])
+                self.factory.reactor.callLater(0, self._say_goodbye, link)
+            else:
+                self.factory.reactor.callLater(0, link.end, CloseCode.NORMAL, "goodbye")
+
+    @staticmethod
+    def _say_goodbye(link: _SessionLink) -> None:
+        link.to_router([GOODBYE, {}, ErrorURI.CLOSE_GOODBYE_AND_OUT])
+        link.end(CloseCode.NORMAL, "goodbye")
+
+    def link_closed(self, link: _SessionLink, code: int, reason: str) -> None:
+        """The router closes the transport of one of this connection's sessions (after an
+        ABORT, a protocol violation, a kill): the session ends on the next turn, and with
+        the connection's current session the WebSocket closes too."""
+        if link is self.link:
+            self._close(code, reason)
+        link.established = False
+        self.factory.reactor.callLater(0, link.end, code, reason)
+
+
+class RpcWebSocketsFactory(WebSocketServerFactory):
+    """Makes :class:`RpcWebSocketsProtocol` connections whose sessions ``handler_factory``
+    makes (the router's, e.g. ``router._handler_factory(auth)``)."""
+
+    protocol = RpcWebSocketsProtocol
+
+    def __init__(
+        self,
+        handler_factory: Callable[[Any], Any],
+        options: RpcWebSocketsOptions,
+        *,
+        base_path: str = "/",
+        max_message_size: int = 16 * 1024 * 1024,
+        open_handshake_timeout: float = 10.0,
+        trusted_proxies: Collection[str] = (),
+        keepalive_interval: float = 30.0,
+        keepalive_timeout: float = 10.0,
+        max_outgoing_buffer: int = 4 * 1024 * 1024,
+        reactor: Any = None,
+    ) -> None:
+        super().__init__(reactor=reactor)
+        self.handler_factory = handler_factory
+        self.options = options
+        #: the URL path the factory's resource is mounted at; below it: the namespace
+        self.base_path = base_path
+        self.trusted_proxies = TrustedProxies(trusted_proxies)
+        self.max_outgoing_buffer = max_outgoing_buffer
+        self.setProtocolOptions(
+            maxMessagePayloadSize=max_message_size,
+            maxFramePayloadSize=max_message_size,
+            openHandshakeTimeout=open_handshake_timeout,
+            failByDrop=False,
+            closeHandshakeTimeout=5,
+            autoPingInterval=keepalive_interval,
+            autoPingTimeout=keepalive_timeout,
+        )
