@@ -308,6 +308,18 @@ def test_each_connection_is_a_session_of_the_realm(relays):
 
 
 @pytest_twisted.inlineCallbacks
+def test_a_killed_session_closes_the_connection_with_1001(relays):
+    relay, backend = yield started(relays)
+    client = yield FrameClient.connect(rpc_url(relay))
+    yield client.call("sum", [1])
+    (bridge,) = [s for s in (yield backend.call("wamp.session.list")) if s != backend.session_id]
+    yield backend.call("wamp.session.kill", bridge, reason="wamp.close.killed", message="go")
+    code, reason = yield within(client.closed)
+    assert (code, reason) == (1001, "wamp.close.killed")
+    assert (yield until(lambda: relay.router.session_count == 1))
+
+
+@pytest_twisted.inlineCallbacks
 def test_namespaces_select_realms_and_unknown_ones_are_refused(relays):
     relay, _ = yield started(relays, RPC + '[[realms]]\nname = "realm1"\n[[realms]]\nname = "chat"\n')
     chat = yield FrameClient.connect(rpc_url(relay, "/rpc/chat"))

@@ -356,8 +356,9 @@ class RpcWebSocketsProtocol(WebSocketServerProtocol):
         self.sendMessage(payload, binary)
 
     def _close(self, code: int, reason: str) -> None:
-        if self._open:
-            self.sendClose(code=int(code), reason=truncate_reason(reason))
+        # sendCloseFrame: autobahn's sendClose takes only 1000 and 3000-4999, not 1001 etc.
+        if self._open and self.state == self.STATE_OPEN:
+            self.sendCloseFrame(code=int(code), reasonUtf8=truncate_reason(reason).encode("utf-8"), isReply=False)
 
     # -- requests ----------------------------------------------------------------------
 
