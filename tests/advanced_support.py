@@ -31,20 +31,9 @@ from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.role import DEFAULT_CLIENT_ROLES, RoleCalleeFeatures
 from twisted.internet import defer
 
-try:
-    from tests.support import SERIALIZER_NAMES, RecordingSession, connect_autobahn, leave_and_wait, start_router, within
-except ImportError:  # pragma: no cover - tests/ itself on sys.path
-    from support import (  # type: ignore[no-redef]
-        SERIALIZER_NAMES,
-        RecordingSession,
-        connect_autobahn,
-        leave_and_wait,
-        start_router,
-        within,
-    )
-
 from promisifier.router import RouterConfig
 from promisifier.router.config import RealmConfig
+from tests.support import SERIALIZER_NAMES, RecordingSession, connect_autobahn, leave_and_wait, start_router, within
 
 # WAMP message type codes (as on the wire)
 HELLO, WELCOME, GOODBYE, ERROR = 1, 2, 6, 8

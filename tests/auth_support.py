@@ -19,11 +19,7 @@ from twisted.internet.endpoints import TCP4ClientEndpoint
 
 from promisifier.router import Router, RouterConfig
 from promisifier.router.auth import AuthConfig
-
-try:
-    from tests.support import WAIT, JudgingSerializer, RecordingSession, RunningRouter, autobahn_serializer, within
-except ImportError:  # pragma: no cover - tests/ itself on sys.path
-    from support import WAIT, JudgingSerializer, RecordingSession, RunningRouter, autobahn_serializer, within  # type: ignore[no-redef]
+from tests.support import WAIT, JudgingSerializer, RecordingSession, RunningRouter, autobahn_serializer, within
 
 
 class AuthSession(RecordingSession):

@@ -19,36 +19,20 @@ import pytest
 import pytest_twisted
 from autobahn.wamp.types import PublishOptions, SubscribeOptions
 
-try:
-    from tests.advanced_support import (
-        EVENT,
-        PUBLISH,
-        SUBSCRIBE,
-        SUBSCRIBED,
-        WELCOME,
-        Collector,
-        by_serializer,
-        expect_application_error,
-        harness,
-        sync,
-    )
-    from tests.support import within
-except ImportError:  # pragma: no cover - tests/ itself on sys.path
-    from advanced_support import (  # type: ignore[no-redef]
-        EVENT,
-        PUBLISH,
-        SUBSCRIBE,
-        SUBSCRIBED,
-        WELCOME,
-        Collector,
-        by_serializer,
-        expect_application_error,
-        harness,
-        sync,
-    )
-    from support import within  # type: ignore[no-redef]
+from tests.advanced_support import (
+    EVENT,
+    PUBLISH,
+    SUBSCRIBE,
+    SUBSCRIBED,
+    WELCOME,
+    Collector,
+    by_serializer,
+    expect_application_error,
+    sync,
+)
+from tests.support import within
 
-__all__ = ["harness"]  # the fixture, imported for pytest
+pytestmark = pytest.mark.slow
 
 ACK = PublishOptions(acknowledge=True)
 

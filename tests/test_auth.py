@@ -21,13 +21,10 @@ from promisifier.router import RouterConfig
 from promisifier.router.auth import AuthConfig, AuthenticationFailed, Principal, load_callable
 from promisifier.router.authz import Permission, RoleConfig
 from promisifier.router.config import RealmConfig
+from tests.auth_support import Routers, connect_auth, leave
+from tests.support import within
 
-try:
-    from tests.auth_support import Routers, connect_auth, leave
-    from tests.support import within
-except ImportError:  # pragma: no cover - tests/ itself on sys.path
-    from auth_support import Routers, connect_auth, leave  # type: ignore[no-redef]
-    from support import within  # type: ignore[no-redef]
+pytestmark = pytest.mark.slow
 
 by_serializer = pytest.mark.parametrize("ser", ["json", "msgpack"])
 

@@ -25,13 +25,10 @@ from promisifier.router import RouterConfig
 from promisifier.router.auth import AuthConfig
 from promisifier.router.authz import Permission, RoleConfig
 from promisifier.router.config import RealmConfig
+from tests.auth_support import Routers, application_error, connect_auth, leave
+from tests.support import within
 
-try:
-    from tests.auth_support import Routers, application_error, connect_auth, leave
-    from tests.support import within
-except ImportError:  # pragma: no cover - tests/ itself on sys.path
-    from auth_support import Routers, application_error, connect_auth, leave  # type: ignore[no-redef]
-    from support import within  # type: ignore[no-redef]
+pytestmark = pytest.mark.slow
 
 NOT_AUTHORIZED = "wamp.error.not_authorized"
 ACTIONS = ("call", "register", "publish", "subscribe")

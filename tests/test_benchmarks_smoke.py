@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parent.parent
 RESULT_LINE = re.compile(r"^RESULT name=(\S+) value=(\S+) unit=(\S+)$")
 

@@ -39,6 +39,8 @@ from twisted.web.static import File
 from tests.support import within
 from tests.test_examples import Example
 
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parent.parent
 AUTOBAHN_BROWSER = REPO / "tests" / "interop" / "js" / "node_modules" / "autobahn-browser"
 #: the browser example: its page (index.html) and its Python side (drive.py)

@@ -24,6 +24,8 @@ from promisifier.router.authz import Permission, RoleConfig
 from promisifier.router.config import RealmConfig
 from tests.support import start_router, within
 
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parent.parent
 #: bound on any wait for a child process (seconds)
 WAIT = 20.0

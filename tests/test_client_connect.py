@@ -12,6 +12,8 @@ from promisifier.client import ApplicationError, CallResult, ConnectionClosed, C
 from promisifier.router import RouterConfig
 from tests.support import SERIALIZER_NAMES, connect_autobahn, leave_and_wait, start_router, within
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def router():

@@ -21,6 +21,8 @@ from promisifier.router import Router
 from tests.support import RunningRouter, start_router, within
 from tests.test_client_session_unit import joined, result_of
 
+pytestmark = pytest.mark.slow
+
 # -- the state machine, with a Clock and scripted connection attempts ---------------------------
 
 

@@ -22,6 +22,8 @@ from promisifier.client import (
 )
 from tests.support import SERIALIZER_NAMES, start_router, within
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def router():

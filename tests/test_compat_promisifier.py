@@ -13,6 +13,8 @@ from promisifier.embed import Router
 from promisifier.router import RouterConfig
 from tests.support import start_router, within
 
+pytestmark = pytest.mark.slow
+
 by_serializer = pytest.mark.parametrize("serializer", ["json", "msgpack"])
 
 

@@ -26,6 +26,8 @@ from promisifier.router.authz import Permission, RoleConfig
 from promisifier.router.config import RealmConfig
 from tests.support import within
 
+pytestmark = pytest.mark.slow
+
 by_serializer = pytest.mark.parametrize("serializer", ["json", "msgpack"])
 
 

@@ -12,6 +12,8 @@ from promisifier.embed import Router
 from promisifier.router import RouterConfig
 from tests.support import connect_autobahn, leave_and_wait, within
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def embedded():

@@ -32,6 +32,8 @@ from promisifier import connect
 from promisifier.router import RouterConfig
 from tests.support import start_router, within
 
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
 #: bound on each wait for a child process (seconds)

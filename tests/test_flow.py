@@ -14,6 +14,8 @@ from twisted.internet import defer, reactor
 from promisifier.router import RouterConfig
 from tests.support import connect_autobahn, leave_and_wait, start_router, within
 
+pytestmark = pytest.mark.slow
+
 
 def _rss_bytes() -> int:
     with open(f"/proc/{os.getpid()}/status") as status:

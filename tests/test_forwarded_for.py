@@ -15,6 +15,8 @@ from promisifier.router import RouterConfig
 from promisifier.transport.proxies import TrustedProxies
 from tests.support import RecordingSession, autobahn_serializer, leave_and_wait, start_router, within
 
+pytestmark = pytest.mark.slow
+
 
 def tcp4(host: str) -> IPv4Address:
     return IPv4Address("TCP", host, 40000)

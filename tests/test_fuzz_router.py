@@ -75,6 +75,8 @@ from tests.raw_support import (  # noqa: F401 - no_unhandled_errors is an autous
 )
 from tests.support import connect_autobahn, leave_and_wait, start_router, within
 
+pytestmark = pytest.mark.slow
+
 LONG = os.environ.get("PROMISIFIER_FUZZ_LONG", "") not in ("", "0")
 #: examples per test: 60, 3000 with PROMISIFIER_FUZZ_LONG=1, or PROMISIFIER_FUZZ_EXAMPLES=n
 EXAMPLES = int(os.environ.get("PROMISIFIER_FUZZ_EXAMPLES") or (3000 if LONG else 60))

@@ -34,6 +34,7 @@ CROSSBAR = os.environ.get("PROMISIFIER_CROSSBAR") or str(HERE / "interop" / "cro
 START_TIMEOUT = 60.0
 
 pytestmark = [
+    pytest.mark.slow,
     pytest.mark.process,
     pytest.mark.skipif(
         not os.access(CROSSBAR, os.X_OK),

@@ -33,11 +33,9 @@ from twisted.internet import defer, protocol, reactor
 
 from promisifier.router import RouterConfig
 from promisifier.router.config import RealmConfig
+from tests.support import SERIALIZER_NAMES, start_router
 
-try:
-    from tests.support import SERIALIZER_NAMES, start_router
-except ImportError:  # pragma: no cover - tests/ itself on sys.path
-    from support import SERIALIZER_NAMES, start_router  # type: ignore[no-redef]
+pytestmark = pytest.mark.slow
 
 JS_DIR = Path(__file__).parent / "interop" / "js"
 SCRIPT = JS_DIR / "interop.js"

@@ -29,6 +29,7 @@ from tests.support import until, within
 REPO = Path(__file__).resolve().parent.parent
 
 pytestmark = [
+    pytest.mark.slow,
     pytest.mark.process,
     pytest.mark.skipif(
         os.geteuid() != 0 or shutil.which("ip") is None, reason="needs root and iproute2 for a network namespace"

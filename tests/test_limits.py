@@ -64,6 +64,8 @@ from tests.raw_support import (  # noqa: F401 - no_unhandled_errors is an autous
 )
 from tests.support import WAIT, connect_autobahn, leave_and_wait, within
 
+pytestmark = pytest.mark.slow
+
 serializers = pytest.mark.parametrize("serializer", ["json", "msgpack"])
 NO_SUCH_PROCEDURE = "wamp.error.no_such_procedure"
 

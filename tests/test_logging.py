@@ -28,6 +28,8 @@ from tests.raw_support import expect_abort, raw_connect, raw_join
 from tests.relay_support import relay_config
 from tests.support import within
 
+pytestmark = pytest.mark.slow
+
 SESSION_FIELDS = ("session_id", "realm", "authid", "peer")
 
 

@@ -19,32 +19,18 @@ import pytest_twisted
 from autobahn.wamp.types import PublishOptions, RegisterOptions, SubscribeOptions
 from twisted.internet import defer
 
-try:
-    from tests.advanced_support import (
-        KILL_ONLY_REALM,
-        WELCOME,
-        Collector,
-        by_serializer,
-        drop_transport,
-        expect_application_error,
-        harness,
-        sync,
-    )
-    from tests.support import leave_and_wait, within
-except ImportError:  # pragma: no cover - tests/ itself on sys.path
-    from advanced_support import (  # type: ignore[no-redef]
-        KILL_ONLY_REALM,
-        WELCOME,
-        Collector,
-        by_serializer,
-        drop_transport,
-        expect_application_error,
-        harness,
-        sync,
-    )
-    from support import leave_and_wait, within  # type: ignore[no-redef]
+from tests.advanced_support import (
+    KILL_ONLY_REALM,
+    WELCOME,
+    Collector,
+    by_serializer,
+    drop_transport,
+    expect_application_error,
+    sync,
+)
+from tests.support import leave_and_wait, within
 
-__all__ = ["harness"]  # the fixture, imported for pytest
+pytestmark = pytest.mark.slow
 
 WITH_DETAILS = SubscribeOptions(details=True)
 

@@ -19,6 +19,8 @@ from tests.raw_support import expect_abort, raw_connect, raw_join, send_garbage
 from tests.relay_support import relay_config
 from tests.support import within
 
+pytestmark = pytest.mark.slow
+
 TICKETS = """
 [listeners.auth]
 methods = ["anonymous", "ticket"]

@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parent.parent
 #: what a build of the project reads
 PROJECT_FILES = ["pyproject.toml", "setup.cfg", "setup.py", "README.md", "promisifier", "twisted_plugins"]
 
-pytestmark = [pytest.mark.packaging, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.slow, pytest.mark.packaging, pytest.mark.timeout(600)]
 
 
 def run(argv: list[str], cwd: Path, timeout: float = 540) -> str:

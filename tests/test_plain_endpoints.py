@@ -19,6 +19,8 @@ from promisifier.relay.service import RelayService
 from promisifier.relay.site import mount
 from tests.support import connect_autobahn, leave_and_wait, within
 
+pytestmark = pytest.mark.slow
+
 
 class PlainClient(WebSocketClientProtocol):
     """A test client: received messages in a queue; ``opened`` and ``closed`` Deferreds."""

@@ -33,11 +33,9 @@ from promisifier.transport.rawsocket_framing import (
     length_exponent,
 )
 from promisifier.wire.messages import ABORT, CALL, HELLO, RESULT, WELCOME
+from tests.support import SERIALIZER_NAMES, RecordingSession, autobahn_serializer, until, within
 
-try:
-    from tests.support import SERIALIZER_NAMES, RecordingSession, autobahn_serializer, until, within
-except ImportError:  # pragma: no cover - tests/ itself on sys.path
-    from support import SERIALIZER_NAMES, RecordingSession, autobahn_serializer, until, within  # type: ignore[no-redef]
+pytestmark = pytest.mark.slow
 
 by_serializer = pytest.mark.parametrize("ser", SERIALIZER_NAMES)
 ZERO = {"connections": 0, "sessions": 0, "registrations": 0, "subscriptions": 0, "pending_calls": 0}
@@ -207,10 +205,8 @@ def test_autobahn_publish_subscribe(raw_router, ser):
 @pytest_twisted.inlineCallbacks
 def test_rawsocket_and_websocket_sessions_meet():
     """A callee over RawSocket answers a caller over WebSocket in the same router."""
-    try:
-        from tests.support import connect_autobahn
-    except ImportError:  # pragma: no cover
-        from support import connect_autobahn  # type: ignore[no-redef]
+    from tests.support import connect_autobahn
+
     router = Router(RouterConfig(realms=("realm1",)))
     raw_port = yield serverFromString(reactor, "tcp:0:interface=127.0.0.1").listen(router.rawsocket_factory())
     ws_port = yield router.listen("tcp:0:interface=127.0.0.1")

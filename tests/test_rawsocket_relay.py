@@ -30,11 +30,9 @@ from promisifier.client.errors import ConnectionClosed
 from promisifier.relay.config import ConfigError, load_config
 from promisifier.relay.options import RelayOptions
 from promisifier.relay.service import RelayService, make_service
+from tests.support import SERIALIZER_NAMES, connect_autobahn, free_ports, leave_and_wait, within
 
-try:
-    from tests.support import SERIALIZER_NAMES, connect_autobahn, free_ports, leave_and_wait, within
-except ImportError:  # pragma: no cover - tests/ itself on sys.path
-    from support import SERIALIZER_NAMES, connect_autobahn, free_ports, leave_and_wait, within  # type: ignore[no-redef]
+pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parent.parent
 PYTHON_M = [sys.executable, "-m", "promisifier", "relay"]

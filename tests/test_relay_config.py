@@ -36,6 +36,8 @@ from promisifier.router.authz import Permission
 from tests.support import connect_autobahn, leave_and_wait, within
 from tests.test_forwarded_for import connect_with_header, own_peer
 
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
 TWISTD = Path(sys.executable).with_name("twistd")

@@ -21,6 +21,8 @@ from promisifier.relay.service import make_service
 from promisifier.router import RouterConfig
 from tests.relay_support import Process, subprocess_env
 
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
 TWISTD = Path(sys.executable).with_name("twistd")

@@ -11,6 +11,8 @@ from promisifier.router.authz import Permission, RoleConfig
 from promisifier.router.config import RealmConfig
 from tests.support import connect_autobahn, leave_and_wait, start_router, within
 
+pytestmark = pytest.mark.slow
+
 
 def _config(*, call_allowed: bool, realms: tuple[str, ...] = ("realm1", "realm2")) -> RouterConfig:
     anonymous = RoleConfig(

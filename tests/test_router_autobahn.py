@@ -22,74 +22,25 @@ from autobahn.wamp.role import RoleCalleeFeatures
 from autobahn.wamp.types import CallResult, PublishOptions
 from twisted.internet import defer
 
-try:
-    from tests.support import (
-        SERIALIZER_NAMES,
-        RecordingSession,
-        connect_autobahn,
-        leave_and_wait,
-        start_router,
-        within,
-    )
-except ImportError:  # pragma: no cover - tests/ itself on sys.path
-    from support import (  # type: ignore[no-redef]
-        SERIALIZER_NAMES,
-        RecordingSession,
-        connect_autobahn,
-        leave_and_wait,
-        start_router,
-        within,
-    )
+from tests.advanced_support import (
+    Collector,
+    Harness,
+    by_serializer,
+    drop_transport,
+    expect_application_error,
+)
+from tests.support import SERIALIZER_NAMES, RecordingSession, leave_and_wait, within
 
-ZERO = {"connections": 0, "sessions": 0, "registrations": 0, "subscriptions": 0, "pending_calls": 0}
-
-by_serializer = pytest.mark.parametrize("ser", SERIALIZER_NAMES)
 mixed_pairs = pytest.mark.parametrize(
     ("caller_ser", "callee_ser"), [("json", "msgpack"), ("msgpack", "json")], ids=["json-to-msgpack", "msgpack-to-json"]
 )
 
 ONE_MIB = 1024 * 1024
 
+pytestmark = pytest.mark.slow
+
 
 # -- helpers ---------------------------------------------------------------------------
-
-
-def _is_zero(counts: dict[str, int]) -> bool:
-    return all(value == 0 for value in counts.values())
-
-
-def router_idle(router: Any, seconds: float = 5.0) -> defer.Deferred:
-    """Fires with ``router.state_counts()`` once every count is zero.
-
-    Event driven: the router's ``session_ended`` is wrapped (on this instance only) so
-    that waiters are checked each time a connection of the router ends.
-    """
-    counts = router.state_counts()
-    if _is_zero(counts):
-        return defer.succeed(counts)
-    waiters = router.__dict__.get("_test_idle_waiters")
-    if waiters is None:
-        waiters = router._test_idle_waiters = []
-        original = router.session_ended
-
-        def session_ended(session: Any) -> None:
-            original(session)
-            if _is_zero(router.state_counts()):
-                pending = list(waiters)
-                waiters.clear()
-                for waiter in pending:
-                    if not waiter.called:
-                        waiter.callback(router.state_counts())
-
-        router.session_ended = session_ended
-    waiter: defer.Deferred = defer.Deferred()
-    waiters.append(waiter)
-
-    def timed_out(failure: Any) -> None:
-        failure.trap(defer.TimeoutError, defer.CancelledError)
-        raise AssertionError(f"router state not back to zero after {seconds} s: {router.state_counts()}")
-
-    return within(waiter, seconds).addErrback(timed_out)
 
 
 class WelcomeRecordingSession(RecordingSession):
@@ -126,34 +77,6 @@ class NonCancelingCallee(TracingSession):
         self._session_roles = roles
 
 
-class Collector:
-    """A handler (for events or invocations) that records calls and lets tests wait for N."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[tuple, dict]] = []
-        self._waiters: list[tuple[int, defer.Deferred]] = []
-
-    def __call__(self, *args: Any, **kwargs: Any) -> None:
-        self.calls.append((args, kwargs))
-        ready = [(n, d) for n, d in self._waiters if len(self.calls) >= n]
-        for item in ready:
-            self._waiters.remove(item)
-            if not item[1].called:
-                item[1].callback(list(self.calls))
-
-    @property
-    def args(self) -> list[tuple]:
-        return [args for args, _ in self.calls]
-
-    def wait_for(self, count: int = 1, seconds: float = 10.0) -> defer.Deferred:
-        """Fires with the list of calls once at least ``count`` have arrived."""
-        if len(self.calls) >= count:
-            return defer.succeed(list(self.calls))
-        d: defer.Deferred = defer.Deferred()
-        self._waiters.append((count, d))
-        return within(d, seconds)
-
-
 def results_of(result: Any) -> tuple[list, dict]:
     """(args, kwargs) of what autobahn's ``call`` fired with."""
     if isinstance(result, CallResult):
@@ -166,80 +89,6 @@ def results_of(result: Any) -> tuple[list, dict]:
 def echo(*args: Any, **kwargs: Any) -> CallResult:
     """A procedure answering with exactly what it was called with."""
     return CallResult(*args, **kwargs)
-
-
-def drop_transport(session: RecordingSession) -> None:
-    """Cut the session's TCP connection at once: no GOODBYE, no WebSocket close."""
-    session._transport.transport.abortConnection()
-
-
-@defer.inlineCallbacks
-def expect_application_error(d: defer.Deferred, seconds: float = 10.0):
-    """Wait for ``d`` to fail with ApplicationError; fire with that error."""
-    try:
-        value = yield within(d, seconds)
-    except ApplicationError as error:
-        return error
-    raise AssertionError(f"expected an ApplicationError, got result {value!r}")
-
-
-class Harness:
-    """A router on an ephemeral port plus every autobahn session a test opened."""
-
-    def __init__(self, rr: Any) -> None:
-        self.rr = rr
-        self.router = rr.router
-        self.sessions: list[RecordingSession] = []
-
-    @property
-    def realm(self) -> Any:
-        return self.router.realms["realm1"]
-
-    @defer.inlineCallbacks
-    def connect(self, ser: str, session_class: Any = RecordingSession):
-        session = yield connect_autobahn(self.rr.url, "realm1", ser, session_class)
-        self.sessions.append(session)
-        return session
-
-    @defer.inlineCallbacks
-    def finish(self):
-        """Every session leaves; router state back to zero; autobahn judged every frame."""
-        for session in self.sessions:
-            yield leave_and_wait(session)
-        counts = yield router_idle(self.router)
-        assert counts == ZERO
-        assert self.router.state_counts() == ZERO
-        for session in self.sessions:
-            assert session.judge.failures == []
-            assert session.judge.parsed > 0
-
-    @defer.inlineCallbacks
-    def cleanup(self):
-        """After a failed test: close what is still open, ignoring errors."""
-        for session in self.sessions:
-            if session.disconnected.called:
-                continue
-            transport = getattr(session, "_transport", None)
-            if transport is not None:
-                try:
-                    transport.transport.abortConnection()
-                except Exception:  # pragma: no cover - best effort
-                    pass
-            try:
-                yield within(session.disconnected, 2.0)
-            except Exception:  # pragma: no cover - best effort
-                pass
-
-
-@pytest_twisted.async_yield_fixture
-async def harness():
-    rr = await start_router()
-    h = Harness(rr)
-    try:
-        yield h
-    finally:
-        await h.cleanup()
-        await rr.stop()
 
 
 # -- session lifecycle -----------------------------------------------------------------
@@ -476,7 +325,7 @@ def test_caller_gone_mid_call_late_yield_dropped(harness, ser, how, callee_cance
     callee = yield harness.connect(ser, callee_class)
     caller = yield harness.connect(ser)
     # the premise: what the router knows of the callee's HELLO
-    router_side = harness.realm.sessions[callee.join_details.session]
+    router_side = harness.realm().sessions[callee.join_details.session]
     announced = router_side.roles["callee"].get("features", {}).get("call_canceling") is True
     assert announced is callee_cancels
     invoked = Collector()
@@ -697,7 +546,7 @@ def test_repeated_subscribe_same_subscription_id(harness, ser):
     assert subscriber.judge.parsed - frames_before == 1
     assert first.id == second.id
 
-    broker = harness.realm.broker
+    broker = harness.realm().broker
     subscriptions = broker.subscriptions()
     assert len(subscriptions) == 1
     assert subscriptions[0].id == first.id
@@ -755,7 +604,7 @@ def test_unsubscribe_stops_delivery(harness, ser):
 
     # the router's table: the topic lives on for the other session only
     subscriber_id = subscriber.join_details.session
-    topics = {s.uri: [x.session_id for x in s.subscribers] for s in harness.realm.broker.subscriptions()}
+    topics = {s.uri: [x.session_id for x in s.subscribers] for s in harness.realm().broker.subscriptions()}
     assert topics["com.example.gone"] == [other_subscriber.join_details.session]
     assert topics["com.example.stays"] == [subscriber_id]
 

@@ -79,6 +79,8 @@ from tests.raw_support import (  # noqa: F401 - no_unhandled_errors is an autous
 )
 from tests.support import WAIT, within
 
+pytestmark = pytest.mark.slow
+
 # -- undecodable frames: close 1007 ------------------------------------------------------
 
 GARBAGE_TEXT = [

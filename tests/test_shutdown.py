@@ -9,6 +9,8 @@ from twisted.internet import defer, reactor
 
 from tests.support import connect_autobahn, start_router, within
 
+pytestmark = pytest.mark.slow
+
 
 def _slow_answer(delay: float, value: object) -> defer.Deferred:
     answer: defer.Deferred = defer.Deferred()

@@ -58,7 +58,7 @@ from tests.raw_support import (
 )
 from tests.support import WAIT, start_router, within
 
-pytestmark = pytest.mark.soak
+pytestmark = [pytest.mark.slow, pytest.mark.soak]
 
 ROUNDS = 8
 CLIENTS = 200

@@ -20,6 +20,8 @@ from promisifier.router import Router, RouterConfig
 from tests.relay_support import LOOPBACK, relay_config
 from tests.support import within
 
+pytestmark = pytest.mark.slow
+
 
 def realm_of(status: dict, name: str = "realm1") -> dict:
     [realm] = [realm for realm in status["realms"] if realm["name"] == name]

@@ -18,6 +18,8 @@ from promisifier.relay.config import load_config
 from promisifier.relay.service import RelayService
 from tests.support import RecordingSession, autobahn_serializer, within
 
+pytestmark = pytest.mark.slow
+
 pytest.importorskip("OpenSSL", reason="TLS needs pyOpenSSL (the test extra installs twisted[tls])")
 
 

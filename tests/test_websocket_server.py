@@ -22,6 +22,8 @@ from promisifier.transport.autobahn_savings import server_frame_header
 from promisifier.transport.websocket import WampServerProtocol
 from tests.support import connect_autobahn, leave_and_wait, start_router, within
 
+pytestmark = pytest.mark.slow
+
 
 @defer.inlineCallbacks
 def _listen_recording_channels(router: Router):
