@@ -14,6 +14,8 @@ from promisifier.cluster.config import ClusterConfig
 from promisifier.cluster.redis_bus import RedisBus, glob_escape, listen_target
 from tests.support import until, within
 
+pytestmark = pytest.mark.slow
+
 #: short heartbeats keep the tests quick
 INTERVAL = 0.2
 TTL = 1.0

@@ -17,6 +17,8 @@ from promisifier.relay.config import ConfigError, parse_config
 from promisifier.relay.options import RelayOptions, check_config
 from promisifier.relay.service import make_service
 
+pytestmark = pytest.mark.slow
+
 
 def parse(text: str):
     return parse_config(tomllib.loads(textwrap.dedent(text)))
