@@ -5,7 +5,8 @@ The public face of the package:
 * :func:`connect` and :class:`Session` - the Deferred-based client;
 * :class:`Router`, :class:`RouterConfig`, :class:`RealmConfig` - the router, to run as
   the relay (``twistd -n promisifier-relay``) or inside a Twisted program;
-* :class:`ApplicationError` and the client's other errors.
+* :class:`ApplicationError` and the client's other errors; :class:`EncodeError` (arguments
+  that the connection's serializer cannot encode).
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ if TYPE_CHECKING:
         CallTimeout,
         Client,
         ClientError,
+        ClientRegistration,
         ClientState,
+        ClientSubscription,
         ConnectionClosed,
         ConnectionLost,
         ConnectTimeout,
@@ -38,6 +41,7 @@ if TYPE_CHECKING:
     from promisifier.router.auth import AuthConfig, Principal
     from promisifier.router.authz import Permission, RoleConfig
     from promisifier.router.config import RealmConfig, RouterConfig
+    from promisifier.wire import EncodeError
 
 # Imported on first use: the relay process needs the router, not the client library
 # (every module costs memory in a process that runs for months).
@@ -49,6 +53,7 @@ _HOMES = {
     "RoleConfig": "promisifier.router.authz",
     "RealmConfig": "promisifier.router.config",
     "RouterConfig": "promisifier.router.config",
+    "EncodeError": "promisifier.wire",
 }
 
 
@@ -74,10 +79,13 @@ __all__ = [
     "CallTimeout",
     "Client",
     "ClientError",
+    "ClientRegistration",
     "ClientState",
+    "ClientSubscription",
     "ConnectTimeout",
     "ConnectionClosed",
     "ConnectionLost",
+    "EncodeError",
     "EventDetails",
     "InvocationDetails",
     "NotConnected",

@@ -8,6 +8,7 @@ import pytest
 from autobahn.wamp import auth as autobahn_auth
 from twisted.internet import defer
 from twisted.internet.task import Clock
+from twisted.logger import LogLevel, globalLogPublisher
 from twisted.python.failure import Failure
 
 from promisifier.client import (
@@ -22,10 +23,11 @@ from promisifier.client import (
     SessionState,
     compute_signature,
     derive_key,
+    log_user_error,
 )
 from promisifier.client.auth import AuthenticationError, answer_challenge, default_authmethods
 from promisifier.transport.stats import ConnectionStats
-from promisifier.wire import JsonSerializer
+from promisifier.wire import EncodeError, JsonSerializer
 
 ALL_DEALER_FEATURES = {"call_canceling": True, "progressive_call_results": True, "call_timeout": True}
 
@@ -477,12 +479,29 @@ def test_protocol_violations_abort_with_1002():
 
 def test_unencodable_request_fails_without_entering_the_table():
     session, _, _ = joined()
-    with pytest.raises(Exception):
+    with pytest.raises(EncodeError):
         result_of(session.call("com.x", {b"k": 1}))
-    with pytest.raises(Exception):
+    with pytest.raises(EncodeError):
         result_of(session.publish("com.t", object(), acknowledge=True))
+    with pytest.raises(EncodeError):
+        result_of(session.publish("com.t", object()))
     assert session.pending_requests == 0
     assert result_of(session.publish("com.t", 1)) is None
+
+
+def test_a_failing_connection_is_not_taken_for_an_unencodable_request():
+    session, connection, _ = joined()
+
+    def broken(message: list) -> None:
+        raise RuntimeError("transport bug")
+
+    connection.send = broken
+    # only EncodeError becomes a failed Deferred; a bug propagates to the caller
+    with pytest.raises(RuntimeError, match="transport bug"):
+        session.call("com.x")
+    with pytest.raises(RuntimeError, match="transport bug"):
+        session.publish("com.t", 1)
+    assert session.pending_requests == 0
 
 
 def test_event_handlers_plain_async_and_failing():
@@ -502,3 +521,96 @@ def test_event_handlers_plain_async_and_failing():
     session.on_message([36, 42, 1, {}, [7]])
     assert got == [("plain", 7), ("async", 7)]
     assert session.stats.events_received == 1 and session.is_joined
+
+
+# -- exceptions raised by the application's code ------------------------------------------------
+
+
+class UserErrors:
+    """An ``on_user_error`` hook that keeps what it was given."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[Failure, str]] = []
+
+    def __call__(self, failure: Failure, what: str) -> None:
+        self.seen.append((failure, what))
+
+    @property
+    def kinds(self) -> list[tuple[type, str]]:
+        return [(failure.type, what) for failure, what in self.seen]
+
+
+def test_handler_exceptions_go_to_on_user_error_with_their_traceback():
+    errors = UserErrors()
+    session, connection, _ = joined(on_user_error=errors)
+    got = []
+
+    def failing(x):
+        raise KeyError("sync bug")
+
+    def failing_later(x):
+        return defer.fail(ValueError("async bug"))
+
+    for handler in (failing, failing_later, got.append):
+        d = session.subscribe("com.t", handler)
+        session.on_message([33, connection.last()[1], 42])
+        result_of(d)
+    session.on_message([36, 42, 1, {}, [7]])
+    assert got == [7]  # the other handlers still ran
+    assert errors.kinds == [(KeyError, "event handler for com.t"), (ValueError, "event handler for com.t")]
+    # the traceback names the frame that raised
+    assert "failing" in errors.seen[0][0].getTraceback()
+
+
+def test_on_progress_and_listener_exceptions_go_to_on_user_error():
+    errors = UserErrors()
+    session, connection, _ = joined(dealer=ALL_DEALER_FEATURES, on_user_error=errors)
+
+    def on_progress(x):
+        raise RuntimeError("progress bug")
+
+    d = session.call("com.p", on_progress=on_progress)
+    session.on_message([50, 1, {"progress": True}, [1]])
+    session.on_message([50, 1, {}, ["done"]])
+    assert result_of(d) == "done"
+    session.on("close", lambda *args: 1 / 0)
+    connection.gone(1000, "bye")
+    assert errors.kinds == [(RuntimeError, "on_progress of com.p"), (ZeroDivisionError, "session close listener")]
+
+
+def test_a_procedure_bug_goes_to_on_user_error_an_application_error_does_not():
+    errors = UserErrors()
+    session, connection, _ = joined(on_user_error=errors)
+
+    def boom():
+        raise KeyError("missing")
+
+    registered(session, connection, "com.boom", boom, 1)
+    registered(session, connection, "com.app", lambda: defer.fail(ApplicationError("com.err")), 2)
+    session.on_message([68, 1, 1, {}])
+    assert connection.last()[4] == "wamp.error.runtime_error"  # the caller learns of it too
+    session.on_message([68, 2, 2, {}])
+    assert connection.last()[4] == "com.err"
+    assert errors.kinds == [(KeyError, "procedure com.boom")]
+
+
+def test_the_default_on_user_error_logs_the_traceback_at_error_level():
+    events: list[dict] = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        session, connection, _ = joined()
+        assert session.on_user_error is log_user_error
+
+        def failing(x):
+            raise KeyError("handler bug")
+
+        d = session.subscribe("com.t", failing)
+        session.on_message([33, connection.last()[1], 42])
+        result_of(d)
+        session.on_message([36, 42, 1, {}, [7]])
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    [event] = [e for e in events if e.get("what") == "event handler for com.t"]
+    assert event["log_level"] is LogLevel.error
+    assert event["log_failure"].type is KeyError
+    assert "handler bug" in event["log_failure"].getTraceback()

@@ -29,6 +29,7 @@ from promisifier.client.types import (
     SessionStats,
     Subscription,
 )
+from promisifier.client.user_errors import UserErrorHook, log_user_error
 
 __all__ = [
     "ApplicationError",
@@ -52,7 +53,9 @@ __all__ = [
     "SessionState",
     "SessionStats",
     "Subscription",
+    "UserErrorHook",
     "compute_signature",
     "connect",
     "derive_key",
+    "log_user_error",
 ]

@@ -18,7 +18,7 @@ from promisifier.client.callee import payload
 from promisifier.client.errors import NotConnected
 from promisifier.client.requests import Correlation, Request
 from promisifier.client.types import Registration, SessionState, Subscription
-from promisifier.wire import IdSequence
+from promisifier.wire import EncodeError, IdSequence
 from promisifier.wire.messages import CALL, PUBLISH, REGISTER, SUBSCRIBE, UNREGISTER, UNSUBSCRIBE
 
 CANCEL_MODES = ("skip", "kill", "killnowait")
@@ -147,7 +147,8 @@ class SessionRequests:
     ) -> defer.Deferred[Subscription]:
         """Subscribe ``handler(*args, **kwargs)`` to ``topic``; fires with a :class:`Subscription`.
 
-        The handler may return a Deferred or be an ``async def``; its errors are logged.
+        The handler may return a Deferred or be an ``async def``; its errors go to
+        ``on_user_error`` (default: logged with the traceback).
         With ``details=True`` it also gets ``details``, an :class:`EventDetails` (the
         concrete topic of a pattern subscription, the publication id, the publisher when
         disclosed). ``get_retained=True`` asks the router for the event it retained on
@@ -205,7 +206,7 @@ class SessionRequests:
         if not acknowledge:
             try:
                 self._send(message)
-            except Exception as error:
+            except EncodeError as error:
                 return defer.fail(error)
             self._publications_sent += 1
             return defer.succeed(None)

@@ -20,6 +20,7 @@ from twisted.python.failure import Failure
 
 from promisifier.client.errors import CANCELED_URI, RUNTIME_ERROR_URI, ApplicationError
 from promisifier.client.types import CallResult, InvocationDetails, Registration
+from promisifier.client.user_errors import UserErrorHook, log_user_error
 from promisifier.wire import EncodeError, ErrorURI
 from promisifier.wire.messages import ERROR, INVOCATION, YIELD
 
@@ -75,8 +76,15 @@ class _Running:
 class Invocations:
     """The invocations in progress of one session, by the router's invocation id."""
 
-    def __init__(self, send: Callable[[list], None], *, debug: bool = False) -> None:
+    def __init__(
+        self,
+        send: Callable[[list], None],
+        *,
+        debug: bool = False,
+        on_user_error: UserErrorHook = log_user_error,
+    ) -> None:
         self._send = send
+        self._on_user_error = on_user_error
         self.debug = debug
         self._running: dict[int, _Running] = {}
         #: INVOCATIONs received for a known registration
@@ -176,12 +184,7 @@ class Invocations:
                 self._send_error(invocation_id, RUNTIME_ERROR_URI, [text], {})
                 return
         text = str(error) or type(error).__name__
-        log.info(
-            "procedure {procedure} raised {kind}: {text}",
-            procedure=running.registration.procedure,
-            kind=type(error).__name__,
-            text=text,
-        )
+        self._on_user_error(failure, f"procedure {running.registration.procedure}")
         args: list[Any] = [text]
         if self.debug:
             args.append("".join(traceback.format_exception(type(error), error, failure.getTracebackObject())))

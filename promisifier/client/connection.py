@@ -27,9 +27,11 @@ from autobahn.websocket.util import parse_url
 from twisted.internet import defer
 from twisted.internet.endpoints import HostnameEndpoint, TCP4ClientEndpoint, TCP6ClientEndpoint, wrapClientTLS
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from promisifier.client.errors import ConnectionClosed, ConnectTimeout
 from promisifier.client.session import Session
+from promisifier.client.user_errors import UserErrorHook
 from promisifier.transport.rawsocket import RawSocketClientFactory
 from promisifier.transport.rawsocket_framing import HANDSHAKE_ERRORS
 from promisifier.transport.websocket import WampClientFactory, WampClientProtocol
@@ -50,6 +52,7 @@ def connect(
     credentials: dict[str, Any] | None = None,
     timeout: float = 10.0,
     reactor: Any = None,
+    on_user_error: UserErrorHook | None = None,
 ) -> defer.Deferred[Session]:
     """Connect to the router at ``url`` (``ws://`` or ``wss://``; ``rs://host:port`` or
     ``rss://host:port`` for RawSocket) and join ``realm``.
@@ -60,6 +63,8 @@ def connect(
     that sends CHALLENGE; ``authmethods`` defaults to what the credentials allow, and
     ``authid`` is the identity asked for. ``timeout`` bounds the whole of it: TCP,
     TLS, WebSocket handshake and join. Cancelling the Deferred abandons the attempt.
+    ``on_user_error(failure, what)`` is the session's hook for exceptions raised by the
+    application's handlers, procedures and callbacks (default: logged with the traceback).
     """
     return open_session(
         url,
@@ -70,6 +75,7 @@ def connect(
         credentials=credentials,
         timeout=timeout,
         reactor=reactor,
+        on_user_error=on_user_error,
     )
 
 
@@ -84,6 +90,7 @@ def open_session(
     timeout: float = 10.0,
     reactor: Any = None,
     on_session: Callable[[Session], None] | None = None,
+    on_user_error: UserErrorHook | None = None,
 ) -> defer.Deferred[Session]:
     """:func:`connect`, plus ``on_session(session)`` called when the WebSocket is open
     (before HELLO is sent). Used by the reconnecting client."""
@@ -95,7 +102,12 @@ def open_session(
         url,
         realm,
         serializers=tuple(serializers),
-        session_options={"authid": authid, "authmethods": authmethods, "credentials": credentials},
+        session_options={
+            "authid": authid,
+            "authmethods": authmethods,
+            "credentials": credentials,
+            "on_user_error": on_user_error,
+        },
         timeout=timeout,
         reactor=reactor,
         on_session=on_session,
@@ -217,8 +229,8 @@ class _Attempt:
         if self.on_session is not None:
             try:
                 self.on_session(session)
-            except Exception as error:
-                log.info("on_session callback raised {e!r}", e=error)
+            except Exception:
+                session.on_user_error(Failure(), "on_session callback")
         session.join().addCallbacks(self._joined, self._fail)
         return session
 

@@ -33,6 +33,7 @@ from promisifier.client.connection import open_session
 from promisifier.client.errors import CallTimeout, ConnectionLost, NotConnected
 from promisifier.client.handles import ClientRegistration, ClientSubscription
 from promisifier.client.session import Session
+from promisifier.client.user_errors import UserErrorHook, log_user_error
 
 log = Logger(namespace="promisifier.client")
 
@@ -110,6 +111,7 @@ class Client:
         connect_timeout: float = 10.0,
         wait_timeout: float = 10.0,
         reactor: Any = None,
+        on_user_error: UserErrorHook | None = None,
     ) -> None:
         if reactor is None:
             from twisted.internet import reactor as default_reactor
@@ -128,11 +130,16 @@ class Client:
         self.wait_timeout = wait_timeout
         self.reactor = reactor
         self.random = random.Random()
+        #: called with (failure, what) for an exception raised by the application's code
+        #: (handlers, procedures, callbacks, listeners) in this client and its sessions;
+        #: default: logged with its traceback at error level
+        self.on_user_error: UserErrorHook = on_user_error if on_user_error is not None else log_user_error
         self._connect_options: dict[str, Any] = {
             "serializers": tuple(serializers),
             "authid": authid,
             "authmethods": authmethods,
             "credentials": credentials,
+            "on_user_error": self._user_error,
         }
         self._state = ClientState.DISCONNECTED
         #: reconnect attempts made since the last join (or the last connect())
@@ -163,7 +170,7 @@ class Client:
         return None
 
     def on(self, event: str, fn: Callable[..., Any]) -> None:
-        """Call ``fn`` on ``event`` (see the class docstring); errors in ``fn`` are logged."""
+        """Call ``fn`` on ``event`` (see the class docstring); errors in ``fn`` go to ``on_user_error``."""
         if event not in self._listeners:
             raise ValueError(f"unknown event {event!r}; known: {', '.join(EVENTS)}")
         self._listeners[event].append(fn)
@@ -523,8 +530,11 @@ class Client:
         for fn in list(self._listeners[event]):
             try:
                 fn(*args)
-            except Exception as error:
-                log.info("client {event} listener raised {e!r}", event=event, e=error)
+            except Exception:
+                self.on_user_error(Failure(), f"client {event} listener")
+
+    def _user_error(self, failure: Failure, what: str) -> None:
+        self.on_user_error(failure, what)
 
 
 __all__ = ["Backoff", "Client", "ClientState"]

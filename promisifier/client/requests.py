@@ -18,10 +18,12 @@ from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from promisifier.client.callee import as_deferred
 from promisifier.client.errors import TIMEOUT_URI, ApplicationError, CallTimeout, ConnectionLost
 from promisifier.client.types import CallResult, EventDetails, Registration, Subscription
+from promisifier.wire import EncodeError
 from promisifier.wire.messages import (
     CALL,
     CANCEL,
@@ -57,11 +59,6 @@ class Request:
         self.on_progress: Callable[..., Any] | None = None
 
 
-def log_failure(failure: Any, what: str) -> None:
-    """Errback for user callbacks (event handlers, on_progress): log, never propagate."""
-    log.info("{what} failed: {e!r}", what=what, e=failure.value)
-
-
 class Correlation:
     """Request id -> pending :class:`Request`; registration and subscription ids -> handles."""
 
@@ -79,7 +76,7 @@ class Correlation:
         """Send a request and enter it in the table; a failed Deferred if it could not be sent."""
         try:
             self.session.connection.send(message)
-        except Exception as error:  # EncodeError: the arguments cannot be serialized
+        except EncodeError as error:  # the arguments cannot be serialized
             return defer.fail(error)
         self.requests[request_id] = request
         return None
@@ -129,12 +126,13 @@ class Correlation:
             if request is None or request.kind != CALL or request.on_progress is None:
                 log.debug("progressive RESULT for unknown call {req} ignored", req=request_id)
                 return
+            what = f"on_progress of {request.target}"
             try:
-                as_deferred(request.on_progress(*args, **kwargs)).addErrback(
-                    log_failure, f"on_progress of {request.target}"
-                )
-            except Exception as error:
-                log.info("on_progress of {p} raised {e!r}", p=request.target, e=error)
+                result = request.on_progress(*args, **kwargs)
+            except Exception:
+                self.session.on_user_error(Failure(), what)
+            else:
+                as_deferred(result).addErrback(self.session.on_user_error, what)
             return
         request = self.take(message, request_id, CALL)
         if request is None:
@@ -233,11 +231,11 @@ class Correlation:
                 handler_kwargs = kwargs
             try:
                 result = subscription.handler(*args, **handler_kwargs)
-            except Exception as error:
-                log.info("event handler for {topic} raised {e!r}", topic=subscription.topic, e=error)
+            except Exception:
+                self.session.on_user_error(Failure(), f"event handler for {subscription.topic}")
                 continue
             if result is not None:
-                as_deferred(result).addErrback(log_failure, f"event handler for {subscription.topic}")
+                as_deferred(result).addErrback(self.session.on_user_error, f"event handler for {subscription.topic}")
 
     def forget(self, subscription: Subscription) -> None:
         """Remove one local subscription from the shared router subscription id."""
@@ -285,4 +283,4 @@ def event_details(message: list, subscription: Subscription) -> EventDetails:
     )
 
 
-__all__ = ["Correlation", "Request", "event_details", "log_failure"]
+__all__ = ["Correlation", "Request", "event_details"]

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from twisted.internet import defer
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from promisifier.client import features
 from promisifier.client.api import CANCEL_MODES, SessionRequests
@@ -32,6 +33,7 @@ from promisifier.client.errors import (
 )
 from promisifier.client.requests import Correlation
 from promisifier.client.types import SessionState, SessionStats
+from promisifier.client.user_errors import UserErrorHook, log_user_error
 from promisifier.transport.stats import ConnectionStats
 from promisifier.wire import ErrorURI, IdSequence, ProtocolError
 from promisifier.wire.messages import (
@@ -96,6 +98,7 @@ class Session(SessionRequests):
         clock: Any = None,
         goodbye_timeout: float = 5.0,
         debug: bool = False,
+        on_user_error: UserErrorHook | None = None,
     ) -> None:
         if clock is None:
             from twisted.internet import reactor as default_reactor
@@ -107,6 +110,9 @@ class Session(SessionRequests):
         self.clock: Any = clock
         self.goodbye_timeout = goodbye_timeout
         self.debug = debug
+        #: called with (failure, what) for an exception raised by the application's code
+        #: (handlers, procedures, callbacks, listeners); default: logged with its traceback
+        self.on_user_error: UserErrorHook = on_user_error if on_user_error is not None else log_user_error
         self.state = SessionState.NEW
         self.session_id: int | None = None
         self.authid: str | None = authid
@@ -120,7 +126,7 @@ class Session(SessionRequests):
         self._cancel_mode = "kill"
         self._ids = IdSequence()
         self._table = Correlation(self)
-        self._invocations = Invocations(self._send, debug=debug)
+        self._invocations = Invocations(self._send, debug=debug, on_user_error=self._user_error)
         self._calls_made = 0
         self._publications_sent = 0
         self._join_d: defer.Deferred[Session] | None = None
@@ -223,7 +229,7 @@ class Session(SessionRequests):
 
     def on(self, event: str, fn: Callable[..., Any]) -> None:
         """Call ``fn`` on ``"join"`` (session), ``"leave"`` (session, reason URI) or
-        ``"close"`` (session, code, reason). Errors raised by ``fn`` are logged."""
+        ``"close"`` (session, code, reason). Errors raised by ``fn`` go to ``on_user_error``."""
         if event not in self._listeners:
             raise ValueError(f"unknown session event {event!r}; known: {', '.join(self._listeners)}")
         self._listeners[event].append(fn)
@@ -454,8 +460,11 @@ class Session(SessionRequests):
         for fn in list(self._listeners[event]):
             try:
                 fn(*args)
-            except Exception as error:
-                log.info("session {event} listener raised {e!r}", event=event, e=error)
+            except Exception:
+                self.on_user_error(Failure(), f"session {event} listener")
+
+    def _user_error(self, failure: Failure, what: str) -> None:
+        self.on_user_error(failure, what)
 
 
 __all__ = ["CANCEL_MODES", "Connection", "Session"]

@@ -297,8 +297,8 @@ class Client:
         for fn in list(self._listeners.get(event, ())):
             try:
                 fn(*args)
-            except Exception as error:
-                log.info("listener of {event!r} raised {e!r}", event=event, e=error)
+            except Exception:
+                self._client.on_user_error(Failure(), f"listener of {event!r}")
 
     def _joined(self, session: Session) -> None:
         self._announced = session

@@ -76,6 +76,7 @@ from twisted.python.failure import Failure
 from promisifier.client.callee import as_deferred
 from promisifier.client.errors import ConnectionLost, NotConnected
 from promisifier.client.session import Session
+from promisifier.client.user_errors import log_user_error
 from promisifier.compat.common import (
     DEFAULT_REALM,
     Outcome,
@@ -425,8 +426,8 @@ class Server:
         for fn in list(self._listeners[event]):
             try:
                 fn(*args)
-            except Exception as error:
-                log.info("server listener of {event!r} raised {e!r}", event=event, e=error)
+            except Exception:
+                log_user_error(Failure(), f"server listener of {event!r}")
 
     def when_ready(self) -> defer.Deferred[Server]:
         """Fires with the server once it listens and the default namespace is ready."""
