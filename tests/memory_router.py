@@ -243,9 +243,11 @@ class MemoryClient:
     def subscribe(self, topic: str, **options: Any) -> int:
         """SUBSCRIBE; returns the subscription id (fails the test on an ERROR)."""
         request_id = self.next_request_id()
+        before = len(self.received)
         self.send_raw([SUBSCRIBE, request_id, options, topic])
-        reply = self.last()
-        assert reply[:2] == [SUBSCRIBED, request_id], f"expected SUBSCRIBED, got {reply}"
+        # SUBSCRIBED may be followed at once by the retained event (get_retained)
+        reply = self.received[before] if len(self.received) > before else None
+        assert reply is not None and reply[:2] == [SUBSCRIBED, request_id], f"expected SUBSCRIBED, got {reply}"
         return reply[2]
 
     def unsubscribe(self, subscription_id: int) -> list:
