@@ -22,6 +22,8 @@ from tests.relay_support import relay_config
 from tests.rpc_support import FrameClient
 from tests.support import until, within
 
+pytestmark = pytest.mark.slow
+
 RPC = """
 [[listeners.rpc_websockets]]
 path = "/rpc"
@@ -398,7 +400,11 @@ def _random_request(rng: random.Random):
 def test_fuzz_random_json_and_msgpack_frames(relays):
     """Random frames (about 600, fixed seed): the relay answers or stays silent, never
     breaks; the same connection still works afterwards and the router is idle at the end."""
-    relay, _ = yield started(relays)
+    relay, backend = yield started(relays)
+    # the backend's own procedures fail on some fuzzed arguments (sum of an int and a
+    # string): the caller gets wamp.error.runtime_error; the bug is the test's, not logged
+    backend_bugs: list = []
+    backend.on_user_error = lambda failure, what: backend_bugs.append(failure.type)
     rng = random.Random(15)
     client = yield FrameClient.connect(rpc_url(relay))
     for round_ in range(600):

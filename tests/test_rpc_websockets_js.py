@@ -22,6 +22,8 @@ from tests.relay_support import relay_config
 from tests.support import RecordingSession, connect_autobahn, until
 from tests.test_interop_js import JS_DIR, _reports, _skip_or_fail_without_prerequisites, run_node
 
+pytestmark = pytest.mark.slow
+
 SCRIPT = JS_DIR / "rpc_websockets.js"
 SCENARIOS = ("calls", "errors", "timeouts", "notifications", "batch", "events", "login", "reconnect")
 
