@@ -19,7 +19,7 @@ from promisifier.client.errors import NotConnected
 from promisifier.client.requests import Correlation, Request
 from promisifier.client.types import Registration, SessionState, Subscription
 from promisifier.wire import EncodeError, IdSequence
-from promisifier.wire.messages import CALL, PUBLISH, REGISTER, SUBSCRIBE, UNREGISTER, UNSUBSCRIBE
+from promisifier.wire.messages import CALL, PUBLISH, REGISTER, SUBSCRIBE, UNREGISTER, UNSUBSCRIBE, Message
 
 CANCEL_MODES = ("skip", "kill", "killnowait")
 MATCH_POLICIES = ("exact", "prefix", "wildcard")
@@ -41,7 +41,7 @@ class SessionRequests:
     def router_supports(self, role: str, feature: str) -> bool:  # pragma: no cover - Session's
         raise NotImplementedError
 
-    def _send(self, message: list) -> None:  # pragma: no cover - Session's
+    def _send(self, message: Message) -> None:  # pragma: no cover - Session's
         raise NotImplementedError
 
     # -- requests --------------------------------------------------------------------

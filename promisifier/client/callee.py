@@ -22,7 +22,7 @@ from promisifier.client.errors import CANCELED_URI, RUNTIME_ERROR_URI, Applicati
 from promisifier.client.types import CallResult, InvocationDetails, Registration
 from promisifier.client.user_errors import UserErrorHook, log_user_error
 from promisifier.wire import EncodeError, ErrorURI
-from promisifier.wire.messages import ERROR, INVOCATION, YIELD
+from promisifier.wire.messages import ERROR, INVOCATION, YIELD, Message
 
 log = Logger(namespace="promisifier.client")
 
@@ -36,7 +36,7 @@ def as_deferred(result: Any) -> defer.Deferred[Any]:
     return defer.succeed(result)
 
 
-def payload(args: Any, kwargs: Any) -> list:
+def payload(args: Any, kwargs: Any) -> list[Any]:
     """The Arguments / ArgumentsKw tail of a message (omitted when empty)."""
     if kwargs:
         return [list(args), kwargs]
@@ -45,7 +45,7 @@ def payload(args: Any, kwargs: Any) -> list:
     return []
 
 
-def result_payload(result: Any) -> list:
+def result_payload(result: Any) -> list[Any]:
     """The payload tail for a procedure's return value (None: nothing; CallResult: as is)."""
     if isinstance(result, CallResult):
         return payload(result.args, result.kwargs)
@@ -54,7 +54,7 @@ def result_payload(result: Any) -> list:
     return [[result]]
 
 
-def invocation_details(details: dict, registration: Registration) -> InvocationDetails:
+def invocation_details(details: dict[str, Any], registration: Registration) -> InvocationDetails:
     """The :class:`InvocationDetails` of an INVOCATION for ``registration``."""
     return InvocationDetails(
         procedure=details.get("procedure", registration.procedure),
@@ -78,7 +78,7 @@ class Invocations:
 
     def __init__(
         self,
-        send: Callable[[list], None],
+        send: Callable[[Message], None],
         *,
         debug: bool = False,
         on_user_error: UserErrorHook = log_user_error,
@@ -93,7 +93,7 @@ class Invocations:
     def __len__(self) -> int:
         return len(self._running)
 
-    def on_invocation(self, message: list, registration: Registration | None) -> None:
+    def on_invocation(self, message: Message, registration: Registration | None) -> None:
         """INVOCATION: [68, Request|id, REGISTERED.Registration|id, Details|dict, Arguments, ArgumentsKw]."""
         invocation_id, details = message[1], message[3]
         if registration is None:
@@ -122,7 +122,7 @@ class Invocations:
             self._done, self._failed, callbackArgs=(invocation_id, running), errbackArgs=(invocation_id, running)
         )
 
-    def on_interrupt(self, message: list) -> None:
+    def on_interrupt(self, message: Message) -> None:
         """INTERRUPT: [69, INVOCATION.Request|id, Options|dict] -- cancel the running function."""
         invocation_id, options = message[1], message[2]
         running = self._running.pop(invocation_id, None)
@@ -175,6 +175,7 @@ class Invocations:
             return
         del self._running[invocation_id]
         error = failure.value
+        assert error is not None  # a Failure always holds its exception
         if isinstance(error, ApplicationError):
             try:
                 self._send_error(invocation_id, error.error, list(error.args), error.kwargs)
@@ -190,7 +191,7 @@ class Invocations:
             args.append("".join(traceback.format_exception(type(error), error, failure.getTracebackObject())))
         self._send_error(invocation_id, RUNTIME_ERROR_URI, args, {})
 
-    def _send_error(self, invocation_id: int, error_uri: str, args: list, kwargs: dict) -> None:
+    def _send_error(self, invocation_id: int, error_uri: str, args: list[Any], kwargs: dict[str, Any]) -> None:
         self._send([ERROR, INVOCATION, invocation_id, {}, error_uri, *payload(args, kwargs)])
 
 

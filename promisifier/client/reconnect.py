@@ -423,10 +423,12 @@ class Client:
         if self._state is not ClientState.CONNECTING:
             return  # cancelled by close()
         log.info("client {url}: connection attempt failed: {error}", url=self.url, error=failure.value)
+        error = failure.value
+        assert error is not None
         if failure.check(ValueError, TypeError):  # a bad URL or argument: retrying cannot help
-            self._give_up(failure.value)
+            self._give_up(error)
             return
-        self._retry(failure.value)
+        self._retry(error)
 
     def _session_closed(self, session: Session, code: int, reason: str) -> None:
         if self._session is not session:

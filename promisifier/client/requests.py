@@ -32,6 +32,7 @@ from promisifier.wire.messages import (
     SUBSCRIBE,
     UNREGISTER,
     UNSUBSCRIBE,
+    Message,
     message_name,
 )
 
@@ -72,7 +73,7 @@ class Correlation:
     def __len__(self) -> int:
         return len(self.requests)
 
-    def send(self, request_id: int, request: Request, message: list) -> defer.Deferred[Any] | None:
+    def send(self, request_id: int, request: Request, message: Message) -> defer.Deferred[Any] | None:
         """Send a request and enter it in the table; a failed Deferred if it could not be sent."""
         try:
             self.session.connection.send(message)
@@ -100,7 +101,7 @@ class Correlation:
 
     # -- answers ------------------------------------------------------------------------
 
-    def take(self, message: list, request_id: int, kind: int) -> Request | None:
+    def take(self, message: Message, request_id: int, kind: int) -> Request | None:
         """Remove and return the pending request ``request_id`` if it is of ``kind``."""
         request = self.requests.get(request_id)
         if request is None or request.kind != kind:
@@ -116,7 +117,7 @@ class Correlation:
             request.timer.cancel()
         return request
 
-    def on_result(self, message: list) -> None:
+    def on_result(self, message: Message) -> None:
         """RESULT: [50, CALL.Request|id, Details|dict, Arguments, ArgumentsKw]."""
         request_id, details = message[1], message[2]
         args = message[3] if len(message) > 3 else []
@@ -142,7 +143,7 @@ class Correlation:
         else:
             request.deferred.callback(args[0] if args else None)
 
-    def on_error(self, message: list) -> None:
+    def on_error(self, message: Message) -> None:
         """ERROR: [8, REQUEST.Type|int, REQUEST.Request|id, Details|dict, Error|uri, Arguments, ArgumentsKw]."""
         request_type, request_id, error_uri = message[1], message[2], message[4]
         request = self.take(message, request_id, request_type)
@@ -155,7 +156,7 @@ class Correlation:
         else:
             request.deferred.errback(ApplicationError(error_uri, *args, **kwargs))
 
-    def on_registered(self, message: list) -> None:
+    def on_registered(self, message: Message) -> None:
         """REGISTERED: [65, REGISTER.Request|id, Registration|id]."""
         request = self.take(message, message[1], REGISTER)
         if request is not None:
@@ -164,7 +165,7 @@ class Correlation:
             self.registrations[registration.id] = registration
             request.deferred.callback(registration)
 
-    def on_unregistered(self, message: list) -> None:
+    def on_unregistered(self, message: Message) -> None:
         """UNREGISTERED: [67, UNREGISTER.Request|id] or, revoked by the router, [67, 0, {registration}]."""
         request_id = message[1]
         if request_id == 0:
@@ -181,7 +182,7 @@ class Correlation:
             registration.active = False
             request.deferred.callback(None)
 
-    def on_subscribed(self, message: list) -> None:
+    def on_subscribed(self, message: Message) -> None:
         """SUBSCRIBED: [33, SUBSCRIBE.Request|id, Subscription|id]."""
         request = self.take(message, message[1], SUBSCRIBE)
         if request is not None:
@@ -190,7 +191,7 @@ class Correlation:
             self.subscriptions.setdefault(subscription.id, []).append(subscription)
             request.deferred.callback(subscription)
 
-    def on_unsubscribed(self, message: list) -> None:
+    def on_unsubscribed(self, message: Message) -> None:
         """UNSUBSCRIBED: [35, UNSUBSCRIBE.Request|id] or, revoked by the router, [35, 0, {subscription}]."""
         request_id = message[1]
         if request_id == 0:
@@ -205,13 +206,13 @@ class Correlation:
             self.forget(subscription)
             request.deferred.callback(None)
 
-    def on_published(self, message: list) -> None:
+    def on_published(self, message: Message) -> None:
         """PUBLISHED: [17, PUBLISH.Request|id, Publication|id]."""
         request = self.take(message, message[1], PUBLISH)
         if request is not None:
             request.deferred.callback(message[2])
 
-    def on_event(self, message: list) -> None:
+    def on_event(self, message: Message) -> None:
         """EVENT: [36, Subscription|id, Publication|id, Details|dict, Arguments, ArgumentsKw]."""
         subscriptions = self.subscriptions.get(message[1])
         if not subscriptions:
@@ -269,7 +270,7 @@ class Correlation:
         request.deferred.errback(CallTimeout(f"call to {request.target} timed out after {request.data} s"))
 
 
-def event_details(message: list, subscription: Subscription) -> EventDetails:
+def event_details(message: Message, subscription: Subscription) -> EventDetails:
     """The :class:`EventDetails` of an EVENT for one of the session's subscriptions."""
     details = message[3]
     return EventDetails(

@@ -53,6 +53,7 @@ from promisifier.wire.messages import (
     UNREGISTERED,
     UNSUBSCRIBED,
     WELCOME,
+    Message,
     message_name,
 )
 
@@ -71,7 +72,7 @@ class Connection(Protocol):
     @property
     def subprotocol(self) -> str | None: ...
 
-    def send(self, message: list) -> None: ...
+    def send(self, message: Message) -> None: ...
 
     def close(self, code: int = 1000, reason: str = "") -> None: ...
 
@@ -135,7 +136,7 @@ class Session(SessionRequests):
         self._goodbye_timer: Any = None
         self._end_waiters: list[defer.Deferred[tuple[int, str]]] = []
         self._listeners: dict[str, list[Callable[..., Any]]] = {"join": [], "leave": [], "close": []}
-        self._dispatch: dict[int, Callable[[list], None]] = {
+        self._dispatch: dict[int, Callable[[Message], None]] = {
             RESULT: self._table.on_result,
             ERROR: self._table.on_error,
             REGISTERED: self._table.on_registered,
@@ -287,7 +288,7 @@ class Session(SessionRequests):
 
     # -- from the connection ------------------------------------------------------------
 
-    def on_message(self, message: list) -> None:
+    def on_message(self, message: Message) -> None:
         """Handle one received message (already checked by the wire layer)."""
         state = self.state
         code = message[0]
@@ -351,7 +352,7 @@ class Session(SessionRequests):
 
     # -- session lifecycle ----------------------------------------------------------------
 
-    def _on_welcome(self, message: list) -> None:
+    def _on_welcome(self, message: Message) -> None:
         details = message[2]
         self.session_id = message[1]
         self.welcome_details = details
@@ -369,7 +370,7 @@ class Session(SessionRequests):
         if join_d is not None:
             join_d.callback(self)
 
-    def _on_challenge(self, message: list) -> None:
+    def _on_challenge(self, message: Message) -> None:
         method, extra = message[1], message[2]
         try:
             signature = answer_challenge(method, extra, self._credentials)
@@ -378,11 +379,11 @@ class Session(SessionRequests):
             return
         self._send([AUTHENTICATE, signature, {}])
 
-    def _on_abort(self, message: list) -> None:
+    def _on_abort(self, message: Message) -> None:
         text = message[1].get("message")
         self._abort(SessionAborted(message[2], text if isinstance(text, str) else ""), 1000, send=False)
 
-    def _on_goodbye(self, message: list) -> None:
+    def _on_goodbye(self, message: Message) -> None:
         """The router closes the session: answer GOODBYE, then close the connection.
 
         The client closes the WebSocket after its answer (the router waits for that and
@@ -441,12 +442,12 @@ class Session(SessionRequests):
             log.debug("session {id}: {n} invocations in progress dropped", id=self.session_id, n=dropped)
         self._emit("leave", self, reason)
 
-    def _on_invocation(self, message: list) -> None:
+    def _on_invocation(self, message: Message) -> None:
         self._invocations.on_invocation(message, self._table.registrations.get(message[2]))
 
     # -- helpers ------------------------------------------------------------------------
 
-    def _send(self, message: list) -> None:
+    def _send(self, message: Message) -> None:
         self.connection.send(message)
 
     def _when_ended(self) -> defer.Deferred[tuple[int, str]]:

@@ -6,7 +6,7 @@ remote peer sends is checked here exactly once.
 
 from promisifier.wire.errors import DecodeError, EncodeError, ProtocolError
 from promisifier.wire.ids import MAX_ID, IdSequence, fast_random_id, is_id, random_id
-from promisifier.wire.messages import MessageType, check_message, message_name
+from promisifier.wire.messages import Message, MessageType, check_message, message_name
 from promisifier.wire.serializers import (
     SERIALIZERS,
     JsonSerializer,
@@ -24,6 +24,7 @@ __all__ = [
     "JsonSerializer",
     "LIMIT_EXCEEDED",
     "MAX_ID",
+    "Message",
     "MessageType",
     "MsgpackSerializer",
     "ProtocolError",

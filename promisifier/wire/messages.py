@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from enum import IntEnum
-from typing import Any, Final
+from typing import Any, Final, TypeAlias
 
 from promisifier.wire.errors import ProtocolError
 from promisifier.wire.ids import MAX_ID
@@ -71,7 +71,8 @@ INVOCATION: Final = 68
 INTERRUPT: Final = 69
 YIELD: Final = 70
 
-Message = list  # a WAMP message: [type code, field, field, ...]
+#: a WAMP message, decoded: ``[type code, field, field, ...]``
+Message: TypeAlias = list[Any]
 
 
 def _is_id(value: Any) -> bool:
@@ -207,7 +208,7 @@ def message_name(code: object) -> str:
     return spec.name if spec is not None else f"UNKNOWN({code!r})"
 
 
-def check_message(msg: Any) -> list:
+def check_message(msg: Any) -> Message:
     """Check a decoded message against its type's table row and return it unchanged.
 
     Raises :class:`ProtocolError` with a text that names the message type, the field and

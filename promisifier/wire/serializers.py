@@ -14,6 +14,7 @@ import msgpack
 import orjson
 
 from promisifier.wire.errors import DecodeError, EncodeError, ProtocolError
+from promisifier.wire.messages import Message
 
 
 class Serializer(Protocol):
@@ -26,11 +27,11 @@ class Serializer(Protocol):
     #: True when frames are binary, False when they are text
     binary: bool
 
-    def encode(self, message: list) -> bytes:
+    def encode(self, message: Message) -> bytes:
         """The frame payload for ``message``. Raises :class:`EncodeError`."""
         ...
 
-    def decode(self, payload: bytes) -> list:
+    def decode(self, payload: bytes) -> Message:
         """The message list in ``payload``.
 
         Raises :class:`DecodeError` for bytes that are not the format, or another
@@ -58,7 +59,7 @@ def _binary_from_json(text: str) -> bytes:
         raise DecodeError(f"invalid base64 in binary string: {error}") from None
 
 
-def _json_to_bytes(root: list) -> None:
+def _json_to_bytes(root: list[Any]) -> None:
     """Replace, in place, every ``"\x00" + base64`` string inside ``root`` by its bytes.
 
     Iterative, so the depth of a message is bounded by the JSON parser's own limit and
@@ -106,7 +107,7 @@ class JsonSerializer:
     subprotocol = "wamp.2.json"
     binary = False
 
-    def encode(self, message: list) -> bytes:
+    def encode(self, message: Message) -> bytes:
         try:
             payload = orjson.dumps(message, default=_bytes_to_json)
         except (TypeError, orjson.JSONEncodeError) as error:
@@ -116,7 +117,7 @@ class JsonSerializer:
             _check_no_nul_text(message)
         return payload
 
-    def decode(self, payload: bytes) -> list:
+    def decode(self, payload: bytes) -> Message:
         try:
             message = orjson.loads(payload)
         except orjson.JSONDecodeError as error:
@@ -144,14 +145,15 @@ class MsgpackSerializer:
         # packing a small message. The reactor is single-threaded, so sharing is safe.
         self._packer = msgpack.Packer(use_bin_type=True, autoreset=True)
 
-    def encode(self, message: list) -> bytes:
+    def encode(self, message: Message) -> bytes:
         try:
-            return self._packer.pack(message)
+            packed: bytes = self._packer.pack(message)
+            return packed
         except (TypeError, ValueError, OverflowError) as error:
             self._packer.reset()
             raise EncodeError(f"cannot encode message as msgpack: {error}") from None
 
-    def decode(self, payload: bytes) -> list:
+    def decode(self, payload: bytes) -> Message:
         try:
             # max_ext_len=0: msgpack decodes the timestamp extension (type -1) itself,
             # without calling ext_hook; the length limit refuses it (and every other
