@@ -2,10 +2,10 @@
 
 No sockets, kernel or scheduler are involved.
 
-A :class:`promisifier.router.Router` gets two connections built by its own factories
-(``Router.websocket_factory()`` for ``ws``: autobahn's WebSocket server protocol, HTTP
-upgrade included; ``Router.rawsocket_factory()`` for ``rs``) on in-memory transports that
-count and drop what is written. A callee session registers ``com.bench.echo`` and a caller
+A :class:`promisifier.router.Router` gets two connections built by the factories of
+:mod:`promisifier.listen` (``websocket_factory`` for ``ws``: autobahn's WebSocket server
+protocol, HTTP upgrade included; ``rawsocket_factory`` for ``rs``) on in-memory transports
+that count and drop what is written. A callee session registers ``com.bench.echo`` and a caller
 session joins, each by feeding client bytes to ``dataReceived``. Then the measured loop
 feeds, per batch of ``--batch`` calls, the caller's CALL frames in one ``dataReceived`` and
 the callee's YIELD frames in another (the bytes are built before timing: masked client
@@ -41,6 +41,7 @@ from twisted.internet.task import Clock
 
 from benchmarks import harness
 from benchmarks.servers import EchoRawSocket, EchoWebSocket
+from promisifier.listen import ListenerOptions, rawsocket_factory, websocket_factory
 from promisifier.router import Router, RouterConfig
 from promisifier.transport.rawsocket import RawSocketServerFactory
 from promisifier.transport.rawsocket_framing import handshake_octets
@@ -206,7 +207,8 @@ def _best_run(run: Any, repeat: int) -> tuple[float, list[float]]:
 def relay_path(transport_kind: str, serializer: str, calls: int, batch: int, repeat: int, payload: int) -> dict:
     """µs per relayed call (the best of ``repeat`` runs of ``calls`` calls)."""
     router = Router(RouterConfig(realms=("realm1",)), reactor=Clock())
-    factory = router.websocket_factory() if transport_kind == "ws" else router.rawsocket_factory()
+    options = ListenerOptions.from_config(router.config)
+    factory = websocket_factory(router, options) if transport_kind == "ws" else rawsocket_factory(router, options)
     callee = Client(factory, transport_kind, serializer)
     caller = Client(factory, transport_kind, serializer)
     roles = {"roles": {"caller": {}, "callee": {}}}

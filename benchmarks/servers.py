@@ -28,6 +28,7 @@ from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerPr
 from twisted.internet import defer, reactor
 from twisted.internet.endpoints import serverFromString
 
+from promisifier.listen import ListenerOptions, listen, rawsocket_factory
 from promisifier.router import RouterConfig
 from promisifier.transport.rawsocket import RawSocketServerFactory, RawSocketServerProtocol
 from promisifier.transport.rawsocket_framing import exponent_length, handshake_octets, length_exponent
@@ -77,9 +78,9 @@ def start_relay(args: argparse.Namespace):
 
         router = Router(config)
     if args.ws:
-        yield router.listen(args.ws, "/ws")
+        yield listen(router, ListenerOptions.from_config(config, endpoint=args.ws, path="/ws"))
     if args.rs:
-        yield serverFromString(reactor, args.rs).listen(router.rawsocket_factory())
+        yield serverFromString(reactor, args.rs).listen(rawsocket_factory(router, ListenerOptions.from_config(config)))
     return router
 
 

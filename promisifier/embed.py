@@ -1,7 +1,7 @@
 """The router inside your own Twisted program, with in-process sessions.
 
-:class:`Router` is the core router (:class:`promisifier.router.Router`) plus
-:meth:`Router.session`: a client :class:`~promisifier.client.Session` joined to a realm
+:class:`Router` is the core router (:class:`promisifier.router.Router`) plus its
+network entry points (:mod:`promisifier.listen`) and :meth:`Router.session`: a client :class:`~promisifier.client.Session` joined to a realm
 of the same router through an in-process link. Messages cross the link as lists, without
 serialization (arguments are passed by reference: don't mutate what you receive).
 Procedures registered in-process are called by remote clients like any other.
@@ -21,6 +21,7 @@ from twisted.internet import defer
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
 from promisifier.client.session import Session
+from promisifier.listen import Listening
 from promisifier.router.auth import AuthConfig, Authenticator
 from promisifier.router.router import Router as CoreRouter
 from promisifier.transport.closing import CloseCode
@@ -117,8 +118,10 @@ def local_link(clock: IReactorTime, description: str = "local") -> tuple[_LocalE
     return client_end, router_end
 
 
-class Router(CoreRouter):
-    """A WAMP router to embed in a Twisted program: the core router plus in-process sessions.
+class Router(Listening, CoreRouter):
+    """A WAMP router to embed in a Twisted program: the core router, its network entry
+    points (:class:`~promisifier.listen.Listening`: ``listen``, ``site``, ``resource``,
+    ``websocket_factory``, ``rawsocket_factory``) and in-process sessions.
 
     Example::
 

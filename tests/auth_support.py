@@ -17,7 +17,8 @@ from autobahn.wamp.types import ComponentConfig
 from twisted.internet import defer, reactor
 from twisted.internet.endpoints import TCP4ClientEndpoint
 
-from promisifier.router import Router, RouterConfig
+from promisifier.embed import Router
+from promisifier.router import RouterConfig
 from promisifier.router.auth import AuthConfig
 from tests.support import WAIT, JudgingSerializer, RecordingSession, RunningRouter, autobahn_serializer, within
 

@@ -16,7 +16,8 @@ from autobahn.wamp.types import ComponentConfig
 from twisted.internet import defer, reactor
 from twisted.internet.endpoints import TCP4ClientEndpoint
 
-from promisifier.router import Router, RouterConfig
+from promisifier.embed import Router
+from promisifier.router import RouterConfig
 
 #: default bound on any wait in a test (seconds)
 WAIT = 10.0

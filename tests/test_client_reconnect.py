@@ -17,7 +17,7 @@ from promisifier.client import (
     NotConnected,
     connect,
 )
-from promisifier.router import Router
+from promisifier.embed import Router
 from tests.support import RunningRouter, start_router, within
 from tests.test_client_session_unit import joined, result_of
 

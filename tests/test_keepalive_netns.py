@@ -23,7 +23,8 @@ import pytest_twisted
 from twisted.internet import defer, reactor
 from twisted.internet.endpoints import serverFromString
 
-from promisifier.router import Router, RouterConfig
+from promisifier.embed import Router
+from promisifier.router import RouterConfig
 from tests.support import until, within
 
 REPO = Path(__file__).resolve().parent.parent

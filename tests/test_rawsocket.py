@@ -21,7 +21,8 @@ from twisted.internet.endpoints import TCP4ClientEndpoint, serverFromString
 from twisted.internet.protocol import Factory, Protocol
 
 import promisifier
-from promisifier.router import Router, RouterConfig
+from promisifier.embed import Router
+from promisifier.router import RouterConfig
 from promisifier.transport.rawsocket import RawSocketClientFactory, RawSocketServerFactory
 from promisifier.transport.rawsocket_framing import (
     MAX_FRAME_LENGTH,

@@ -17,7 +17,8 @@ from twisted.internet.endpoints import serverFromString
 from twisted.web.http import HTTPChannel
 
 import promisifier
-from promisifier.router import Router, RouterConfig
+from promisifier.embed import Router
+from promisifier.router import RouterConfig
 from promisifier.transport.autobahn_savings import server_frame_header
 from promisifier.transport.websocket import WampServerProtocol
 from tests.support import connect_autobahn, leave_and_wait, start_router, within

@@ -32,8 +32,9 @@ from promisifier.relay.bridge_config import BRIDGE_KEYS
 from promisifier.relay.checks import MISSING, Checker, describe, key_path
 from promisifier.router.auth import AUTH_METHODS, AuthConfig, Principal
 from promisifier.router.authz import Permission, RoleConfig
-from promisifier.router.config import CANCEL_REPLIES, DEFAULT_MAX_MESSAGE_SIZE, Limits, RealmConfig, RouterConfig
+from promisifier.router.config import CANCEL_REPLIES, Limits, RealmConfig, RouterConfig
 from promisifier.router.matching import MATCH_POLICIES
+from promisifier.transport.limits import DEFAULT_MAX_MESSAGE_SIZE
 from promisifier.transport.proxies import parse_trusted_proxy
 from promisifier.wire import SERIALIZERS, is_valid_uri
 

@@ -17,8 +17,7 @@ from promisifier.relay.config import (
     load_config,
 )
 from promisifier.router import RouterConfig
-
-DEFAULT_MAX_MESSAGE_SIZE = RouterConfig().max_message_size
+from promisifier.transport.limits import DEFAULT_MAX_MESSAGE_SIZE
 
 __all__ = ["DEFAULT_ENDPOINT", "DEFAULT_MAX_MESSAGE_SIZE", "DEFAULT_PATH", "DEFAULT_REALM", "RelayOptions"]
 

@@ -28,10 +28,16 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from promisifier.compat.websockets import PlainWebSocketFactory
+from promisifier.listen import deadline_site
 from promisifier.relay.config import ConfigError, ListenerConfig, RelayConfig, default_config, load_config
 from promisifier.relay.memory import release_startup_memory
 from promisifier.relay.options import RelayOptions
-from promisifier.relay.site import listener_root, rawsocket_factory, renew_rawsocket_factory
+from promisifier.relay.site import (
+    listener_options,
+    listener_rawsocket_factory,
+    listener_root,
+    reconfigure_listener_rawsocket_factory,
+)
 from promisifier.relay.web import RelayWeb
 from promisifier.router import Router
 from promisifier.transport.closing import CloseCode
@@ -203,7 +209,7 @@ class RelayService(Service):
         """Listen; a failure the endpoint reports at once is returned (later ones are logged)."""
         if listener.config.rawsocket:
             # the RawSocket factory has its own handshake deadline
-            listener.factory = rawsocket_factory(self.router, listener.config)
+            listener.factory = listener_rawsocket_factory(self.router, listener.config)
             serving: Any = listener.factory
         else:
             root, factories = listener_root(
@@ -211,9 +217,7 @@ class RelayService(Service):
             )
             # Connections must complete the WebSocket upgrade (or their HTTP request for a
             # page) within the handshake deadline.
-            listener.site = HandshakeDeadlineSite(
-                root, self.router.config.open_handshake_timeout, reactor=self._reactor
-            )
+            listener.site = deadline_site(root, listener_options(self.router, listener.config), self._reactor)
             listener.serve_plain(factories)
             serving = listener.site
         failed_at_once: list[Failure] = []
@@ -353,7 +357,7 @@ class RelayService(Service):
                 del old[listener_config.endpoint]
                 listener.config = listener_config
                 if listener_config.rawsocket:
-                    renew_rawsocket_factory(listener.factory, rawsocket_factory(self.router, listener_config))
+                    reconfigure_listener_rawsocket_factory(listener.factory, self.router, listener_config)
                 else:
                     root, factories = listener_root(
                         self.router, listener_config, config.endpoints, self._reactor, self.web

@@ -9,80 +9,47 @@ configuration, open ones keep the factories they came through.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
-from autobahn.twisted.resource import WebSocketResource
-from twisted.web.resource import IResource, Resource
+from twisted.web.resource import IResource
 
 from promisifier.bridge.site import bridge_resources
 from promisifier.compat.websockets import PlainWebSocketFactory, create_websocket
+from promisifier.listen import (
+    ListenerOptions,
+    mount,
+    rawsocket_factory,
+    reconfigure_rawsocket_factory,
+    websocket_resource,
+)
 from promisifier.relay.config import EndpointConfig, ListenerConfig
 from promisifier.router import Router
-from promisifier.wire import SERIALIZERS
+from promisifier.transport.rawsocket import RawSocketServerFactory
 
 
-def mount(resources: Mapping[str, IResource]) -> IResource:
-    """One resource tree with each resource at its path (``"/ws"``, ``"/a/b/c"``).
-
-    A resource alone at ``"/"`` is the root itself. Paths must not overlap (a WebSocket
-    resource has no children): ``ValueError`` otherwise.
-    """
-    if list(resources) == ["/"] or list(resources) == [""]:
-        return next(iter(resources.values()))
-    root = Resource()
-    for path, resource in resources.items():
-        segments = [segment.encode("utf-8") for segment in path.split("/") if segment]
-        if not segments:
-            raise ValueError("only a single resource can be mounted at '/'")
-        parent = root
-        for segment in segments[:-1]:
-            child = parent.children.get(segment)
-            if child is None:
-                child = Resource()
-                parent.putChild(segment, child)
-            elif isinstance(child, WebSocketResource):
-                raise ValueError(f"{path!r} lies under another WebSocket")
-            parent = child
-        if segments[-1] in parent.children:
-            raise ValueError(f"{path!r} overlaps another path")
-        parent.putChild(segments[-1], resource)
-    return root
+def listener_options(router: Router, listener: ListenerConfig) -> ListenerOptions:
+    """A relay listener's options: its own path, auth, serializers and message size, the
+    router configuration's settings for what it leaves open."""
+    return ListenerOptions.from_config(
+        router.config,
+        endpoint=listener.endpoint,
+        path=listener.path,
+        auth=listener.auth,
+        serializers=listener.serializers,
+        max_message_size=listener.max_message_size,
+    )
 
 
-def wamp_resource(router: Router, listener: ListenerConfig) -> WebSocketResource:
-    """The router's WebSocket resource with the listener's auth, serializers and limit."""
-    factory = router.websocket_factory(listener.auth)
-    if listener.serializers is not None and tuple(listener.serializers) != tuple(router.config.serializers):
-        chosen = [SERIALIZERS[name] for name in listener.serializers]
-        factory.serializers = {serializer.subprotocol: serializer for serializer in chosen}
-        factory.protocols = list(factory.serializers)
-    if listener.max_message_size is not None:
-        factory.setProtocolOptions(
-            maxMessagePayloadSize=listener.max_message_size, maxFramePayloadSize=listener.max_message_size
-        )
-    return WebSocketResource(factory)
+def listener_rawsocket_factory(router: Router, listener: ListenerConfig) -> RawSocketServerFactory:
+    """The RawSocket server factory of a listener with ``transport = "rawsocket"``."""
+    return rawsocket_factory(router, listener_options(router, listener))
 
 
-def rawsocket_factory(router: Router, listener: ListenerConfig) -> Any:
-    """The router's RawSocket server factory with the listener's auth, serializers and limit
-    (a listener with ``transport = "rawsocket"``)."""
-    from promisifier.transport.rawsocket_framing import MAX_FRAME_LENGTH, SERIALIZER_IDS
-
-    factory = router.rawsocket_factory(listener.auth)
-    if listener.serializers is not None:
-        factory.serializers = {SERIALIZER_IDS[name]: SERIALIZERS[name] for name in listener.serializers}
-    if listener.max_message_size is not None:
-        factory.max_message_size = min(listener.max_message_size, MAX_FRAME_LENGTH)
-    return factory
-
-
-def renew_rawsocket_factory(factory: Any, fresh: Any) -> None:
-    """Give a listening RawSocket factory the settings of ``fresh`` (after a reload): new
-    connections get them; open ones keep their handler."""
-    for name, value in vars(fresh).items():
-        if name not in ("connections", "open_connections"):
-            setattr(factory, name, value)
+def reconfigure_listener_rawsocket_factory(
+    factory: RawSocketServerFactory, router: Router, listener: ListenerConfig
+) -> None:
+    """Give a listening RawSocket factory the listener's settings after a reload."""
+    reconfigure_rawsocket_factory(factory, router, listener_options(router, listener))
 
 
 def listener_root(
@@ -98,21 +65,21 @@ def listener_root(
     ``RelayWeb.of(router)``), used when the listener serves a status page, health check
     or metrics.
     """
-    resources: dict[str, IResource] = {listener.path: wamp_resource(router, listener)}
+    options = listener_options(router, listener)
+    resources: dict[str, IResource] = {listener.path: websocket_resource(router, options)}
     resources.update(bridge_resources(router, listener))
     if listener.web_paths():
         from promisifier.relay.web import RelayWeb
 
         resources.update((web if web is not None else RelayWeb.of(router)).resources(listener))
     factories = []
-    max_message_size = listener.max_message_size or router.config.max_message_size
     for endpoint in endpoints:
         resource = create_websocket(
             endpoint.path,
             endpoint.handler,
-            max_message_size=max_message_size,
-            open_handshake_timeout=router.config.open_handshake_timeout,
-            trusted_proxies=router.config.trusted_proxies,
+            max_message_size=options.max_message_size,
+            open_handshake_timeout=options.open_handshake_timeout,
+            trusted_proxies=options.trusted_proxies,
             reactor=reactor,
         )
         resources[endpoint.path] = resource

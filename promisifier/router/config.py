@@ -6,8 +6,14 @@ from dataclasses import dataclass, field
 
 from promisifier.router.auth import AuthConfig
 from promisifier.router.authz import RoleConfig
-
-DEFAULT_MAX_MESSAGE_SIZE = 16 * 1024 * 1024
+from promisifier.transport.limits import (
+    DEFAULT_KEEPALIVE_INTERVAL,
+    DEFAULT_KEEPALIVE_TIMEOUT,
+    DEFAULT_MAX_MESSAGE_SIZE,
+    DEFAULT_MAX_OUTGOING_BUFFER,
+    DEFAULT_OPEN_HANDSHAKE_TIMEOUT,
+    check_slow_consumer,
+)
 
 #: How the dealer answers a caller's CANCEL in modes "skip" and "killnowait".
 #: "always": ERROR wamp.error.canceled at once, as the specification says.
@@ -72,7 +78,7 @@ class RouterConfig:
     #: largest WAMP message accepted, in bytes of WebSocket payload (over it: close 1009)
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
     #: seconds a new connection has to complete the WebSocket upgrade
-    open_handshake_timeout: float = 10.0
+    open_handshake_timeout: float = DEFAULT_OPEN_HANDSHAKE_TIMEOUT
     #: seconds an open connection has to send HELLO before it is closed
     hello_timeout: float = 10.0
     #: check procedure and topic URIs with the strict rules ([0-9a-z_] components)
@@ -83,12 +89,12 @@ class RouterConfig:
     agent: str = field(default="promisifier")
     #: seconds between keep-alive pings to an idle client, and to wait for its pong; a
     #: client that does not answer is dropped (0 turns keep-alive off)
-    keepalive_interval: float = 30.0
-    keepalive_timeout: float = 10.0
+    keepalive_interval: float = DEFAULT_KEEPALIVE_INTERVAL
+    keepalive_timeout: float = DEFAULT_KEEPALIVE_TIMEOUT
     #: bytes queued for one client beyond which it is a slow consumer: its events are
     #: dropped (slow_consumer="drop", counted) or it is disconnected with 1008
     #: ("disconnect"); calls to it fail with promisifier.error.limit_exceeded
-    max_outgoing_buffer: int = 4 * 1024 * 1024
+    max_outgoing_buffer: int = DEFAULT_MAX_OUTGOING_BUFFER
     slow_consumer: str = "drop"
     #: seconds calls in flight get to finish when the router stops, before GOODBYE
     shutdown_grace: float = 5.0
@@ -117,10 +123,7 @@ class RouterConfig:
             # autobahn runs these timers with whole-second granularity: below 1 s they fire at once
             if value != 0 and value < 1:
                 raise ValueError(f"RouterConfig.{name}: 0 (off) or at least 1 second is needed, got {value!r}")
-        if self.slow_consumer not in ("drop", "disconnect"):
-            raise ValueError(
-                f"RouterConfig.slow_consumer: 'drop' or 'disconnect' is needed, got {self.slow_consumer!r}"
-            )
+        check_slow_consumer(self.slow_consumer, "RouterConfig.slow_consumer")
         if self.max_message_size <= 0:
             raise ValueError(f"RouterConfig.max_message_size: must be > 0, got {self.max_message_size}")
         if self.hello_timeout <= 0:

@@ -1,31 +1,25 @@
-"""The router: realms plus the WebSocket entry points that connect clients to them.
+"""The router: its realms, the sessions of every connection, reload and shutdown.
 
-It can run as the stand-alone relay (``twistd promisifier-relay``) or inside any Twisted
-program: ``router.listen("tcp:8080")``, or mount ``router.resource()`` in a web site.
+No network here: transports hand connections to :meth:`Router.new_session`. The relay
+(``twistd promisifier-relay``) and :mod:`promisifier.listen` build the transport factories
+and listeners; :class:`promisifier.Router` (embedding) adds them as methods.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-from autobahn.twisted.resource import WebSocketResource
 from twisted.internet import defer
-from twisted.internet.endpoints import serverFromString
-from twisted.internet.interfaces import IListeningPort, IReactorTime, IStreamServerEndpoint
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
-from twisted.web.resource import IResource, Resource
-from twisted.web.server import Site
 
-from promisifier.router.auth import AuthConfig, Authenticator
+from promisifier.router.auth import Authenticator
 from promisifier.router.config import RouterConfig
 from promisifier.router.peer import Peer
 from promisifier.router.realm import Realm
 from promisifier.router.session import RouterSession, SessionState
 from promisifier.transport.closing import CloseCode
-from promisifier.transport.handshake import HandshakeDeadlineSite
 from promisifier.transport.stats import ConnectionStats
-from promisifier.transport.websocket import WampServerFactory
 from promisifier.wire import ErrorURI, random_id
 
 log = Logger(namespace="promisifier.router")
@@ -172,85 +166,6 @@ class Router:
             realm = self.realms.pop(name)
             realm.close(ErrorURI.CLOSE_CLOSE_REALM, f"realm {name!r} was removed from the configuration")
         log.info("configuration reloaded: realms {realms}", realms=", ".join(self.realms))
-
-    # -- network entry points ---------------------------------------------------------
-
-    def _handler_factory(self, auth: AuthConfig | None) -> Callable[[Peer], RouterSession]:
-        """What a transport calls for each new connection: a session using ``auth``'s methods."""
-        if auth is None:
-            return self.new_session
-        authenticator = Authenticator(auth)
-        return lambda peer: self.new_session(peer, authenticator)
-
-    def websocket_factory(self, auth: AuthConfig | None = None) -> WampServerFactory:
-        """An autobahn server factory that feeds connections into this router.
-
-        ``auth``: the authentication methods of this entry point (default: the config's).
-        """
-        config = self.config
-        return WampServerFactory(
-            self._handler_factory(auth),
-            serializers=config.serializers,
-            max_message_size=config.max_message_size,
-            open_handshake_timeout=config.open_handshake_timeout,
-            reactor=self.reactor,
-            trusted_proxies=config.trusted_proxies,
-            keepalive_interval=config.keepalive_interval,
-            keepalive_timeout=config.keepalive_timeout,
-            max_outgoing_buffer=config.max_outgoing_buffer,
-            slow_consumer=config.slow_consumer,
-        )
-
-    def rawsocket_factory(self, auth: AuthConfig | None = None) -> Any:
-        """A Twisted server factory speaking WAMP over RawSocket (length-prefixed frames on
-        TCP, TLS or a UNIX socket) into this router; listen with any server endpoint, e.g.
-        ``serverFromString(reactor, "tcp:8081").listen(router.rawsocket_factory())``.
-
-        ``auth``: the authentication methods of this entry point (default: the config's).
-        """
-        from promisifier.transport.rawsocket import RawSocketServerFactory
-
-        config = self.config
-        return RawSocketServerFactory(
-            self._handler_factory(auth),
-            serializers=config.serializers,
-            max_message_size=config.max_message_size,
-            open_handshake_timeout=config.open_handshake_timeout,
-            max_outgoing_buffer=config.max_outgoing_buffer,
-            slow_consumer=config.slow_consumer,
-            keepalive_interval=config.keepalive_interval,
-            keepalive_timeout=config.keepalive_timeout,
-            reactor=self.reactor,
-        )
-
-    def resource(self, auth: AuthConfig | None = None) -> IResource:
-        """A ``twisted.web`` resource speaking WAMP over WebSocket, to mount in a site."""
-        return WebSocketResource(self.websocket_factory(auth))
-
-    def site(self, path: str = "/ws", auth: AuthConfig | None = None) -> Site:
-        """A web site serving :meth:`resource` at ``path`` (e.g. ``"/ws"``). A connection
-        that has not completed the WebSocket upgrade within the configuration's
-        ``open_handshake_timeout`` is closed."""
-        segments = [segment.encode("utf-8") for segment in path.strip("/").split("/") if segment]
-        deadline = self.config.open_handshake_timeout
-        if not segments:
-            return HandshakeDeadlineSite(self.resource(auth), deadline, reactor=self.reactor)
-        root = Resource()
-        parent = root
-        for segment in segments[:-1]:
-            child = Resource()
-            parent.putChild(segment, child)
-            parent = child
-        parent.putChild(segments[-1], self.resource(auth))
-        return HandshakeDeadlineSite(root, deadline, reactor=self.reactor)
-
-    def listen(
-        self, endpoint: str | IStreamServerEndpoint, path: str = "/ws", auth: AuthConfig | None = None
-    ) -> defer.Deferred[IListeningPort]:
-        """Listen on ``endpoint`` (a Twisted endpoint string such as ``"tcp:8080"``)."""
-        if isinstance(endpoint, str):
-            endpoint = serverFromString(self.reactor, endpoint)
-        return endpoint.listen(self.site(path, auth))
 
     def stop(self, timeout: float = 5.0, grace: float | None = None) -> defer.Deferred[None]:
         """Shut down: let calls in flight finish, then close every session; fires when all are gone.

@@ -31,8 +31,15 @@ from twisted.python.failure import Failure
 
 from promisifier.transport.closing import CloseCode
 from promisifier.transport.flow import OutgoingBuffer
-from promisifier.transport.rawsocket_framing import (
+from promisifier.transport.limits import (
+    DEFAULT_KEEPALIVE_INTERVAL,
+    DEFAULT_KEEPALIVE_TIMEOUT,
     DEFAULT_MAX_MESSAGE_SIZE,
+    DEFAULT_MAX_OUTGOING_BUFFER,
+    DEFAULT_OPEN_HANDSHAKE_TIMEOUT,
+    check_slow_consumer,
+)
+from promisifier.transport.rawsocket_framing import (
     ERROR_CONNECTION_COUNT,
     ERROR_MAX_LENGTH_UNACCEPTABLE,
     ERROR_RESERVED_BITS,
@@ -56,7 +63,6 @@ from promisifier.transport.rawsocket_framing import (
 )
 from promisifier.transport.stats import PROTOCOL_ERROR_CODES, ConnectionStats, handler_log_fields
 from promisifier.transport.tcp_keepalive import enable_tcp_keepalive
-from promisifier.transport.websocket import DEFAULT_KEEPALIVE_INTERVAL, DEFAULT_KEEPALIVE_TIMEOUT
 from promisifier.wire import SERIALIZERS, DecodeError, EncodeError, ProtocolError, check_message
 from promisifier.wire.serializers import Serializer
 
@@ -466,47 +472,56 @@ class RawSocketServerFactory(Factory):
         self,
         handler_factory: Callable[[Any], Any],
         *,
-        serializers: Iterable[str] = ("json", "msgpack"),
-        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
-        open_handshake_timeout: float = 10.0,
-        min_peer_max_length: int = 512,
-        max_connections: int | None = None,
-        max_outgoing_buffer: int = 4 * 1024 * 1024,
-        slow_consumer: str = "drop",
-        keepalive_interval: float = DEFAULT_KEEPALIVE_INTERVAL,
-        keepalive_timeout: float = DEFAULT_KEEPALIVE_TIMEOUT,
         reactor: Any = None,
+        **settings: Any,
     ) -> None:
         if reactor is None:
             from twisted.internet import reactor as default_reactor
 
             reactor = default_reactor
-        self.serializers: dict[int, Serializer] = {}
+        self.reactor = reactor
+        #: every connection, before and after its handshake
+        self.connections: set[RawSocketServerProtocol] = set()
+        #: connections whose handshake succeeded and that are not closed yet
+        self.open_connections = 0
+        self.configure(handler_factory, **settings)
+
+    def configure(
+        self,
+        handler_factory: Callable[[Any], Any],
+        *,
+        serializers: Iterable[str] = ("json", "msgpack"),
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        open_handshake_timeout: float = DEFAULT_OPEN_HANDSHAKE_TIMEOUT,
+        min_peer_max_length: int = 512,
+        max_connections: int | None = None,
+        max_outgoing_buffer: int = DEFAULT_MAX_OUTGOING_BUFFER,
+        slow_consumer: str = "drop",
+        keepalive_interval: float = DEFAULT_KEEPALIVE_INTERVAL,
+        keepalive_timeout: float = DEFAULT_KEEPALIVE_TIMEOUT,
+    ) -> None:
+        """Set every setting (the constructor's, or new ones after a reload): connections
+        opened from now on get them; open ones keep their handler."""
+        chosen: dict[int, Serializer] = {}
         for name in serializers:
             if name not in SERIALIZER_IDS:
                 raise ValueError(f"unknown serializer {name!r}; known: {', '.join(SERIALIZER_IDS)}")
-            self.serializers[SERIALIZER_IDS[name]] = SERIALIZERS[name]
-        if not self.serializers:
+            chosen[SERIALIZER_IDS[name]] = SERIALIZERS[name]
+        if not chosen:
             raise ValueError("at least one serializer is needed")
         if max_message_size <= 0:
             raise ValueError(f"max_message_size must be > 0, got {max_message_size}")
-        if slow_consumer not in ("drop", "disconnect"):
-            raise ValueError(f"slow_consumer must be 'drop' or 'disconnect', got {slow_consumer!r}")
+        self.serializers = chosen
         self.handler_factory = handler_factory
         self.max_message_size = min(max_message_size, MAX_FRAME_LENGTH)
         self.open_handshake_timeout = open_handshake_timeout
         self.min_peer_max_length = min_peer_max_length
         self.max_connections = max_connections
         self.max_outgoing_buffer = max_outgoing_buffer
-        self.slow_consumer = slow_consumer
+        self.slow_consumer = check_slow_consumer(slow_consumer)
         #: TCP keep-alive: idle seconds before probing, seconds of probes (0: off)
         self.keepalive_interval = keepalive_interval
         self.keepalive_timeout = keepalive_timeout
-        self.reactor = reactor
-        #: every connection, before and after its handshake
-        self.connections: set[RawSocketServerProtocol] = set()
-        #: connections whose handshake succeeded and that are not closed yet
-        self.open_connections = 0
 
 
 class RawSocketClientProtocol(_RawSocketConnection):
@@ -583,7 +598,7 @@ class RawSocketClientFactory(ClientFactory):
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         on_open: Callable[[RawSocketClientProtocol], None] | None = None,
         on_open_failed: Callable[[RawSocketClientProtocol, int, str], None] | None = None,
-        max_outgoing_buffer: int = 4 * 1024 * 1024,
+        max_outgoing_buffer: int = DEFAULT_MAX_OUTGOING_BUFFER,
         keepalive_interval: float = DEFAULT_KEEPALIVE_INTERVAL,
         keepalive_timeout: float = DEFAULT_KEEPALIVE_TIMEOUT,
     ) -> None:

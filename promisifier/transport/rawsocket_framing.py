@@ -40,8 +40,6 @@ HANDSHAKE_ERRORS = {
 }
 #: the largest payload a frame can carry (the X bit): 16 MiB
 MAX_FRAME_LENGTH = 1 << 24
-#: default limit on one received WAMP message (the largest RawSocket allows)
-DEFAULT_MAX_MESSAGE_SIZE = MAX_FRAME_LENGTH
 
 _HEADER = struct.Struct(">I")
 #: a frame prefix from its 32-bit value, and back (``unpack_header(data, offset)``)

@@ -34,6 +34,14 @@ from promisifier.transport.autobahn_savings import (
 )
 from promisifier.transport.closing import CloseCode, truncate_reason
 from promisifier.transport.flow import OutgoingBuffer
+from promisifier.transport.limits import (
+    DEFAULT_KEEPALIVE_INTERVAL,
+    DEFAULT_KEEPALIVE_TIMEOUT,
+    DEFAULT_MAX_MESSAGE_SIZE,
+    DEFAULT_MAX_OUTGOING_BUFFER,
+    DEFAULT_OPEN_HANDSHAKE_TIMEOUT,
+    check_slow_consumer,
+)
 from promisifier.transport.proxies import TrustedProxies
 from promisifier.transport.stats import PROTOCOL_ERROR_CODES, ConnectionStats, handler_log_fields
 from promisifier.wire import SERIALIZERS, DecodeError, ProtocolError, check_message
@@ -41,21 +49,10 @@ from promisifier.wire.serializers import Serializer
 
 log = Logger(namespace="promisifier.transport")
 
-#: default limit on one received WAMP message (bytes of payload)
-DEFAULT_MAX_MESSAGE_SIZE = 16 * 1024 * 1024
-#: seconds between keep-alive pings to an idle peer, and to wait for its pong (0: off)
-DEFAULT_KEEPALIVE_INTERVAL = 30.0
-DEFAULT_KEEPALIVE_TIMEOUT = 10.0
-#: bytes queued for a peer beyond which it is a slow consumer
-DEFAULT_MAX_OUTGOING_BUFFER = 4 * 1024 * 1024
-SLOW_CONSUMER_POLICIES = ("drop", "disconnect")
-
 
 def _set_flow_options(factory: object, max_outgoing_buffer: int, slow_consumer: str) -> None:
-    if slow_consumer not in SLOW_CONSUMER_POLICIES:
-        raise ValueError(f"slow_consumer must be one of {SLOW_CONSUMER_POLICIES}, got {slow_consumer!r}")
     factory.max_outgoing_buffer = max_outgoing_buffer  # type: ignore[attr-defined]
-    factory.slow_consumer = slow_consumer  # type: ignore[attr-defined]
+    factory.slow_consumer = check_slow_consumer(slow_consumer)  # type: ignore[attr-defined]
 
 
 _connection_ids = itertools.count(1)
@@ -359,7 +356,7 @@ class WampServerFactory(OptionsOnProtocolClass, WebSocketServerFactory):
         *,
         serializers: Iterable[str] = ("json", "msgpack"),
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
-        open_handshake_timeout: float = 10.0,
+        open_handshake_timeout: float = DEFAULT_OPEN_HANDSHAKE_TIMEOUT,
         url: str | None = None,
         reactor: object | None = None,
         trusted_proxies: Iterable[str] = (),
@@ -441,7 +438,7 @@ class WampClientFactory(OptionsOnProtocolClass, WebSocketClientFactory):
         *,
         serializers: Iterable[str] = ("msgpack", "json"),
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
-        open_handshake_timeout: float = 10.0,
+        open_handshake_timeout: float = DEFAULT_OPEN_HANDSHAKE_TIMEOUT,
         on_open: Callable[[WampClientProtocol], None] | None = None,
         on_open_failed: Callable[[WampClientProtocol, int | None, str | None], None] | None = None,
         reactor: object | None = None,

@@ -1,0 +1,73 @@
+"""The router core is free of I/O: nothing under ``promisifier/router/`` imports Twisted's
+networking, autobahn, twisted.web, the transports or the layers above the router."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+ROUTER = REPO / "promisifier" / "router"
+
+#: module prefixes the router must not import, not even inside a function
+FORBIDDEN = (
+    "autobahn",
+    "twisted.web",
+    "twisted.internet.endpoints",
+    "twisted.internet.protocol",
+    "twisted.internet.tcp",
+    "twisted.internet.ssl",
+    "twisted.internet.unix",
+    "promisifier.transport.websocket",
+    "promisifier.transport.rawsocket",
+    "promisifier.transport.handshake",
+    "promisifier.listen",
+    "promisifier.embed",
+    "promisifier.client",
+    "promisifier.compat",
+    "promisifier.relay",
+)
+
+
+def _forbidden(name: str) -> bool:
+    return any(name == prefix or name.startswith(prefix + ".") for prefix in FORBIDDEN)
+
+
+def _imported_names(path: Path) -> list[str]:
+    names = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.extend(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.append(node.module)
+            names.extend(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+@pytest.mark.parametrize("path", sorted(ROUTER.glob("*.py")), ids=lambda path: path.name)
+def test_no_router_module_imports_networking(path):
+    assert [name for name in _imported_names(path) if _forbidden(name)] == []
+
+
+def test_the_scan_sees_a_forbidden_import(tmp_path):
+    sample = tmp_path / "sample.py"
+    sample.write_text("def f():\n    from twisted.internet.endpoints import serverFromString\n")
+    assert [name for name in _imported_names(sample) if _forbidden(name)] != []
+
+
+def test_importing_the_router_loads_no_networking():
+    probe = (
+        "import sys, pkgutil, importlib, promisifier.router\n"
+        "for info in pkgutil.iter_modules(promisifier.router.__path__):\n"
+        "    importlib.import_module('promisifier.router.' + info.name)\n"
+        f"prefixes = {FORBIDDEN!r}\n"
+        "print(','.join(sorted(m for m in sys.modules if m.startswith(prefixes))))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.strip() == ""
