@@ -186,7 +186,8 @@ class MemoryClient:
             return
         self.open = False
         self.closed_with = (code, reason)
-        self.memory.clock.callLater(0, self.session.on_close, code, reason)
+        # the router may close a connection while making its session (router stopping)
+        self.memory.clock.callLater(0, lambda: self.session.on_close(code, reason))
 
     # -- the test's side -------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ that the router is unharmed: a normal autobahn session on the same router can st
 register and call, and ``router.state_counts()`` drains back to all zeros. A log observer
 checks that no exception escaped into the log while the test ran.
 
-What the router must answer (DESIGN.md section 6, issue 2 items 3 and 4):
+What the router must answer:
 
 * a frame that does not decode (JSON/msgpack garbage, not a list) -> close 1007;
 * a frame of the wrong kind (binary on JSON, text on msgpack) -> close 1003;
@@ -18,6 +18,9 @@ What the router must answer (DESIGN.md section 6, issue 2 items 3 and 4):
 * HELLO for a realm that does not exist -> ABORT ``wamp.error.no_such_realm``;
 * a message over the size limit -> close 1009; no HELLO in time -> close 1008;
 * a handshake without a WAMP subprotocol -> HTTP 400.
+
+The session's answers to each protocol violation, every message type and field, are tested
+in memory in tests/test_session_memory.py; here a few of each prove them over the wire.
 """
 
 from __future__ import annotations
@@ -184,10 +187,6 @@ def test_wrong_frame_kind_closes_1003(serializer):
     "msg",
     [
         pytest.param([CALL, 1, {}, "com.hostile.proc", []], id="CALL"),
-        pytest.param([REGISTER, 1, {}, "com.hostile.proc"], id="REGISTER"),
-        pytest.param([PUBLISH, 1, {}, "com.hostile.topic"], id="PUBLISH"),
-        pytest.param([GOODBYE, {}, "wamp.close.normal"], id="GOODBYE"),
-        pytest.param([RESULT, 1, {}], id="RESULT"),
         pytest.param([WELCOME, 1, {}], id="WELCOME"),
     ],
 )
@@ -220,7 +219,7 @@ def test_hello_twice_is_a_protocol_violation(serializer):
 
 
 @serializers
-@pytest.mark.parametrize("realm", ["no.such.realm", "", "realm1 "])
+@pytest.mark.parametrize("realm", ["no.such.realm"])
 @pytest_twisted.inlineCallbacks
 def test_hello_for_unknown_realm_gets_no_such_realm(serializer, realm):
     @defer.inlineCallbacks
@@ -238,10 +237,6 @@ def test_hello_for_unknown_realm_gets_no_such_realm(serializer, realm):
     "details",
     [
         pytest.param({}, id="no-roles"),
-        pytest.param({"roles": {}}, id="empty-roles"),
-        pytest.param({"roles": ["caller"]}, id="roles-a-list"),
-        pytest.param({"roles": {"broker": {}, "dealer": {}}}, id="only-router-roles"),
-        pytest.param({"roles": None}, id="roles-null"),
     ],
 )
 @pytest_twisted.inlineCallbacks
@@ -263,12 +258,7 @@ def test_hello_without_client_roles_is_a_protocol_violation(serializer, details)
     "msg",
     [
         pytest.param([999], id="999"),
-        pytest.param([999, 1, {}, "x"], id="999-with-fields"),
-        pytest.param([7, {}], id="7-unassigned"),
         pytest.param(["CALL", 1, {}, "com.x"], id="string-type"),
-        pytest.param([48.0, 1, {}, "com.x"], id="float-type"),
-        pytest.param([True, "realm1", {}], id="bool-type"),
-        pytest.param([], id="empty-list"),
     ],
 )
 @pytest_twisted.inlineCallbacks
@@ -288,28 +278,9 @@ def test_unknown_message_type_is_a_protocol_violation(serializer, joined, msg):
 
 # (message, name and field the ABORT's Details.message must mention)
 WRONG_FIELDS = [
-    pytest.param([CALL, 1, [], "com.hostile.proc"], "CALL", "Options", id="CALL-options-list"),
     pytest.param([CALL, 1, {}, 42], "CALL", "Procedure", id="CALL-procedure-int"),
-    pytest.param([CALL, 1, {}, "com.hostile.proc", {"a": 1}], "CALL", "Arguments", id="CALL-args-dict"),
-    pytest.param([CALL, 1, {}, "com.hostile.proc", [], []], "CALL", "ArgumentsKw", id="CALL-kwargs-list"),
-    pytest.param([CALL, None, {}, "com.hostile.proc"], "CALL", "Request", id="CALL-request-null"),
-    pytest.param([CALL, -1, {}, "com.hostile.proc"], "CALL", "Request", id="CALL-request-negative"),
-    pytest.param([CALL, 2**53 + 1, {}, "com.hostile.proc"], "CALL", "Request", id="CALL-request-too-big"),
-    pytest.param([CALL, 1.5, {}, "com.hostile.proc"], "CALL", "Request", id="CALL-request-float"),
     pytest.param([CALL, 1, {}], "CALL", "elements", id="CALL-too-short"),
-    pytest.param([CALL, 1, {}, "com.hostile.proc", [], {}, "extra"], "CALL", "elements", id="CALL-too-long"),
-    pytest.param([SUBSCRIBE, 1, {}, 42], "SUBSCRIBE", "Topic", id="SUBSCRIBE-topic-int"),
-    pytest.param([REGISTER, True, {}, "com.hostile.proc"], "REGISTER", "Request", id="REGISTER-request-bool"),
-    pytest.param([REGISTER, 1, "exact", "com.hostile.proc"], "REGISTER", "Options", id="REGISTER-options-str"),
-    pytest.param([UNREGISTER, 1, "12"], "UNREGISTER", "Registration", id="UNREGISTER-registration-str"),
-    pytest.param([UNSUBSCRIBE, 1, False], "UNSUBSCRIBE", "Subscription", id="UNSUBSCRIBE-subscription-bool"),
-    pytest.param([PUBLISH, 1, {}, ["com.t"]], "PUBLISH", "Topic", id="PUBLISH-topic-list"),
-    pytest.param([PUBLISH, 1, {}, "com.t", "args"], "PUBLISH", "Arguments", id="PUBLISH-args-str"),
-    pytest.param([YIELD, 1, None], "YIELD", "Options", id="YIELD-options-null"),
-    pytest.param([ERROR, INVOCATION, "1", {}, "com.err"], "ERROR", "Request", id="ERROR-request-str"),
-    pytest.param([ERROR, 999, 1, {}, "com.err"], "ERROR", "Type", id="ERROR-type-unknown"),
     pytest.param([ERROR, INVOCATION, 1, {}, 5], "ERROR", "Error", id="ERROR-uri-int"),
-    pytest.param([GOODBYE, [], "wamp.close.normal"], "GOODBYE", "Details", id="GOODBYE-details-list"),
 ]
 
 
@@ -369,11 +340,6 @@ def test_binary_value_where_a_uri_is_expected_is_a_protocol_violation(serializer
     "request_type",
     [
         pytest.param(CALL, id="CALL"),
-        pytest.param(REGISTER, id="REGISTER"),
-        pytest.param(SUBSCRIBE, id="SUBSCRIBE"),
-        pytest.param(PUBLISH, id="PUBLISH"),
-        pytest.param(EVENT, id="EVENT"),
-        pytest.param(RESULT, id="RESULT"),
     ],
 )
 @pytest_twisted.inlineCallbacks
@@ -393,17 +359,9 @@ def test_client_error_for_anything_but_invocation_is_a_protocol_violation(serial
     "msg",
     [
         pytest.param([WELCOME, 1, {}], id="WELCOME"),
-        pytest.param([CHALLENGE, "ticket", {}], id="CHALLENGE"),
-        pytest.param([AUTHENTICATE, "secret", {}], id="AUTHENTICATE"),
-        pytest.param([PUBLISHED, 1, 2], id="PUBLISHED"),
-        pytest.param([SUBSCRIBED, 1, 2], id="SUBSCRIBED"),
-        pytest.param([UNSUBSCRIBED, 1], id="UNSUBSCRIBED"),
         pytest.param([EVENT, 1, 2, {}, ["x"]], id="EVENT"),
         pytest.param([RESULT, 1, {}, [1]], id="RESULT"),
-        pytest.param([REGISTERED, 1, 2], id="REGISTERED"),
-        pytest.param([UNREGISTERED, 1], id="UNREGISTERED"),
         pytest.param([INVOCATION, 1, 2, {}], id="INVOCATION"),
-        pytest.param([INTERRUPT, 1, {}], id="INTERRUPT"),
     ],
 )
 @pytest_twisted.inlineCallbacks
@@ -425,9 +383,7 @@ def test_router_to_client_message_from_client_is_a_protocol_violation(serializer
 @pytest.mark.parametrize(
     "stale",
     [
-        pytest.param([YIELD, 12345, {}], id="YIELD"),
         pytest.param([YIELD, 12345, {}, ["late"], {"k": 1}], id="YIELD-with-args"),
-        pytest.param([ERROR, INVOCATION, 12345, {}, "com.hostile.error", ["late"]], id="ERROR"),
     ],
 )
 @pytest_twisted.inlineCallbacks
@@ -647,7 +603,7 @@ def test_hello_in_time_is_not_closed_by_hello_timeout(serializer):
 
 
 @serializers
-@pytest.mark.parametrize("client_reason", ["wamp.close.close_realm", "wamp.close.normal", "com.whatever.reason"])
+@pytest.mark.parametrize("client_reason", ["wamp.close.normal"])
 @pytest_twisted.inlineCallbacks
 def test_goodbye_answered_and_new_hello_joins_again(serializer, client_reason):
     @defer.inlineCallbacks
