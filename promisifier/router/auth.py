@@ -53,13 +53,13 @@ class Accepted:
     authrole: str
     authmethod: str
     authprovider: str
-    authextra: dict = field(default_factory=dict)
+    authextra: dict[str, Any] = field(default_factory=dict[str, Any])
 
 
 #: a dynamic ticket authenticator: (realm, authid, ticket, hello details) -> role name, or
 #: a dict with "role" (and optionally "authid"), or a Deferred of either; raise or return
 #: None/False to refuse
-TicketAuthenticator = Callable[[str, str, str, dict], Any]
+TicketAuthenticator = Callable[[str, str, str, dict[str, Any]], Any]
 
 
 @dataclass(frozen=True)
@@ -83,14 +83,14 @@ class AuthConfig:
                 raise ValueError(f"AuthConfig.methods: unknown method {method!r}; known: {', '.join(AUTH_METHODS)}")
 
 
-def load_callable(target: Callable | str) -> Callable:
+def load_callable(target: Callable[..., Any] | str) -> Callable[..., Any]:
     """``target`` itself, or the callable a dotted path ``package.module.name`` names."""
     if callable(target):
         return target
     module_name, _, attribute = target.rpartition(".")
     if not module_name:
         raise ValueError(f"not a dotted path to a callable: {target!r}")
-    value = getattr(importlib.import_module(module_name), attribute)
+    value: Callable[..., Any] = getattr(importlib.import_module(module_name), attribute)
     if not callable(value):
         raise ValueError(f"{target!r} is not callable")
     return value
@@ -99,7 +99,7 @@ def load_callable(target: Callable | str) -> Callable:
 class Challenge:
     """One authentication in progress: the method, the claimed authid and what to check."""
 
-    def __init__(self, method: str, authid: str, extra: dict, check: Callable[[str], Any]) -> None:
+    def __init__(self, method: str, authid: str, extra: dict[str, Any], check: Callable[[str], Any]) -> None:
         self.method = method
         self.authid = authid
         #: CHALLENGE.Extra sent to the client
@@ -126,7 +126,7 @@ class Authenticator:
         salted = [principal for principal in config.wampcra.values() if principal.salt is not None]
         self._decoy_kdf = (salted[0].iterations, salted[0].keylen) if salted else None
 
-    def pick_method(self, details: dict) -> str | None:
+    def pick_method(self, details: dict[str, Any]) -> str | None:
         """The first method the client offers that this listener accepts, or None."""
         offered = details.get("authmethods")
         if offered is None:
@@ -134,7 +134,7 @@ class Authenticator:
         if type(offered) is not list:
             return None
         for method in offered:
-            if method in self.config.methods:
+            if type(method) is str and method in self.config.methods:
                 return method
         return None
 
@@ -147,7 +147,9 @@ class Authenticator:
         """
         return Accepted(f"anonymous-{session_id}", self.config.anonymous_role, "anonymous", "static")
 
-    def challenge(self, method: str, realm: str, authid: str | None, session_id: int, details: dict) -> Challenge:
+    def challenge(
+        self, method: str, realm: str, authid: str | None, session_id: int, details: dict[str, Any]
+    ) -> Challenge:
         """Start ``method`` (ticket or wampcra) for the claimed ``authid``."""
         claimed = authid or ""
         if method == "ticket":
@@ -178,7 +180,7 @@ class Authenticator:
             method, claimed, extra, lambda signature: self._check_wampcra(principal, challenge_text, signature)
         )
 
-    def _check_ticket(self, realm: str, authid: str, ticket: str, details: dict) -> Any:
+    def _check_ticket(self, realm: str, authid: str, ticket: str, details: dict[str, Any]) -> Any:
         principal = self.config.tickets.get(authid)
         if principal is not None:
             if hmac.compare_digest(principal.secret.encode("utf-8"), ticket.encode("utf-8")):

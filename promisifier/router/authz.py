@@ -52,7 +52,7 @@ class Permission:
 
 
 #: a dynamic authorizer: (session details dict, uri, action) -> bool or Deferred[bool]
-DynamicAuthorizer = Callable[[dict, str, str], Any]
+DynamicAuthorizer = Callable[[dict[str, Any], str, str], Any]
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from promisifier.wire.messages import (
     SUBSCRIBED,
     UNSUBSCRIBE,
     UNSUBSCRIBED,
+    Message,
 )
 
 if TYPE_CHECKING:
@@ -60,7 +61,7 @@ class Subscription:
         #: EVENTs handed to its subscribers' connections (not dropped for a slow consumer)
         self.delivered = 0
 
-    def details(self) -> dict:
+    def details(self) -> dict[str, Any]:
         """The subscription as the meta API describes it."""
         return {"id": self.id, "created": iso_8601(self.created), "uri": self.uri, "match": self.match}
 
@@ -70,7 +71,7 @@ class _Filter:
 
     __slots__ = _FILTER_OPTIONS
 
-    def __init__(self, options: dict) -> None:
+    def __init__(self, options: dict[str, Any]) -> None:
         self.exclude = opt.id_list(options, "exclude")
         self.exclude_authid = opt.str_list(options, "exclude_authid")
         self.exclude_authrole = opt.str_list(options, "exclude_authrole")
@@ -98,7 +99,7 @@ class _Retained:
     __slots__ = ("publication_id", "payload", "publisher_details", "filter")
 
     def __init__(
-        self, publication_id: int, payload: list, publisher_details: dict, event_filter: _Filter | None
+        self, publication_id: int, payload: list[Any], publisher_details: dict[str, Any], event_filter: _Filter | None
     ) -> None:
         self.publication_id = publication_id
         self.payload = payload
@@ -165,7 +166,7 @@ class Broker:
 
     # -- subscriptions ----------------------------------------------------------------
 
-    def on_subscribe(self, session: RouterSession, message: list) -> None:
+    def on_subscribe(self, session: RouterSession, message: Message) -> None:
         """SUBSCRIBE: [32, Request|id, Options|dict, Topic|uri]."""
         realm = self.realm
         if realm.authorizer.open or realm.authorized(
@@ -173,7 +174,7 @@ class Broker:
         ):
             self._subscribe(session, message)
 
-    def _subscribe(self, session: RouterSession, message: list) -> None:
+    def _subscribe(self, session: RouterSession, message: Message) -> None:
         request_id, options, topic = message[1], message[2], message[3]
         try:
             match = opt.choice(options, "match", MATCH_POLICIES, "exact")
@@ -209,7 +210,7 @@ class Broker:
         if get_retained:
             self._send_retained(session, subscription)
 
-    def on_unsubscribe(self, session: RouterSession, message: list) -> None:
+    def on_unsubscribe(self, session: RouterSession, message: Message) -> None:
         """UNSUBSCRIBE: [34, Request|id, SUBSCRIBED.Subscription|id]."""
         request_id, subscription_id = message[1], message[2]
         subscription = self._subscriptions_of[session].pop(subscription_id, None)
@@ -248,13 +249,13 @@ class Broker:
 
     # -- publications -----------------------------------------------------------------
 
-    def on_publish(self, publisher: RouterSession, message: list) -> None:
+    def on_publish(self, publisher: RouterSession, message: Message) -> None:
         """PUBLISH: [16, Request|id, Options|dict, Topic|uri, Arguments|list, ArgumentsKw|dict]."""
         realm = self.realm
         if realm.authorizer.open or realm.authorized(publisher, "publish", message[3], message, self._publish_message):
             self._publish_message(publisher, message)
 
-    def _publish_message(self, publisher: RouterSession, message: list) -> None:
+    def _publish_message(self, publisher: RouterSession, message: Message) -> None:
         request_id, options, topic = message[1], message[2], message[3]
         acknowledge = options.get("acknowledge") is True
         if not is_valid_uri(topic, self.realm.strict_uris) or topic.startswith("wamp."):
@@ -262,7 +263,7 @@ class Broker:
                 publisher.send_error(PUBLISH, request_id, ErrorURI.INVALID_URI, [f"invalid topic URI {topic!r}"])
             return
         exclude_me = True
-        publisher_details: dict = {}
+        publisher_details: dict[str, Any] = {}
         event_filter: _Filter | None = None
         retain = False
         disclose = False
@@ -293,7 +294,7 @@ class Broker:
         if acknowledge:
             publisher.send([PUBLISHED, request_id, publication_id])
 
-    def publish(self, topic: str, args: list | None = None, kwargs: dict | None = None) -> int:
+    def publish(self, topic: str, args: list[Any] | None = None, kwargs: dict[str, Any] | None = None) -> int:
         """Publish an event from the router itself (meta events, embedding); returns its id."""
         payload: list[Any] = []
         if args is not None or kwargs:
@@ -307,10 +308,10 @@ class Broker:
     def _publish(
         self,
         topic: str,
-        payload: list,
+        payload: list[Any],
         publication_id: int,
         excluded: RouterSession | None,
-        publisher_details: dict,
+        publisher_details: dict[str, Any],
         event_filter: _Filter | None,
     ) -> None:
         self.events_published += 1
@@ -329,7 +330,7 @@ class Broker:
             subscription.delivered += delivered
             self.events_delivered += delivered
 
-    def _send(self, subscriber: RouterSession, event: list, encoded: dict[str, bytes], topic: str) -> bool:
+    def _send(self, subscriber: RouterSession, event: Message, encoded: dict[str, bytes], topic: str) -> bool:
         """Hand ``event`` to the subscriber's connection; False when it was not (cannot be
         encoded for it, or dropped because the subscriber is a slow consumer)."""
         try:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import random
 from bisect import bisect_left
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from twisted.logger import Logger
 
@@ -34,11 +34,11 @@ from promisifier.wire.messages import (
     RESULT,
     UNREGISTER,
     UNREGISTERED,
+    Message,
 )
 
 if TYPE_CHECKING:
-    from twisted.internet.interfaces import IDelayedCall
-
+    from promisifier.router.clock import DelayedCall
     from promisifier.router.realm import Realm
     from promisifier.router.session import RouterSession
 
@@ -102,7 +102,7 @@ class Registration:
             return callees[-1]
         return callees[0]  # single, first
 
-    def details(self) -> dict:
+    def details(self) -> dict[str, Any]:
         """The registration as the meta API describes it."""
         created = iso_8601(self.created)
         return {"id": self.id, "created": created, "uri": self.uri, "match": self.match, "invoke": self.invoke}
@@ -130,7 +130,7 @@ class Invocation:
         self.registration = registration
         #: the caller asked for progressive results
         self.progress = progress
-        self.timer: IDelayedCall | None = None
+        self.timer: DelayedCall | None = None
         #: the router clock when the CALL arrived
         self.started = started
 
@@ -247,7 +247,7 @@ class Dealer:
 
     # -- registrations ----------------------------------------------------------------
 
-    def on_register(self, session: RouterSession, message: list) -> None:
+    def on_register(self, session: RouterSession, message: Message) -> None:
         """REGISTER: [64, Request|id, Options|dict, Procedure|uri]."""
         realm = self.realm
         if realm.authorizer.open or realm.authorized(
@@ -255,7 +255,7 @@ class Dealer:
         ):
             self._register(session, message)
 
-    def _register(self, session: RouterSession, message: list) -> None:
+    def _register(self, session: RouterSession, message: Message) -> None:
         request_id, options, procedure = message[1], message[2], message[3]
         try:
             match = opt.choice(options, "match", MATCH_POLICIES, "exact")
@@ -310,7 +310,7 @@ class Dealer:
             meta.registration_created(session, registration)
         meta.registered(session, registration)
 
-    def on_unregister(self, session: RouterSession, message: list) -> None:
+    def on_unregister(self, session: RouterSession, message: Message) -> None:
         """UNREGISTER: [66, Request|id, REGISTERED.Registration|id]."""
         request_id, registration_id = message[1], message[2]
         registration = self._registrations_of[session].pop(registration_id, None)
@@ -351,13 +351,13 @@ class Dealer:
 
     # -- calls ----------------------------------------------------------------------
 
-    def on_call(self, caller: RouterSession, message: list) -> None:
+    def on_call(self, caller: RouterSession, message: Message) -> None:
         """CALL: [48, Request|id, Options|dict, Procedure|uri, Arguments|list, ArgumentsKw|dict]."""
         realm = self.realm
         if realm.authorizer.open or realm.authorized(caller, "call", message[3], message, self._call):
             self._call(caller, message)
 
-    def _call(self, caller: RouterSession, message: list) -> None:
+    def _call(self, caller: RouterSession, message: Message) -> None:
         request_id, options, procedure = message[1], message[2], message[3]
         if procedure.startswith("wamp."):
             self.realm.meta.call(caller, message)
@@ -378,7 +378,7 @@ class Dealer:
             else:
                 caller.send_error(CALL, request_id, ErrorURI.INVALID_URI, [f"invalid procedure URI {procedure!r}"])
             return
-        details: dict = {}
+        details: dict[str, Any] = {}
         progress = False
         timeout = 0.0
         if options:
@@ -440,7 +440,7 @@ class Dealer:
         if timeout:
             invocation.timer = self.realm.clock.callLater(timeout / 1000.0, self._on_timeout, invocation)
 
-    def on_yield(self, callee: RouterSession, message: list) -> None:
+    def on_yield(self, callee: RouterSession, message: Message) -> None:
         """YIELD: [70, INVOCATION.Request|id, Options|dict, Arguments|list, ArgumentsKw|dict]."""
         invocation = self._invocations_of[callee].get(message[1])
         if invocation is None:
@@ -463,7 +463,7 @@ class Dealer:
         histogram.sum += latency
         self._forward_result(invocation, [RESULT, invocation.call_request_id, {}, *message[3:]])
 
-    def _forward_result(self, invocation: Invocation, result: list) -> None:
+    def _forward_result(self, invocation: Invocation, result: Message) -> None:
         if not invocation.caller.send(result):
             self._finish(invocation)
             self._interrupt(invocation, "killnowait", ErrorURI.CANCELED)
@@ -471,7 +471,7 @@ class Dealer:
                 CALL, invocation.call_request_id, ErrorURI.INVALID_ARGUMENT, ["result cannot be encoded for the caller"]
             )
 
-    def on_invocation_error(self, callee: RouterSession, message: list) -> None:
+    def on_invocation_error(self, callee: RouterSession, message: Message) -> None:
         """ERROR for an INVOCATION: [8, 68, Request|id, Details|dict, Error|uri, Arguments, ArgumentsKw]."""
         invocation = self._invocations_of[callee].get(message[2])
         if invocation is None:
@@ -501,7 +501,7 @@ class Dealer:
                 ["error payload cannot be encoded for the caller"],
             )
 
-    def on_cancel(self, caller: RouterSession, message: list) -> None:
+    def on_cancel(self, caller: RouterSession, message: Message) -> None:
         """CANCEL: [49, CALL.Request|id, Options|dict]."""
         request_id, options = message[1], message[2]
         invocation = self._calls_of[caller].get(request_id)

@@ -22,7 +22,7 @@ from twisted.logger import Logger
 from promisifier.router.matching import MATCH_POLICIES
 from promisifier.router.trace import SessionTrace
 from promisifier.wire import ErrorURI, is_valid_uri
-from promisifier.wire.messages import CALL, RESULT
+from promisifier.wire.messages import CALL, RESULT, Message
 
 if TYPE_CHECKING:
     from promisifier.router.broker import Subscription
@@ -74,12 +74,12 @@ class MetaApi:
 
     def __init__(self, realm: Realm) -> None:
         self.realm = realm
-        self._testaments: dict[RouterSession, dict[str, list[tuple[str, list, dict]]]] = {}
+        self._testaments: dict[RouterSession, dict[str, list[tuple[str, list[Any], dict[str, Any]]]]] = {}
         #: sessions closed by kill_all: they leave without testaments or on_leave events
         self._silenced: set[RouterSession] = set()
         #: sessions whose messages are traced
         self.traces: dict[RouterSession, SessionTrace] = {}
-        self.procedures: dict[str, Callable[[RouterSession, list, dict], Any]] = {
+        self.procedures: dict[str, Callable[[RouterSession, list[Any], dict[str, Any]], Any]] = {
             "wamp.session.count": self._session_count,
             "wamp.session.list": self._session_list,
             "wamp.session.get": self._session_get,
@@ -108,7 +108,7 @@ class MetaApi:
 
     # -- calls --------------------------------------------------------------------------
 
-    def call(self, caller: RouterSession, message: list) -> None:
+    def call(self, caller: RouterSession, message: Message) -> None:
         """Answer a CALL to a ``wamp.`` procedure."""
         request_id, procedure = message[1], message[3]
         handler = self.procedures.get(procedure)
@@ -129,7 +129,7 @@ class MetaApi:
 
     # -- sessions -----------------------------------------------------------------------
 
-    def _sessions(self, kwargs: dict, args: list) -> list[RouterSession]:
+    def _sessions(self, kwargs: dict[str, Any], args: list[Any]) -> list[RouterSession]:
         roles = args[0] if args else kwargs.get("filter_authroles")
         sessions = list(self.realm.sessions.values())
         if roles is not None:
@@ -138,22 +138,22 @@ class MetaApi:
             sessions = [s for s in sessions if s.authrole in roles]
         return sessions
 
-    def _session_count(self, caller: RouterSession, args: list, kwargs: dict) -> int:
+    def _session_count(self, caller: RouterSession, args: list[Any], kwargs: dict[str, Any]) -> int:
         return len(self._sessions(kwargs, args))
 
-    def _session_list(self, caller: RouterSession, args: list, kwargs: dict) -> list[int]:
+    def _session_list(self, caller: RouterSession, args: list[Any], kwargs: dict[str, Any]) -> list[int]:
         return [s.session_id for s in self._sessions(kwargs, args)]  # type: ignore[misc]
 
-    def _target(self, args: list) -> RouterSession:
+    def _target(self, args: list[Any]) -> RouterSession:
         session = self.realm.sessions.get(args[0]) if args and type(args[0]) is int else None
         if session is None:
             raise MetaError(ErrorURI.NO_SUCH_SESSION, f"no session {args[0] if args else None!r} in this realm")
         return session
 
-    def _session_get(self, caller: RouterSession, args: list, kwargs: dict) -> dict:
+    def _session_get(self, caller: RouterSession, args: list[Any], kwargs: dict[str, Any]) -> dict[str, Any]:
         return session_details(self._target(args))
 
-    def _kill(self, sessions: list[RouterSession], kwargs: dict, silently: bool = False) -> list[int]:
+    def _kill(self, sessions: list[RouterSession], kwargs: dict[str, Any], silently: bool = False) -> list[int]:
         reason = kwargs.get("reason") or ErrorURI.CLOSE_KILLED
         if not is_valid_uri(reason):
             raise MetaError(ErrorURI.INVALID_URI, f"invalid reason URI {reason!r}")
@@ -166,30 +166,30 @@ class MetaApi:
             session.goodbye(reason, str(message))
         return killed  # type: ignore[return-value]
 
-    def _session_kill(self, caller: RouterSession, args: list, kwargs: dict) -> None:
+    def _session_kill(self, caller: RouterSession, args: list[Any], kwargs: dict[str, Any]) -> None:
         target = self._target(args)
         if target is caller:
             raise MetaError(ErrorURI.NO_SUCH_SESSION, "a session cannot kill itself; use GOODBYE")
         self._kill([target], kwargs)
 
-    def _session_kill_by_authid(self, caller: RouterSession, args: list, kwargs: dict) -> list[int]:
+    def _session_kill_by_authid(self, caller: RouterSession, args: list[Any], kwargs: dict[str, Any]) -> list[int]:
         authid = args[0]
         return self._kill([s for s in self.realm.sessions.values() if s.authid == authid and s is not caller], kwargs)
 
-    def _session_kill_by_authrole(self, caller: RouterSession, args: list, kwargs: dict) -> int:
+    def _session_kill_by_authrole(self, caller: RouterSession, args: list[Any], kwargs: dict[str, Any]) -> int:
         authrole = args[0]
         return len(
             self._kill([s for s in self.realm.sessions.values() if s.authrole == authrole and s is not caller], kwargs)
         )
 
-    def _session_kill_all(self, caller: RouterSession, args: list, kwargs: dict) -> int:
+    def _session_kill_all(self, caller: RouterSession, args: list[Any], kwargs: dict[str, Any]) -> int:
         # The specification: no session meta events or testaments for these sessions (no
         # subscriber but the caller would be left to receive them).
         return len(self._kill([s for s in self.realm.sessions.values() if s is not caller], kwargs, silently=True))
 
     # -- message trace ------------------------------------------------------------------
 
-    def _session_trace(self, caller: RouterSession, args: list, kwargs: dict) -> dict:
+    def _session_trace(self, caller: RouterSession, args: list[Any], kwargs: dict[str, Any]) -> dict[str, Any]:
         """``promisifier.session.trace(session_id, on, payloads=False)``."""
         target = self._target(args)
         on = args[1] if len(args) > 1 else kwargs.get("on", True)
@@ -215,7 +215,7 @@ class MetaApi:
 
     # -- testaments ---------------------------------------------------------------------
 
-    def _add_testament(self, caller: RouterSession, args: list, kwargs: dict) -> None:
+    def _add_testament(self, caller: RouterSession, args: list[Any], kwargs: dict[str, Any]) -> None:
         topic = args[0]
         event_args = args[1] if len(args) > 1 else []
         event_kwargs = args[2] if len(args) > 2 else {}
@@ -229,7 +229,7 @@ class MetaApi:
         by_scope = self._testaments.setdefault(caller, {})
         by_scope.setdefault(scope, []).append((topic, event_args, event_kwargs))
 
-    def _flush_testaments(self, caller: RouterSession, args: list, kwargs: dict) -> int:
+    def _flush_testaments(self, caller: RouterSession, args: list[Any], kwargs: dict[str, Any]) -> int:
         scope = kwargs.get("scope", "destroyed")
         if scope not in TESTAMENT_SCOPES:
             raise MetaError(ErrorURI.INVALID_ARGUMENT, "scope must be destroyed or detached")
@@ -237,47 +237,47 @@ class MetaApi:
 
     # -- registrations and subscriptions ---------------------------------------------------
 
-    def _registration(self, args: list) -> Registration:
+    def _registration(self, args: list[Any]) -> Registration:
         registration = self.realm.dealer.registration(args[0]) if args else None
         if registration is None:
             raise MetaError(ErrorURI.NO_SUCH_REGISTRATION, f"no registration {args[0] if args else None!r}")
         return registration
 
-    def _subscription(self, args: list) -> Subscription:
+    def _subscription(self, args: list[Any]) -> Subscription:
         subscription = self.realm.broker.subscription(args[0]) if args else None
         if subscription is None:
             raise MetaError(ErrorURI.NO_SUCH_SUBSCRIPTION, f"no subscription {args[0] if args else None!r}")
         return subscription
 
     @staticmethod
-    def _match_option(args: list, kwargs: dict) -> str:
+    def _match_option(args: list[Any], kwargs: dict[str, Any]) -> str:
         options = args[1] if len(args) > 1 and type(args[1]) is dict else kwargs
         match = options.get("match", "exact")
-        if match not in MATCH_POLICIES:
+        if type(match) is not str or match not in MATCH_POLICIES:
             raise MetaError(ErrorURI.INVALID_ARGUMENT, f"match must be one of {MATCH_POLICIES}")
         return match
 
     @staticmethod
-    def _uri_arg(args: list) -> str:
+    def _uri_arg(args: list[Any]) -> str:
         # The URI indexes split what they are given: anything but a string is refused here.
         uri = args[0]
         if type(uri) is not str:
             raise MetaError(ErrorURI.INVALID_ARGUMENT, "the first argument must be a URI string")
         return uri
 
-    def _registration_lookup(self, caller: RouterSession, args: list, kwargs: dict) -> int | None:
+    def _registration_lookup(self, caller: RouterSession, args: list[Any], kwargs: dict[str, Any]) -> int | None:
         registration = self.realm.dealer.lookup(self._uri_arg(args), self._match_option(args, kwargs))
         return registration.id if registration is not None else None
 
-    def _registration_match(self, caller: RouterSession, args: list, kwargs: dict) -> int | None:
+    def _registration_match(self, caller: RouterSession, args: list[Any], kwargs: dict[str, Any]) -> int | None:
         registration = self.realm.dealer.match(self._uri_arg(args))
         return registration.id if registration is not None else None
 
-    def _subscription_lookup(self, caller: RouterSession, args: list, kwargs: dict) -> int | None:
+    def _subscription_lookup(self, caller: RouterSession, args: list[Any], kwargs: dict[str, Any]) -> int | None:
         subscription = self.realm.broker.lookup(self._uri_arg(args), self._match_option(args, kwargs))
         return subscription.id if subscription is not None else None
 
-    def _subscription_match(self, caller: RouterSession, args: list, kwargs: dict) -> list[int] | None:
+    def _subscription_match(self, caller: RouterSession, args: list[Any], kwargs: dict[str, Any]) -> list[int] | None:
         found = [s.id for s in self.realm.broker.match(self._uri_arg(args))]
         return found or None
 

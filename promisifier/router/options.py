@@ -16,7 +16,7 @@ class OptionError(ValueError):
     """An option of a request has the wrong type or value; the text names the option."""
 
 
-def flag(options: dict, key: str, default: bool = False) -> bool:
+def flag(options: dict[str, Any], key: str, default: bool = False) -> bool:
     """A boolean option."""
     value = options.get(key, default)
     if type(value) is not bool:
@@ -24,7 +24,7 @@ def flag(options: dict, key: str, default: bool = False) -> bool:
     return value
 
 
-def choice(options: dict, key: str, choices: Sequence[str], default: str) -> str:
+def choice(options: dict[str, Any], key: str, choices: Sequence[str], default: str) -> str:
     """A string option restricted to ``choices``."""
     value = options.get(key, default)
     if value not in choices or type(value) is not str:
@@ -32,15 +32,15 @@ def choice(options: dict, key: str, choices: Sequence[str], default: str) -> str
     return value
 
 
-def milliseconds(options: dict, key: str) -> float:
+def milliseconds(options: dict[str, Any], key: str) -> float:
     """A non-negative duration in milliseconds (0 when absent)."""
     value = options.get(key, 0)
     if type(value) not in (int, float) or value < 0 or value != value:
         raise OptionError(f"option {key!r} must be a non-negative number of milliseconds, got {value!r}")
-    return value
+    return float(value)
 
 
-def id_list(options: dict, key: str) -> frozenset[int] | None:
+def id_list(options: dict[str, Any], key: str) -> frozenset[int] | None:
     """A list of session IDs, or None when absent."""
     value = options.get(key)
     if value is None:
@@ -50,7 +50,7 @@ def id_list(options: dict, key: str) -> frozenset[int] | None:
     return frozenset(value)
 
 
-def str_list(options: dict, key: str) -> frozenset[str] | None:
+def str_list(options: dict[str, Any], key: str) -> frozenset[str] | None:
     """A list of strings (authids, authroles), or None when absent."""
     value = options.get(key)
     if value is None:
@@ -60,11 +60,11 @@ def str_list(options: dict, key: str) -> frozenset[str] | None:
     return frozenset(value)
 
 
-def any_of(options: dict, keys: Sequence[str]) -> bool:
+def any_of(options: dict[str, Any], keys: Sequence[str]) -> bool:
     """True when at least one of ``keys`` is present (fast check before detailed parsing)."""
     return any(key in options for key in keys)
 
 
-def maybe(options: dict, key: str) -> Any:
+def maybe(options: dict[str, Any], key: str) -> Any:
     """The raw value of an option or None."""
     return options.get(key)

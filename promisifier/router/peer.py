@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from promisifier.wire.messages import Message
+
 
 class Peer(Protocol):
     """The router's view of one client connection."""
@@ -21,10 +23,10 @@ class Peer(Protocol):
     #: True while the peer is not reading fast enough (too many bytes queued for it)
     congested: bool
 
-    def send(self, message: list) -> None:
+    def send(self, message: Message) -> None:
         """Deliver one message. Raises :class:`promisifier.wire.EncodeError`."""
 
-    def send_shared(self, message: list, encoded: dict[str, bytes]) -> bool:
+    def send_shared(self, message: Message, encoded: dict[str, bytes]) -> bool:
         """Deliver a message that goes to many peers; ``encoded`` caches its encodings.
 
         False when it was not delivered (connection not open, or a slow consumer).

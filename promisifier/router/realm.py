@@ -26,16 +26,16 @@ from promisifier.wire.messages import (
     UNREGISTER,
     UNSUBSCRIBE,
     YIELD,
+    Message,
 )
 
 log = Logger(namespace="promisifier.router.realm")
 
 if TYPE_CHECKING:
-    from twisted.internet.interfaces import IReactorTime
-
+    from promisifier.router.clock import Clock
     from promisifier.router.session import RouterSession
 
-Handler = Callable[["RouterSession", list], None]
+Handler = Callable[["RouterSession", list[Any]], None]
 
 _ROUTER_ROLES = {
     "dealer": {"features": {**DEALER_FEATURES, **DEALER_META_FEATURES}},
@@ -46,7 +46,7 @@ _ROUTER_ROLES = {
 class Realm:
     """One realm of a router. Routing tables live here, not in the sessions."""
 
-    def __init__(self, config: RealmConfig, clock: IReactorTime, limits: Limits | None = None) -> None:
+    def __init__(self, config: RealmConfig, clock: Clock, limits: Limits | None = None) -> None:
         self.config = config
         #: the router's limits (per session; the realm's own session cap)
         self.limits = limits if limits is not None else Limits()
@@ -83,7 +83,7 @@ class Realm:
             ABORT: RouterSession.on_abort,
         }
 
-    def _on_error(self, session: RouterSession, message: list) -> None:
+    def _on_error(self, session: RouterSession, message: Message) -> None:
         if message[1] == INVOCATION:
             self.dealer.on_invocation_error(session, message)
         else:
@@ -114,7 +114,7 @@ class Realm:
             session.goodbye(reason, message)
 
     def authorized(
-        self, session: RouterSession, action: str, uri: str, message: list, proceed: Handler, match: Any = "exact"
+        self, session: RouterSession, action: str, uri: str, message: Message, proceed: Handler, match: Any = "exact"
     ) -> bool:
         """Check ``action`` on ``uri`` for the request ``message``.
 
@@ -146,7 +146,7 @@ class Realm:
         decision.addCallbacks(decided, failed)
         return False
 
-    def _deny(self, session: RouterSession, action: str, uri: str, message: list) -> None:
+    def _deny(self, session: RouterSession, action: str, uri: str, message: Message) -> None:
         log.info(
             "session {session_id} ({authrole}) not authorized to {action} {uri}",
             session_id=session.session_id,

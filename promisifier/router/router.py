@@ -10,10 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.internet import defer
-from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from promisifier.router.auth import Authenticator
+from promisifier.router.clock import Clock
 from promisifier.router.config import RouterConfig
 from promisifier.router.peer import Peer
 from promisifier.router.realm import Realm
@@ -36,7 +36,7 @@ class Router:
         self.config = config if config is not None else RouterConfig()
         self.reactor = reactor
         #: the clock every timeout of the router runs on
-        self.clock: IReactorTime = reactor
+        self.clock: Clock = reactor
         self.realms: dict[str, Realm] = {
             realm_config.name: Realm(realm_config, self.clock, self.config.limits)
             for realm_config in self.config.realms
@@ -82,7 +82,8 @@ class Router:
 
     def release_session_id(self, session_id: int | None) -> None:
         """Make a session id available again (its session left)."""
-        self._session_ids.discard(session_id)  # type: ignore[arg-type]
+        if session_id is not None:
+            self._session_ids.discard(session_id)
 
     def session_ended(self, session: RouterSession) -> None:
         """Called by a session whose connection is gone."""
@@ -183,7 +184,12 @@ class Router:
             drained.addCallback(lambda _: self._close_sessions(timeout))
             drained.chainDeferred(self._stopped)
         done: defer.Deferred[None] = defer.Deferred()
-        self._stopped.addBoth(lambda result: done.callback(None) or result)
+
+        def fire_done(result: object) -> object:
+            done.callback(None)
+            return result
+
+        self._stopped.addBoth(fire_done)
         return done
 
     def _calls_drained(self, grace: float) -> defer.Deferred[None]:
@@ -239,7 +245,7 @@ _DRAIN_POLL_INTERVAL = 0.05
 
 
 def _add_stats(total: ConnectionStats, stats: ConnectionStats) -> None:
-    for name in ConnectionStats.__slots__:  # type: ignore[attr-defined]
+    for name in ConnectionStats.__slots__:
         setattr(total, name, getattr(total, name) + getattr(stats, name, 0))
 
 

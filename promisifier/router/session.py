@@ -23,12 +23,12 @@ from promisifier.wire.messages import (
     GOODBYE,
     HELLO,
     WELCOME,
+    Message,
     message_name,
 )
 
 if TYPE_CHECKING:
-    from twisted.internet.interfaces import IDelayedCall
-
+    from promisifier.router.clock import DelayedCall
     from promisifier.router.peer import Peer
     from promisifier.router.realm import Realm
     from promisifier.router.router import Router
@@ -62,7 +62,7 @@ class RouterSession:
         #: the authentication methods of the listener this session came through
         self.authenticator = authenticator if authenticator is not None else router.authenticator
         self._challenge: tuple[Realm, Challenge] | None = None
-        self._goodbye_timer: IDelayedCall | None = None
+        self._goodbye_timer: DelayedCall | None = None
         self.state = SessionState.ESTABLISHING
         self.session_id: int | None = None
         self.realm: Realm | None = None
@@ -76,7 +76,7 @@ class RouterSession:
         self.invocation_ids = IdSequence()
         self.joined_at: float | None = None
         self._dispatch: dict[int, Any] = {}
-        self._hello_timer: IDelayedCall | None = router.clock.callLater(
+        self._hello_timer: DelayedCall | None = router.clock.callLater(
             router.config.hello_timeout, self._on_hello_timeout
         )
 
@@ -105,7 +105,7 @@ class RouterSession:
 
     # -- from the transport -----------------------------------------------------------
 
-    def on_message(self, message: list) -> None:
+    def on_message(self, message: Message) -> None:
         """Handle one received message that passed the wire check."""
         if self.state is SessionState.ESTABLISHED:
             handler = self._dispatch.get(message[0])
@@ -157,7 +157,7 @@ class RouterSession:
 
     # -- sending --------------------------------------------------------------------
 
-    def send(self, message: list) -> bool:
+    def send(self, message: Message) -> bool:
         """Send ``message`` to the client; False when it cannot be encoded for it."""
         try:
             self.peer.send(message)
@@ -176,12 +176,12 @@ class RouterSession:
         request_type: int,
         request_id: int,
         error_uri: str,
-        args: list | None = None,
-        kwargs: dict | None = None,
-        details: dict | None = None,
+        args: list[Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        details: dict[str, Any] | None = None,
     ) -> None:
         """Send ERROR for the client's request ``request_id`` of type ``request_type``."""
-        message: list = [ERROR, request_type, request_id, details if details is not None else {}, error_uri]
+        message: Message = [ERROR, request_type, request_id, details if details is not None else {}, error_uri]
         if args is not None or kwargs:
             message.append(args if args is not None else [])
             if kwargs:
@@ -216,7 +216,7 @@ class RouterSession:
 
     # -- session lifecycle ------------------------------------------------------------
 
-    def _on_hello(self, message: list) -> None:
+    def _on_hello(self, message: Message) -> None:
         realm_name, details = message[1], message[2]
         roles = details.get("roles")
         if type(roles) is not dict or not any(role in _CLIENT_ROLES for role in roles):
@@ -279,7 +279,7 @@ class RouterSession:
         self.send([CHALLENGE, method, challenge.extra])
         self._challenge = (realm, challenge)
 
-    def on_authenticate(self, message: list) -> None:
+    def on_authenticate(self, message: Message) -> None:
         """AUTHENTICATE while CHALLENGING: check the signature, then WELCOME or ABORT."""
         pending, self._challenge = self._challenge, None
         if pending is None:
@@ -366,7 +366,7 @@ class RouterSession:
             event="join",
         )
 
-    def on_goodbye(self, message: list) -> None:
+    def on_goodbye(self, message: Message) -> None:
         """The client closes its session: answer GOODBYE and go back to ESTABLISHING."""
         self.send([GOODBYE, {}, ErrorURI.CLOSE_GOODBYE_AND_OUT])
         self._leave_realm(f"goodbye ({message[2]})")
@@ -374,7 +374,7 @@ class RouterSession:
         self.state = SessionState.ESTABLISHING
         self._hello_timer = self.router.clock.callLater(self.router.config.hello_timeout, self._on_hello_timeout)
 
-    def on_abort(self, message: list) -> None:
+    def on_abort(self, message: Message) -> None:
         """The client aborted its established session: end it and the connection."""
         log.info(
             "session {session_id} aborted by the client: {reason}",

@@ -31,6 +31,7 @@ from promisifier.wire.messages import (
     PUBLISH,
     RESULT,
     YIELD,
+    Message,
     message_name,
 )
 
@@ -55,7 +56,7 @@ def payload_size(value: Any) -> int:
         return len(repr(value))
 
 
-def describe(message: list, payloads: bool = False) -> str:
+def describe(message: Message, payloads: bool = False) -> str:
     """One line about ``message``: type, ids, URIs and options as they are; the payload
     as sizes (``args=3 items/27 B kwargs=1 key/9 B``), or itself with ``payloads``."""
     kind = message[0]
@@ -92,7 +93,7 @@ class SessionTrace:
         self._wrapped_peer: list[str] = []
         self._start()
 
-    def _log(self, direction: str, message: list) -> None:
+    def _log(self, direction: str, message: Message) -> None:
         try:
             text = describe(message, self.payloads)
         except Exception as error:  # noqa: BLE001 - a trace must never break routing
@@ -109,9 +110,9 @@ class SessionTrace:
     def _start(self) -> None:
         session = self.session
         peer = session.peer
-        receive: Callable[[list], None] = session.on_message
+        receive: Callable[[Message], None] = session.on_message
 
-        def traced_on_message(message: list) -> None:
+        def traced_on_message(message: Message) -> None:
             self._log("in", message)
             receive(message)
 
@@ -127,13 +128,13 @@ class SessionTrace:
     def _traced_send(self, original: Callable[..., Any], shared: bool) -> Callable[..., Any]:
         if shared:
 
-            def traced_send_shared(message: list, encoded: dict) -> Any:
+            def traced_send_shared(message: Message, encoded: dict[str, Any]) -> Any:
                 self._log("out", message)
                 return original(message, encoded)
 
             return traced_send_shared
 
-        def traced_send(message: list) -> Any:
+        def traced_send(message: Message) -> Any:
             self._log("out", message)
             return original(message)
 
