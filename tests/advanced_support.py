@@ -33,7 +33,15 @@ from twisted.internet import defer
 
 from promisifier.router import RouterConfig
 from promisifier.router.config import RealmConfig
-from tests.support import SERIALIZER_NAMES, RecordingSession, connect_autobahn, leave_and_wait, start_router, within
+from tests.support import (
+    SERIALIZER_NAMES,
+    RecordingSession,
+    connect_autobahn,
+    leave_and_wait,
+    router_idle,
+    start_router,
+    within,
+)
 
 # WAMP message type codes (as on the wire)
 HELLO, WELCOME, GOODBYE, ERROR = 1, 2, 6, 8
@@ -290,40 +298,6 @@ def sync(session: WireSession):
     """A round trip through the router on ``session``'s connection (a meta call that
     publishes nothing): whatever the router sent this session before, has arrived."""
     yield within(session.call("wamp.session.count"))
-
-
-def _is_zero(counts: dict[str, int]) -> bool:
-    return all(value == 0 for value in counts.values())
-
-
-def router_idle(router: Any, seconds: float = 5.0) -> defer.Deferred:
-    """Fires with ``router.state_counts()`` once every count is zero (checked each time one
-    of the router's connections ends)."""
-    if _is_zero(router.state_counts()):
-        return defer.succeed(router.state_counts())
-    waiters = router.__dict__.get("_advanced_idle_waiters")
-    if waiters is None:
-        waiters = router._advanced_idle_waiters = []
-        original = router.session_ended
-
-        def session_ended(session: Any) -> None:
-            original(session)
-            if _is_zero(router.state_counts()):
-                pending = list(waiters)
-                waiters.clear()
-                for waiter in pending:
-                    if not waiter.called:
-                        waiter.callback(router.state_counts())
-
-        router.session_ended = session_ended
-    waiter: defer.Deferred = defer.Deferred()
-    waiters.append(waiter)
-
-    def timed_out(failure: Any) -> None:
-        failure.trap(defer.TimeoutError, defer.CancelledError)
-        raise AssertionError(f"router state not back to zero after {seconds} s: {router.state_counts()}")
-
-    return within(waiter, seconds).addErrback(timed_out)
 
 
 def drop_transport(session: RecordingSession) -> None:

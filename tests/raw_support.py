@@ -23,7 +23,7 @@ from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.logger import formatEvent, globalLogPublisher
 
 from promisifier.router import RouterConfig
-from tests.support import WAIT, autobahn_serializer, connect_autobahn, leave_and_wait, start_router, within
+from tests.support import WAIT, autobahn_serializer, connect_autobahn, leave_and_wait, router_idle, start_router, within
 
 SUBPROTOCOLS = {"json": "wamp.2.json", "msgpack": "wamp.2.msgpack"}
 SERIALIZER_OF = {subprotocol: name for name, subprotocol in SUBPROTOCOLS.items()}
@@ -354,39 +354,6 @@ def send_garbage(client: RawClient, serializer: str) -> None:
 # -- after each case: the router still works and holds nothing -----------------------------
 
 
-def is_idle(router) -> bool:
-    return all(value == 0 for value in router.state_counts().values())
-
-
-def wait_idle(router, seconds: float = WAIT) -> defer.Deferred:
-    """Fires when ``router.state_counts()`` is all zeros (checked whenever a session ends)."""
-    if is_idle(router):
-        return defer.succeed(None)
-    done: defer.Deferred = defer.Deferred()
-    original = router.session_ended
-
-    def session_ended(session):
-        original(session)
-        if not done.called and is_idle(router):
-            done.callback(None)
-
-    router.session_ended = session_ended
-
-    def restore(result):
-        if router.__dict__.get("session_ended") is session_ended:
-            del router.session_ended
-        return result
-
-    def explain(failure):
-        failure.trap(defer.TimeoutError)
-        raise AssertionError(f"router state did not drain to zero: {router.state_counts()}")
-
-    done.addBoth(restore)
-    within(done, seconds)
-    done.addErrback(explain)
-    return done
-
-
 @defer.inlineCallbacks
 def assert_router_healthy(running, serializer: str = "json", clients: tuple = ()):
     """Close the raw clients; a normal autobahn callee and caller work; state drains to zero."""
@@ -403,7 +370,7 @@ def assert_router_healthy(running, serializer: str = "json", clients: tuple = ()
     for session in (callee, caller):
         assert session.judge.failures == [], session.judge.failures
         assert session.judge.parsed > 0
-    yield wait_idle(running.router)
+    yield router_idle(running.router)
 
 
 @defer.inlineCallbacks

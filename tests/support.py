@@ -63,6 +63,37 @@ def until(predicate: Callable[[], bool], seconds: float = WAIT, every: float = 0
     return done
 
 
+def router_idle(router: Any, seconds: float = WAIT) -> defer.Deferred:
+    """Fires with ``router.state_counts()`` once every count is zero (checked whenever one
+    of the router's connections ends); fails with AssertionError after ``seconds``."""
+
+    def idle() -> bool:
+        return not any(router.state_counts().values())
+
+    if idle():
+        return defer.succeed(router.state_counts())
+    done: defer.Deferred = defer.Deferred()
+    original = router.session_ended
+
+    def session_ended(session: Any) -> None:
+        original(session)
+        if not done.called and idle():
+            done.callback(router.state_counts())
+
+    router.session_ended = session_ended
+
+    def restore(result: Any) -> Any:
+        if router.__dict__.get("session_ended") is session_ended:
+            del router.session_ended
+        return result
+
+    def explain(failure: Any) -> None:
+        failure.trap(defer.TimeoutError)
+        raise AssertionError(f"router state not back to zero after {seconds} s: {router.state_counts()}")
+
+    return within(done, seconds).addBoth(restore).addErrback(explain)
+
+
 @dataclass
 class RunningRouter:
     """A router listening on 127.0.0.1 on an ephemeral port."""

@@ -33,7 +33,7 @@ from twisted.internet import defer, protocol, reactor
 
 from promisifier.router import RouterConfig
 from promisifier.router.config import RealmConfig
-from tests.support import SERIALIZER_NAMES, start_router
+from tests.support import SERIALIZER_NAMES, router_idle, start_router
 
 pytestmark = pytest.mark.slow
 
@@ -146,23 +146,6 @@ def _reports(out: str) -> dict[str, dict]:
 
 
 @defer.inlineCallbacks
-def _wait_idle(router, seconds: float = 5.0):
-    """Wait until the relay holds no connection, session, registration or call."""
-    deadline = reactor.seconds() + seconds
-    while True:
-        counts = router.state_counts()
-        if not any(counts.values()) or reactor.seconds() > deadline:
-            return counts
-        yield _sleep(0.05)
-
-
-def _sleep(seconds: float) -> defer.Deferred:
-    d: defer.Deferred = defer.Deferred()
-    reactor.callLater(seconds, d.callback, None)
-    return d
-
-
-@defer.inlineCallbacks
 def _run_interop(serializer: str, cancel_reply: str, scenarios: tuple[str, ...]):
     _skip_or_fail_without_prerequisites()
     config = RouterConfig(realms=(RealmConfig(name="realm1", cancel_reply=cancel_reply),))
@@ -194,7 +177,7 @@ def _run_interop(serializer: str, cancel_reply: str, scenarios: tuple[str, ...])
         assert all(reports[name]["serializer"] == serializer for name in scenarios)
         # Whatever the clients did, the relay is left with nothing: no session, no
         # registration or subscription, no call in flight.
-        counts = yield _wait_idle(running.router)
+        counts = yield router_idle(running.router, 5.0)
         assert not any(counts.values()), f"relay state after the clients left: {counts}"
         return reports
     finally:
