@@ -64,7 +64,7 @@ def test_keepalive_drops_a_peer_that_stopped_reading_and_fails_its_calls():
 @pytest_twisted.inlineCallbacks
 def test_slow_subscriber_gets_drops_while_the_others_get_every_event():
     event_size = 64 * 1024
-    # 100 MiB as the issue asks; PROMISIFIER_FLOW_BYTES sets another amount
+    # 100 MiB: far beyond the 1 MiB cap; PROMISIFIER_FLOW_BYTES sets another amount
     total_bytes = int(os.environ.get("PROMISIFIER_FLOW_BYTES", 100 * 1024 * 1024))
     events = total_bytes // event_size
     cap = 1024 * 1024

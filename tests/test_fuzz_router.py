@@ -18,7 +18,8 @@ joined; or back to ESTABLISHING after a GOODBYE), and sends, pipelined, a few fr
 
 Then it sends a probe (CALL to a procedure nobody registered, after a HELLO if needed):
 the probe's ERROR proves the router has processed everything before it. The answers must
-be exactly what the specification and DESIGN.md section 6 say, in order: the normal answer
+be exactly what the specification and the relay's rules for bad input (docs/design.md,
+"Limits and bad input") say, in order: the normal answer
 of each acceptable message (or nothing for fire-and-forget ones), and for the first bad
 one ABORT (``wamp.error.protocol_violation``, or ``no_such_realm``) then a close with 1002
 (1000 after a client ABORT or for an unknown realm), or a close with 1007 (does not decode,

@@ -1,4 +1,4 @@
-"""Hostile input over a raw WebSocket: the router answers each abuse as the design says.
+"""Hostile input over a raw WebSocket: the router answers each abuse as the protocol defines.
 
 A small raw WebSocket client (autobahn's ``WebSocketClientProtocol``, no WAMP on top)
 sends hand-made frames and records everything that comes back. Every frame the router

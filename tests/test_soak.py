@@ -1,4 +1,4 @@
-"""Connection churn: nothing leaks (issue 6 item 6).
+"""Connection churn: nothing leaks (memory, sessions, registrations, subscriptions, calls).
 
 In each of ``ROUNDS`` rounds, ``CLIENTS`` raw WebSocket clients (half JSON, half
 msgpack; 127.0.0.1 only) join, register a procedure of their own (the same names every

@@ -185,7 +185,7 @@ def test_wrong_field_type_is_refused_in_shortest_form(code: int, index: int, wro
         check_message(msg)
 
 
-def test_error_text_example_from_the_issue() -> None:
+def test_error_text_names_the_message_the_field_and_the_type_found() -> None:
     with pytest.raises(ProtocolError) as info:
         check_message([48, 1, [], "com.example.add"])
     assert str(info.value) == "CALL: Options must be a dict, got list"
