@@ -3,7 +3,8 @@ answers to each message in each state. A message that decodes but breaks the pro
 ABORT ``wamp.error.protocol_violation`` naming what was wrong, then close 1002; HELLO for an
 unknown realm gets ABORT ``wamp.error.no_such_realm``; GOODBYE is answered and the
 connection may carry a new session; a router GOODBYE waits for the client's reply; the
-router's shutdown lets calls in flight finish. Every test ends with the router idle.
+router's shutdown lets calls in flight finish; authentication passes through CHALLENGING
+and AUTHENTICATING. Every test ends with the router idle.
 
 The same abuses over a real socket, with frames that do not even decode, are in
 tests/test_router_hostile.py.
@@ -12,9 +13,14 @@ tests/test_router_hostile.py.
 from __future__ import annotations
 
 import pytest
+from twisted.internet import defer
 
 from promisifier.router import RouterConfig
+from promisifier.router.auth import AuthConfig, Principal
+from promisifier.router.authz import ALLOW_ALL, RoleConfig
+from promisifier.router.config import RealmConfig
 from promisifier.router.session import GOODBYE_CLOSE_GRACE, SessionState
+from promisifier.wire.cra import compute_signature
 from promisifier.wire.messages import (
     ABORT,
     AUTHENTICATE,
@@ -330,4 +336,118 @@ def test_a_session_that_cannot_be_encoded_for_is_not_sent_the_message(memory):
 def test_router_config_defaults_apply_in_memory():
     memory = MemoryRouter(RouterConfig(realms=("realm1",)))
     assert memory.join().session_id is not None
+    memory.assert_idle()
+
+
+# -- authentication: CHALLENGING and AUTHENTICATING ------------------------------------------------
+
+ROLES = (RoleConfig("user", (ALLOW_ALL,)),)
+
+
+def auth_router(**auth) -> MemoryRouter:
+    config = RouterConfig(realms=(RealmConfig("realm1", roles=ROLES),), auth=AuthConfig(**auth))
+    return MemoryRouter(config)
+
+
+def ticket_hello(client: MemoryClient, authid: str = "joe") -> list:
+    client.send_raw([HELLO, "realm1", {"roles": ALL_ROLES, "authmethods": ["ticket"], "authid": authid}])
+    return client.last()
+
+
+def test_ticket_challenge_then_welcome():
+    memory = auth_router(methods=("ticket",), tickets={"joe": Principal("joe", "user", "pw")})
+    client = memory.connect()
+    assert ticket_hello(client) == [CHALLENGE, "ticket", {}]
+    assert client.state is SessionState.CHALLENGING
+    client.send_raw([AUTHENTICATE, "pw", {}])
+    welcome = client.last()
+    assert welcome[0] == WELCOME and client.state is SessionState.ESTABLISHED
+    assert (welcome[2]["authid"], welcome[2]["authrole"], welcome[2]["authmethod"]) == ("joe", "user", "ticket")
+    memory.assert_idle()
+
+
+def test_wrong_ticket_and_unknown_authid_fail_alike():
+    memory = auth_router(methods=("ticket",), tickets={"joe": Principal("joe", "user", "pw")})
+    answers = []
+    for authid, ticket in (("joe", "wrong"), ("nobody", "pw")):
+        client = memory.connect()
+        assert ticket_hello(client, authid)[0] == CHALLENGE
+        client.send_raw([AUTHENTICATE, ticket, {}])
+        answers.append(client.last())
+        assert client.closed_with is not None
+    assert answers[0] == answers[1] == [ABORT, {"message": "authentication failed"}, "wamp.error.authentication_failed"]
+    assert memory.router.auth_failures == 2
+    memory.assert_idle()
+
+
+def test_wampcra_challenge_signed_by_the_client():
+    memory = auth_router(methods=("wampcra",), wampcra={"peter": Principal("peter", "user", "secret")})
+    client = memory.connect()
+    client.send_raw([HELLO, "realm1", {"roles": ALL_ROLES, "authmethods": ["wampcra"], "authid": "peter"}])
+    challenge = client.last()
+    assert challenge[:2] == [CHALLENGE, "wampcra"]
+    signature = compute_signature(b"secret", challenge[2]["challenge"].encode())
+    client.send_raw([AUTHENTICATE, signature, {}])
+    assert client.last()[0] == WELCOME
+    memory.assert_idle()
+
+
+@pytest.mark.parametrize(
+    "msg",
+    [
+        pytest.param([CALL, 1, {}, "com.example.proc"], id="CALL"),
+        pytest.param([HELLO, "realm1", {"roles": ALL_ROLES}], id="HELLO"),
+    ],
+)
+def test_anything_but_authenticate_while_challenged_is_a_protocol_violation(msg):
+    memory = auth_router(methods=("ticket",), tickets={"joe": Principal("joe", "user", "pw")})
+    client = memory.connect()
+    ticket_hello(client)
+    client.send_raw(msg)
+    assert "AUTHENTICATE" in assert_aborted(client, PROTOCOL_VIOLATION)
+    memory.assert_idle()
+
+
+def test_a_slow_authenticator_holds_the_session_in_authenticating():
+    answers: list[defer.Deferred] = []
+
+    def authenticator(realm, authid, ticket, details):
+        answers.append(defer.Deferred())
+        return answers[-1]
+
+    memory = auth_router(methods=("ticket",), ticket_authenticator=authenticator)
+    client = memory.connect()
+    ticket_hello(client)
+    client.send_raw([AUTHENTICATE, "pw", {}])
+    assert client.state is SessionState.AUTHENTICATING and client.last()[0] == CHALLENGE
+    answers[0].callback("user")
+    assert client.last()[0] == WELCOME
+    # a message while AUTHENTICATING is a protocol violation
+    other = memory.connect()
+    ticket_hello(other)
+    other.send_raw([AUTHENTICATE, "pw", {}])
+    other.send_raw([CALL, 1, {}, "com.example.proc"])
+    assert "before WELCOME" in assert_aborted(other, PROTOCOL_VIOLATION)
+    answers[1].callback("user")  # the late answer finds the session closed
+    assert other.of_type(WELCOME) == []
+    memory.assert_idle()
+
+
+def test_a_client_gone_during_a_slow_authentication_leaves_nothing():
+    answer: defer.Deferred = defer.Deferred()
+    memory = auth_router(methods=("ticket",), ticket_authenticator=lambda *args: answer)
+    client = memory.connect()
+    ticket_hello(client)
+    client.send_raw([AUTHENTICATE, "pw", {}])
+    client.drop()
+    answer.callback("user")
+    assert client.of_type(WELCOME) == []
+    memory.assert_idle()
+
+
+def test_no_acceptable_method_is_no_auth_method():
+    memory = auth_router(methods=("ticket",), tickets={"joe": Principal("joe", "user", "pw")})
+    client = memory.connect()
+    client.send_raw([HELLO, "realm1", {"roles": ALL_ROLES, "authmethods": ["wampcra", "cryptosign"]}])
+    assert_aborted(client, "wamp.error.no_auth_method", close_code=1000)
     memory.assert_idle()
