@@ -1,8 +1,10 @@
 """One client's WAMP session as the router sees it: the session state machine.
 
-States follow the specification's chart: ESTABLISHING (waiting for HELLO), ESTABLISHED,
-SHUTTING_DOWN (the router sent GOODBYE and waits for the reply) and CLOSED. Messages of
-an established session are dispatched by type to the realm's dealer and broker.
+States (:class:`SessionState`) follow the specification's chart, with authentication's two:
+ESTABLISHING (waiting for HELLO), CHALLENGING (CHALLENGE sent, waiting for AUTHENTICATE),
+AUTHENTICATING (the answer is being checked), ESTABLISHED, SHUTTING_DOWN (the router sent
+GOODBYE and waits for the reply) and CLOSED. Messages of an established session are
+dispatched by type to the realm's dealer and broker (docs/design.md has the chart).
 """
 
 from __future__ import annotations
