@@ -13,6 +13,7 @@ from typing import Any
 from autobahn.twisted.resource import WebSocketResource
 
 from promisifier.bridge.rpc_websockets import RpcWebSocketsFactory, RpcWebSocketsOptions
+from promisifier.listen import session_factory
 from promisifier.router.auth import AuthConfig
 
 __all__ = ["RpcWebSocketsConfig", "realm_procedures", "rpc_websockets_factory", "rpc_websockets_resource"]
@@ -83,7 +84,7 @@ def rpc_websockets_factory(
         anonymous="anonymous" in methods,
     )
     return RpcWebSocketsFactory(
-        router._handler_factory(auth),
+        session_factory(router, auth),
         options,
         base_path=config.path,
         max_message_size=max_message_size or router_config.max_message_size,

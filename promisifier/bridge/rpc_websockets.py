@@ -630,7 +630,7 @@ class RpcWebSocketsProtocol(WebSocketServerProtocol):
 
 class RpcWebSocketsFactory(WebSocketServerFactory):
     """Makes :class:`RpcWebSocketsProtocol` connections whose sessions ``handler_factory``
-    makes (the router's, e.g. ``router._handler_factory(auth)``)."""
+    makes (the router's, e.g. ``promisifier.listen.session_factory(router, auth)``)."""
 
     protocol = RpcWebSocketsProtocol
 
