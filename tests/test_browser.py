@@ -354,3 +354,47 @@ def test_status_page_and_a_browser_callee_in_headless_chromium(relays, chromium)
     path.write_bytes(b64decode(shot["data"]))
     assert path.read_bytes().startswith(b"\x89PNG")
     print(f"browser example screenshot: {path}")
+
+
+@pytest_twisted.inlineCallbacks
+def test_rpc_websockets_browser_client_served_by_the_relay(relays, chromium):
+    """examples/browser/rpc.html from the relay's static root (and rpc-websockets' browser
+    bundle from tests/interop/js/node_modules, mounted as the page's node_modules): the
+    page calls a procedure a Python callee registered and receives its event, all on the
+    relay's port."""
+    from tests.relay_support import relay_config
+
+    bundle = REPO / "tests" / "interop" / "js" / "node_modules" / "rpc-websockets" / "dist"
+    if not (bundle / "index.browser-bundle.js").is_file():
+        _unavailable("rpc-websockets is not installed: run tests/interop/js/install.sh (npm ci)")
+    relay = relays(
+        relay_config(
+            f"""
+            [[listeners]]
+            endpoint = "tcp:0:interface=127.0.0.1"
+            [[listeners.rpc_websockets]]
+            path = "/rpc"
+            uri_prefix = "com.example."
+            [[listeners.static]]
+            path = "/"
+            directory = "{BROWSER_EXAMPLE}"
+            [[listeners.static]]
+            path = "/node_modules"
+            directory = "{bundle.parent.parent}"
+            """
+        )
+    )
+    callee = yield relay.connect()
+    yield callee.register("com.example.add", lambda a, b: a + b)
+
+    browser = yield chromium()
+    tab = yield browser.open_tab(f"{relay.http}/rpc.html")
+    yield browser.wait_for(tab, "document.getElementById('state').textContent === 'ready'", "the rpc-websockets page")
+    assert (yield browser.wait_for(tab, "window.rpcResult", "the result of add")) == 5
+    yield callee.publish("com.example.news", "hello from Python")
+    news = yield browser.wait_for(tab, "window.rpcNews.length && window.rpcNews", "the event in the browser")
+    assert news == ["hello from Python"]
+    # the page's session is one of the realm, over the rpc-websockets transport
+    status = yield relay.get_json()
+    transports = {s.get("transport") for s in status["realms"][0]["sessions"]}
+    assert "rpc-websockets" in transports, status["realms"][0]["sessions"]

@@ -89,6 +89,7 @@ def test_the_example_file_loads_with_every_key(tmp_path, monkeypatch):
 
     shutil.copy(EXAMPLES / "relay.toml", tmp_path / "relay.toml")
     make_certificate(tmp_path / "certs")  # the example's TLS listener reads certs/relay.{key,crt}
+    (tmp_path / "browser").mkdir()  # the example's static folder (examples/browser beside it)
     monkeypatch.syspath_prepend(str(EXAMPLES))  # its handler, authenticator and authorizer
     config = load_config(tmp_path / "relay.toml")
 
@@ -107,6 +108,15 @@ def test_the_example_file_loads_with_every_key(tmp_path, monkeypatch):
         10000,
         ("news", "ticks"),
     )
+    assert (plain.http.path, plain.http.realm, plain.http.call_timeout, plain.http.timestamp_delta_limit) == (
+        "/http",
+        "realm1",
+        10000,
+        300.0,
+    )
+    assert plain.http.keys["backend"].role == "backend"
+    (static,) = plain.static
+    assert (static.path, static.directory) == ("/app", str(tmp_path / "browser"))
     assert tls.secure and tls.auth.methods == ("ticket",)
     assert tls.files == (str(tmp_path / "certs" / "relay.crt"), str(tmp_path / "certs" / "relay.key"))
     assert unix.endpoint == f"unix:{tmp_path / 'relay.sock'}"

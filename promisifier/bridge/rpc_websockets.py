@@ -43,26 +43,19 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from promisifier.bridge import jsonrpc
+from promisifier.bridge.session import BridgeSession
 from promisifier.transport.closing import CloseCode, truncate_reason
 from promisifier.transport.flow import OutgoingBuffer
 from promisifier.transport.proxies import TrustedProxies
 from promisifier.transport.stats import ConnectionStats
-from promisifier.wire import ErrorURI, IdSequence, is_valid_uri
+from promisifier.wire import ErrorURI, is_valid_uri
 from promisifier.wire.messages import (
-    ABORT,
-    AUTHENTICATE,
     CALL,
-    CHALLENGE,
     ERROR,
-    EVENT,
-    GOODBYE,
-    HELLO,
     RESULT,
     SUBSCRIBE,
     SUBSCRIBED,
     UNSUBSCRIBE,
-    UNSUBSCRIBED,
-    WELCOME,
 )
 
 __all__ = [
@@ -78,7 +71,6 @@ log = Logger(namespace="promisifier.bridge")
 #: how these sessions name their transport (meta API, status page, metrics)
 TRANSPORT_NAME = "rpc-websockets"
 
-_ROLES = {"caller": {"features": {"call_timeout": True}}, "subscriber": {"features": {}}}
 #: the error URI of a structured error {code, message, data} (promisifier.compat.common)
 RPC_ERROR_URI = "promisifier.rpc.error"
 _AUTHID_KEYS = ("authid", "username", "user", "login")
@@ -191,84 +183,6 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-class _SessionLink:
-    """The router's peer for one WAMP session of a connection (a connection has one,
-    and briefly two while ``rpc.login`` replaces it)."""
-
-    serializer_name = TRANSPORT_NAME
-    transport_type = TRANSPORT_NAME
-
-    def __init__(self, bridge: RpcWebSocketsProtocol) -> None:
-        self.bridge = bridge
-        self.connection_id = bridge.connection_id
-        self.peer = bridge.peer
-        #: the connection's counters (shared by its sessions)
-        self.stats = bridge.stats
-        self.handler: Any = None
-        self.established = False
-        self.closed = False
-        self.session_id: int | None = None
-        self.authrole: str | None = None
-        #: (authid, ticket) while logging in
-        self.credentials: tuple[str | None, str] | None = None
-        self.joined: defer.Deferred[bool] = defer.Deferred()
-        self.requests = IdSequence()
-        self.pending: dict[int, defer.Deferred[list]] = {}
-        #: subscription id -> event name
-        self.subscriptions: dict[int, str] = {}
-
-    @property
-    def congested(self) -> bool:
-        return self.bridge.congested
-
-    # -- the router's Peer interface --------------------------------------------------
-
-    def send(self, message: list) -> None:
-        self.bridge.from_router(self, message)
-
-    def send_shared(self, message: list, encoded: dict[str, bytes]) -> bool:
-        if self.closed or self.bridge.congested:
-            return False
-        self.send(message)
-        return True
-
-    def close(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
-        self.bridge.link_closed(self, code, reason)
-
-    def drop(self) -> None:
-        self.close(CloseCode.GOING_AWAY, "dropped")
-
-    # -- the bridge's side -------------------------------------------------------------
-
-    def to_router(self, message: list) -> None:
-        if self.handler is not None and not self.closed:
-            self.handler.on_message(message)
-
-    def request(self, message: list) -> defer.Deferred[list]:
-        """Send a request (its id is put at index 1); fires with the reply message."""
-        request_id = self.requests.next()
-        message[1] = request_id
-        reply: defer.Deferred[list] = defer.Deferred()
-        self.pending[request_id] = reply
-        self.to_router(message)
-        return reply
-
-    def end(self, code: int, reason: str) -> None:
-        """The session is over: fail what waits, tell the router the transport is gone."""
-        if self.closed:
-            return
-        self.closed = True
-        self.established = False
-        if not self.joined.called:
-            self.joined.callback(False)
-        pending, self.pending = self.pending, {}
-        for request_id, reply in pending.items():
-            reply.callback([ERROR, 0, request_id, {}, ErrorURI.CANCELED, ["the session is gone"]])
-        handler, self.handler = self.handler, None
-        if handler is not None:
-            handler.on_close(code, reason)
-
-
 class RpcWebSocketsProtocol(WebSocketServerProtocol):
     """One rpc-websockets client connection, served as a session of a realm."""
 
@@ -280,9 +194,10 @@ class RpcWebSocketsProtocol(WebSocketServerProtocol):
         self.stats = ConnectionStats()
         self.realm: str | None = None
         self.namespace = "/"
-        self.link: _SessionLink | None = None
-        #: event name -> subscription id in the current session
+        self.link: BridgeSession | None = None
+        #: event name -> subscription id in the current session, and the reverse
         self.events: dict[str, int] = {}
+        self._subscriptions: dict[int, str] = {}
         self._binary = False
         self._open = False
         self._started: defer.Deferred[bool] | None = None
@@ -310,9 +225,8 @@ class RpcWebSocketsProtocol(WebSocketServerProtocol):
         self._open = True
         self._outgoing = OutgoingBuffer(self.transport)
         if self.factory.options.anonymous:
-            link = self._new_link(None)
-            self.link = link
-            self._started = link.joined
+            self.link = self._new_link(None)
+            self._started = self.link.joined
         else:
             self._started = defer.succeed(False)
 
@@ -485,9 +399,7 @@ class RpcWebSocketsProtocol(WebSocketServerProtocol):
                 return self._fail(request, jsonrpc.EVENT_FORBIDDEN)
             reply = yield link.request([SUBSCRIBE, 0, {}, topic])
             if reply[0] == SUBSCRIBED and link is self.link:
-                subscription = reply[2]
-                link.subscriptions[subscription] = name
-                self.events[name] = subscription
+                self._subscribed(name, reply[2])
                 results[key] = jsonrpc.EVENT_OK
             elif reply[0] == ERROR and reply[4] == ErrorURI.NOT_AUTHORIZED:
                 return self._fail(request, jsonrpc.EVENT_FORBIDDEN)
@@ -517,9 +429,9 @@ class RpcWebSocketsProtocol(WebSocketServerProtocol):
             if subscription is None:
                 results[key] = jsonrpc.EVENT_NOT_SUBSCRIBED
                 continue
+            self._subscriptions.pop(subscription, None)
             link = self.link
             if link is not None and link.established:
-                link.subscriptions.pop(subscription, None)
                 yield link.request([UNSUBSCRIBE, 0, subscription])
             results[key] = jsonrpc.EVENT_OK
         return self._reply(request, results)
@@ -542,90 +454,52 @@ class RpcWebSocketsProtocol(WebSocketServerProtocol):
         old, self.link = self.link, link
         # The subscriptions move to the new session before the old one leaves, so no
         # event is lost in between.
-        events, self.events = self.events, {}
-        for name in events:
+        names = list(self.events)
+        self.events, self._subscriptions = {}, {}
+        for name in names:
             reply = yield link.request([SUBSCRIBE, 0, {}, self.factory.options.uri_prefix + name])
             if reply[0] == SUBSCRIBED:
-                link.subscriptions[reply[2]] = name
-                self.events[name] = reply[2]
-        if old is not None and not old.closed:
-            if old.established:
-                old.established = False
-                old.to_router([GOODBYE, {}, ErrorURI.CLOSE_NORMAL])
-            else:
-                old.end(CloseCode.NORMAL, "replaced by a login")
+                self._subscribed(name, reply[2])
+        if old is not None:
+            old.leave()
         return self._reply(request, True)
+
+    def _subscribed(self, name: str, subscription: int) -> None:
+        self.events[name] = subscription
+        self._subscriptions[subscription] = name
 
     # -- WAMP sessions -------------------------------------------------------------------
 
-    def _new_link(self, credentials: tuple[str | None, str] | None) -> _SessionLink:
-        link = _SessionLink(self)
-        link.credentials = credentials
-        link.handler = self.factory.handler_factory(link)
-        details: dict[str, Any] = {"roles": _ROLES, "agent": "rpc-websockets bridge"}
-        if credentials is not None:
-            authid, _ = credentials
-            details["authmethods"] = ["ticket"]
-            if authid:
-                details["authid"] = authid
+    def _new_link(self, credentials: tuple[str | None, str] | None) -> BridgeSession:
+        link = BridgeSession(
+            self,
+            self.factory.handler_factory,
+            self.factory.reactor,
+            transport=TRANSPORT_NAME,
+            connection_id=self.connection_id,
+            peer=self.peer,
+            stats=self.stats,
+        )
+        if credentials is None:
+            link.join(self.realm)
         else:
-            details["authmethods"] = ["anonymous"]
-        link.to_router([HELLO, self.realm, details])
+            link.join(self.realm, credentials[0], credentials[1])
         return link
 
-    def from_router(self, link: _SessionLink, message: list) -> None:
-        """A message the router sent to one of this connection's sessions."""
-        kind = message[0]
-        if kind == EVENT:
-            name = link.subscriptions.get(message[1])
-            if name is not None and link is self.link:
-                args = message[4] if len(message) > 4 else None
-                kwargs = message[5] if len(message) > 5 else None
-                self._send(jsonrpc.notification(name, _event_params(args, kwargs)), self._binary)
-            return
-        if kind in (RESULT, SUBSCRIBED, UNSUBSCRIBED) or kind == ERROR:
-            reply = link.pending.pop(message[2] if kind == ERROR else message[1], None)
-            if reply is not None:
-                reply.callback(message)
-            return
-        if kind == WELCOME:
-            link.established = True
-            link.session_id = message[1]
-            link.authrole = message[2].get("authrole")
-            link.joined.callback(True)
-        elif kind == CHALLENGE:
-            # answered on the next turn, as over a network: the router is still sending
-            ticket = link.credentials[1] if link.credentials is not None else ""
-            self.factory.reactor.callLater(0, link.to_router, [AUTHENTICATE, ticket, {}])
-        elif kind == ABORT:
-            # refused (a failed login, an unknown realm, a limit): the session is over;
-            # the router closes its transport next, which ends the link
-            if not link.joined.called:
-                link.joined.callback(False)
-        elif kind == GOODBYE:
-            if link.established:
-                # the router ends the session (realm closed, killed, shutdown): reply on
-                # the next turn (the router is still sending), then the session is over
-                link.established = False
-                if link is self.link:
-                    self._close(CloseCode.GOING_AWAY, message[2])
-                self.factory.reactor.callLater(0, self._say_goodbye, link)
-            else:
-                self.factory.reactor.callLater(0, link.end, CloseCode.NORMAL, "goodbye")
+    def on_event(self, session: BridgeSession, message: list) -> None:
+        """An EVENT for one of the connection's sessions: a notification, if it is the
+        current one."""
+        name = self._subscriptions.get(message[1])
+        if name is not None and session is self.link:
+            args = message[4] if len(message) > 4 else None
+            kwargs = message[5] if len(message) > 5 else None
+            self._send(jsonrpc.notification(name, _event_params(args, kwargs)), self._binary)
 
-    @staticmethod
-    def _say_goodbye(link: _SessionLink) -> None:
-        link.to_router([GOODBYE, {}, ErrorURI.CLOSE_GOODBYE_AND_OUT])
-        link.end(CloseCode.NORMAL, "goodbye")
-
-    def link_closed(self, link: _SessionLink, code: int, reason: str) -> None:
-        """The router closes the transport of one of this connection's sessions (after an
-        ABORT, a protocol violation, a kill): the session ends on the next turn, and with
-        the connection's current session the WebSocket closes too."""
-        if link is self.link:
+    def on_session_closed(self, session: BridgeSession, code: int, reason: str) -> None:
+        """The router ended one of the connection's sessions; the current one takes the
+        WebSocket with it (a login attempt's does not)."""
+        if session is self.link:
             self._close(code, reason)
-        link.established = False
-        self.factory.reactor.callLater(0, link.end, code, reason)
 
 
 class RpcWebSocketsFactory(WebSocketServerFactory):

@@ -5,15 +5,35 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.web.resource import IResource
+from twisted.web.static import File
 
+from promisifier.bridge.http import HttpBridgeResource
 from promisifier.bridge.mount import rpc_websockets_resource
 
 
 def bridge_resources(router: Any, listener: Any) -> dict[str, IResource]:
-    """Path -> resource for the listener's rpc-websockets paths."""
+    """Path -> resource for the listener's rpc-websockets paths, HTTP bridge and static
+    folders (except one at '/': see :func:`with_static_root`)."""
     resources: dict[str, IResource] = {}
     for config in listener.rpc_websockets:
         resources[config.path] = rpc_websockets_resource(
             router, config, auth=listener.auth, max_message_size=listener.max_message_size
         )
+    if listener.http is not None:
+        max_size = listener.max_message_size or router.config.max_message_size
+        resources[listener.http.path] = HttpBridgeResource(router, listener.http, listener.auth, max_size)
+    for static in listener.static:
+        if static.path.strip("/"):
+            resources[static.path] = File(static.directory)
     return resources
+
+
+def with_static_root(listener: Any, root: IResource) -> IResource:
+    """``root`` as it is, or the listener's static folder at '/' with ``root``'s children."""
+    folder = next((static for static in listener.static if not static.path.strip("/")), None)
+    if folder is None:
+        return root
+    files = File(folder.directory)
+    for name, child in getattr(root, "children", {}).items():
+        files.putChild(name, child)
+    return files

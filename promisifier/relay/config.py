@@ -24,11 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from promisifier.bridge.http import HttpBridgeConfig
 from promisifier.bridge.mount import RpcWebSocketsConfig
 from promisifier.cluster.config import ClusterConfig, RedisAddress
 from promisifier.relay import bridge_config
 from promisifier.relay import endpoints as ep
-from promisifier.relay.bridge_config import BRIDGE_KEYS
+from promisifier.relay.bridge_config import BRIDGE_KEYS, StaticConfig
 from promisifier.relay.checks import MISSING, Checker, describe, key_path
 from promisifier.router.auth import AUTH_METHODS, AuthConfig, Principal
 from promisifier.router.authz import Permission, RoleConfig
@@ -45,7 +46,7 @@ DEFAULT_STATUS_PATH = "/status"
 #: what a listener speaks: WAMP over WebSocket (with its web pages) or over RawSocket
 TRANSPORTS = ("websocket", "rawsocket")
 #: listener keys that only a WebSocket listener has
-WEBSOCKET_ONLY_KEYS = ("path", "status", "status_path", "health", "metrics", "rpc_websockets")
+WEBSOCKET_ONLY_KEYS = ("path", "status", "status_path", "health", "metrics", *BRIDGE_KEYS)
 #: fixed paths of the health check and the metrics
 HEALTH_PATH = "/health"
 METRICS_PATH = "/metrics"
@@ -96,6 +97,10 @@ class ListenerConfig:
     transport: str = "websocket"
     #: rpc-websockets (JSON-RPC) paths beside the WAMP WebSocket
     rpc_websockets: tuple[RpcWebSocketsConfig, ...] = ()
+    #: HTTP publish and call
+    http: HttpBridgeConfig | None = None
+    #: folders served as static files
+    static: tuple[StaticConfig, ...] = ()
 
     @property
     def rawsocket(self) -> bool:
@@ -447,6 +452,8 @@ def _listener(check: Checker, path: str, value: dict, base_dir: str) -> Listener
         metrics=check.boolean(table, "metrics", path, None),  # type: ignore[arg-type]
         transport=transport,
         rpc_websockets=bridge_config.rpc_websockets(check, table, path),
+        http=bridge_config.http_bridge(check, table, path),
+        static=bridge_config.static_roots(check, table, path, base_dir),
     )
 
 
@@ -598,7 +605,7 @@ def _check_web_paths(check: Checker, path: str, listener: ListenerConfig, endpoi
         )
         return
     sockets = [(f"{path}.path" if path.startswith("listeners") else path, listener.path)]
-    sockets += [(f"{path}.rpc_websockets[{i}].path", r.path) for i, r in enumerate(listener.rpc_websockets)]
+    sockets += list(bridge_config.bridge_paths(path, listener).items())
     sockets += [(f"endpoints[{i}].path", e.path) for i, e in enumerate(endpoints)]
     for name, web_path in web.items():
         mine = _segments(web_path)
@@ -620,8 +627,7 @@ def _check_paths(check: Checker, listeners: list[tuple[str, ListenerConfig]], en
             check.error(f"{path}.endpoint", f"{listener.endpoint!r} is already used by {where}")
         if not listener.rawsocket:
             _check_web_paths(check, path, listener, endpoints)
-            bridges = {f"{path}.rpc_websockets[{i}].path": r.path for i, r in enumerate(listener.rpc_websockets)}
-            bridge_config.check_paths(check, path, listener.path, bridges)
+            bridge_config.check_paths(check, path, listener)
     for index, endpoint in enumerate(endpoints):
         here = f"endpoints[{index}].path"
         mine = _segments(endpoint.path)

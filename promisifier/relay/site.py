@@ -13,7 +13,7 @@ from typing import Any
 
 from twisted.web.resource import IResource
 
-from promisifier.bridge.site import bridge_resources
+from promisifier.bridge.site import bridge_resources, with_static_root
 from promisifier.compat.websockets import PlainWebSocketFactory, create_websocket
 from promisifier.listen import (
     ListenerOptions,
@@ -84,4 +84,4 @@ def listener_root(
         )
         resources[endpoint.path] = resource
         factories.append(resource.factory)  # type: ignore[attr-defined]
-    return mount(resources), factories
+    return with_static_root(listener, mount(resources)), factories

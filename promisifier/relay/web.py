@@ -49,7 +49,6 @@ _TRANSPORTS = {
     "promisifier.transport.websocket": "websocket",
     "promisifier.transport.rawsocket": "rawsocket",
     "promisifier.embed": "in-process",
-    "promisifier.bridge.rpc_websockets": "rpc-websockets",
 }
 
 _STATIC = {
@@ -63,7 +62,11 @@ def _package_file(name: str) -> bytes:
 
 
 def transport_kind(peer: object) -> str:
-    """``websocket``, ``rawsocket``, ``in-process`` (or the peer's class name)."""
+    """``websocket``, ``rawsocket``, ``in-process``, a bridge's own (``rpc-websockets``,
+    ``http``: its ``transport_type``), or the peer's class name."""
+    kind = getattr(peer, "transport_type", None)
+    if isinstance(kind, str):
+        return kind
     for cls in type(peer).__mro__:
         kind = _TRANSPORTS.get(cls.__module__)
         if kind is not None:
