@@ -456,3 +456,50 @@ def test_config_checks_the_paths():
     text = str(raised.value)
     assert "listeners[0].rpc_websockets[0].bogus: unknown key" in text
     assert "listeners[0].rpc_websockets[0].path: '/ws/x' overlaps '/ws'" in text
+
+
+@pytest_twisted.inlineCallbacks
+def test_the_server_facade_speaks_the_dialect_on_its_own_port():
+    """promisifier.compat.Server: rpc-websockets clients and WAMP clients on one port."""
+    from promisifier import connect
+    from promisifier.compat.rpc_server import Server
+
+    server = Server("127.0.0.1", 0)
+    yield within(server.when_ready())
+    try:
+        server.register("sum", lambda *n: sum(n))
+
+        def refuse():
+            raise server.create_error(-32001, "no account", {"user": None})
+
+        server.register("account", refuse)
+        server.event("feed")
+        server.of("/chat").register("post", lambda text: f"posted {text}")
+        yield within(server._default.methods["account"].when_registered())
+        yield within(server.of("/chat").methods["post"].when_registered())
+        client = yield FrameClient.connect(server.url())
+        assert (yield client.call("sum", [1, 2]))["result"] == 3
+        assert (yield client.call("account"))["error"] == {
+            "code": -32001,
+            "message": "no account",
+            "data": {"user": None},
+        }
+        assert (yield client.call("rpc.on", ["feed", "other"]))["result"] == {
+            "feed": "ok",
+            "other": "provided event invalid",
+        }
+        yield server.emit("feed", {"id": 7})
+        assert (yield client.next()) == {"notification": "feed", "params": {"id": 7}}
+        assert (yield client.call("__listMethods"))["result"] == ["__listMethods", "account", "sum", "rpc.login"]
+        chat = yield FrameClient.connect(server.url("/chat"))
+        assert (yield chat.call("post", ["hi"]))["result"] == "posted hi"
+        with pytest.raises(ConnectionError):
+            yield FrameClient.connect(server.url() + "nowhere")
+        # a WAMP client on the same port (it offers a wamp.2.* subprotocol)
+        session = yield within(connect(server.url(), "realm1"))
+        assert (yield within(session.call("sum", 4, 5))) == 9
+        yield within(session.leave())
+        yield chat.close()
+        yield client.close()
+    finally:
+        yield within(server.close())

@@ -146,3 +146,62 @@ def test_rpc_websockets_node_client(relays, serializer):
     # every rpc-websockets session is gone; only the backend is left
     assert (yield until(lambda: relay.router.session_count == 1))
     yield backend.leave()
+
+
+@pytest.mark.parametrize("serializer", ["json", "msgpack"])
+@pytest_twisted.inlineCallbacks
+def test_rpc_websockets_node_client_against_the_server_facade(serializer):
+    """The same scenarios against promisifier.compat.Server on its own port (a program
+    that used the Node server keeps its JS clients); the façade has no call timeout, so
+    the timeouts scenario is the relay's only."""
+    from promisifier import ApplicationError as Raised  # the façade's methods raise ours
+    from promisifier.compat.rpc_server import Server
+    from tests.support import within
+
+    _skip_or_fail_without_prerequisites()
+    server = Server("127.0.0.1", 0)
+    yield within(server.when_ready())
+    noted: list = []
+    try:
+
+        def fail():
+            raise Raised("com.example.oops", "it broke", code=7)
+
+        def emit(name, *params):
+            return server.emit(name, *params)
+
+        def kick():
+            reactor.callLater(0.05, kick_rpc_clients)
+            return "bye"
+
+        def kick_rpc_clients():
+            for session in server.router.connections:
+                if getattr(session.peer, "transport_type", None) == "rpc-websockets":
+                    session.goodbye("wamp.close.killed", "kicked by the test")
+
+        for name, fn in {
+            "sum": lambda *a, **kw: sum(a) + sum(kw.values()),
+            "fail": fail,
+            "note": lambda *a, **kw: noted.append(kw if kw else a[0]),
+            "noted": lambda: list(noted),
+            "emit": emit,
+            "kick": kick,
+        }.items():
+            server.register(name, fn)
+        server.register("private", lambda: "private").protected()
+        server.event("tick")
+        server.event("secret").protected()
+        server.set_auth(lambda params: params.get("authid") == "alice" and params.get("ticket") == "alice-secret")
+        yield within(server._default.methods["private"].when_registered())
+        scenarios = [name for name in SCENARIOS if name != "timeouts"]
+        args = [str(SCRIPT), server.url(), f"--serializer={serializer}", f"--only={','.join(scenarios)}"]
+        code, out, err = yield run_node(args, kill_after=75)
+        reports = _reports(out)
+        failed = {name: report["details"] for name, report in reports.items() if not report.get("pass")}
+        missing = [name for name in scenarios if name not in reports]
+        assert not failed and not missing, (
+            f"failed: {json.dumps(failed, indent=1)}\nmissing: {missing}\nstderr: {err[-3000:]}"
+        )
+        assert code == 0 and "batched" in noted
+    finally:
+        yield within(server.close())

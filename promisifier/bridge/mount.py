@@ -62,10 +62,13 @@ def rpc_websockets_factory(
     auth: AuthConfig | None = None,
     max_message_size: int | None = None,
     declared_events: Callable[[str], Collection[str] | None] | None = None,
+    realm_for: Callable[[str], str | None] | None = None,
+    procedures: Callable[[str], Collection[str]] | None = None,
 ) -> RpcWebSocketsFactory:
     """The rpc-websockets factory of ``router`` for ``config``; its sessions authenticate
-    with ``auth`` (default: the router's). ``declared_events(realm)`` overrides
-    ``config.events`` (the Server façade's declarations)."""
+    with ``auth`` (default: the router's). ``declared_events(realm)``, ``realm_for(namespace)``
+    and ``procedures(realm)`` override what ``config`` and the router say (the Server
+    façade has its own namespaces, declarations and procedures)."""
     router_config = router.config
     methods = (auth if auth is not None else router_config.auth).methods
     if declared_events is None:
@@ -75,11 +78,11 @@ def rpc_websockets_factory(
             return events
 
     options = RpcWebSocketsOptions(
-        realm_for=_namespace_realms(router, config.realm),
+        realm_for=realm_for or _namespace_realms(router, config.realm),
         uri_prefix=config.uri_prefix,
         call_timeout=config.call_timeout,
         declared_events=declared_events,
-        procedures=lambda realm: realm_procedures(router, realm),
+        procedures=procedures or (lambda realm: realm_procedures(router, realm)),
         login="ticket" in methods,
         anonymous="anonymous" in methods,
     )

@@ -25,6 +25,7 @@ from promisifier.wire import is_valid_uri
 
 __all__ = [
     "DEFAULT_REALM",
+    "EVENTS_PROCEDURE",
     "RPC_ERROR_URI",
     "Outcome",
     "RpcError",
@@ -40,6 +41,8 @@ __all__ = [
 DEFAULT_REALM = "realm1"
 #: the error URI of structured errors (code, message, data)
 RPC_ERROR_URI = "promisifier.rpc.error"
+#: the procedure of a Server façade's namespace that lists its declared events
+EVENTS_PROCEDURE = "promisifier.rpc.events"
 
 #: router error URI -> (JSON-RPC style code, default message)
 _ERROR_CODES = {

@@ -8,7 +8,7 @@
     client.on("open", lambda: print("open"))
     total = yield client.call("sum", [2, 3])             # list -> args, dict -> kwargs
     yield client.subscribe("feed_updated")               # then client.on("feed_updated", fn)
-    yield client.notify("log", {"text": "hi"})           # publish; no answer
+    yield client.notify("log", {"text": "hi"})           # runs the method; no answer
     yield client.login({"username": "ann", "password": "pw"})
     yield client.close()
 
@@ -36,8 +36,7 @@ path of its port, so both forms reach it; the stand-alone relay serves its one p
 only keyword values as a dict (a :class:`~promisifier.CallResult` when it has both).
 ``timeout`` and ``reconnect_interval`` are in milliseconds, as in rpc-websockets. Keyword
 names that are options of the underlying call (``timeout``, ``on_progress``,
-``disclose_me``, ``wait_connected``) or publish (``acknowledge``, ``exclude_me``,
-``retain``, ``exclude``, ``eligible``) cannot be sent as dict keys (ValueError).
+``disclose_me``, ``wait_connected``) cannot be sent as dict keys (ValueError).
 
 **Errors.** A call fails with :class:`RpcError` (a :class:`~promisifier.ApplicationError`
 with ``code``, ``message`` and ``data``): the server's own error (``Server.create_error``;
@@ -84,6 +83,7 @@ from promisifier.client.session import Session
 from promisifier.client.types import CallResult
 from promisifier.compat.common import (
     DEFAULT_REALM,
+    EVENTS_PROCEDURE,
     RPC_ERROR_URI,
     RpcError,
     decode_login,
@@ -112,7 +112,6 @@ __all__ = [
 log = Logger(namespace="promisifier.compat.rpc")
 
 CALL_OPTIONS = frozenset(("timeout", "on_progress", "disclose_me", "wait_connected"))
-PUBLISH_OPTIONS = frozenset(("acknowledge", "exclude_me", "retain", "exclude", "eligible"))
 
 
 def _as_rpc_failure(failure: Failure) -> Failure:
@@ -383,18 +382,25 @@ class Client:
         return d
 
     def notify(self, method: str, params: Any = None) -> defer.Deferred[None]:
-        """Publish ``params`` to ``method`` without waiting for any answer."""
+        """Run ``method`` with ``params`` without waiting for its answer (a JSON-RPC
+        notification, as rpc-websockets sends it): fires once the call is under way; its
+        result and any error are dropped."""
         try:
-            args, kwargs = _split_params(params, PUBLISH_OPTIONS)
+            args, kwargs = _split_params(params, CALL_OPTIONS)
         except (TypeError, ValueError) as error:
             return defer.fail(error)
-        return self._client.publish(method, *args, **kwargs).addCallback(lambda _: None)
+        self._client.call(method, *args, wait_connected=True, **kwargs).addErrback(lambda _: None)
+        return defer.succeed(None)
 
     def subscribe(self, event: str | Iterable[str]) -> defer.Deferred[dict[str, str]]:
         """Subscribe to one event name or a list of them; listeners are added with :meth:`on`.
 
         One name: fires with ``{name: "ok"}`` or fails (e.g. :class:`RpcError` for
         ``wamp.error.not_authorized``). A list: fires with ``{name: "ok" or the error text}``.
+        As rpc-websockets reports them, a name already subscribed gets ``"socket has already
+        been subscribed to event"``, and one the Server façade did not declare (its
+        namespace's ``promisifier.rpc.events``) ``"provided event invalid"``, not
+        subscribed (on a plain relay, which declares nothing, any name goes).
         """
         return self._each(event, self._subscribe_one)
 
@@ -418,14 +424,27 @@ class Client:
     @defer.inlineCallbacks
     def _subscribe_one(self, name: str) -> Any:
         if name in self._subscriptions:
-            return "ok"
+            return "socket has already been subscribed to event"
         yield self._session()
+        declared = yield self._declared_events()
+        if declared is not None and name not in declared:
+            return "provided event invalid"
         handle = yield self._client.subscribe(name, partial(self._on_event, name))
         if name in self._subscriptions:  # subscribed twice at once: keep one
             yield handle.unsubscribe()
         else:
             self._subscriptions[name] = handle
         return "ok"
+
+    def _declared_events(self) -> defer.Deferred[list[str] | None]:
+        """The events the namespace's Server façade declared; None without a façade (no
+        such procedure, or one this session may not call: a relay's realm with roles)."""
+
+        def undeclared(failure: Failure) -> None:
+            failure.trap(ApplicationError)
+            return None
+
+        return self._client.call(EVENTS_PROCEDURE, wait_connected=True).addErrback(undeclared)
 
     def _unsubscribe_one(self, name: str) -> defer.Deferred[str]:
         handle = self._subscriptions.pop(name, None)

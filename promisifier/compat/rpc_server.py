@@ -13,9 +13,16 @@
     chat = server.of("/chat")                            # namespace "/chat" = realm "chat"
     chat.register("post", post)
 
-Remote clients are any WAMP clients; :class:`promisifier.compat.rpc_client.Client` maps
-a URL path to a namespace (``ws://host:port/chat`` or ``/ws/chat`` -> realm ``chat``; see
-:mod:`promisifier.compat.common`).
+Remote clients are clients of the ``rpc-websockets`` npm package (Node or browser, JSON
+or msgpack frames: the dialect of :mod:`promisifier.bridge.rpc_websockets`, so a program
+that used the Node server keeps its JS clients) and any WAMP client, on every URL path of
+the port: a client that offers a ``wamp.2.*`` WebSocket subprotocol speaks WAMP, any
+other the rpc-websockets dialect. The path is the namespace (``ws://host:port/chat`` or
+``/ws/chat`` -> realm ``chat``; see :mod:`promisifier.compat.common`); a namespace the
+server has not made (``of()``) is refused (404). For rpc-websockets clients, ``rpc.on``
+accepts the declared events only (others: ``"provided event invalid"``), and
+``__listMethods`` lists the namespace's procedures.
+:class:`promisifier.compat.rpc_client.Client` speaks WAMP to it.
 
 **Methods** get the call's positional and keyword arguments: ``fn(*args, **kwargs)`` (a
 list of params arrives as positional arguments, a dict as keyword arguments). They may
@@ -72,16 +79,21 @@ from twisted.internet import defer
 from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from twisted.web.server import Site
 
+from promisifier.bridge.dialects import BySubprotocol
+from promisifier.bridge.mount import RpcWebSocketsConfig, realm_procedures, rpc_websockets_resource
 from promisifier.client.callee import as_deferred
 from promisifier.client.errors import ConnectionLost, NotConnected
 from promisifier.client.session import Session
 from promisifier.client.user_errors import log_user_error
 from promisifier.compat.common import (
     DEFAULT_REALM,
+    EVENTS_PROCEDURE,
     Outcome,
     RpcError,
     decode_login,
+    namespace_for_path,
     normalize_namespace,
     realm_for_namespace,
 )
@@ -89,6 +101,7 @@ from promisifier.embed import Router
 from promisifier.router.auth import AuthConfig, load_callable
 from promisifier.router.authz import ALLOW_ALL, RoleConfig
 from promisifier.router.config import RealmConfig, RouterConfig
+from promisifier.transport.handshake import HandshakeDeadlineSite
 from promisifier.wire import ErrorURI
 
 __all__ = [
@@ -295,6 +308,10 @@ class Namespace:
 
     def _joined(self, session: Session) -> None:
         self.session = session
+        # what Client.subscribe asks to report undeclared events as rpc-websockets does
+        session.register(EVENTS_PROCEDURE, self.event_list).addErrback(
+            lambda failure: self.server._emit("error", failure.value)
+        )
         on_join = session.subscribe("wamp.session.on_join", self._on_join)
         on_leave = session.subscribe("wamp.session.on_leave", self._on_leave)
         self._meta_ready = Outcome(defer.gatherResults([on_join, on_leave], consumeErrors=True))
@@ -391,7 +408,7 @@ class Server:
             self._managed = set()
         self._default = self.of("/")
         if router is None:
-            listening = serverFromString(reactor, f"tcp:{port or 0}:interface={host}").listen(self.router.site("/"))
+            listening = serverFromString(reactor, f"tcp:{port or 0}:interface={host}").listen(self._site())
         else:
             listening = defer.succeed(None)
         self._listening = Outcome(listening.addCallbacks(self._now_listening, self._listen_failed))
@@ -505,6 +522,37 @@ class Server:
         self._emit("close")
 
     # -- listening -----------------------------------------------------------------------
+
+    def _site(self) -> Site:
+        """WAMP and the rpc-websockets dialect on every path of the port (the client's
+        subprotocol decides); the path is the namespace."""
+        rpc = rpc_websockets_resource(
+            self.router,
+            RpcWebSocketsConfig(path="/"),
+            realm_for=self._realm_for_path,
+            declared_events=self._declared_events,
+            procedures=self._procedures,
+        )
+        root = BySubprotocol(self.router.resource(), rpc)
+        return HandshakeDeadlineSite(root, self.router.config.open_handshake_timeout, reactor=self.reactor)
+
+    def _namespace_of_realm(self, realm: str) -> Namespace | None:
+        return next((ns for ns in self._namespaces.values() if ns.realm == realm), None)
+
+    def _realm_for_path(self, path: str) -> str | None:
+        try:
+            namespace = namespace_for_path(path)
+        except ValueError:
+            return None
+        return self._namespaces[namespace].realm if namespace in self._namespaces else None
+
+    def _declared_events(self, realm: str) -> list[str]:
+        ns = self._namespace_of_realm(realm)
+        return ns.event_list() if ns is not None else []
+
+    def _procedures(self, realm: str) -> list[str]:
+        uris = realm_procedures(self.router, realm)
+        return [uri for uri in uris if not uri.startswith(("promisifier.", "wamp."))]
 
     def _now_listening(self, port: Any) -> Any:
         if port is None:
