@@ -503,3 +503,18 @@ def test_the_server_facade_speaks_the_dialect_on_its_own_port():
         yield client.close()
     finally:
         yield within(server.close())
+
+
+@pytest_twisted.inlineCallbacks
+def test_requests_after_the_session_ended_are_answered(relays):
+    """A request that arrives after the router ended the session (the close frame is on
+    its way) gets an answer or nothing, never a Deferred left hanging."""
+    relay, backend = yield started(relays)
+    client = yield FrameClient.connect(rpc_url(relay))
+    yield client.call("sum", [1])
+    (bridge,) = [s for s in relay.router.connections if getattr(s.peer, "transport_type", None) == "rpc-websockets"]
+    link = bridge.peer
+    link.end(1000, "test")
+    reply = yield within(link.request([48, 0, {}, "com.example.sum", [1]]))
+    assert reply[0] == 8 and reply[4] == "wamp.error.canceled"
+    yield client.close()

@@ -114,6 +114,8 @@ class BridgeSession:
         reply, an ERROR included (a synthetic ``wamp.error.canceled`` if the session ends)."""
         request_id = self._requests.next()
         message[1] = request_id
+        if self.closed:
+            return defer.succeed([ERROR, message[0], request_id, {}, ErrorURI.CANCELED, ["the session is gone"]])
         reply: defer.Deferred[list] = defer.Deferred()
         self._pending[request_id] = reply
         self._to_router(message)
