@@ -130,12 +130,18 @@ def test_batch_answers_in_one_frame_without_the_notifications(relays):
             {"jsonrpc": "2.0", "method": "note", "params": ["hi"]},
             {"jsonrpc": "2.0", "method": "nope", "id": "b"},
             7,
+            [],
         ]
     )
     assert (yield client.next()) == [
         {"jsonrpc": "2.0", "result": 2, "id": "a"},
         {"jsonrpc": "2.0", "error": {"code": -32601, "message": "Method not found"}, "id": "b"},
         {"jsonrpc": "2.0", "error": {"code": -32600, "message": "Invalid Request"}, "id": None},
+        {
+            "jsonrpc": "2.0",
+            "error": {"code": -32600, "message": "Invalid Request", "data": "Invalid JSON RPC version"},
+            "id": None,
+        },
     ]
     assert seen == [("hi",)]
     # a batch of notifications only: nothing comes back, the methods ran

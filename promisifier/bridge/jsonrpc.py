@@ -95,6 +95,9 @@ def parse_request(message: Any) -> Request | dict[str, Any]:
     ``jsonrpc`` (-32600), no method (-32602 "Method not specified"), a method that is not
     a string (-32600), params that are a string (-32600).
     """
+    if type(message) is list:
+        # an array is a JavaScript object without "jsonrpc": the Node server's next check
+        return error_response(None, INVALID_REQUEST, "Invalid JSON RPC version")
     if type(message) is not dict:
         return error_response(None, INVALID_REQUEST)
     request_id = message.get("id")
