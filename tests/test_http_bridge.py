@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
 import orjson
+import pytest
 import pytest_twisted
 from twisted.internet import defer, reactor
 from twisted.web.client import Agent, FileBodyProducer, readBody
@@ -19,6 +20,8 @@ from tests.raw_support import no_unhandled_errors  # noqa: F401 - autouse: no ex
 from tests.relay_support import relay_config
 from tests.rpc_support import FrameClient
 from tests.support import until, within
+
+pytestmark = pytest.mark.slow
 
 CONFIG = """
 [[listeners]]

@@ -9,6 +9,8 @@ import pytest_twisted
 from promisifier.relay.config import ConfigError
 from tests.relay_support import relay_config
 
+pytestmark = pytest.mark.slow
+
 
 def config(tmp_path, extra: str = "") -> str:
     (tmp_path / "site").mkdir(exist_ok=True)

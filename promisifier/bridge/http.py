@@ -46,6 +46,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
 from promisifier.bridge.session import BridgeSession
+from promisifier.listen import ListenerOptions, session_factory
 from promisifier.router.auth import AuthConfig, Principal
 from promisifier.transport.stats import ConnectionStats
 from promisifier.wire import ErrorURI
@@ -149,21 +150,21 @@ class _Owner:
 class HttpBridgeResource(Resource):
     """The ``twisted.web`` resource of :class:`HttpBridgeConfig` (mount it at ``config.path``).
 
-    ``router``: the router; ``auth``: the listener's authentication (bearer tickets and
-    anonymous); ``max_body_size``: bytes of the largest body accepted.
+    ``options``: the listener's; its ``auth`` decides bearer tickets and anonymous requests,
+    its ``max_message_size`` the largest body accepted.
     """
 
     isLeaf = True
 
-    def __init__(self, router: Any, config: HttpBridgeConfig, auth: AuthConfig | None, max_body_size: int) -> None:
+    def __init__(self, router: Any, config: HttpBridgeConfig, options: ListenerOptions) -> None:
         super().__init__()
         self.router = router
         self.config = config
-        self.auth = auth if auth is not None else router.config.auth
-        self.max_body_size = max_body_size
-        self._sessions = router._handler_factory(auth)
+        self.auth = options.auth if options.auth is not None else router.config.auth
+        self.max_body_size = options.max_message_size
+        self._sessions = session_factory(router, options.auth)
         keys = {name: Principal(name, key.role, key.secret) for name, key in config.keys.items()}
-        self._signed_sessions = router._handler_factory(AuthConfig(methods=("ticket",), tickets=keys))
+        self._signed_sessions = session_factory(router, AuthConfig(methods=("ticket",), tickets=keys))
         self._nonces = _Nonces(config.timestamp_delta_limit)
 
     def render_POST(self, request: Request) -> Any:  # noqa: N802 - twisted.web API

@@ -13,8 +13,7 @@ from typing import Any
 from autobahn.twisted.resource import WebSocketResource
 
 from promisifier.bridge.rpc_websockets import RpcWebSocketsFactory, RpcWebSocketsOptions
-from promisifier.listen import session_factory
-from promisifier.router.auth import AuthConfig
+from promisifier.listen import ListenerOptions, session_factory
 
 __all__ = ["RpcWebSocketsConfig", "realm_procedures", "rpc_websockets_factory", "rpc_websockets_resource"]
 
@@ -58,26 +57,26 @@ def _namespace_realms(router: Any, realm: str) -> Callable[[str], str | None]:
 def rpc_websockets_factory(
     router: Any,
     config: RpcWebSocketsConfig,
+    options: ListenerOptions | None = None,
     *,
-    auth: AuthConfig | None = None,
-    max_message_size: int | None = None,
     declared_events: Callable[[str], Collection[str] | None] | None = None,
     realm_for: Callable[[str], str | None] | None = None,
     procedures: Callable[[str], Collection[str]] | None = None,
 ) -> RpcWebSocketsFactory:
-    """The rpc-websockets factory of ``router`` for ``config``; its sessions authenticate
-    with ``auth`` (default: the router's). ``declared_events(realm)``, ``realm_for(namespace)``
+    """The rpc-websockets factory of ``router`` for ``config``, with the listener's
+    ``options`` (auth, message size, keep-alive, ...; default: the router configuration's). ``declared_events(realm)``, ``realm_for(namespace)``
     and ``procedures(realm)`` override what ``config`` and the router say (the Server
     façade has its own namespaces, declarations and procedures)."""
-    router_config = router.config
-    methods = (auth if auth is not None else router_config.auth).methods
+    if options is None:
+        options = ListenerOptions.from_config(router.config)
+    methods = (options.auth if options.auth is not None else router.config.auth).methods
     if declared_events is None:
         events = None if config.events is None else frozenset(config.events)
 
         def declared_events(realm: str) -> Collection[str] | None:
             return events
 
-    options = RpcWebSocketsOptions(
+    dialect = RpcWebSocketsOptions(
         realm_for=realm_for or _namespace_realms(router, config.realm),
         uri_prefix=config.uri_prefix,
         call_timeout=config.call_timeout,
@@ -87,20 +86,22 @@ def rpc_websockets_factory(
         anonymous="anonymous" in methods,
     )
     return RpcWebSocketsFactory(
-        session_factory(router, auth),
-        options,
+        session_factory(router, options.auth),
+        dialect,
         base_path=config.path,
-        max_message_size=max_message_size or router_config.max_message_size,
-        open_handshake_timeout=router_config.open_handshake_timeout,
-        trusted_proxies=router_config.trusted_proxies,
-        keepalive_interval=router_config.keepalive_interval,
-        keepalive_timeout=router_config.keepalive_timeout,
-        max_outgoing_buffer=router_config.max_outgoing_buffer,
+        max_message_size=options.max_message_size,
+        open_handshake_timeout=options.open_handshake_timeout,
+        trusted_proxies=options.trusted_proxies,
+        keepalive_interval=options.keepalive_interval,
+        keepalive_timeout=options.keepalive_timeout,
+        max_outgoing_buffer=options.max_outgoing_buffer,
         reactor=router.reactor,
     )
 
 
-def rpc_websockets_resource(router: Any, config: RpcWebSocketsConfig, **options: Any) -> WebSocketResource:
+def rpc_websockets_resource(
+    router: Any, config: RpcWebSocketsConfig, options: ListenerOptions | None = None, **overrides: Any
+) -> WebSocketResource:
     """A ``twisted.web`` resource serving :func:`rpc_websockets_factory` (mount it at
     ``config.path``)."""
-    return WebSocketResource(rpc_websockets_factory(router, config, **options))
+    return WebSocketResource(rpc_websockets_factory(router, config, options, **overrides))

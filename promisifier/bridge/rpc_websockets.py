@@ -504,7 +504,7 @@ class RpcWebSocketsProtocol(WebSocketServerProtocol):
 
 class RpcWebSocketsFactory(WebSocketServerFactory):
     """Makes :class:`RpcWebSocketsProtocol` connections whose sessions ``handler_factory``
-    makes (the router's, e.g. ``promisifier.listen.session_factory(router, auth)``)."""
+    makes (the router's: :func:`promisifier.listen.session_factory`)."""
 
     protocol = RpcWebSocketsProtocol
 

@@ -9,19 +9,18 @@ from twisted.web.static import File
 
 from promisifier.bridge.http import HttpBridgeResource
 from promisifier.bridge.mount import rpc_websockets_resource
+from promisifier.listen import ListenerOptions
 
 
-def bridge_resources(router: Any, listener: Any) -> dict[str, IResource]:
+def bridge_resources(router: Any, listener: Any, options: ListenerOptions) -> dict[str, IResource]:
     """Path -> resource for the listener's rpc-websockets paths, HTTP bridge and static
-    folders (except one at '/': see :func:`with_static_root`)."""
+    folders (except one at '/': see :func:`with_static_root`); ``options``: the
+    listener's (auth, message size, keep-alive, trusted proxies)."""
     resources: dict[str, IResource] = {}
     for config in listener.rpc_websockets:
-        resources[config.path] = rpc_websockets_resource(
-            router, config, auth=listener.auth, max_message_size=listener.max_message_size
-        )
+        resources[config.path] = rpc_websockets_resource(router, config, options)
     if listener.http is not None:
-        max_size = listener.max_message_size or router.config.max_message_size
-        resources[listener.http.path] = HttpBridgeResource(router, listener.http, listener.auth, max_size)
+        resources[listener.http.path] = HttpBridgeResource(router, listener.http, options)
     for static in listener.static:
         if static.path.strip("/"):
             resources[static.path] = File(static.directory)

@@ -67,7 +67,7 @@ def listener_root(
     """
     options = listener_options(router, listener)
     resources: dict[str, IResource] = {listener.path: websocket_resource(router, options)}
-    resources.update(bridge_resources(router, listener))
+    resources.update(bridge_resources(router, listener, options))
     if listener.web_paths():
         from promisifier.relay.web import RelayWeb
 
