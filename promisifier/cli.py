@@ -115,7 +115,26 @@ def _parser(name: str, description: str) -> argparse.ArgumentParser:
         help="bound on connecting and on each call (default 10)",
     )
     parser.add_argument("--authid", help="the identity to authenticate as")
-    parser.add_argument("--ticket", help="a ticket (password) for ticket authentication")
+    parser.add_argument("--ticket", help="a ticket (password, or a JWT) for ticket authentication")
+    parser.add_argument(
+        "--private-key",
+        metavar="KEY",
+        help="WAMP-Cryptosign: the Ed25519 private key, as 64 hex digits or a key file (OpenSSH, PEM, hex)",
+    )
+    parser.add_argument("--password", help="WAMP-SCRAM: the password (both the spec's and autobahn's dialect)")
+    parser.add_argument(
+        "--authmethods",
+        metavar="M1,M2",
+        help="the methods to offer, in order (default: what the credentials allow), e.g. scram for Crossbar",
+    )
+    parser.add_argument(
+        "--ca-file", metavar="PEM", help="wss://, rss://: trust only the CA certificate(s) in this file"
+    )
+    parser.add_argument("--cert", metavar="PEM", help="wss://, rss://: present this client certificate")
+    parser.add_argument("--key", metavar="PEM", help="the client certificate's private key (default: in --cert)")
+    parser.add_argument(
+        "--server-name", metavar="NAME", help="check the router's certificate against NAME instead of the URL's host"
+    )
     parser.add_argument("--debug", action="store_true", help="log what happens to stderr")
     return parser
 
@@ -204,7 +223,7 @@ def _run(name: str, options: argparse.Namespace, body: Callable[..., Any]) -> in
     async def session_main(reactor: Any) -> None:
         from promisifier.client import connect
 
-        credentials = {"ticket": options.ticket} if options.ticket is not None else None
+        credentials = _credentials(options)
         serializers = (options.serializer,) if options.serializer else ("msgpack", "json")
         try:
             session = await connect(
@@ -213,6 +232,8 @@ def _run(name: str, options: argparse.Namespace, body: Callable[..., Any]) -> in
                 serializers=serializers,
                 authid=options.authid,
                 credentials=credentials,
+                authmethods=options.authmethods.split(",") if options.authmethods else None,
+                tls=_tls(options),
                 timeout=options.timeout,
                 reactor=reactor,
             )
@@ -235,6 +256,22 @@ def _run(name: str, options: argparse.Namespace, body: Callable[..., Any]) -> in
 
     task.react(main)
     return 0  # not reached: react exits
+
+
+def _given(options: argparse.Namespace, names: dict[str, str]) -> dict[str, Any] | None:
+    """``{key: value}`` of the options given (``names``: key -> option attribute), or None."""
+    found = {key: getattr(options, attribute) for key, attribute in names.items()}
+    return {key: value for key, value in found.items() if value is not None} or None
+
+
+def _credentials(options: argparse.Namespace) -> dict[str, Any] | None:
+    """What the authentication options give to connect()."""
+    return _given(options, {"ticket": "ticket", "private_key": "private_key", "password": "password"})
+
+
+def _tls(options: argparse.Namespace) -> dict[str, Any] | None:
+    """What the TLS options give to connect()."""
+    return _given(options, {"ca_file": "ca_file", "cert_file": "cert", "key_file": "key", "server_name": "server_name"})
 
 
 def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:

@@ -15,7 +15,7 @@ from autobahn.wamp.auth import compute_wcs, derive_key
 from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import ComponentConfig
 from twisted.internet import defer, reactor
-from twisted.internet.endpoints import TCP4ClientEndpoint
+from twisted.internet.endpoints import TCP4ClientEndpoint, wrapClientTLS
 
 from promisifier.embed import Router
 from promisifier.router import RouterConfig
@@ -38,8 +38,10 @@ class AuthSession(RecordingSession):
         authid: str | None = None,
         secret: str | None = None,
         answer: Callable[[Any], str] | None = None,
+        authextra: dict | None = None,
     ) -> None:
         super().__init__(config)
+        self.hello_authextra = authextra
         self.authmethods = authmethods
         self.requested_authid = authid
         self.secret = secret
@@ -60,7 +62,12 @@ class AuthSession(RecordingSession):
         self.joined.addErrback(lambda _: None)
 
     def onConnect(self) -> None:  # noqa: N802 - autobahn API
-        self.join(self.config.realm, authmethods=self.authmethods, authid=self.requested_authid)
+        self.join(
+            self.config.realm,
+            authmethods=self.authmethods,
+            authid=self.requested_authid,
+            authextra=self.hello_authextra,
+        )
 
     def onChallenge(self, challenge: Any) -> str:  # noqa: N802 - autobahn API
         self.challenges.append(challenge)
@@ -115,6 +122,8 @@ def connect_auth(
     authid: str | None = None,
     secret: str | None = None,
     answer: Callable[[Any], str] | None = None,
+    authextra: dict | None = None,
+    tls: Any = None,
     expect: str | None = "joined",
     on_session: Callable[[AuthSession], None] | None = None,
 ):
@@ -124,13 +133,15 @@ def connect_auth(
     None to accept either. ``on_session`` sees the session before it connects. An aborted session's transport is gone when this fires.
     """
     judge = JudgingSerializer(autobahn_serializer(serializer))
-    session = AuthSession(ComponentConfig(realm=realm), authmethods, authid, secret, answer)
+    session = AuthSession(ComponentConfig(realm=realm), authmethods, authid, secret, answer, authextra)
     session.judge = judge
     if on_session is not None:
         on_session(session)
     factory = WampWebSocketClientFactory(lambda: session, url=url, serializers=[judge])
     host, port = url.split("//", 1)[1].split("/", 1)[0].rsplit(":", 1)
-    endpoint = TCP4ClientEndpoint(reactor, host, int(port), timeout=WAIT)
+    endpoint: Any = TCP4ClientEndpoint(reactor, host, int(port), timeout=WAIT)
+    if tls is not None:  # a Twisted client TLS connection creator (optionsForClientTLS)
+        endpoint = wrapClientTLS(tls, endpoint)
     yield within(endpoint.connect(factory))
     outcome = yield within(session.settled)
     if outcome != "joined":
@@ -176,6 +187,15 @@ class Routers:
             if router is running.router:
                 ports.append(port)
         return f"ws://127.0.0.1:{port.getHost().port}{path}"
+
+    @defer.inlineCallbacks
+    def listen(self, running: RunningRouter, endpoint: Any, path: str = "/ws", auth: AuthConfig | None = None):
+        """Another listener of the same router on a server endpoint (e.g. TLS); fires with its port."""
+        port = yield running.router.listen(endpoint, path, auth=auth)
+        for router, ports in self._started:
+            if router is running.router:
+                ports.append(port)
+        return port
 
     @defer.inlineCallbacks
     def stop_all(self):

@@ -285,7 +285,7 @@ def test_dotted_path_authenticator_is_resolved():
     with pytest.raises(ValueError):
         load_callable("no_dots_here")
     with pytest.raises(ValueError):
-        AuthConfig(methods=("anonymous", "cryptosign"))
+        AuthConfig(methods=("anonymous", "kerberos"))
 
 
 # -- WAMP-CRA -----------------------------------------------------------------------------

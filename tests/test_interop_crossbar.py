@@ -12,14 +12,6 @@ Each scenario runs over WebSocket with json and with msgpack and over RawSocket.
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import socket
-import subprocess
-import time
-from pathlib import Path
-
 import pytest
 import pytest_twisted
 from twisted.internet import defer, reactor
@@ -27,20 +19,10 @@ from twisted.internet.task import deferLater
 
 import promisifier
 from promisifier.client import ApplicationError, CallResult, CallTimeout, Client
+from tests.crossbar_support import needs_crossbar, running_crossbar
 from tests.support import free_ports, within
 
-HERE = Path(__file__).resolve().parent
-CROSSBAR = os.environ.get("PROMISIFIER_CROSSBAR") or str(HERE / "interop" / "crossbar" / "venv" / "bin" / "crossbar")
-START_TIMEOUT = 60.0
-
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.process,
-    pytest.mark.skipif(
-        not os.access(CROSSBAR, os.X_OK),
-        reason=f"Crossbar not installed ({CROSSBAR}): bash tests/interop/crossbar/install.sh",
-    ),
-]
+pytestmark = [pytest.mark.slow, pytest.mark.process, needs_crossbar]
 
 
 def _node_config(ws_port: int, rs_port: int) -> dict:
@@ -87,46 +69,12 @@ def _node_config(ws_port: int, rs_port: int) -> dict:
     }
 
 
-def _wait_listening(port: int, process: subprocess.Popen, deadline: float) -> None:
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"crossbar exited with {process.returncode} before listening")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"crossbar not listening on {port} within {START_TIMEOUT} s")
-
-
 @pytest.fixture(scope="module")
 def crossbar(tmp_path_factory):
     """A running Crossbar node; yields ``{"ws": url, "rs": url}``."""
-    node_dir = tmp_path_factory.mktemp("crossbar") / ".crossbar"
-    node_dir.mkdir()
     ws_port, rs_port = free_ports(2)
-    (node_dir / "config.json").write_text(json.dumps(_node_config(ws_port, rs_port)))
-    log = open(node_dir / "node.log", "wb")
-    process = subprocess.Popen(
-        [CROSSBAR, "start", "--cbdir", str(node_dir), "--loglevel", "warn"],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        _wait_listening(ws_port, process, deadline)
-        _wait_listening(rs_port, process, deadline)
+    with running_crossbar(tmp_path_factory.mktemp("crossbar"), _node_config(ws_port, rs_port), (ws_port, rs_port)):
         yield {"ws": f"ws://127.0.0.1:{ws_port}/ws", "rs": f"rs://127.0.0.1:{rs_port}"}
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(10)
-        log.close()
 
 
 LANES = {

@@ -96,7 +96,12 @@ def test_the_example_file_loads_with_every_key(tmp_path, monkeypatch):
     plain, tls, unix, rawsocket = config.listeners
     assert plain.endpoint == "tcp:8080:interface=127.0.0.1" and not plain.secure
     assert (plain.path, plain.serializers, plain.max_message_size) == ("/ws", ("json", "msgpack"), 1048576)
-    assert plain.auth.methods == ("anonymous", "ticket", "wampcra")
+    assert plain.auth.methods == ("anonymous", "ticket", "wampcra", "cryptosign", "scram")
+    assert plain.auth.cryptosign["device-1"].role == "user"
+    assert plain.auth.cryptosign_authenticator == "relay_auth.check_key"
+    dave = plain.auth.scram["dave"].credential
+    assert (dave.kdf, dave.iterations, dave.memory, len(dave.stored_key)) == ("argon2id13", 3, 65536, 32)
+    assert dave.keys("autobahn") is not None
     assert plain.auth.tickets == {"alice": Principal("alice", "user", "alice-secret")}
     assert plain.auth.ticket_authenticator == "relay_auth.check_ticket"
     assert plain.auth.wampcra["salted"] == Principal("salted", "backend", "salted-secret", "pepper", 1000, 32)
@@ -187,6 +192,40 @@ def test_the_example_file_loads_with_every_key(tmp_path, monkeypatch):
         (
             "[[listeners]]\nauth.wampcra.users.bob = {secret = 's', role = 'r', iterations = 5}",
             "users.bob.iterations: 5 (an integer) given without a salt",
+        ),
+        (
+            "[[listeners]]\nauth.methods = ['cryptosign']",
+            "listeners[0].auth.methods: 'cryptosign' is enabled, but there are no cryptosign.principals",
+        ),
+        (
+            "[[listeners]]\nauth.cryptosign.principals.d = {role = 'r', authorized_keys = ['abc']}",
+            "listeners[0].auth.cryptosign.principals.d.authorized_keys[0]: expected an Ed25519 public key as 64 hex",
+        ),
+        (
+            "[[listeners]]\nauth.cryptosign.principals.d = {role = 'r'}",
+            "listeners[0].auth.cryptosign.principals.d.authorized_keys: missing",
+        ),
+        (
+            f"[[listeners]]\nauth.cryptosign.principals.d = {{role = 'r', authorized_keys = ['{'ab' * 32}']}}\n"
+            f"auth.cryptosign.principals.e = {{role = 'r', authorized_keys = ['{'AB' * 32}']}}",
+            "listeners[0].auth.cryptosign.principals.e.authorized_keys[0]: this key is already authorized for 'd'",
+        ),
+        ("[[listeners]]\nauth.methods = ['scram']", "listeners[0].auth.methods: 'scram' is enabled, but there are no"),
+        (
+            "[[listeners]]\nauth.scram.principals.s = {role = 'r', kdf = 'scrypt', iterations = 1}",
+            "listeners[0].auth.scram.principals.s.kdf: expected one of 'argon2id13', 'pbkdf2', 'argon2id-13'",
+        ),
+        (
+            "[[listeners]]\nauth.scram.principals.s = {role = 'r', kdf = 'pbkdf2', iterations = 9, salt = 'c2FsdA=='}",
+            "listeners[0].auth.scram.principals.s.stored-key: missing; expected a base64 string",
+        ),
+        (
+            "[[listeners]]\nauth.scram.principals.s = {role = 'r', kdf = 'argon2id13', iterations = 1, salt = 'x'}",
+            "listeners[0].auth.scram.principals.s.memory: missing; argon2id13 needs the memory cost in KiB",
+        ),
+        (
+            "[[listeners]]\nauth.scram.principals.s = {role = 'r', kdf = 'pbkdf2', iterations = 1, salt = '%%'}",
+            "listeners[0].auth.scram.principals.s.salt: expected a base64 string, got '%%'",
         ),
         (
             "[[listeners]]\nlimits.max_message_size = 0",

@@ -18,9 +18,9 @@ import pytest_twisted
 from autobahn.wamp.exception import ApplicationError
 from twisted.internet import defer, reactor, task
 
+from tests.js_support import JS_DIR, run_node, scenario_reports, skip_or_fail_without_node
 from tests.relay_support import relay_config
 from tests.support import RecordingSession, connect_autobahn, until
-from tests.test_interop_js import JS_DIR, _reports, _skip_or_fail_without_prerequisites, run_node
 
 pytestmark = pytest.mark.slow
 
@@ -114,7 +114,7 @@ class Backend(RecordingSession):
 def test_rpc_websockets_node_client(relays, serializer):
     """json: the npm client as it comes; msgpack: its CommonClient with a msgpack DataPack
     (binary frames; the msgpack-rpc-websockets package is not on the npm registry)."""
-    _skip_or_fail_without_prerequisites()
+    skip_or_fail_without_node()
     if not (JS_DIR / "node_modules" / "rpc-websockets" / "package.json").is_file():
         pytest.skip("rpc-websockets is not installed: run tests/interop/js/install.sh (npm ci)")
     relay = relays(relay_config(CONFIG))
@@ -129,7 +129,7 @@ def test_rpc_websockets_node_client(relays, serializer):
     backend.kick_rpc_clients = kick_rpc_clients
     url = relay.http.replace("http://", "ws://") + "/rpc"
     code, out, err = yield run_node([str(SCRIPT), url, f"--serializer={serializer}", "--timeout=60"], kill_after=75)
-    reports = _reports(out)
+    reports = scenario_reports(out)
     failed = {name: report["details"] for name, report in reports.items() if not report.get("pass")}
     missing = [name for name in SCENARIOS if name not in reports]
     assert not failed and not missing, (

@@ -20,6 +20,7 @@ from promisifier.client.errors import (
 from promisifier.client.handles import ClientRegistration, ClientSubscription
 from promisifier.client.reconnect import Backoff, Client, ClientState
 from promisifier.client.session import Session
+from promisifier.client.tls import TlsOptions
 from promisifier.client.types import (
     CallResult,
     EventDetails,
@@ -53,6 +54,7 @@ __all__ = [
     "SessionState",
     "SessionStats",
     "Subscription",
+    "TlsOptions",
     "UserErrorHook",
     "compute_signature",
     "connect",

@@ -29,8 +29,10 @@ from twisted.internet.endpoints import HostnameEndpoint, TCP4ClientEndpoint, TCP
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from promisifier.client.auth import default_authmethods
 from promisifier.client.errors import ConnectionClosed, ConnectTimeout
 from promisifier.client.session import Session
+from promisifier.client.tls import TlsOptions
 from promisifier.client.user_errors import UserErrorHook
 from promisifier.transport.rawsocket import RawSocketClientFactory
 from promisifier.transport.rawsocket_framing import HANDSHAKE_ERRORS
@@ -53,6 +55,7 @@ def connect(
     timeout: float = 10.0,
     reactor: Any = None,
     on_user_error: UserErrorHook | None = None,
+    tls: TlsOptions | dict[str, Any] | None = None,
 ) -> defer.Deferred[Session]:
     """Connect to the router at ``url`` (``ws://`` or ``wss://``; ``rs://host:port`` or
     ``rss://host:port`` for RawSocket) and join ``realm``.
@@ -65,6 +68,8 @@ def connect(
     TLS, WebSocket handshake and join. Cancelling the Deferred abandons the attempt.
     ``on_user_error(failure, what)`` is the session's hook for exceptions raised by the
     application's handlers, procedures and callbacks (default: logged with the traceback).
+    ``tls`` (:class:`~promisifier.client.tls.TlsOptions` or a dict of its fields:
+    ``ca_file``, ``cert_file``, ``key_file``, ``server_name``) sets up ``wss://``/``rss://``.
     """
     return open_session(
         url,
@@ -76,6 +81,7 @@ def connect(
         timeout=timeout,
         reactor=reactor,
         on_user_error=on_user_error,
+        tls=tls,
     )
 
 
@@ -91,6 +97,7 @@ def open_session(
     reactor: Any = None,
     on_session: Callable[[Session], None] | None = None,
     on_user_error: UserErrorHook | None = None,
+    tls: TlsOptions | dict[str, Any] | None = None,
 ) -> defer.Deferred[Session]:
     """:func:`connect`, plus ``on_session(session)`` called when the WebSocket is open
     (before HELLO is sent). Used by the reconnecting client."""
@@ -98,6 +105,11 @@ def open_session(
         from twisted.internet import reactor as default_reactor
 
         reactor = default_reactor
+    tls = TlsOptions.coerce(tls)
+    if authmethods is None and tls is not None and tls.cert_file is not None:
+        # a client certificate is a credential too: offer "tls" first, then the others (or
+        # anonymous when there are no others)
+        authmethods = ["tls", *(default_authmethods(credentials) or ["anonymous"])]
     attempt = _Attempt(
         url,
         realm,
@@ -111,6 +123,7 @@ def open_session(
         timeout=timeout,
         reactor=reactor,
         on_session=on_session,
+        tls=tls,
     )
     return attempt.start()
 
@@ -128,8 +141,10 @@ class _Attempt:
         timeout: float,
         reactor: Any,
         on_session: Callable[[Session], None] | None,
+        tls: TlsOptions | None = None,
     ) -> None:
         self.url = url
+        self.tls = tls
         self.realm = realm
         self.serializers = serializers
         self.session_options = session_options
@@ -167,7 +182,7 @@ class _Attempt:
                 raise ValueError(f"{self.url}: Unix socket URLs are not supported")
             endpoint: Any = _tcp_endpoint(self.reactor, host, port, self.timeout)
             if is_secure:
-                endpoint = wrapClientTLS(_tls_options(host), endpoint)
+                endpoint = wrapClientTLS(_tls_options(host, self.tls), endpoint)
         except Exception as error:
             return defer.fail(error)
         self.timer = self.reactor.callLater(self.timeout, self._timed_out)
@@ -184,7 +199,7 @@ class _Attempt:
         )
         endpoint: Any = _tcp_endpoint(self.reactor, host, port, self.timeout)
         if is_secure:
-            endpoint = wrapClientTLS(_tls_options(host), endpoint)
+            endpoint = wrapClientTLS(_tls_options(host, self.tls), endpoint)
         self.timer = self.reactor.callLater(self.timeout, self._timed_out)
         self.tcp = endpoint.connect(factory)
         self.tcp.addCallbacks(self._rawsocket_connected, self._tcp_failed)
@@ -310,10 +325,12 @@ def _tcp_endpoint(reactor: Any, host: str, port: int, timeout: float) -> Any:
     return TCP4ClientEndpoint(reactor, host, port, timeout=timeout)
 
 
-def _tls_options(host: str) -> Any:
+def _tls_options(host: str, tls: TlsOptions | None = None) -> Any:
     try:
         from twisted.internet.ssl import optionsForClientTLS
 
+        if tls is not None:
+            return tls.creator(host)
         return optionsForClientTLS(host)
     except ImportError as error:  # pragma: no cover - depends on the installation
         raise RuntimeError(

@@ -33,6 +33,7 @@ from promisifier.client.connection import open_session
 from promisifier.client.errors import CallTimeout, ConnectionLost, NotConnected
 from promisifier.client.handles import ClientRegistration, ClientSubscription
 from promisifier.client.session import Session
+from promisifier.client.tls import TlsOptions
 from promisifier.client.user_errors import UserErrorHook, log_user_error
 
 log = Logger(namespace="promisifier.client")
@@ -108,6 +109,7 @@ class Client:
         authid: str | None = None,
         authmethods: list[str] | tuple[str, ...] | None = None,
         credentials: dict[str, Any] | None = None,
+        tls: TlsOptions | dict[str, Any] | None = None,
         connect_timeout: float = 10.0,
         wait_timeout: float = 10.0,
         reactor: Any = None,
@@ -140,6 +142,7 @@ class Client:
             "authmethods": authmethods,
             "credentials": credentials,
             "on_user_error": self._user_error,
+            "tls": tls,
         }
         self._state = ClientState.DISCONNECTED
         #: reconnect attempts made since the last join (or the last connect())

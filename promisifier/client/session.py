@@ -23,7 +23,7 @@ from twisted.python.failure import Failure
 
 from promisifier.client import features
 from promisifier.client.api import CANCEL_MODES, SessionRequests
-from promisifier.client.auth import AuthenticationError, answer_challenge, default_authmethods
+from promisifier.client.auth import AuthenticationError, ClientAuth, default_authmethods
 from promisifier.client.callee import Invocations
 from promisifier.client.errors import (
     ConnectionClosed,
@@ -34,6 +34,7 @@ from promisifier.client.errors import (
 from promisifier.client.requests import Correlation
 from promisifier.client.types import SessionState, SessionStats
 from promisifier.client.user_errors import UserErrorHook, log_user_error
+from promisifier.transport import tls_facts
 from promisifier.transport.stats import ConnectionStats
 from promisifier.wire import ErrorURI, IdSequence, ProtocolError
 from promisifier.wire.messages import (
@@ -123,7 +124,12 @@ class Session(SessionRequests):
         self.router_roles: dict[str, Any] = {}
         self.router_features: dict[str, frozenset[str]] = {}
         self._authmethods = list(authmethods) if authmethods else default_authmethods(credentials)
-        self._credentials = credentials
+        self._auth = ClientAuth(
+            authid,
+            self._authmethods,
+            credentials,
+            channel_id=lambda binding: tls_facts.channel_id(self.connection, binding, server=False),
+        )
         self._cancel_mode = "kill"
         self._ids = IdSequence()
         self._table = Correlation(self)
@@ -250,6 +256,12 @@ class Session(SessionRequests):
             details["authid"] = self.authid
         if self._authmethods:
             details["authmethods"] = list(self._authmethods)
+            try:
+                authextra = self._auth.hello_authextra()
+            except AuthenticationError as error:
+                return defer.fail(SessionAborted("wamp.error.cannot_authenticate", str(error)))
+            if authextra:
+                details["authextra"] = authextra
         self.state = SessionState.JOINING
         self._join_d = defer.Deferred()
         self._send([HELLO, self.realm, details])
@@ -354,6 +366,10 @@ class Session(SessionRequests):
 
     def _on_welcome(self, message: Message) -> None:
         details = message[2]
+        refused = self._auth.check_welcome(details)
+        if refused is not None:
+            self._abort(SessionAborted("wamp.error.authentication_failed", refused), 1000)
+            return
         self.session_id = message[1]
         self.welcome_details = details
         for name in ("authid", "authrole", "authmethod"):
@@ -373,11 +389,11 @@ class Session(SessionRequests):
     def _on_challenge(self, message: Message) -> None:
         method, extra = message[1], message[2]
         try:
-            signature = answer_challenge(method, extra, self._credentials)
+            signature, answer_extra = self._auth.answer(method, extra)
         except AuthenticationError as error:
             self._abort(SessionAborted("wamp.error.cannot_authenticate", str(error)), 1000)
             return
-        self._send([AUTHENTICATE, signature, {}])
+        self._send([AUTHENTICATE, signature, answer_extra])
 
     def _on_abort(self, message: Message) -> None:
         text = message[1].get("message")

@@ -22,7 +22,6 @@ from typing import Any
 from twisted.application.service import IService, Service
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import CancelledError, Deferred, DeferredLock, gatherResults, maybeDeferred, succeed
-from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -38,6 +37,7 @@ from promisifier.relay.site import (
     listener_root,
     reconfigure_listener_rawsocket_factory,
 )
+from promisifier.relay.tls_listener import server_endpoint
 from promisifier.relay.web import RelayWeb
 from promisifier.router import Router
 from promisifier.transport.closing import CloseCode
@@ -85,7 +85,7 @@ class Listener:
     def __init__(self, config: ListenerConfig, reactor: Any) -> None:
         self.config = config
         #: raises ValueError for a malformed endpoint string
-        self.endpoint: IStreamServerEndpoint = serverFromString(reactor, config.endpoint)
+        self.endpoint: IStreamServerEndpoint = server_endpoint(reactor, config.endpoint, config.client_ca)
         self.files_state = _files_state(config.files)
         self.site: HandshakeDeadlineSite | None = None
         #: the RawSocket server factory of a ``transport = "rawsocket"`` listener

@@ -1,8 +1,10 @@
-"""Authentication of a joining session: anonymous, ticket and WAMP-CRA.
+"""Authentication of a joining session: anonymous, ticket (with JWTs), WAMP-CRA,
+WAMP-Cryptosign, WAMP-SCRAM and TLS client certificates.
 
 HELLO.Details.authmethods lists the methods a client offers, in its order of preference;
-the first one the listener accepts is used. ticket and wampcra answer with CHALLENGE and
-check the client's AUTHENTICATE. A failure never says which part was wrong.
+the first one the listener accepts is used. anonymous and tls decide at once; the others
+answer with CHALLENGE and check the client's AUTHENTICATE. A failure never says which part
+was wrong: the client gets the same ABORT, the relay's log gets the reason.
 """
 
 from __future__ import annotations
@@ -19,13 +21,18 @@ from typing import Any
 import orjson
 from twisted.internet import defer
 
+from promisifier.router import cryptosign, jwt_tickets, scram, tls_auth
+from promisifier.router.auth_failure import AuthenticationFailed
+from promisifier.router.cryptosign import CryptosignAuthenticator, CryptosignPrincipal
+from promisifier.router.scram import ScramPrincipal
+from promisifier.transport import tls_facts
 from promisifier.wire.cra import compute_signature, derive_key
 
-AUTH_METHODS = ("anonymous", "ticket", "wampcra")
-
-
-class AuthenticationFailed(Exception):
-    """The credentials were wrong; the session gets ABORT wamp.error.authentication_failed."""
+#: methods a listener may accept ("scram" covers both dialects' authmethods, "scram" and
+#: "wamp-scram")
+AUTH_METHODS = ("anonymous", "ticket", "wampcra", "cryptosign", "scram", "tls")
+#: what a client may put in HELLO.Details.authmethods -> the listener's method
+_OFFERED = {method: method for method in AUTH_METHODS} | {"wamp-scram": "scram"}
 
 
 @dataclass(frozen=True)
@@ -53,7 +60,10 @@ class Accepted:
     authrole: str
     authmethod: str
     authprovider: str
+    #: facts about the authentication that WELCOME and the meta API show (e.g. the pubkey)
     authextra: dict[str, Any] = field(default_factory=dict[str, Any])
+    #: what only WELCOME carries (the SCRAM server signature)
+    welcome_extra: dict[str, Any] = field(default_factory=dict[str, Any])
 
 
 #: a dynamic ticket authenticator: (realm, authid, ticket, hello details) -> role name, or
@@ -73,8 +83,19 @@ class AuthConfig:
     tickets: Mapping[str, Principal] = field(default_factory=dict)
     #: dynamic ticket authenticator: a callable or a dotted path to one
     ticket_authenticator: TicketAuthenticator | str | None = None
+    #: tickets that are JWTs are verified with this (before the dynamic authenticator)
+    ticket_jwt: jwt_tickets.JwtConfig | None = None
     #: WAMP-CRA users by authid
     wampcra: Mapping[str, Principal] = field(default_factory=dict)
+    #: WAMP-Cryptosign principals by authid
+    cryptosign: Mapping[str, CryptosignPrincipal] = field(default_factory=dict)
+    #: dynamic cryptosign authenticator (for keys no principal lists): a callable or a
+    #: dotted path to one
+    cryptosign_authenticator: CryptosignAuthenticator | str | None = None
+    #: WAMP-SCRAM principals by authid
+    scram: Mapping[str, ScramPrincipal] = field(default_factory=dict)
+    #: principals known by their TLS client certificate, by authid
+    tls: Mapping[str, tls_auth.TlsPrincipal] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "methods", tuple(self.methods))
@@ -99,16 +120,18 @@ def load_callable(target: Callable[..., Any] | str) -> Callable[..., Any]:
 class Challenge:
     """One authentication in progress: the method, the claimed authid and what to check."""
 
-    def __init__(self, method: str, authid: str, extra: dict[str, Any], check: Callable[[str], Any]) -> None:
+    def __init__(
+        self, method: str, authid: str, extra: dict[str, Any], check: Callable[[Any, dict[str, Any]], Any]
+    ) -> None:
         self.method = method
         self.authid = authid
         #: CHALLENGE.Extra sent to the client
         self.extra = extra
         self._check = check
 
-    def verify(self, signature: str) -> defer.Deferred[Accepted]:
-        """Check the AUTHENTICATE signature; fails with :class:`AuthenticationFailed`."""
-        return defer.maybeDeferred(self._check, signature)
+    def verify(self, signature: Any, extra: dict[str, Any] | None = None) -> defer.Deferred[Accepted]:
+        """Check the AUTHENTICATE signature (and Extra); fails with :class:`AuthenticationFailed`."""
+        return defer.maybeDeferred(self._check, signature, extra if type(extra) is dict else {})
 
 
 class Authenticator:
@@ -125,6 +148,11 @@ class Authenticator:
         self._decoy_key = os.urandom(32)
         salted = [principal for principal in config.wampcra.values() if principal.salt is not None]
         self._decoy_kdf = (salted[0].iterations, salted[0].keylen) if salted else None
+        self._cryptosign = cryptosign.CryptosignVerifier(
+            config.cryptosign,
+            load_callable(config.cryptosign_authenticator) if config.cryptosign_authenticator is not None else None,
+        )
+        self._scram = scram.ScramVerifier(config.scram)
 
     def pick_method(self, details: dict[str, Any]) -> str | None:
         """The first method the client offers that this listener accepts, or None."""
@@ -134,7 +162,7 @@ class Authenticator:
         if type(offered) is not list:
             return None
         for method in offered:
-            if type(method) is str and method in self.config.methods:
+            if type(method) is str and _OFFERED.get(method) in self.config.methods:
                 return method
         return None
 
@@ -147,14 +175,43 @@ class Authenticator:
         """
         return Accepted(f"anonymous-{session_id}", self.config.anonymous_role, "anonymous", "static")
 
+    def tls(self, peer: object) -> Accepted:
+        """Accept the client by the certificate it presented on this TLS connection;
+        raises :class:`AuthenticationFailed` for none, or one no principal lists."""
+        found = tls_auth.identify(self.config.tls, peer)
+        if found is None:
+            certificate = tls_facts.peer_certificate(peer)
+            raise AuthenticationFailed(
+                "no client certificate"
+                if certificate is None
+                else f"certificate {tls_facts.fingerprint(certificate)} ({certificate.subject.rfc4514_string()}) "
+                "matches no principal"
+            )
+        principal, facts = found
+        return Accepted(principal.authid, principal.role, "tls", "static", facts)
+
     def challenge(
-        self, method: str, realm: str, authid: str | None, session_id: int, details: dict[str, Any]
+        self, method: str, realm: str, authid: str | None, session_id: int, details: dict[str, Any], peer: object = None
     ) -> Challenge:
-        """Start ``method`` (ticket or wampcra) for the claimed ``authid``."""
+        """Start ``method`` (ticket, wampcra, cryptosign, scram or wamp-scram) for the
+        claimed ``authid``; ``peer`` is the connection (for TLS channel binding)."""
         claimed = authid or ""
         if method == "ticket":
             return Challenge(
-                method, claimed, {}, lambda signature: self._check_ticket(realm, claimed, signature, details)
+                method, claimed, {}, lambda signature, _: self._check_ticket(realm, claimed, signature, details)
+            )
+        if method == "cryptosign":
+            request = cryptosign.start(realm, authid, details, lambda binding: tls_facts.channel_id(peer, binding))
+            return Challenge(
+                method, claimed, request.extra, lambda signature, _: self._check_cryptosign(request, signature)
+            )
+        if method in ("scram", "wamp-scram"):
+            exchange, scram_extra = self._scram.start(method, authid, details)
+            return Challenge(
+                method,
+                claimed,
+                scram_extra,
+                lambda signature, sent: self._check_scram(method, exchange, signature, sent),
             )
         principal = self.config.wampcra.get(claimed)
         # No "authrole" in the challenge (clients sign the text as it is): the role of a
@@ -177,17 +234,38 @@ class Authenticator:
             iterations, keylen = self._decoy_kdf
             extra.update(salt=base64.b64encode(decoy_salt).decode("ascii"), iterations=iterations, keylen=keylen)
         return Challenge(
-            method, claimed, extra, lambda signature: self._check_wampcra(principal, challenge_text, signature)
+            method, claimed, extra, lambda signature, _: self._check_wampcra(principal, challenge_text, signature)
         )
 
-    def _check_ticket(self, realm: str, authid: str, ticket: str, details: dict[str, Any]) -> Any:
+    def _check_cryptosign(self, request: cryptosign.CryptosignRequest, signature: Any) -> Any:
+        def accepted(found: tuple[str, str, str, str]) -> Accepted:
+            authid, role, provider, pubkey = found
+            return Accepted(authid, role, "cryptosign", provider, {"pubkey": pubkey})
+
+        return defer.maybeDeferred(self._cryptosign.verify, request, signature).addCallback(accepted)
+
+    def _check_scram(
+        self, method: str, exchange: scram.ScramRequest | None, proof: Any, extra: dict[str, Any]
+    ) -> Accepted:
+        found = self._scram.verify(exchange, proof, extra)
+        authid, role, verifier = found
+        key = "verifier" if method == "wamp-scram" else "scram_server_signature"
+        return Accepted(authid, role, method, "static", welcome_extra={key: verifier})
+
+    def _check_ticket(self, realm: str, authid: str, ticket: Any, details: dict[str, Any]) -> Any:
+        if not isinstance(ticket, str):
+            raise AuthenticationFailed("the ticket is not a string")
         principal = self.config.tickets.get(authid)
         if principal is not None:
             if hmac.compare_digest(principal.secret.encode("utf-8"), ticket.encode("utf-8")):
                 return Accepted(authid, principal.role, "ticket", "static")
-            raise AuthenticationFailed()
+            raise AuthenticationFailed("wrong ticket")
+        jwt_config = self.config.ticket_jwt
+        if jwt_config is not None and jwt_tickets.looks_like_jwt(ticket):
+            found = jwt_tickets.verify(jwt_config, ticket, authid or None)
+            return Accepted(found[0], found[1], "ticket", "jwt")
         if self._ticket_authenticator is None:
-            raise AuthenticationFailed()
+            raise AuthenticationFailed("unknown authid, and no dynamic ticket authenticator")
         result = defer.maybeDeferred(self._ticket_authenticator, realm, authid, ticket, details)
         return result.addCallback(self._dynamic_ticket_result, authid)
 
@@ -197,18 +275,18 @@ class Authenticator:
             return Accepted(authid, result, "ticket", "dynamic")
         if isinstance(result, dict) and isinstance(result.get("role"), str):
             return Accepted(str(result.get("authid") or authid), result["role"], "ticket", "dynamic")
-        raise AuthenticationFailed()
+        raise AuthenticationFailed(f"the dynamic ticket authenticator refused ({result!r})")
 
     @staticmethod
     def _check_wampcra(principal: Principal | None, challenge_text: str, signature: str) -> Accepted:
         if principal is None:
             # Compute anyway so an unknown user costs the same as a wrong secret.
             hmac.compare_digest(compute_signature(b"unknown", challenge_text).encode(), signature.encode("utf-8"))
-            raise AuthenticationFailed()
+            raise AuthenticationFailed("unknown authid")
         if principal.salt is not None:
             key = derive_key(principal.secret, principal.salt, principal.iterations, principal.keylen)
         else:
             key = principal.secret.encode("utf-8")
         if not hmac.compare_digest(compute_signature(key, challenge_text).encode(), signature.encode("utf-8")):
-            raise AuthenticationFailed()
+            raise AuthenticationFailed("wrong signature")
         return Accepted(principal.authid, principal.role, "wampcra", "static")

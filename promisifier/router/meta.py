@@ -61,6 +61,7 @@ def session_details(session: RouterSession) -> dict[str, Any]:
         "authrole": session.authrole,
         "authmethod": session.authmethod,
         "authprovider": session.authprovider,
+        "authextra": session.authextra,
         "transport": {
             "type": getattr(peer, "transport_type", "websocket"),
             "peer": peer.peer,

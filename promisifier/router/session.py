@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from twisted.logger import Logger
 
-from promisifier.router.auth import Accepted, AuthenticationFailed, Authenticator, Challenge
+from promisifier.router.auth import Accepted, Authenticator, Challenge
+from promisifier.router.auth_failure import AuthenticationFailed
 from promisifier.transport.closing import CloseCode
 from promisifier.wire import LIMIT_EXCEEDED, EncodeError, ErrorURI, IdSequence, ProtocolError
 from promisifier.wire.messages import (
@@ -72,6 +73,9 @@ class RouterSession:
         self.authrole: str | None = None
         self.authmethod: str | None = None
         self.authprovider: str | None = None
+        #: facts about the authentication (e.g. the cryptosign pubkey), as WELCOME and the
+        #: meta API show them
+        self.authextra: dict[str, Any] = {}
         #: the client's HELLO.Details.roles (role name -> {"features": {...}})
         self.roles: dict[str, Any] = {}
         #: request ids of INVOCATIONs sent to this session as a callee
@@ -276,7 +280,21 @@ class RouterSession:
         if method == "anonymous":
             self._accept(realm, self.authenticator.anonymous(authid, self.session_id))
             return
-        challenge = self.authenticator.challenge(method, realm.name, authid, self.session_id, details)
+        if method == "tls":
+            try:
+                accepted = self.authenticator.tls(self.peer)
+            except AuthenticationFailed as error:
+                self._auth_failure(
+                    realm.name, authid, ErrorURI.AUTHENTICATION_FAILED, "authentication failed", f"tls: {error}"
+                )
+                return
+            if authid is not None and authid != accepted.authid:
+                why = f"tls: the certificate is {accepted.authid!r}'s, not the authid asked for"
+                self._auth_failure(realm.name, authid, ErrorURI.AUTHENTICATION_FAILED, "authentication failed", why)
+                return
+            self._accept(realm, accepted)
+            return
+        challenge = self.authenticator.challenge(method, realm.name, authid, self.session_id, details, self.peer)
         self.state = SessionState.CHALLENGING
         self.send([CHALLENGE, method, challenge.extra])
         self._challenge = (realm, challenge)
@@ -296,16 +314,20 @@ class RouterSession:
                 self._accept(realm, result)
 
         def refused(failure: Any) -> None:
-            if not failure.check(AuthenticationFailed):
+            if failure.check(AuthenticationFailed):
+                why = f"{challenge.method}: {failure.value}" if str(failure.value) else challenge.method
+            else:
                 log.failure("authenticator failed for authid {authid!r}", failure, authid=challenge.authid)
+                why = f"{challenge.method}: the authenticator raised {failure.type.__name__}"
             if self.state is SessionState.AUTHENTICATING:
                 self._auth_failure(
-                    realm.name, challenge.authid, ErrorURI.AUTHENTICATION_FAILED, "authentication failed"
+                    realm.name, challenge.authid, ErrorURI.AUTHENTICATION_FAILED, "authentication failed", why
                 )
 
-        challenge.verify(message[1]).addCallbacks(accepted, refused)
+        challenge.verify(message[1], message[2]).addCallbacks(accepted, refused)
 
-    def _auth_failure(self, realm: str, authid: object, reason: str, text: str) -> None:
+    def _auth_failure(self, realm: str, authid: object, reason: str, text: str, why: str | None = None) -> None:
+        """ABORT with ``reason`` and ``text``; the log says ``why`` (the client never learns it)."""
         log.info(
             "authentication failure on connection {connection_id} from {peer}: realm {realm!r}, authid {authid!r}: {text}",
             connection_id=self.peer.connection_id,
@@ -313,7 +335,7 @@ class RouterSession:
             realm=realm,
             authid=authid,
             session_id=self.session_id,
-            text=text,
+            text=why or text,
             reason=reason,
             event="auth_failure",
         )
@@ -330,30 +352,28 @@ class RouterSession:
         self.authrole = accepted.authrole
         self.authmethod = accepted.authmethod
         self.authprovider = accepted.authprovider
-        self._join(realm)
+        self.authextra = dict(accepted.authextra)
+        self._join(realm, accepted.welcome_extra)
 
-    def _join(self, realm: Realm) -> None:
+    def _join(self, realm: Realm, welcome_extra: dict[str, Any] | None = None) -> None:
         self._cancel_hello_timer()
         self.realm = realm
         self._dispatch = realm.dispatch
         self.state = SessionState.ESTABLISHED
         self.joined_at = self.router.clock.seconds()
         realm.attach(self)
-        sent = self.send(
-            [
-                WELCOME,
-                self.session_id,
-                {
-                    "realm": realm.name,
-                    "authid": self.authid,
-                    "authrole": self.authrole,
-                    "authmethod": self.authmethod,
-                    "authprovider": self.authprovider,
-                    "roles": realm.router_roles(),
-                    "agent": self.router.config.agent,
-                },
-            ]
-        )
+        details: dict[str, Any] = {
+            "realm": realm.name,
+            "authid": self.authid,
+            "authrole": self.authrole,
+            "authmethod": self.authmethod,
+            "authprovider": self.authprovider,
+            "roles": realm.router_roles(),
+            "agent": self.router.config.agent,
+        }
+        if self.authextra or welcome_extra:
+            details["authextra"] = {**self.authextra, **(welcome_extra or {})}
+        sent = self.send([WELCOME, self.session_id, details])
         if sent:
             realm.announce_join(self)
         log.info(
