@@ -272,6 +272,21 @@ async def test_our_client_with_a_hex_seed_and_with_a_key_file(relay, tmp_path):
 
 
 @pytest_twisted.ensureDeferred
+async def test_the_rpc_websockets_facade_and_the_reconnecting_client_take_the_key(relay):
+    from promisifier.client import Client
+    from promisifier.compat.rpc_client import Client as RpcClient
+
+    facade = RpcClient(relay.url, realm="realm1", autoconnect=False, credentials={"private_key": DEVICE_SEED.hex()})
+    await within(facade.connect())
+    assert facade.authid == "device-1"
+    await within(facade.close())
+    client = Client(relay.url, "realm1", credentials={"private_key": BACKEND_SEED.hex()})
+    session = await within(client.connect())
+    assert (session.authid, session.authmethod) == ("backend", "cryptosign")
+    await within(client.leave())
+
+
+@pytest_twisted.ensureDeferred
 async def test_our_client_with_an_unknown_key_is_refused(relay):
     with pytest.raises(SessionAborted) as caught:
         await within(connect(relay.url, "realm1", credentials={"private_key": STRANGER_SEED.hex()}))

@@ -80,6 +80,7 @@ from promisifier.client.handles import ClientSubscription
 from promisifier.client.reconnect import Client as ReconnectingClient
 from promisifier.client.reconnect import ClientState
 from promisifier.client.session import Session
+from promisifier.client.tls import TlsOptions
 from promisifier.client.types import CallResult
 from promisifier.compat.common import (
     DEFAULT_REALM,
@@ -193,6 +194,8 @@ class Client:
     ``max_reconnects`` the consecutive failed attempts before giving up (0: never).
     ``generate_request_id(method, params)``, when given, is called for each call and its
     value set as ``request_id`` on the returned Deferred (the wire uses WAMP's own ids).
+    ``authid``, ``credentials`` and ``tls`` are those of :func:`promisifier.client.connect`
+    (e.g. ``credentials={"private_key": "device.key"}``, ``tls={"ca_file": "ca.pem"}``).
     """
 
     def __init__(
@@ -208,6 +211,9 @@ class Client:
         serializers: Iterable[str] = ("msgpack", "json"),
         connect_timeout: float = 10.0,
         reactor: Any = None,
+        authid: str | None = None,
+        credentials: dict[str, Any] | None = None,
+        tls: TlsOptions | dict[str, Any] | None = None,
     ) -> None:
         if reactor is None:
             from twisted.internet import reactor as default_reactor
@@ -239,7 +245,11 @@ class Client:
             connect_timeout=connect_timeout,
             wait_timeout=connect_timeout,
             reactor=reactor,
+            authid=authid,
+            credentials=credentials,
+            tls=tls,
         )
+        self._tls = tls
         self._client.on("join", self._joined)
         self._client.on("disconnect", lambda code, reason: self._emit("close", code, reason))
         self._client.on(
@@ -484,6 +494,7 @@ class Client:
                 credentials=credentials,
                 timeout=self.connect_timeout,
                 reactor=self.reactor,
+                tls=self._tls,
             )
         except SessionAborted as error:
             why = {
