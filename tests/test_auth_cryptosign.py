@@ -37,6 +37,8 @@ except ImportError:  # pragma: no cover - tests/ itself on sys.path
     from js_support import run_node, skip_or_fail_without_node  # type: ignore[no-redef]
     from support import within  # type: ignore[no-redef]
 
+pytestmark = pytest.mark.slow  # real sockets on 127.0.0.1
+
 by_serializer = pytest.mark.parametrize("ser", ["json", "msgpack"])
 AUTH_FAILED = "wamp.error.authentication_failed"
 

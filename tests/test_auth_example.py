@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import jwt
+import pytest
 import pytest_twisted
 from twisted.internet import defer, utils
 
@@ -20,6 +21,9 @@ try:
     from tests.support import within
 except ImportError:  # pragma: no cover - tests/ itself on sys.path
     from support import within  # type: ignore[no-redef]
+
+pytestmark = pytest.mark.slow  # real sockets on 127.0.0.1
+
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "auth"

@@ -34,6 +34,9 @@ except ImportError:  # pragma: no cover - tests/ itself on sys.path
     from auth_support import Routers, connect_auth, leave  # type: ignore[no-redef]
     from support import within  # type: ignore[no-redef]
 
+pytestmark = pytest.mark.slow  # real sockets on 127.0.0.1
+
+
 AUTH_FAILED = "wamp.error.authentication_failed"
 EVERYTHING = (Permission("", "prefix", call=True, register=True, publish=True, subscribe=True),)
 ROLES = tuple(RoleConfig(name, EVERYTHING) for name in ("user", "admin"))

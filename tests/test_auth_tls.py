@@ -34,6 +34,8 @@ except ImportError:  # pragma: no cover - tests/ itself on sys.path
     from pki_support import issue, make_ca  # type: ignore[no-redef]
     from support import RunningRouter, within  # type: ignore[no-redef]
 
+pytestmark = pytest.mark.slow  # real sockets on 127.0.0.1
+
 pytest.importorskip("OpenSSL", reason="TLS needs pyOpenSSL (twisted[tls])")
 
 REPO = Path(__file__).resolve().parent.parent

@@ -158,7 +158,7 @@ def test_rpc_websockets_node_client_against_the_server_facade(serializer):
     from promisifier.compat.rpc_server import Server
     from tests.support import within
 
-    _skip_or_fail_without_prerequisites()
+    skip_or_fail_without_node()
     server = Server("127.0.0.1", 0)
     yield within(server.when_ready())
     noted: list = []
@@ -196,7 +196,7 @@ def test_rpc_websockets_node_client_against_the_server_facade(serializer):
         scenarios = [name for name in SCENARIOS if name != "timeouts"]
         args = [str(SCRIPT), server.url(), f"--serializer={serializer}", f"--only={','.join(scenarios)}"]
         code, out, err = yield run_node(args, kill_after=75)
-        reports = _reports(out)
+        reports = scenario_reports(out)
         failed = {name: report["details"] for name, report in reports.items() if not report.get("pass")}
         missing = [name for name in scenarios if name not in reports]
         assert not failed and not missing, (
