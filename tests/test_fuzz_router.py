@@ -58,7 +58,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgpack
-import orjson
 import pytest
 import pytest_twisted
 from autobahn.wamp import message as wamp
@@ -226,8 +225,8 @@ def _from_base64(value: Any) -> Any:
 
 def echo_of(ser: str, payload: bytes) -> tuple[list, dict]:
     """Arguments and keyword arguments of a CALL as the router sees them, decoded with the
-    reference libraries (orjson turns integers beyond 64 bits into floats)."""
-    message = _from_base64(orjson.loads(payload)) if ser == "json" else msgpack.unpackb(payload, raw=False)
+    reference libraries (the stdlib json: integers beyond 64 bits pass unchanged)."""
+    message = _from_base64(json.loads(payload)) if ser == "json" else msgpack.unpackb(payload, raw=False)
     return (message[4] if len(message) > 4 else []), (message[5] if len(message) > 5 else {})
 
 
@@ -423,7 +422,7 @@ def valid_joined_step(draw: Any, ser: str, ids: Ids, kinds: tuple[str, ...] = JO
     if kind in ("call_echo", "huge_call"):
         args, kwargs = draw(args_and_kwargs(ser))
         if kind == "huge_call":
-            # JSON: literals up to 300 digits (decoded as floats); msgpack: the largest uint64
+            # JSON: literals up to 300 digits (kept as integers); msgpack: the largest uint64
             big = (
                 draw(st.integers(10**19, 10**300) | st.integers(-(10**300), -(10**19))) if ser == "json" else 2**64 - 1
             )

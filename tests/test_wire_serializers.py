@@ -226,6 +226,7 @@ def test_top_level_must_be_an_array(value: Any) -> None:
     [
         msgpack.packb([1, msgpack.ExtType(5, b"x")]),
         msgpack.packb([1, msgpack.ExtType(0, b"")]),
+        msgpack.packb([1, msgpack.ExtType(0, b"ab")]),
         msgpack.packb([1, msgpack.ExtType(127, b"x" * 300)]),
         msgpack.packb([1, {"k": msgpack.ExtType(1, b"abcd")}]),
         msgpack.packb([1, msgpack.Timestamp(1, 0)]),  # the predefined timestamp extension (-1)
@@ -233,11 +234,41 @@ def test_top_level_must_be_an_array(value: Any) -> None:
         b"\x91\xc7\x00\xff",  # ext 8, type -1, no data
         b"\x91\xd4\xfe\x00",  # fixext 1, type -2
     ],
-    ids=["ext5", "ext0-empty", "ext127-300", "ext-in-dict", "timestamp32", "timestamp96", "ts-empty", "ext-2"],
+    ids=[
+        "ext5",
+        "ext0-empty",
+        "ext0-2bytes",
+        "ext127-300",
+        "ext-in-dict",
+        "timestamp32",
+        "timestamp96",
+        "ts-empty",
+        "ext-2",
+    ],
 )
 def test_msgpack_extension_types_are_refused(data: bytes) -> None:
     with pytest.raises(DecodeError):
         MSGPACK.decode(data)
+
+
+# msgpackr (and so Wampy.js) writes JavaScript's undefined as fixext 1, type 0, data 0
+UNDEFINED = b"\xd4\x00\x00"
+
+
+def test_msgpack_undefined_in_a_map_is_an_absent_key() -> None:
+    # [48, 1, {"timeout": undefined, "a": 1}, "p", [1, undefined], {"k": undefined}]
+    data = b"\x96\x30\x01\x82\xa7timeout" + UNDEFINED + b"\xa1a\x01\xa1p\x92\x01" + UNDEFINED + b"\x81\xa1k" + UNDEFINED
+    assert same(MSGPACK.decode(data), [48, 1, {"a": 1}, "p", [1, None], {}])
+
+
+def test_msgpack_undefined_nested_deeply() -> None:
+    data = b"\x95\x30\x01\x80\xa1p\x91\x81\xa1x\x92" + UNDEFINED + b"\x81\xa1y" + UNDEFINED
+    assert same(MSGPACK.decode(data), [48, 1, {}, "p", [{"x": [None, {}]}]])
+
+
+def test_msgpack_undefined_as_the_message_is_refused() -> None:
+    with pytest.raises(DecodeError, match="undefined"):
+        MSGPACK.decode(UNDEFINED)
 
 
 @pytest.mark.parametrize(
@@ -307,11 +338,41 @@ def test_deep_nesting_is_an_encode_error() -> None:
 # values the formats cannot hold: EncodeError
 
 
-@BOTH
 @pytest.mark.parametrize("value", [2**64, -(2**63) - 1, 2**100, -(2**100)])
-def test_ints_beyond_64_bits(ser: str, value: int) -> None:
-    with pytest.raises(EncodeError):
-        SERIALIZERS[ser].encode([48, 1, {}, "p", [value]])
+def test_msgpack_refuses_ints_beyond_64_bits(value: int) -> None:
+    with pytest.raises(EncodeError, match="outside the 64-bit range"):
+        MSGPACK.encode([48, 1, {}, "p", [value]])
+
+
+@pytest.mark.parametrize("value", [2**64, -(2**63) - 1, 2**100, -(2**100), -(10**300)])
+def test_json_keeps_ints_beyond_64_bits(value: int) -> None:
+    message = [48, 1, {}, "p", [value, {"n": value, "b": b"\x01"}], {"f": 1.5, "t": "\u00e9"}]
+    payload = JSON.encode(message)
+    assert str(value).encode() in payload
+    assert same(JSON.decode(payload), message)
+
+
+def test_json_big_ints_written_by_another_peer() -> None:
+    payload = b'[48,1,{},"p",[18446744073709551616,-9223372036854775809,1.5,"\\u0000AQ=="]]'
+    assert same(JSON.decode(payload), [48, 1, {}, "p", [18446744073709551616, -9223372036854775809, 1.5, b"\x01"]])
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [b'[1,"1234567890123456789",NaN]', b"[1,12345678901234567890,Infinity]", b"[1,1234567890123456789"],
+    ids=["nan", "infinity", "truncated"],
+)
+def test_json_with_long_digit_runs_is_still_checked_by_orjson(payload: bytes) -> None:
+    with pytest.raises(DecodeError):
+        JSON.decode(payload)
+
+
+def test_json_long_digit_runs_in_strings_stay_strings() -> None:
+    assert JSON.decode(b'[1,"12345678901234567890",12345678901234567890]') == [
+        1,
+        "12345678901234567890",
+        12345678901234567890,
+    ]
 
 
 @BOTH

@@ -182,7 +182,7 @@ class Broker:
         except opt.OptionError as error:
             session.send_error(SUBSCRIBE, request_id, ErrorURI.INVALID_ARGUMENT, [str(error)])
             return
-        if not is_valid_uri(topic, self.realm.strict_uris, match == "wildcard"):
+        if not is_valid_uri(topic, self.realm.strict_uris, match != "exact"):
             session.send_error(SUBSCRIBE, request_id, ErrorURI.INVALID_URI, [f"invalid topic URI {topic!r}"])
             return
         subscription = self._index.get(topic, match)

@@ -111,7 +111,7 @@ class Registration:
 class Invocation:
     """One call in flight: from the caller's CALL to the callee's final answer."""
 
-    __slots__ = ("id", "caller", "call_request_id", "callee", "registration", "progress", "timer", "started")
+    __slots__ = ("id", "caller", "call_request_id", "callee", "registration", "progress", "timeout", "timer", "started")
 
     def __init__(
         self,
@@ -130,6 +130,8 @@ class Invocation:
         self.registration = registration
         #: the caller asked for progressive results
         self.progress = progress
+        #: seconds allowed until the first result and between results (0: no timeout)
+        self.timeout = 0.0
         self.timer: DelayedCall | None = None
         #: the router clock when the CALL arrived
         self.started = started
@@ -265,7 +267,7 @@ class Dealer:
             session.send_error(REGISTER, request_id, ErrorURI.INVALID_ARGUMENT, [str(error)])
             return
         if (
-            not is_valid_uri(procedure, self.realm.strict_uris, match == "wildcard")
+            not is_valid_uri(procedure, self.realm.strict_uris, match != "exact")
             or procedure.startswith("wamp.")
             or any(_covers(procedure, match, served) for served in ROUTER_PROCEDURES)
         ):
@@ -431,14 +433,18 @@ class Dealer:
         if not callee.send([INVOCATION, invocation.id, registration.id, details, *message[4:]]):
             self.calls_rejected += 1
             caller.send_error(
-                CALL, request_id, ErrorURI.INVALID_ARGUMENT, ["arguments cannot be encoded for the callee"]
+                CALL,
+                request_id,
+                ErrorURI.INVALID_ARGUMENT,
+                [f"arguments cannot be encoded for the callee: {callee.last_send_error}"],
             )
             return
         registration.calls += 1
         invocations[invocation.id] = invocation
         calls[request_id] = invocation
         if timeout:
-            invocation.timer = self.realm.clock.callLater(timeout / 1000.0, self._on_timeout, invocation)
+            invocation.timeout = timeout / 1000.0
+            invocation.timer = self.realm.clock.callLater(invocation.timeout, self._on_timeout, invocation)
 
     def on_yield(self, callee: RouterSession, message: Message) -> None:
         """YIELD: [70, INVOCATION.Request|id, Options|dict, Arguments|list, ArgumentsKw|dict]."""
@@ -452,6 +458,10 @@ class Dealer:
         options = message[2]
         if options and options.get("progress") is True:
             if invocation.progress:
+                # The timeout counts from the last result (progressive_call_results, Timeouts).
+                timer = invocation.timer
+                if timer is not None:
+                    timer.reset(invocation.timeout)
                 self._forward_result(invocation, [RESULT, invocation.call_request_id, {"progress": True}, *message[3:]])
             return
         self._finish(invocation)
@@ -468,7 +478,10 @@ class Dealer:
             self._finish(invocation)
             self._interrupt(invocation, "killnowait", ErrorURI.CANCELED)
             invocation.caller.send_error(
-                CALL, invocation.call_request_id, ErrorURI.INVALID_ARGUMENT, ["result cannot be encoded for the caller"]
+                CALL,
+                invocation.call_request_id,
+                ErrorURI.INVALID_ARGUMENT,
+                [f"result cannot be encoded for the caller: {invocation.caller.last_send_error}"],
             )
 
     def on_invocation_error(self, callee: RouterSession, message: Message) -> None:

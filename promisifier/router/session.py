@@ -80,6 +80,8 @@ class RouterSession:
         self.roles: dict[str, Any] = {}
         #: request ids of INVOCATIONs sent to this session as a callee
         self.invocation_ids = IdSequence()
+        #: why the last :meth:`send` that returned False could not encode its message
+        self.last_send_error = ""
         self.joined_at: float | None = None
         self._dispatch: dict[int, Any] = {}
         self._hello_timer: DelayedCall | None = router.clock.callLater(
@@ -168,6 +170,7 @@ class RouterSession:
         try:
             self.peer.send(message)
         except EncodeError as error:
+            self.last_send_error = str(error)
             log.info(
                 "session {session_id}: cannot send {kind}: {error}",
                 session_id=self.session_id,
