@@ -153,9 +153,9 @@ class Peer:
     def subscribe(self, topic: str, **options: Any) -> int:
         request_id = self.request_id()
         self.send_raw([SUBSCRIBE, request_id, options, topic])
-        reply = self.last()
-        assert reply[:2] == [SUBSCRIBED, request_id], reply
-        return reply[2]
+        replies = [m for m in self.received if m[:2] == [SUBSCRIBED, request_id]]
+        assert replies, self.last()
+        return replies[0][2]
 
     def call(self, procedure: str, args: list | None = None, kwargs: dict | None = None, **options: Any) -> int:
         request_id = self.request_id()

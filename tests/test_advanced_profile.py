@@ -7,11 +7,25 @@ from __future__ import annotations
 import pytest
 
 try:
-    from tests.advanced_memory import Memory
+    from tests.advanced_memory import ROLES, Memory
 except ImportError:  # pragma: no cover - tests/ itself on sys.path
-    from advanced_memory import Memory  # type: ignore[no-redef]
+    from advanced_memory import ROLES, Memory  # type: ignore[no-redef]
 
-from promisifier.wire.messages import CALL, ERROR, INTERRUPT, PUBLISH, REGISTER, RESULT, SUBSCRIBE
+from promisifier.router.authz import Permission, RoleConfig
+from promisifier.router.config import RealmConfig
+from promisifier.wire.messages import (
+    CALL,
+    CANCEL,
+    ERROR,
+    INTERRUPT,
+    PUBLISH,
+    REGISTER,
+    RESULT,
+    SUBSCRIBE,
+    UNREGISTER,
+    UNREGISTERED,
+    UNSUBSCRIBED,
+)
 
 # -- progressive results under a call timeout -------------------------------------------------
 
@@ -151,3 +165,291 @@ def test_publish_to_a_uri_with_an_empty_component_is_refused():
     session = memory.join()
     session.send_raw([PUBLISH, 1, {"acknowledge": True}, "com.example."])
     assert session.error_of(PUBLISH, 1)[4] == "wamp.error.invalid_uri"
+
+
+# -- registration and subscription revocation -------------------------------------------------
+
+REVOCATION_ROLES = {
+    **ROLES,
+    "callee": {"features": {**ROLES["callee"]["features"], "registration_revocation": True}},
+    "subscriber": {"features": {**ROLES["subscriber"]["features"], "subscription_revocation": True}},
+}
+
+
+def test_remove_callee_tells_a_callee_that_announced_revocation():
+    memory = Memory()
+    callee = memory.join(roles=REVOCATION_ROLES)
+    other = memory.join(roles=REVOCATION_ROLES)
+    admin = memory.join()
+    registration_id = callee.register("com.example.shared", invoke="roundrobin")
+    other.register("com.example.shared", invoke="roundrobin")
+    call_id = admin.call(
+        "wamp.registration.remove_callee", [registration_id, callee.session_id], {"reason": "moving endpoint"}
+    )
+    assert admin.answers_to(call_id) == [[RESULT, call_id, {}, [None]]]
+    assert callee.of_type(UNREGISTERED) == [
+        [UNREGISTERED, 0, {"registration": registration_id, "reason": "moving endpoint"}]
+    ]
+    assert other.of_type(UNREGISTERED) == []
+    for _ in range(3):  # every call now goes to the other callee
+        admin.call("com.example.shared")
+    assert len(callee.invocations()) == 0 and len(other.invocations()) == 3
+
+
+def test_remove_callee_without_revocation_feature_sends_nothing_and_deletes_the_registration():
+    memory = Memory()
+    callee, admin, watcher = memory.join(), memory.join(), memory.join()
+    watcher.subscribe("wamp.registration.on_delete")
+    registration_id = callee.register("com.example.p")
+    call_id = admin.call("wamp.registration.remove_callee", [registration_id, callee.session_id])
+    assert admin.answers_to(call_id)[0][0] == RESULT
+    assert callee.of_type(UNREGISTERED) == []
+    assert watcher.events()[0][4] == [callee.session_id, registration_id]
+    request_id = admin.call("com.example.p")
+    assert admin.answers_to(request_id)[0][4] == "wamp.error.no_such_procedure"
+    # the callee's own UNREGISTER of the revoked registration is an error now
+    callee.send_raw([UNREGISTER, 99, registration_id])
+    assert callee.error_of(UNREGISTER, 99)[4] == "wamp.error.no_such_registration"
+
+
+def test_remove_callee_keeps_calls_in_flight():
+    memory = Memory()
+    callee, caller, admin = memory.join(roles=REVOCATION_ROLES), memory.join(), memory.join()
+    registration_id = callee.register("com.example.slow")
+    request_id = caller.call("com.example.slow")
+    admin.call("wamp.registration.remove_callee", [registration_id, callee.session_id])
+    callee.yield_(callee.invocations()[0][1], ["late but fine"])
+    assert caller.answers_to(request_id) == [[RESULT, request_id, {}, ["late but fine"]]]
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        ([], "wamp.error.no_such_registration"),
+        ([1], "wamp.error.no_such_registration"),
+        ("registration,admin", "wamp.error.no_such_session"),
+        ("registration,nobody", "wamp.error.no_such_session"),
+        ("registration,callee,7", "wamp.error.invalid_argument"),
+    ],
+)
+def test_remove_callee_errors(args, error):
+    memory = Memory()
+    callee, admin = memory.join(), memory.join()
+    registration_id = callee.register("com.example.p")
+    if isinstance(args, str):
+        names = {"registration": registration_id, "admin": admin.session_id, "callee": callee.session_id}
+        args = [names.get(name, 7 if name == "7" else 12345) for name in args.split(",")]
+    call_id = admin.call("wamp.registration.remove_callee", args)
+    assert admin.answers_to(call_id)[0][4] == error
+    assert memory.realm().dealer.registration(registration_id) is not None
+
+
+def test_remove_subscriber_tells_a_subscriber_that_announced_revocation():
+    memory = Memory()
+    told = memory.join(roles=REVOCATION_ROLES)
+    silent = memory.join()
+    stays = memory.join()
+    admin = memory.join()
+    subscription_id = told.subscribe("com.example.topic")
+    silent.subscribe("com.example.topic")
+    stays.subscribe("com.example.topic")
+    for session in (told, silent):
+        call_id = admin.call(
+            "wamp.subscription.remove_subscriber",
+            [subscription_id, session.session_id],
+            {"reason": "no longer authorized"},
+        )
+        assert admin.answers_to(call_id)[0][0] == RESULT
+    assert told.of_type(UNSUBSCRIBED) == [
+        [UNSUBSCRIBED, 0, {"subscription": subscription_id, "reason": "no longer authorized"}]
+    ]
+    assert silent.of_type(UNSUBSCRIBED) == []
+    admin.publish("com.example.topic", [1])
+    assert told.events() == [] and silent.events() == [] and len(stays.events()) == 1
+    call_id = admin.call("wamp.subscription.remove_subscriber", [subscription_id, told.session_id])
+    assert admin.answers_to(call_id)[0][4] == "wamp.error.no_such_session"
+
+
+def test_revocation_is_authorized_like_other_meta_procedures():
+    memory = Memory(
+        RealmConfig(
+            "realm1",
+            roles=(RoleConfig("anonymous", (Permission("com.example.", match="prefix", call=True, register=True),)),),
+        )
+    )
+    callee, admin = memory.join(), memory.join()
+    registration_id = callee.register("com.example.p")
+    call_id = admin.call("wamp.registration.remove_callee", [registration_id, callee.session_id])
+    assert admin.answers_to(call_id)[0][4] == "wamp.error.not_authorized"
+    assert memory.realm().dealer.registration(registration_id).callees
+
+
+# -- call rerouting ----------------------------------------------------------------------------
+
+UNAVAILABLE = "wamp.error.unavailable"
+
+
+def shared(memory, invoke, count=3):
+    callees = [memory.join() for _ in range(count)]
+    for callee in callees:
+        callee.register("com.example.shared", invoke=invoke)
+    return callees
+
+
+def invoked(callees):
+    return [len(callee.invocations()) for callee in callees]
+
+
+@pytest.mark.parametrize(
+    ("invoke", "first", "then"),
+    [("first", 0, 1), ("roundrobin", 0, 1), ("last", 2, 1)],
+)
+def test_unavailable_callee_reroutes_the_call(invoke, first, then):
+    memory = Memory()
+    callees = shared(memory, invoke)
+    caller = memory.join()
+    request_id = caller.call("com.example.shared", [1, 2], {"k": "v"}, disclose_me=True)
+    invocation = callees[first].invocations()[0]
+    callees[first].error(invocation[1], UNAVAILABLE)
+    rerouted = callees[then].invocations()
+    assert len(rerouted) == 1
+    assert rerouted[0][3]["caller"] == caller.session_id
+    assert rerouted[0][4:] == [[1, 2], {"k": "v"}]
+    assert caller.answers_to(request_id) == []
+    callees[then].yield_(rerouted[0][1], ["from the next callee"])
+    assert caller.answers_to(request_id) == [[RESULT, request_id, {}, ["from the next callee"]]]
+    assert memory.router.state_counts()["pending_calls"] == 0
+
+
+@pytest.mark.parametrize("invoke", ["first", "roundrobin", "last", "random"])
+def test_every_callee_unavailable_is_no_available_callee(invoke):
+    memory = Memory()
+    callees = shared(memory, invoke)
+    caller = memory.join()
+    request_id = caller.call("com.example.shared")
+    answered: list = []
+    for _ in callees:
+        (busy,) = [c for c in callees if c.invocations() and c not in answered]
+        busy.error(busy.invocations()[-1][1], UNAVAILABLE)
+        answered.append(busy)
+    assert invoked(callees) == [1, 1, 1]
+    answer = caller.answers_to(request_id)
+    assert len(answer) == 1 and answer[0][4] == "wamp.error.no_available_callee"
+    assert memory.router.state_counts()["pending_calls"] == 0
+
+
+def test_single_registration_unavailable_is_no_available_callee():
+    memory = Memory()
+    callee, caller = memory.join(), memory.join()
+    callee.register("com.example.single")
+    request_id = caller.call("com.example.single")
+    callee.error(callee.invocations()[0][1], UNAVAILABLE)
+    assert caller.answers_to(request_id)[0][4] == "wamp.error.no_available_callee"
+
+
+def test_roundrobin_reroute_goes_round_the_queue():
+    memory = Memory()
+    callees = shared(memory, "roundrobin")
+    caller = memory.join()
+    caller.call("com.example.shared")  # to 0
+    caller.call("com.example.shared")  # to 1
+    request_id = caller.call("com.example.shared")  # to 2
+    callees[2].error(callees[2].invocations()[0][1], UNAVAILABLE)
+    assert invoked(callees) == [2, 1, 1]  # round to the first
+    callees[0].yield_(callees[0].invocations()[-1][1], ["ok"])
+    assert caller.answers_to(request_id)[-1][3] == ["ok"]
+
+
+def test_rerouted_call_keeps_its_timeout_deadline():
+    memory = Memory()
+    callees = shared(memory, "first", 2)
+    caller = memory.join()
+    request_id = caller.call("com.example.shared", timeout=1000)
+    memory.advance(0.6)
+    callees[0].error(callees[0].invocations()[0][1], UNAVAILABLE)
+    memory.advance(0.3)
+    assert caller.answers_to(request_id) == []
+    memory.advance(0.11)
+    assert caller.answers_to(request_id)[0][4] == "wamp.error.timeout"
+    assert callees[1].of_type(INTERRUPT)[0][1] == callees[1].invocations()[0][1]
+
+
+def test_cancel_of_a_rerouted_call_interrupts_the_new_callee():
+    memory = Memory()
+    callees = shared(memory, "first", 2)
+    caller = memory.join()
+    request_id = caller.call("com.example.shared")
+    callees[0].error(callees[0].invocations()[0][1], UNAVAILABLE)
+    caller.send_raw([CANCEL, request_id, {"mode": "killnowait"}])
+    assert callees[1].of_type(INTERRUPT)[0][1] == callees[1].invocations()[0][1]
+    assert callees[0].of_type(INTERRUPT) == []
+    assert caller.answers_to(request_id)[0][4] == "wamp.error.canceled"
+
+
+# -- event retention: the last event this subscriber was eligible for --------------------------
+
+
+def retained_args(session):
+    return [event[4] for event in session.events() if event[3].get("retained")]
+
+
+def test_retained_event_is_the_last_one_the_subscriber_was_eligible_for():
+    memory = Memory()
+    publisher, alice, bob = memory.join(), memory.join(), memory.join()
+    publisher.publish("com.example.t", ["for everyone"], retain=True)
+    publisher.publish("com.example.t", ["for alice"], retain=True, eligible=[alice.session_id])
+    publisher.publish("com.example.t", ["not for bob"], retain=True, exclude=[bob.session_id])
+    alice.subscribe("com.example.t", get_retained=True)
+    bob.subscribe("com.example.t", get_retained=True)
+    newcomer = memory.join()
+    newcomer.subscribe("com.example.t", get_retained=True)
+    assert retained_args(alice) == [["not for bob"]]
+    assert retained_args(bob) == [["for everyone"]]
+    assert retained_args(newcomer) == [["not for bob"]]
+
+
+def test_a_retained_event_for_everyone_replaces_the_limited_ones():
+    memory = Memory()
+    publisher, alice = memory.join(), memory.join()
+    publisher.publish("com.example.t", ["for alice"], retain=True, eligible=[alice.session_id])
+    publisher.publish("com.example.t", ["for everyone"], retain=True)
+    alice.subscribe("com.example.t", get_retained=True)
+    assert retained_args(alice) == [["for everyone"]]
+    realm = memory.realm()
+    assert len(realm.broker._retained["com.example.t"]) == 1
+
+
+def test_a_subscriber_eligible_for_no_retained_event_gets_none():
+    memory = Memory()
+    publisher, alice, bob = memory.join(), memory.join(), memory.join()
+    publisher.publish("com.example.t", ["for alice"], retain=True, eligible=[alice.session_id])
+    bob.subscribe("com.example.t", get_retained=True)
+    pattern = memory.join()
+    pattern.subscribe("com.example", match="prefix", get_retained=True)
+    assert retained_args(bob) == [] and retained_args(pattern) == []
+
+
+def test_the_publisher_that_excluded_itself_does_not_get_its_retained_event():
+    memory = Memory()
+    publisher = memory.join()
+    publisher.publish("com.example.t", ["mine"], retain=True)
+    publisher.publish("com.example.u", ["mine too"], retain=True, exclude_me=False)
+    publisher.subscribe("com.example.t", get_retained=True)
+    publisher.subscribe("com.example.u", get_retained=True)
+    assert retained_args(publisher) == [["mine too"]]
+
+
+def test_limited_retained_events_per_topic_are_bounded():
+    from promisifier.router.broker import MAX_LIMITED_RETAINED
+
+    memory = Memory()
+    publisher, alice = memory.join(), memory.join()
+    publisher.publish("com.example.t", ["base"], retain=True)
+    for n in range(MAX_LIMITED_RETAINED + 5):
+        publisher.publish("com.example.t", [n], retain=True, eligible=[alice.session_id])
+    kept = memory.realm().broker._retained["com.example.t"]
+    assert len(kept) == MAX_LIMITED_RETAINED + 1
+    assert kept[0].payload == [["base"]]
+    bob = memory.join()
+    bob.subscribe("com.example.t", get_retained=True)
+    assert retained_args(bob) == [["base"]]

@@ -7,10 +7,11 @@ Only what the client really implements is announced:
   locally), caller identification (``disclose_me``);
 * callee: progressive results (the ``progress`` keyword), canceling (INTERRUPT cancels
   the running function and answers ``wamp.error.canceled``), pattern-based and shared
-  registrations (``match``, ``invoke``);
+  registrations (``match``, ``invoke``), registration revocation (UNREGISTERED from the
+  router deactivates the registration);
 * publisher: publisher exclusion (``exclude_me``), black/white listing (``exclude``,
   ``eligible``);
-* subscriber: pattern-based subscriptions (``match``).
+* subscriber: pattern-based subscriptions (``match``), subscription revocation.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ _ROLES: dict[str, dict[str, Any]] = {
             "call_canceling": True,
             "pattern_based_registration": True,
             "shared_registration": True,
+            "registration_revocation": True,
         }
     },
     "publisher": {
@@ -47,6 +49,7 @@ _ROLES: dict[str, dict[str, Any]] = {
     "subscriber": {
         "features": {
             "pattern_based_subscription": True,
+            "subscription_revocation": True,
         }
     },
 }

@@ -5,7 +5,8 @@ matching subscription and encoded once per serializer; the same bytes go to ever
 subscriber of that subscription using that serializer.
 
 Advanced profile: pattern-based subscriptions (prefix, wildcard), publisher exclusion,
-subscriber black- and whitelisting, publisher identification, event retention.
+subscriber black- and whitelisting, publisher identification, event retention,
+subscription revocation.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ BROKER_FEATURES = {
     "subscriber_blackwhite_listing": True,
     "pattern_based_subscription": True,
     "event_retention": True,
+    "subscription_revocation": True,
 }
 
 _FILTER_OPTIONS = ("exclude", "exclude_authid", "exclude_authrole", "eligible", "eligible_authid", "eligible_authrole")
@@ -96,15 +98,40 @@ class _Filter:
 
 
 class _Retained:
-    __slots__ = ("publication_id", "payload", "publisher_details", "filter")
+    """One retained event, and who would have received it when it was published."""
+
+    __slots__ = ("publication_id", "payload", "publisher_details", "filter", "excluded")
 
     def __init__(
-        self, publication_id: int, payload: list[Any], publisher_details: dict[str, Any], event_filter: _Filter | None
+        self,
+        publication_id: int,
+        payload: list[Any],
+        publisher_details: dict[str, Any],
+        event_filter: _Filter | None,
+        excluded: int | None = None,
     ) -> None:
         self.publication_id = publication_id
         self.payload = payload
         self.publisher_details = publisher_details
         self.filter = event_filter
+        #: the session id of a publisher that excluded itself (exclude_me)
+        self.excluded = excluded
+
+    @property
+    def for_everyone(self) -> bool:
+        """Published without black/white lists: it replaces every older retained event (the
+        publisher's own exclusion does not count: that would make every event limited)."""
+        return self.filter is None
+
+    def admits(self, session: RouterSession) -> bool:
+        if self.excluded is not None and session.session_id == self.excluded:
+            return False
+        return self.filter is None or self.filter.admits(session)
+
+
+#: retained events of limited distribution (black/white lists, exclude_me) kept per topic
+#: besides the last one for everyone; the oldest goes first
+MAX_LIMITED_RETAINED = 8
 
 
 class Broker:
@@ -115,7 +142,8 @@ class Broker:
         self._index: UriIndex[Subscription] = UriIndex()
         self._by_id: dict[int, Subscription] = {}
         self._subscriptions_of: dict[RouterSession, dict[int, Subscription]] = {}
-        self._retained: dict[str, _Retained] = {}
+        #: topic -> its retained events, oldest first (see :meth:`_retain`)
+        self._retained: dict[str, list[_Retained]] = {}
         #: events not delivered because they could not be encoded for a subscriber
         self.undeliverable_events = 0
         #: publications routed (clients' PUBLISHes and the router's own, meta events included)
@@ -225,10 +253,19 @@ class Broker:
         session.send([UNSUBSCRIBED, request_id])
         self._remove_subscriber(subscription, session)
 
-    def remove_subscriber(self, subscription: Subscription, session: RouterSession) -> None:
-        """Take ``session`` off ``subscription`` (meta API revocation)."""
-        if self._subscriptions_of.get(session, {}).pop(subscription.id, None) is not None:
-            self._remove_subscriber(subscription, session)
+    def remove_subscriber(self, subscription: Subscription, session: RouterSession, reason: str | None = None) -> bool:
+        """Revoke ``session``'s subscription (``wamp.subscription.remove_subscriber``); False if
+        it held none. A subscriber that announced ``subscription_revocation`` is told with
+        UNSUBSCRIBED (request 0, the subscription and the reason)."""
+        if self._subscriptions_of.get(session, {}).pop(subscription.id, None) is None:
+            return False
+        if session.has_feature("subscriber", "subscription_revocation"):
+            details: dict = {"subscription": subscription.id}
+            if reason is not None:
+                details["reason"] = reason
+            session.send([UNSUBSCRIBED, 0, details])
+        self._remove_subscriber(subscription, session)
+        return True
 
     def _remove_subscriber(self, subscription: Subscription, session: RouterSession) -> None:
         if session not in subscription.subscribers:
@@ -290,7 +327,8 @@ class Broker:
             topic, payload, publication_id, publisher if exclude_me else None, publisher_details, event_filter
         )
         if retain:
-            self._retain(topic, _Retained(publication_id, payload, publisher_details, event_filter))
+            excluded = publisher.session_id if exclude_me else None
+            self._retain(topic, _Retained(publication_id, payload, publisher_details, event_filter, excluded))
         if acknowledge:
             publisher.send([PUBLISHED, request_id, publication_id])
 
@@ -352,21 +390,34 @@ class Broker:
     # -- retention ----------------------------------------------------------------------
 
     def _retain(self, topic: str, retained: _Retained) -> None:
+        """Keep ``retained`` for ``topic``: the events a new subscriber may get, oldest first.
+
+        An event for everyone replaces them all; one of limited distribution is added after
+        them (at most :data:`MAX_LIMITED_RETAINED`, besides the last one for everyone)."""
         store = self._retained
-        store.pop(topic, None)
-        store[topic] = retained
+        kept = store.pop(topic, None)
+        if kept is None or retained.for_everyone:
+            kept = [retained]
+        else:
+            kept.append(retained)
+            limited = [i for i, r in enumerate(kept) if not r.for_everyone]
+            if len(limited) > MAX_LIMITED_RETAINED:
+                del kept[limited[0]]
+        store[topic] = kept
         if len(store) > self.realm.config.max_retained_events:
             del store[next(iter(store))]
 
     def _send_retained(self, session: RouterSession, subscription: Subscription) -> None:
+        """Send, per topic the subscription covers, the most recent retained event the
+        subscriber would have received had it been subscribed when it was published."""
         if subscription.match == "exact":
-            candidates = (
-                [(subscription.uri, self._retained[subscription.uri])] if subscription.uri in self._retained else []
-            )
+            kept = self._retained.get(subscription.uri)
+            candidates = [(subscription.uri, kept)] if kept is not None else []
         else:
-            candidates = [(topic, r) for topic, r in self._retained.items() if subscription in self._index.all(topic)]
-        for topic, retained in candidates:
-            if retained.filter is not None and not retained.filter.admits(session):
+            candidates = [(topic, k) for topic, k in self._retained.items() if subscription in self._index.all(topic)]
+        for topic, kept in candidates:
+            retained = next((r for r in reversed(kept) if r.admits(session)), None)
+            if retained is None:
                 continue
             details = dict(retained.publisher_details)
             details["retained"] = True

@@ -8,7 +8,8 @@ callee sends for a finished invocation is dropped.
 
 Advanced profile: progressive call results, call timeout, call canceling (skip, kill,
 killnowait), caller identification, shared registrations (single, roundrobin, random,
-first, last), pattern-based registrations (exact, prefix, wildcard).
+first, last), pattern-based registrations (exact, prefix, wildcard), registration
+revocation, call rerouting (``wamp.error.unavailable``).
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ DEALER_FEATURES = {
     "caller_identification": True,
     "shared_registration": True,
     "pattern_based_registration": True,
+    "registration_revocation": True,
+    "call_reroute": True,
 }
 
 
@@ -66,6 +69,26 @@ def _covers(pattern: str, match: str, uri: str) -> bool:
         parts, components = pattern.split("."), uri.split(".")
         return len(parts) == len(components) and all(p == "" or p == c for p, c in zip(parts, components))
     return pattern == uri
+
+
+def _reroute_order(registration: Registration, unavailable: RouterSession, tried: list) -> list[RouterSession]:
+    """The callees a call answered ``wamp.error.unavailable`` by ``unavailable`` may go to
+    next, in the order the invoke policy picks them (rpc_call_rerouting, Rerouting Rules):
+    none for single, the following ones for roundrobin and first (round the queue), the
+    preceding ones for last, the others in random order for random."""
+    callees = registration.callees
+    invoke = registration.invoke
+    if invoke == "single":
+        return []
+    if invoke == "random":
+        others = [callee for callee in callees if callee not in tried]
+        random.shuffle(others)
+        return others
+    count = len(callees)
+    start = callees.index(unavailable) if unavailable in callees else -1
+    step = -1 if invoke == "last" else 1
+    order = (callees[(start + step * offset) % count] for offset in range(1, count + 1))
+    return [callee for callee in order if callee not in tried]
 
 
 class Registration:
@@ -111,7 +134,20 @@ class Registration:
 class Invocation:
     """One call in flight: from the caller's CALL to the callee's final answer."""
 
-    __slots__ = ("id", "caller", "call_request_id", "callee", "registration", "progress", "timeout", "timer", "started")
+    __slots__ = (
+        "id",
+        "caller",
+        "call_request_id",
+        "callee",
+        "registration",
+        "progress",
+        "timeout",
+        "timer",
+        "started",
+        "call",
+        "disclose",
+        "tried",
+    )
 
     def __init__(
         self,
@@ -135,6 +171,12 @@ class Invocation:
         self.timer: DelayedCall | None = None
         #: the router clock when the CALL arrived
         self.started = started
+        #: the CALL message (its arguments go to the next callee if this one is unavailable)
+        self.call: list = []
+        #: the caller's identity is disclosed to every callee (disclose_me, or the role's rule)
+        self.disclose = False
+        #: callees that answered wamp.error.unavailable to this call (call rerouting)
+        self.tried: list[RouterSession] | None = None
 
 
 class Dealer:
@@ -327,10 +369,19 @@ class Dealer:
         session.send([UNREGISTERED, request_id])
         self._remove_callee(registration, session)
 
-    def remove_callee(self, registration: Registration, session: RouterSession) -> None:
-        """Take ``session`` off ``registration`` (meta API revocation)."""
-        if self._registrations_of.get(session, {}).pop(registration.id, None) is not None:
-            self._remove_callee(registration, session)
+    def remove_callee(self, registration: Registration, session: RouterSession, reason: str | None = None) -> bool:
+        """Revoke ``session``'s registration (``wamp.registration.remove_callee``); False if it
+        held none. A callee that announced ``registration_revocation`` is told with
+        UNREGISTERED (request 0, the registration and the reason); calls in flight go on."""
+        if self._registrations_of.get(session, {}).pop(registration.id, None) is None:
+            return False
+        if session.has_feature("callee", "registration_revocation"):
+            details: dict = {"registration": registration.id}
+            if reason is not None:
+                details["reason"] = reason
+            session.send([UNREGISTERED, 0, details])
+        self._remove_callee(registration, session)
+        return True
 
     def _remove_callee(self, registration: Registration, session: RouterSession) -> None:
         try:
@@ -416,11 +467,8 @@ class Dealer:
                 CALL, request_id, LIMIT_EXCEEDED, ["the callee has max_pending_invocations_per_callee in flight"]
             )
             return
-        if (
-            disclose
-            or callee in registration.disclosing
-            or self.realm.authorizer.discloses(caller, "caller", procedure)
-        ):
+        disclose = disclose or self.realm.authorizer.discloses(caller, "caller", procedure)
+        if disclose or callee in registration.disclosing:
             details["caller"] = caller.session_id
             details["caller_authid"] = caller.authid
             details["caller_authrole"] = caller.authrole
@@ -439,12 +487,65 @@ class Dealer:
                 [f"arguments cannot be encoded for the callee: {callee.last_send_error}"],
             )
             return
+        invocation.call = message
+        invocation.disclose = disclose
         registration.calls += 1
         invocations[invocation.id] = invocation
         calls[request_id] = invocation
         if timeout:
             invocation.timeout = timeout / 1000.0
             invocation.timer = self.realm.clock.callLater(invocation.timeout, self._on_timeout, invocation)
+
+    # -- call rerouting ---------------------------------------------------------------
+
+    def _reroute(self, unavailable: Invocation, deadline: float | None) -> None:
+        """The callee of ``unavailable`` (already finished) answered ``wamp.error.unavailable``:
+        the call goes to the next callee by the registration's invoke policy, as if that callee
+        did not exist (rpc_call_rerouting); when none is left, the caller gets
+        ``wamp.error.no_available_callee``. A call timeout keeps its deadline."""
+        tried = unavailable.tried if unavailable.tried is not None else []
+        tried.append(unavailable.callee)
+        registration, caller, message = unavailable.registration, unavailable.caller, unavailable.call
+        limit = self.realm.limits.max_pending_invocations_per_callee
+        for callee in _reroute_order(registration, unavailable.callee, tried):
+            invocations = self._invocations_of[callee]
+            if callee.peer.congested or len(invocations) >= limit:
+                continue
+            invocation = Invocation(
+                callee.invocation_ids.next(),
+                caller,
+                unavailable.call_request_id,
+                callee,
+                registration,
+                unavailable.progress,
+                unavailable.started,
+            )
+            details: dict = {"receive_progress": True} if unavailable.progress else {}
+            if unavailable.disclose or callee in registration.disclosing:
+                details["caller"] = caller.session_id
+                details["caller_authid"] = caller.authid
+                details["caller_authrole"] = caller.authrole
+            if registration.match != "exact":
+                details["procedure"] = message[3]
+            if not callee.send([INVOCATION, invocation.id, registration.id, details, *message[4:]]):
+                continue
+            invocation.call, invocation.disclose, invocation.tried = message, unavailable.disclose, tried
+            invocation.timeout = unavailable.timeout
+            registration.calls += 1
+            invocations[invocation.id] = invocation
+            self._calls_of[caller][invocation.call_request_id] = invocation
+            if deadline is not None:
+                invocation.timer = self.realm.clock.callLater(
+                    max(0.0, deadline - self._seconds()), self._on_timeout, invocation
+                )
+            return
+        self.calls_error += 1
+        caller.send_error(
+            CALL,
+            unavailable.call_request_id,
+            ErrorURI.NO_AVAILABLE_CALLEE,
+            [f"every callee of {message[3]!r} is unavailable"],
+        )
 
     def on_yield(self, callee: RouterSession, message: Message) -> None:
         """YIELD: [70, INVOCATION.Request|id, Options|dict, Arguments|list, ArgumentsKw|dict]."""
@@ -492,12 +593,18 @@ class Dealer:
                 "session {session_id}: ERROR for unknown invocation {id}", session_id=callee.session_id, id=message[2]
             )
             return
+        error_uri = message[4]
+        if error_uri == ErrorURI.UNAVAILABLE and invocation.caller.realm is self.realm:
+            timer = invocation.timer
+            deadline = timer.getTime() if timer is not None and timer.active() else None
+            self._finish(invocation)
+            self._reroute(invocation, deadline)
+            return
         self._finish(invocation)
         self.calls_error += 1
         invocation.registration.errors += 1
         self.call_latency.observe(self._seconds() - invocation.started)
         caller = invocation.caller
-        error_uri = message[4]
         if not is_valid_uri(error_uri):
             caller.send_error(
                 CALL,

@@ -96,6 +96,7 @@ class MetaApi:
             "wamp.registration.get": lambda s, a, k: self._registration(a).details(),
             "wamp.registration.list_callees": lambda s, a, k: [c.session_id for c in self._registration(a).callees],
             "wamp.registration.count_callees": lambda s, a, k: len(self._registration(a).callees),
+            "wamp.registration.remove_callee": self._registration_remove_callee,
             "wamp.subscription.list": lambda s, a, k: self.realm.broker.subscriptions_by_policy(),
             "wamp.subscription.lookup": self._subscription_lookup,
             "wamp.subscription.match": self._subscription_match,
@@ -104,6 +105,7 @@ class MetaApi:
                 x.session_id for x in self._subscription(a).subscribers
             ],
             "wamp.subscription.count_subscribers": lambda s, a, k: len(self._subscription(a).subscribers),
+            "wamp.subscription.remove_subscriber": self._subscription_remove_subscriber,
             "promisifier.session.trace": self._session_trace,
         }
 
@@ -265,6 +267,35 @@ class MetaApi:
         if type(uri) is not str:
             raise MetaError(ErrorURI.INVALID_ARGUMENT, "the first argument must be a URI string")
         return uri
+
+    @staticmethod
+    def _revocation_reason(args: list[Any], kwargs: dict[str, Any]) -> str | None:
+        reason = args[2] if len(args) > 2 else kwargs.get("reason")
+        if reason is not None and type(reason) is not str:
+            raise MetaError(ErrorURI.INVALID_ARGUMENT, "reason must be a string")
+        return reason
+
+    def _registration_remove_callee(self, caller: RouterSession, args: list[Any], kwargs: dict[str, Any]) -> None:
+        """``wamp.registration.remove_callee(registration_id, callee_id, reason=None)``."""
+        registration = self._registration(args)
+        callee = self.realm.sessions.get(args[1]) if len(args) > 1 and type(args[1]) is int else None
+        reason = self._revocation_reason(args, kwargs)
+        if callee is None or not self.realm.dealer.remove_callee(registration, callee, reason):
+            raise MetaError(
+                ErrorURI.NO_SUCH_SESSION,
+                f"no callee {args[1] if len(args) > 1 else None!r} on registration {registration.id}",
+            )
+
+    def _subscription_remove_subscriber(self, caller: RouterSession, args: list[Any], kwargs: dict[str, Any]) -> None:
+        """``wamp.subscription.remove_subscriber(subscription_id, subscriber_id, reason=None)``."""
+        subscription = self._subscription(args)
+        subscriber = self.realm.sessions.get(args[1]) if len(args) > 1 and type(args[1]) is int else None
+        reason = self._revocation_reason(args, kwargs)
+        if subscriber is None or not self.realm.broker.remove_subscriber(subscription, subscriber, reason):
+            raise MetaError(
+                ErrorURI.NO_SUCH_SESSION,
+                f"no subscriber {args[1] if len(args) > 1 else None!r} on subscription {subscription.id}",
+            )
 
     def _registration_lookup(self, caller: RouterSession, args: list[Any], kwargs: dict[str, Any]) -> int | None:
         registration = self.realm.dealer.lookup(self._uri_arg(args), self._match_option(args, kwargs))

@@ -69,6 +69,7 @@ class ErrorURI:
     RUNTIME_ERROR = "wamp.error.runtime_error"
     OPTION_NOT_ALLOWED = "wamp.error.option_not_allowed"
     NO_ELIGIBLE_CALLEE = "wamp.error.no_eligible_callee"
+    NO_AVAILABLE_CALLEE = "wamp.error.no_available_callee"
     PAYLOAD_SIZE_EXCEEDED = "wamp.error.payload_size_exceeded"
     UNAVAILABLE = "wamp.error.unavailable"
     # close reasons (GOODBYE / ABORT)
