@@ -44,7 +44,7 @@ from benchmarks.servers import EchoRawSocket, EchoWebSocket
 from promisifier.listen import ListenerOptions, rawsocket_factory, websocket_factory
 from promisifier.router import Router, RouterConfig
 from promisifier.transport.rawsocket import RawSocketServerFactory
-from promisifier.transport.rawsocket_framing import handshake_octets
+from promisifier.transport.rawsocket_framing import SERIALIZER_IDS, handshake_octets
 from promisifier.wire import SERIALIZERS
 
 HELLO, WELCOME, REGISTER, REGISTERED, CALL, RESULT, INVOCATION, YIELD = 1, 2, 64, 65, 48, 50, 68, 70
@@ -171,7 +171,7 @@ class Client:
             reply = self.transport.take()
             assert reply.startswith(b"HTTP/1.1 101"), reply[:200]
         else:
-            self.protocol.dataReceived(handshake_octets({"json": 1, "msgpack": 2}[serializer], 15))
+            self.protocol.dataReceived(handshake_octets(SERIALIZER_IDS[serializer], 15))
             reply = self.transport.take()
             assert reply[0] == 0x7F and reply[1] & 0x0F, reply
 
@@ -296,7 +296,9 @@ def echo_path(transport_kind: str, serializer: str, calls: int, batch: int, repe
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--transports", type=harness.csv(), default=["ws", "rs"], help="ws and/or rs (default ws,rs)")
-    parser.add_argument("--serializers", type=harness.csv(), default=["msgpack", "json"], help="default msgpack,json")
+    parser.add_argument(
+        "--serializers", type=harness.csv(), default=["msgpack", "json", "cbor"], help="default msgpack,json,cbor"
+    )
     parser.add_argument("--calls", type=int, default=20000, help="calls (and echoes) per run (default 20000)")
     parser.add_argument("--batch", type=int, default=16, help="frames per dataReceived (default 16)")
     parser.add_argument("--repeat", type=int, default=7, help="runs; the fastest is reported (default 7)")

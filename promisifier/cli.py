@@ -8,7 +8,7 @@
     python -m promisifier list      URL REALM
     python -m promisifier register  URL REALM PROCEDURE [--echo | --reply JSON] [--count N]
 
-Every command takes ``--serializer json|msgpack`` (default: msgpack, else json),
+Every command takes ``--serializer json|msgpack|cbor`` (default: msgpack, else json),
 ``--timeout SECONDS`` (connecting, and each call; default 10), ``--authid`` and
 ``--ticket`` (ticket authentication), and ``--debug`` (log to stderr).
 
@@ -105,7 +105,7 @@ def _parser(name: str, description: str) -> argparse.ArgumentParser:
     parser.add_argument("url", metavar="URL", help="the relay's WebSocket URL, e.g. ws://127.0.0.1:8080/ws")
     parser.add_argument("realm", metavar="REALM", help="the realm to join, e.g. realm1")
     parser.add_argument(
-        "--serializer", choices=("json", "msgpack"), help="only this serializer (default: msgpack, else json)"
+        "--serializer", choices=("json", "msgpack", "cbor"), help="only this serializer (default: msgpack, else json)"
     )
     parser.add_argument(
         "--timeout",

@@ -58,7 +58,7 @@ class ListenerOptions:
     #: URL path of the WAMP WebSocket ("/": the site's root); RawSocket has no path
     path: str = DEFAULT_PATH
     #: serializers offered (the client's preference picks among them)
-    serializers: tuple[str, ...] = ("json", "msgpack")
+    serializers: tuple[str, ...] = ("json", "msgpack", "cbor")
     #: authentication methods of this entry point; None: the router's
     auth: AuthConfig | None = None
     #: largest WAMP message accepted, in bytes (over it: close 1009)

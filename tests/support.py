@@ -160,11 +160,13 @@ class JudgingSerializer:
 
 
 def autobahn_serializer(name: str) -> Any:
-    """A fresh autobahn WAMP serializer for ``"json"`` or ``"msgpack"``."""
+    """A fresh autobahn WAMP serializer for ``"json"``, ``"msgpack"`` or ``"cbor"``."""
     if name == "json":
         return ab_serializer.JsonSerializer()
     if name == "msgpack":
         return ab_serializer.MsgPackSerializer()
+    if name == "cbor":
+        return ab_serializer.CBORSerializer()
     raise ValueError(name)
 
 

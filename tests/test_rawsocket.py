@@ -262,14 +262,14 @@ def octets_exchange(port: int, to_send: bytes, seconds: float = 5.0):
 @pytest.mark.parametrize(
     ("request_octets", "reply"),
     [
-        (b"\x7f\xf3\x00\x00", b"\x7f\x10\x00\x00"),  # CBOR: serializer unsupported
+        (b"\x7f\xf4\x00\x00", b"\x7f\x10\x00\x00"),  # UBJSON: serializer unsupported
         (b"\x7f\xf0\x00\x00", b"\x7f\x10\x00\x00"),  # serializer 0 is illegal
         (b"\x7f\xf5\x00\x00", b"\x7f\x10\x00\x00"),  # FlatBuffers
         (b"\x7f\xf2\x00\x01", b"\x7f\x30\x00\x00"),  # reserved octets in use
         (b"\x7f\xf2\x80\x00", b"\x7f\x30\x00\x00"),
         (b"GET / HTTP/1.1\r\n\r\n", b""),  # not RawSocket: fail the connection, no reply
     ],
-    ids=["cbor", "serializer-0", "flatbuffers", "reserved-octet-4", "reserved-octet-3", "http"],
+    ids=["ubjson", "serializer-0", "flatbuffers", "reserved-octet-4", "reserved-octet-3", "http"],
 )
 @pytest_twisted.inlineCallbacks
 def test_bad_handshake_refused(raw_router, request_octets, reply):

@@ -1,4 +1,4 @@
-"""Serializers: wamp.2.json (orjson, binary as "\\u0000" + base64) and wamp.2.msgpack. Pure.
+"""Serializers: wamp.2.json (orjson, binary as "\\u0000" + base64), wamp.2.msgpack, wamp.2.cbor. Pure.
 
 Decoding anything a peer can send either gives a list or raises DecodeError (never another
 exception, never a crash); encoding a value the format cannot hold raises EncodeError.
@@ -8,9 +8,13 @@ Hypothesis round-trips arbitrary payloads inside a CALL through both serializers
 from __future__ import annotations
 
 import base64
+import datetime
+import decimal
 import math
+import uuid
 from typing import Any
 
+import cbor2
 import msgpack
 import orjson
 import pytest
@@ -30,6 +34,7 @@ from promisifier.wire import (
 
 JSON = SERIALIZERS["json"]
 MSGPACK = SERIALIZERS["msgpack"]
+CBOR = SERIALIZERS["cbor"]
 BOTH = pytest.mark.parametrize("ser", ["json", "msgpack"])
 
 #: the example of the spec (advanced/serialization_binary_json.md)
@@ -60,7 +65,8 @@ def test_serializer_identities() -> None:
     assert (MSGPACK.name, MSGPACK.subprotocol, MSGPACK.binary) == ("msgpack", "wamp.2.msgpack", True)
     assert serializer_for_subprotocol("wamp.2.json") is JSON
     assert serializer_for_subprotocol("wamp.2.msgpack") is MSGPACK
-    for other in ("wamp.2.json.batched", "wamp.2.msgpack.batched", "wamp.2.cbor", "WAMP.2.JSON", "", "json"):
+    assert serializer_for_subprotocol("wamp.2.cbor") is CBOR
+    for other in ("wamp.2.json.batched", "wamp.2.msgpack.batched", "wamp.2.ubjson", "WAMP.2.JSON", "", "json"):
         assert serializer_for_subprotocol(other) is None
 
 
@@ -525,3 +531,57 @@ def test_json_random_bytes_never_crash(data: bytes) -> None:
     except DecodeError:
         return
     assert type(message) is list
+
+
+# ---------------------------------------------------------------------------------------------
+# CBOR
+
+
+def test_cbor_identity_and_round_trip() -> None:
+    assert (CBOR.name, CBOR.subprotocol, CBOR.binary) == ("cbor", "wamp.2.cbor", True)
+    message = [48, 1, {"a": 1}, "p", [1, 2**70, -(2**70), b"\x00\x01", "\u00e9", 1.5, None, True], {"k": [{}]}]
+    assert same(CBOR.decode(CBOR.encode(message)), message)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC),
+        decimal.Decimal("1.5"),
+        uuid.UUID(int=5),
+        {1, 2},
+        cbor2.CBORTag(99, 1),
+    ],
+    ids=["datetime", "decimal", "uuid", "set", "unknown-tag"],
+)
+def test_cbor_tags_other_than_big_integers_are_refused(value: Any) -> None:
+    with pytest.raises(DecodeError):
+        CBOR.decode(cbor2.dumps([48, 1, {}, "p", [value]]))
+
+
+def test_cbor_undefined_is_an_absent_key_or_null() -> None:
+    data = cbor2.dumps([48, 1, {"timeout": cbor2.undefined, "x": 1}, "p", [cbor2.undefined, {"k": cbor2.undefined}]])
+    assert same(CBOR.decode(data), [48, 1, {"x": 1}, "p", [None, {}]])
+
+
+@pytest.mark.parametrize("data", [b"", b"\xff", b"\x85\x18", cbor2.dumps({"a": 1}), cbor2.dumps([1, {1: 2}])])
+def test_cbor_garbage_and_non_messages(data: bytes) -> None:
+    with pytest.raises(ProtocolError):
+        CBOR.decode(data)
+
+
+@pytest.mark.parametrize("ser", ["json", "msgpack"])
+def test_payload_crosses_to_and_from_cbor(ser: str) -> None:
+    message = [36, 1, 2, {}, [1, -1, 1.5, "x", b"\x00\xff", None, False, [], {}], {"n": {"m": [2**63 - 1]}}]
+    other = SERIALIZERS[ser]
+    assert same(other.decode(other.encode(CBOR.decode(CBOR.encode(message)))), message)
+    assert same(CBOR.decode(CBOR.encode(other.decode(other.encode(message)))), message)
+
+
+@given(st.binary(max_size=200))
+@settings(max_examples=300, deadline=None)
+def test_cbor_random_bytes_never_crash(data: bytes) -> None:
+    try:
+        CBOR.decode(data)
+    except ProtocolError:
+        pass

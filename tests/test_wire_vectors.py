@@ -48,7 +48,7 @@ from promisifier.wire import SERIALIZERS, ProtocolError, check_message
 from promisifier.wire.messages import FIELDS, MIN_LENGTH, MessageType
 
 VECTORS = Path(__file__).parent / "vectors"
-WIRE_SERIALIZERS = ("json", "msgpack")
+WIRE_SERIALIZERS = ("json", "msgpack", "cbor")
 
 #: message code -> {attribute name in the vectors: field name in FIELDS}
 ATTRIBUTES: dict[int, dict[str, str]] = {

@@ -84,7 +84,7 @@ class RouterConfig:
     #: check procedure and topic URIs with the strict rules ([0-9a-z_] components)
     strict_uris: bool = False
     #: serializers offered to clients (the client's preference picks among them)
-    serializers: tuple[str, ...] = ("json", "msgpack")
+    serializers: tuple[str, ...] = ("json", "msgpack", "cbor")
     #: text sent as WELCOME.Details.agent
     agent: str = field(default="promisifier")
     #: seconds between keep-alive pings to an idle client, and to wait for its pong; a

@@ -490,7 +490,7 @@ class RawSocketServerFactory(Factory):
         self,
         handler_factory: Callable[[Any], Any],
         *,
-        serializers: Iterable[str] = ("json", "msgpack"),
+        serializers: Iterable[str] = ("json", "msgpack", "cbor"),
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         open_handshake_timeout: float = DEFAULT_OPEN_HANDSHAKE_TIMEOUT,
         min_peer_max_length: int = 512,

@@ -23,8 +23,8 @@ from __future__ import annotations
 import struct
 
 MAGIC = 0x7F
-#: handshake serializer ids of the spec (3 CBOR, 4 UBJSON, 5 FlatBuffers are not spoken here)
-SERIALIZER_IDS: dict[str, int] = {"json": 1, "msgpack": 2}
+#: handshake serializer ids of the spec (4 UBJSON, 5 FlatBuffers are not spoken here)
+SERIALIZER_IDS: dict[str, int] = {"json": 1, "msgpack": 2, "cbor": 3}
 #: frame kinds (TTT)
 MESSAGE, PING, PONG = 0, 1, 2
 #: handshake error codes (EEEE)

@@ -354,7 +354,7 @@ class WampServerFactory(OptionsOnProtocolClass, WebSocketServerFactory):
         self,
         handler_factory: Callable[[_WampConnection], MessageHandler],
         *,
-        serializers: Iterable[str] = ("json", "msgpack"),
+        serializers: Iterable[str] = ("json", "msgpack", "cbor"),
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         open_handshake_timeout: float = DEFAULT_OPEN_HANDSHAKE_TIMEOUT,
         url: str | None = None,

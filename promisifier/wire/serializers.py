@@ -1,4 +1,4 @@
-"""The two WAMP v2 WebSocket serializers: ``wamp.2.json`` (orjson) and ``wamp.2.msgpack``.
+"""The WAMP v2 serializers: ``wamp.2.json`` (orjson), ``wamp.2.msgpack`` and ``wamp.2.cbor`` (cbor2).
 
 A serializer turns a message list into the bytes of one WebSocket frame and back. It does
 not check the message: :func:`promisifier.wire.messages.check_message` does that.
@@ -11,6 +11,7 @@ import binascii
 import json
 from typing import Any, Protocol
 
+import cbor2
 import msgpack
 import orjson
 
@@ -262,8 +263,80 @@ class MsgpackSerializer:
         return message
 
 
+def _no_tag(decoder: Any, tag: Any = None) -> Any:
+    raise DecodeError("CBOR tags are not allowed in WAMP (but big integers, tags 2 and 3)")
+
+
+# cbor2 turns the semantic tags it knows into Python objects (datetimes, decimals, sets,
+# UUIDs, ...) that another serializer would silently write as something else: every one of
+# them but the big integers (2, 3) is refused, and so is any other tag (tag_hook). Nothing of
+# this costs anything on a message without tags.
+_CBOR_REFUSED_TAGS = {tag: _no_tag for tag in (0, 1, 4, 5, 21, 22, 23, 24, 25, 28, 29, 30, 32, 33, 34, 35, 36, 37)}
+_CBOR_REFUSED_TAGS.update({tag: _no_tag for tag in (52, 54, 100, 256, 258, 260, 261, 1004, 55799)})
+#: CBOR's undefined (simple value 23): JavaScript encoders write ``undefined`` as it
+_CBOR_UNDEFINED_OCTET = b"\xf7"
+
+
+def _drop_cbor_undefined(root: list) -> None:
+    stack: list[Any] = [root]
+    while stack:
+        container = stack.pop()
+        if type(container) is dict:
+            for key in [key for key, item in container.items() if item is cbor2.undefined]:
+                del container[key]
+            items: Any = container.values()
+        else:
+            for index, item in enumerate(container):
+                if item is cbor2.undefined:
+                    container[index] = None
+            items = container
+        for item in items:
+            if type(item) is list or type(item) is dict:
+                stack.append(item)
+
+
+class CborSerializer:
+    """``wamp.2.cbor``: CBOR (RFC 8949) in binary frames, with byte strings for bytes.
+
+    Integers of any size (tags 2 and 3), no other tag; ``undefined`` reads as an absent key
+    in a map and null in an array, as with msgpack.
+    """
+
+    name = "cbor"
+    subprotocol = "wamp.2.cbor"
+    binary = True
+
+    def encode(self, message: list) -> bytes:
+        try:
+            return cbor2.dumps(message)
+        except (TypeError, ValueError, RecursionError, cbor2.CBOREncodeError) as error:
+            raise EncodeError(f"cannot encode message as CBOR: {error}") from None
+
+    def decode(self, payload: bytes) -> list:
+        try:
+            message = cbor2.loads(payload, tag_hook=_no_tag, semantic_decoders=_CBOR_REFUSED_TAGS)
+        except DecodeError:
+            raise
+        except Exception as error:  # cbor2 raises several types on bad input
+            raise DecodeError(f"invalid CBOR: {type(error).__name__}: {error}") from None
+        if type(message) is not list:
+            raise DecodeError(f"a WAMP message must be a CBOR array, got {type(message).__name__}")
+        if _CBOR_UNDEFINED_OCTET in payload:
+            _drop_cbor_undefined(message)
+        for element in message:
+            if type(element) is dict:
+                for key in element:
+                    if type(key) is not str:
+                        raise ProtocolError(f"dict keys must be strings, got {type(key).__name__}")
+        return message
+
+
 #: one shared instance per serializer name
-SERIALIZERS: dict[str, Serializer] = {"json": JsonSerializer(), "msgpack": MsgpackSerializer()}
+SERIALIZERS: dict[str, Serializer] = {
+    "json": JsonSerializer(),
+    "msgpack": MsgpackSerializer(),
+    "cbor": CborSerializer(),
+}
 _BY_SUBPROTOCOL: dict[str, Serializer] = {s.subprotocol: s for s in SERIALIZERS.values()}
 
 
