@@ -14,6 +14,7 @@ except ImportError:  # pragma: no cover - tests/ itself on sys.path
 from promisifier.router.authz import Permission, RoleConfig
 from promisifier.router.config import RealmConfig
 from promisifier.wire.messages import (
+    ABORT,
     CALL,
     CANCEL,
     ERROR,
@@ -453,3 +454,127 @@ def test_limited_retained_events_per_topic_are_bounded():
     bob = memory.join()
     bob.subscribe("com.example.t", get_retained=True)
     assert retained_args(bob) == [["base"]]
+
+
+# -- progressive call invocations ----------------------------------------------------------------
+
+STREAMING_ROLES = {
+    **ROLES,
+    "caller": {"features": {**ROLES["caller"]["features"], "progressive_call_invocations": True}},
+    "callee": {"features": {**ROLES["callee"]["features"], "progressive_call_invocations": True}},
+}
+
+
+def stream_chunks(caller, procedure, chunks, request_id=None, **options):
+    """CALLs with one request id: every chunk but the last with progress."""
+    request_id = request_id if request_id is not None else caller.request_id()
+    for index, chunk in enumerate(chunks):
+        last = index == len(chunks) - 1
+        chunk_options = dict(options) if index == 0 else {}
+        if not last:
+            chunk_options["progress"] = True
+        caller.send_raw([CALL, request_id, chunk_options, procedure, [chunk]])
+    return request_id
+
+
+def test_progressive_invocations_reach_one_callee_under_one_invocation_id():
+    memory = Memory()
+    callees = [memory.join(roles=STREAMING_ROLES) for _ in range(2)]
+    for callee in callees:
+        callee.register("com.example.upload", invoke="roundrobin")
+    caller = memory.join(roles=STREAMING_ROLES)
+    request_id = stream_chunks(caller, "com.example.upload", ["a", "b", "c"], receive_progress=True)
+    invocations = callees[0].invocations()
+    assert callees[1].invocations() == []
+    assert [i[4] for i in invocations] == [["a"], ["b"], ["c"]]
+    assert len({i[1] for i in invocations}) == 1
+    assert invocations[0][3] == {"receive_progress": True, "progress": True}
+    assert [i[3] for i in invocations[1:]] == [{"progress": True}, {}]
+    callees[0].yield_(invocations[0][1], ["got a"], progress=True)
+    callees[0].yield_(invocations[0][1], ["abc"])
+    assert caller.answers_to(request_id) == [
+        [RESULT, request_id, {"progress": True}, ["got a"]],
+        [RESULT, request_id, {}, ["abc"]],
+    ]
+    assert memory.router.state_counts()["pending_calls"] == 0
+
+
+def test_chunks_after_the_callee_answered_are_discarded():
+    memory = Memory()
+    callee, caller = memory.join(roles=STREAMING_ROLES), memory.join(roles=STREAMING_ROLES)
+    callee.register("com.example.upload")
+    stream_chunks(caller, "com.example.upload", ["a", "b"], request_id=1)  # "b" is the last chunk
+    callee.yield_(callee.invocations()[0][1], ["done"])
+    request_id = 2
+    caller.send_raw([CALL, request_id, {"progress": True}, "com.example.upload", ["1"]])
+    invocation_id = callee.invocations()[-1][1]
+    callee.error(invocation_id, "com.example.error.full")
+    caller.send_raw([CALL, request_id, {"progress": True}, "com.example.upload", ["2"]])
+    caller.send_raw([CALL, request_id, {}, "com.example.upload", ["3"]])
+    assert [i[4] for i in callee.invocations()] == [["a"], ["b"], ["1"]]
+    assert [a[0] for a in caller.answers_to(request_id)] == [ERROR]
+    assert caller.session.state.value == "established"
+
+
+def test_cancel_during_an_invocation_stream_interrupts_the_callee():
+    memory = Memory()
+    callee, caller = memory.join(roles=STREAMING_ROLES), memory.join(roles=STREAMING_ROLES)
+    callee.register("com.example.upload")
+    request_id = caller.request_id()
+    caller.send_raw([CALL, request_id, {"progress": True}, "com.example.upload", ["a"]])
+    caller.send_raw([CANCEL, request_id, {"mode": "killnowait"}])
+    assert callee.of_type(INTERRUPT)[0][1] == callee.invocations()[0][1]
+    assert caller.answers_to(request_id)[0][4] == "wamp.error.canceled"
+    caller.send_raw([CALL, request_id, {}, "com.example.upload", ["late"]])
+    assert len(callee.invocations()) == 1
+
+
+def test_timeout_during_an_invocation_stream():
+    memory = Memory()
+    callee, caller = memory.join(roles=STREAMING_ROLES), memory.join(roles=STREAMING_ROLES)
+    callee.register("com.example.upload")
+    request_id = caller.request_id()
+    caller.send_raw([CALL, request_id, {"progress": True, "timeout": 500}, "com.example.upload", ["a"]])
+    memory.advance(0.3)
+    caller.send_raw([CALL, request_id, {"progress": True}, "com.example.upload", ["b"]])
+    memory.advance(0.21)
+    assert caller.answers_to(request_id)[0][4] == "wamp.error.timeout"
+    assert callee.of_type(INTERRUPT)[0][2]["reason"] == "wamp.error.timeout"
+    caller.send_raw([CALL, request_id, {}, "com.example.upload", ["late"]])
+    assert len(callee.invocations()) == 2
+
+
+def test_caller_leaving_during_an_invocation_stream_interrupts_the_callee():
+    memory = Memory()
+    callee, caller = memory.join(roles=STREAMING_ROLES), memory.join(roles=STREAMING_ROLES)
+    callee.register("com.example.upload")
+    caller.send_raw([CALL, 1, {"progress": True}, "com.example.upload", ["a"]])
+    caller.drop()
+    assert callee.of_type(INTERRUPT)[0][2] == {"mode": "killnowait", "reason": "wamp.error.canceled"}
+    assert memory.router.state_counts()["pending_calls"] == 0
+
+
+def test_callee_without_the_feature_gets_no_stream():
+    memory = Memory()
+    callee, caller = memory.join(), memory.join(roles=STREAMING_ROLES)
+    callee.register("com.example.upload")
+    caller.send_raw([CALL, 1, {"progress": True}, "com.example.upload", ["a"]])
+    assert callee.invocations() == []
+    assert caller.answers_to(1)[0][4] == "wamp.error.feature_not_supported"
+
+
+def test_caller_without_the_feature_streaming_is_a_protocol_violation():
+    memory = Memory()
+    callee, caller = memory.join(roles=STREAMING_ROLES), memory.join()
+    callee.register("com.example.upload")
+    caller.send_raw([CALL, 1, {"progress": True}, "com.example.upload", ["a"]])
+    assert caller.closed_with is not None and caller.of_type(ABORT)[0][2] == "wamp.error.protocol_violation"
+
+
+def test_a_call_reusing_the_request_id_of_a_plain_call_in_flight_is_a_protocol_violation():
+    memory = Memory()
+    callee, caller = memory.join(roles=STREAMING_ROLES), memory.join(roles=STREAMING_ROLES)
+    callee.register("com.example.p")
+    caller.send_raw([CALL, 1, {}, "com.example.p"])
+    caller.send_raw([CALL, 1, {}, "com.example.p"])
+    assert caller.of_type(ABORT)[0][2] == "wamp.error.protocol_violation"

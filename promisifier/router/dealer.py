@@ -9,7 +9,7 @@ callee sends for a finished invocation is dropped.
 Advanced profile: progressive call results, call timeout, call canceling (skip, kill,
 killnowait), caller identification, shared registrations (single, roundrobin, random,
 first, last), pattern-based registrations (exact, prefix, wildcard), registration
-revocation, call rerouting (``wamp.error.unavailable``).
+revocation, call rerouting (``wamp.error.unavailable``), progressive call invocations.
 """
 
 from __future__ import annotations
@@ -58,7 +58,11 @@ DEALER_FEATURES = {
     "pattern_based_registration": True,
     "registration_revocation": True,
     "call_reroute": True,
+    "progressive_call_invocations": True,
 }
+
+#: request ids of progressive invocations answered early, remembered per caller
+MAX_ENDED_STREAMS = 256
 
 
 def _covers(pattern: str, match: str, uri: str) -> bool:
@@ -147,6 +151,7 @@ class Invocation:
         "call",
         "disclose",
         "tried",
+        "streaming",
     )
 
     def __init__(
@@ -177,6 +182,8 @@ class Invocation:
         self.disclose = False
         #: callees that answered wamp.error.unavailable to this call (call rerouting)
         self.tried: list[RouterSession] | None = None
+        #: a progressive invocation whose last chunk (CALL without progress) is yet to come
+        self.streaming = False
 
 
 class Dealer:
@@ -190,6 +197,8 @@ class Dealer:
         self._registrations_of: dict[RouterSession, dict[int, Registration]] = {}
         self._invocations_of: dict[RouterSession, dict[int, Invocation]] = {}
         self._calls_of: dict[RouterSession, dict[int, Invocation]] = {}
+        #: request ids of progressive invocations answered before their last chunk, per caller
+        self._ended_streams_of: dict[RouterSession, dict[int, None]] = {}
         self._seconds = realm.clock.seconds
         # Calls by outcome (promisifier.router.counters.CALL_OUTCOMES): plain ints, read by
         # the status page and the metrics when they are asked (results: see calls_result).
@@ -279,6 +288,7 @@ class Dealer:
                 self.calls_caller_gone += 1
             self._interrupt(invocation, "killnowait", ErrorURI.CANCELED)
         del self._calls_of[session]
+        self._ended_streams_of.pop(session, None)
 
     def cancel_all(self, why: str) -> None:
         """Fail every call in flight: callers get ERROR wamp.error.canceled, callees an INTERRUPT."""
@@ -412,6 +422,17 @@ class Dealer:
 
     def _call(self, caller: RouterSession, message: Message) -> None:
         request_id, options, procedure = message[1], message[2], message[3]
+        calls = self._calls_of[caller]
+        in_flight = calls.get(request_id)
+        if in_flight is not None:
+            self._continue_call(caller, in_flight, message)
+            return
+        ended = self._ended_streams_of.get(caller)
+        if ended is not None and request_id in ended:
+            # The continuation of a progressive invocation the callee already answered: the
+            # caller gets (or got) that answer; the CALL is discarded (Continuations on
+            # Completed Calls).
+            return
         if procedure.startswith("wamp."):
             self.realm.meta.call(caller, message)
             return
@@ -433,27 +454,47 @@ class Dealer:
             return
         details: dict[str, Any] = {}
         progress = False
+        streaming = False
         timeout = 0.0
         if options:
             try:
                 progress = opt.flag(options, "receive_progress")
                 timeout = opt.milliseconds(options, "timeout")
                 disclose = opt.flag(options, "disclose_me")
+                streaming = opt.flag(options, "progress")
             except opt.OptionError as error:
                 self.calls_rejected += 1
                 caller.send_error(CALL, request_id, ErrorURI.INVALID_ARGUMENT, [str(error)])
                 return
             if progress:
                 details["receive_progress"] = True
+            if streaming:
+                if not caller.has_feature("caller", "progressive_call_invocations"):
+                    caller.protocol_violation(
+                        "CALL with progress: the caller did not announce progressive_call_invocations"
+                    )
+                    return
+                details["progress"] = True
         else:
             disclose = False
-        calls = self._calls_of[caller]
         limits = self.realm.limits
         if len(calls) >= limits.max_pending_calls_per_caller:
             self.calls_rejected += 1
             caller.send_error(CALL, request_id, LIMIT_EXCEEDED, ["max_pending_calls_per_caller reached"])
             return
         callee = registration.pick_callee()
+        if streaming and not (
+            callee.has_feature("callee", "progressive_call_invocations")
+            and callee.has_feature("callee", "call_canceling")
+        ):
+            self.calls_rejected += 1
+            caller.send_error(
+                CALL,
+                request_id,
+                ErrorURI.FEATURE_NOT_SUPPORTED,
+                ["the callee does not support progressive call invocations (with call canceling)"],
+            )
+            return
         invocations = self._invocations_of[callee]
         if callee.peer.congested:
             self.calls_rejected += 1
@@ -489,12 +530,51 @@ class Dealer:
             return
         invocation.call = message
         invocation.disclose = disclose
+        invocation.streaming = streaming
         registration.calls += 1
         invocations[invocation.id] = invocation
         calls[request_id] = invocation
         if timeout:
             invocation.timeout = timeout / 1000.0
             invocation.timer = self.realm.clock.callLater(invocation.timeout, self._on_timeout, invocation)
+
+    # -- progressive call invocations --------------------------------------------------
+
+    def _continue_call(self, caller: RouterSession, invocation: Invocation, message: list) -> None:
+        """A CALL with the request id of a call in flight: the next chunk of a progressive
+        invocation, to the same callee under the same invocation id; without
+        ``progress: true`` it is the last one."""
+        if not invocation.streaming or message[3] != invocation.call[3]:
+            caller.protocol_violation(
+                f"CALL {message[1]}: request id of a call in flight that is not a progressive invocation of {message[3]!r}"
+            )
+            return
+        streaming = message[2].get("progress") is True
+        if not streaming:
+            invocation.streaming = False
+        callee = invocation.callee
+        registration = invocation.registration
+        details = {"progress": True} if streaming else {}
+        if not callee.send([INVOCATION, invocation.id, registration.id, details, *message[4:]]):
+            self._finish(invocation)
+            self._interrupt(invocation, "killnowait", ErrorURI.CANCELED)
+            caller.send_error(
+                CALL,
+                invocation.call_request_id,
+                ErrorURI.INVALID_ARGUMENT,
+                [f"arguments cannot be encoded for the callee: {callee.last_send_error}"],
+            )
+
+    def _stream_ended_early(self, invocation: Invocation) -> None:
+        """Remember the request id of a progressive invocation answered before its last
+        chunk, so that the chunks still on their way are discarded (a bounded table)."""
+        caller = invocation.caller
+        if caller.realm is not self.realm:
+            return
+        ended = self._ended_streams_of.setdefault(caller, {})
+        ended[invocation.call_request_id] = None
+        if len(ended) > MAX_ENDED_STREAMS:
+            del ended[next(iter(ended))]
 
     # -- call rerouting ---------------------------------------------------------------
 
@@ -594,7 +674,11 @@ class Dealer:
             )
             return
         error_uri = message[4]
-        if error_uri == ErrorURI.UNAVAILABLE and invocation.caller.realm is self.realm:
+        if (
+            error_uri == ErrorURI.UNAVAILABLE
+            and invocation.caller.realm is self.realm
+            and invocation.call[2].get("progress") is not True
+        ):
             timer = invocation.timer
             deadline = timer.getTime() if timer is not None and timer.active() else None
             self._finish(invocation)
@@ -682,4 +766,7 @@ class Dealer:
             invocation.timer = None
             if timer.active():
                 timer.cancel()
+        if invocation.streaming:
+            invocation.streaming = False
+            self._stream_ended_early(invocation)
         return True

@@ -70,6 +70,7 @@ class ErrorURI:
     OPTION_NOT_ALLOWED = "wamp.error.option_not_allowed"
     NO_ELIGIBLE_CALLEE = "wamp.error.no_eligible_callee"
     NO_AVAILABLE_CALLEE = "wamp.error.no_available_callee"
+    FEATURE_NOT_SUPPORTED = "wamp.error.feature_not_supported"
     PAYLOAD_SIZE_EXCEEDED = "wamp.error.payload_size_exceeded"
     UNAVAILABLE = "wamp.error.unavailable"
     # close reasons (GOODBYE / ABORT)
