@@ -3,6 +3,7 @@
 ::
 
     python -m promisifier call      URL REALM PROCEDURE [ARG ...] [-k KEY=VALUE ...]
+    python -m promisifier call      URL REALM PROCEDURE --stdin-lines < input
     python -m promisifier publish   URL REALM TOPIC [ARG ...] [-k KEY=VALUE ...]
     python -m promisifier subscribe URL REALM TOPIC [--match prefix|wildcard] [--count N]
     python -m promisifier list      URL REALM
@@ -302,18 +303,40 @@ def _parse_payload(parser: argparse.ArgumentParser, argv: list[str]) -> tuple[ar
 def call(argv: list[str]) -> int:
     parser = _parser("call", "Call PROCEDURE with the ARGs (JSON values) and print the result as JSON.")
     parser.add_argument("procedure", metavar="PROCEDURE")
+    parser.add_argument(
+        "--stdin-lines",
+        action="store_true",
+        help="stream the input: each line of stdin (a value, as an ARG) goes to the callee as soon as it is read, "
+        "as one chunk of a progressive call invocation; no call timeout",
+    )
     options, args, kwargs = _parse_payload(parser, argv)
+    if options.stdin_lines and (args or kwargs):
+        parser.error("--stdin-lines takes no ARG or -k: the input is stdin")
 
     async def body(reactor: Any, session: Any, options: argparse.Namespace) -> None:
         from promisifier.client import CallResult
 
-        result = await session.call(options.procedure, *args, timeout=options.timeout, **kwargs)
+        if options.stdin_lines:
+            result = await session.call_stream(options.procedure, _stdin_lines())
+        else:
+            result = await session.call(options.procedure, *args, timeout=options.timeout, **kwargs)
         if isinstance(result, CallResult):
             print(_payload_json(result.args, result.kwargs), flush=True)
         else:
             print(to_json(result), flush=True)
 
     return _run("call", options, body)
+
+
+async def _stdin_lines() -> Any:
+    """Each line of stdin as a value (see Values), as it is read (a thread blocks on stdin)."""
+    from twisted.internet.threads import deferToThread
+
+    while True:
+        line = await deferToThread(sys.stdin.readline)
+        if not line:
+            return
+        yield parse_value(line.rstrip("\r\n"))
 
 
 @_command("publish", "publish an event (acknowledged, so refusals are reported)")

@@ -22,7 +22,7 @@ from promisifier.client import CallResult, connect
 from promisifier.router import RouterConfig
 from promisifier.router.authz import Permission, RoleConfig
 from promisifier.router.config import RealmConfig
-from tests.support import start_router, within
+from tests.support import start_router, until, within
 
 pytestmark = pytest.mark.slow
 
@@ -306,3 +306,28 @@ def test_example_embedded_serves_a_page_and_the_relay_on_one_port():
             child.signal("INT")
         out, err, code = yield child.result()
     assert code == 0, err
+
+
+@pytest.mark.parametrize("serializer", ["json", "cbor"])
+@pytest_twisted.inlineCallbacks
+def test_call_stdin_lines_streams_each_line_as_it_is_read(relay, serializer):
+    session = yield within(connect(relay.url, "realm1"))
+    seen: list = []
+
+    async def collect(chunks):
+        async for chunk in chunks:
+            seen.append(chunk)
+        return seen
+
+    try:
+        yield within(session.register("com.test.lines", collect, stream_input=True))
+        child = cli("call", relay.url, "realm1", "com.test.lines", "--stdin-lines", "--serializer", serializer)
+        child.transport.write(b"first line\n")
+        yield until(lambda: seen == ["first line"])  # arrived while stdin is still open
+        child.transport.write(b'42\n{"k": [1]}\n')
+        child.transport.closeStdin()
+        out, err, code = yield child.result()
+        assert (code, err) == (0, "")
+        assert json.loads(out) == ["first line", 42, {"k": [1]}]
+    finally:
+        yield within(session.close())

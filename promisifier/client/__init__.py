@@ -6,6 +6,7 @@ package uses ``wire/`` and ``transport/`` and never imports the router.
 """
 
 from promisifier.client.auth import compute_signature, derive_key
+from promisifier.client.callee import InvocationChunks
 from promisifier.client.connection import connect
 from promisifier.client.errors import (
     ApplicationError,
@@ -46,6 +47,7 @@ __all__ = [
     "ConnectionClosed",
     "ConnectionLost",
     "EventDetails",
+    "InvocationChunks",
     "InvocationDetails",
     "NotConnected",
     "Registration",

@@ -9,14 +9,15 @@ close, dispatch of received messages) is in :mod:`promisifier.client.session`.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import AsyncIterable, Callable, Iterable
 from typing import Any
 
 from twisted.internet import defer
 
 from promisifier.client.callee import payload
-from promisifier.client.errors import NotConnected
+from promisifier.client.errors import FEATURE_NOT_SUPPORTED_URI, ApplicationError, NotConnected
 from promisifier.client.requests import Correlation, Request
+from promisifier.client.streams import CallStream
 from promisifier.client.types import Registration, SessionState, Subscription
 from promisifier.wire import EncodeError, IdSequence
 from promisifier.wire.messages import CALL, PUBLISH, REGISTER, SUBSCRIBE, UNREGISTER, UNSUBSCRIBE, Message
@@ -91,13 +92,66 @@ class SessionRequests:
         d: defer.Deferred[Any] = defer.Deferred(lambda _: self._cancel_call(request_id))
         request = Request(CALL, d, procedure, timeout)
         request.on_progress = on_progress
-        failed = self._table.send(request_id, request, [CALL, request_id, options, procedure, *payload(args, kwargs)])
+        return (
+            self._start_call(request_id, request, [CALL, request_id, options, procedure, *payload(args, kwargs)]) or d
+        )
+
+    def call_stream(
+        self,
+        procedure: str,
+        chunks: Iterable[Any] | AsyncIterable[Any],
+        /,
+        *,
+        timeout: float | None = None,
+        on_progress: Callable[..., Any] | None = None,
+        disclose_me: bool = False,
+    ) -> defer.Deferred[Any]:
+        """Call ``procedure`` with its input as a stream (progressive call invocations).
+
+        Every item of ``chunks`` (an iterable or an async iterable; a :class:`CallResult`
+        for several positional or keyword values, any other value as one positional
+        argument) goes to the callee as soon as it is there, as one CALL with
+        ``progress``; when ``chunks`` ends, a last CALL without arguments ends the input.
+        The callee (registered with ``stream_input=True`` if it is ours) answers once, or
+        with progressive results for ``on_progress``. Fires and fails like :meth:`call`;
+        an exception raised by ``chunks`` cancels the call and fails the Deferred with it.
+        Fails with :class:`ApplicationError` ``wamp.error.feature_not_supported`` when the
+        router does not support progressive call invocations.
+        """
+        if timeout is not None and timeout < 0:
+            raise ValueError(f"timeout must be >= 0 seconds (0: none), got {timeout}")
+        if self.state is not SessionState.JOINED:
+            return defer.fail(NotConnected(f"cannot call {procedure}: session is {self.state.value}"))
+        if not self.router_supports("dealer", "progressive_call_invocations"):
+            return defer.fail(
+                ApplicationError(FEATURE_NOT_SUPPORTED_URI, "the router does not support progressive call invocations")
+            )
+        request_id = self._ids.next()
+        options: dict[str, Any] = {"progress": True}
+        if timeout:
+            options["timeout"] = int(math.ceil(timeout * 1000))
+        if on_progress is not None:
+            options["receive_progress"] = True
+        if disclose_me:
+            options["disclose_me"] = True
+        d: defer.Deferred[Any] = defer.Deferred(lambda _: self._cancel_call(request_id))
+        request = Request(CALL, d, procedure, timeout)
+        request.on_progress = on_progress
+        stream = CallStream(self, request_id, request, procedure, options)
+        defer.Deferred.fromCoroutine(stream.pump(chunks))
+        return d
+
+    def _start_call(self, request_id: int, request: Request, message: list) -> defer.Deferred[Any] | None:
+        """Send the first CALL of a call and enter it in the table (a failed Deferred if it
+        could not be sent); the local timeout starts."""
+        failed = self._table.send(request_id, request, message)
         if failed is not None:
             return failed
         self._calls_made += 1
+        timeout = request.data
         if timeout:
             request.timer = self.clock.callLater(timeout, self._call_timed_out, request_id)
-        return d
+        return None
 
     def register(
         self,
@@ -107,6 +161,7 @@ class SessionRequests:
         match: str = "exact",
         invoke: str = "single",
         details: bool = False,
+        stream_input: bool = False,
     ) -> defer.Deferred[Registration]:
         """Register ``fn`` as ``procedure``; fires with a :class:`Registration`.
 
@@ -119,6 +174,13 @@ class SessionRequests:
         ``details``, an :class:`InvocationDetails` (the concrete procedure URI of a pattern
         registration, the caller when disclosed). Raises ValueError for an unknown
         ``match`` or ``invoke`` policy.
+
+        With ``stream_input=True`` the procedure takes its input as a stream (progressive
+        call invocations, see :meth:`call_stream`): ``fn`` is called once, at the first
+        chunk, with no positional arguments and the keyword argument ``chunks``, an
+        :class:`InvocationChunks` to read with ``async for chunk in chunks`` (a chunk of
+        one positional value is that value, any other a :class:`CallResult`). A plain call
+        to it is a stream of one chunk.
         """
         if match not in MATCH_POLICIES:
             raise ValueError(f"match must be one of {', '.join(MATCH_POLICIES)}, got {match!r}")
@@ -133,7 +195,7 @@ class SessionRequests:
             options["invoke"] = invoke
         request_id = self._ids.next()
         d: defer.Deferred[Registration] = defer.Deferred()
-        request = Request(REGISTER, d, procedure, (fn, match, invoke, details))
+        request = Request(REGISTER, d, procedure, (fn, match, invoke, details, stream_input))
         return self._table.send(request_id, request, [REGISTER, request_id, options, procedure]) or d
 
     def subscribe(

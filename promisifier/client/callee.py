@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 import traceback
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -18,7 +19,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from promisifier.client.errors import CANCELED_URI, RUNTIME_ERROR_URI, ApplicationError
+from promisifier.client.errors import CANCELED_URI, FEATURE_NOT_SUPPORTED_URI, RUNTIME_ERROR_URI, ApplicationError
 from promisifier.client.types import CallResult, InvocationDetails, Registration
 from promisifier.client.user_errors import UserErrorHook, log_user_error
 from promisifier.wire import EncodeError, ErrorURI
@@ -65,12 +66,62 @@ def invocation_details(details: dict[str, Any], registration: Registration) -> I
     )
 
 
+def chunk_of(args: list, kwargs: dict) -> Any:
+    """One received chunk: a single positional value as itself, others as a :class:`CallResult`."""
+    if len(args) == 1 and not kwargs:
+        return args[0]
+    return CallResult(list(args), dict(kwargs))
+
+
+class InvocationChunks:
+    """The input of one progressive invocation: ``async for chunk in chunks`` reads each
+    chunk as it arrives (one positional value as itself, others as a :class:`CallResult`)
+    and ends after the last one. Ending early (the call was cancelled) ends the loop."""
+
+    def __init__(self) -> None:
+        self._queue: deque[Any] = deque()
+        self._waiting: defer.Deferred[None] | None = None
+        self.ended = False
+
+    def put(self, args: list, kwargs: dict) -> None:
+        """A chunk arrived (an empty last chunk adds nothing: see :meth:`end`)."""
+        self._queue.append(chunk_of(args, kwargs))
+        self._wake()
+
+    def end(self) -> None:
+        self.ended = True
+        self._wake()
+
+    def _wake(self) -> None:
+        waiting, self._waiting = self._waiting, None
+        if waiting is not None:
+            waiting.callback(None)
+
+    def __aiter__(self) -> InvocationChunks:
+        return self
+
+    async def __anext__(self) -> Any:
+        if not self._queue and not self.ended:
+            self._waiting = defer.Deferred()
+            await self._waiting
+        if self._queue:
+            return self._queue.popleft()
+        raise StopAsyncIteration
+
+
+#: ids of progressive invocations that ended before their last chunk, remembered so that the
+#: chunks still on their way are discarded (the oldest is forgotten first)
+MAX_ENDED_STREAMS = 256
+
+
 class _Running:
-    __slots__ = ("deferred", "registration")
+    __slots__ = ("deferred", "registration", "chunks")
 
     def __init__(self, registration: Registration) -> None:
         self.registration = registration
         self.deferred: defer.Deferred[Any] | None = None
+        #: the input of a progressive invocation still arriving
+        self.chunks: InvocationChunks | None = None
 
 
 class Invocations:
@@ -87,6 +138,7 @@ class Invocations:
         self._on_user_error = on_user_error
         self.debug = debug
         self._running: dict[int, _Running] = {}
+        self._ended_streams: dict[int, None] = {}
         #: INVOCATIONs received for a known registration
         self.served = 0
 
@@ -96,12 +148,34 @@ class Invocations:
     def on_invocation(self, message: Message, registration: Registration | None) -> None:
         """INVOCATION: [68, Request|id, REGISTERED.Registration|id, Details|dict, Arguments, ArgumentsKw]."""
         invocation_id, details = message[1], message[3]
+        streaming = details.get("progress") is True
+        running = self._running.get(invocation_id)
+        if running is not None or invocation_id in self._ended_streams:
+            self._next_chunk(running, message, streaming)
+            return
         if registration is None:
             self._send_error(invocation_id, ErrorURI.NO_SUCH_REGISTRATION, [f"no registration {message[2]} here"], {})
             return
         self.served += 1
         args = message[4] if len(message) > 4 else []
         kwargs = message[5] if len(message) > 5 else {}
+        running = _Running(registration)
+        if registration.stream_input:
+            chunks = running.chunks = InvocationChunks()
+            if args or kwargs:
+                chunks.put(args, kwargs)
+            if not streaming:
+                chunks.end()
+            args, kwargs = [], {"chunks": chunks}
+        elif streaming:
+            self._stream_ended(invocation_id)
+            self._send_error(
+                invocation_id,
+                FEATURE_NOT_SUPPORTED_URI,
+                [f"{registration.procedure} does not take its input as a stream (register with stream_input=True)"],
+                {},
+            )
+            return
         wants_progress = details.get("receive_progress") is True
         if wants_progress or registration.details:
             kwargs = dict(kwargs)
@@ -109,7 +183,6 @@ class Invocations:
                 kwargs["progress"] = self._progress_sender(invocation_id)
             if registration.details:
                 kwargs["details"] = invocation_details(details, registration)
-        running = _Running(registration)
         self._running[invocation_id] = running
         try:
             result = registration.fn(*args, **kwargs)
@@ -122,13 +195,41 @@ class Invocations:
             self._done, self._failed, callbackArgs=(invocation_id, running), errbackArgs=(invocation_id, running)
         )
 
+    def _next_chunk(self, running: _Running | None, message: Message, streaming: bool) -> None:
+        """An INVOCATION continuing a progressive invocation: its next chunk, or its last."""
+        chunks = running.chunks if running is not None else None
+        if chunks is None or chunks.ended:
+            log.debug("chunk of ended invocation {id} discarded", id=message[1])
+            return
+        args = message[4] if len(message) > 4 else []
+        kwargs = message[5] if len(message) > 5 else {}
+        if args or kwargs:
+            chunks.put(args, kwargs)
+        if not streaming:
+            chunks.end()
+
+    def _stream_ended(self, invocation_id: int) -> None:
+        ended = self._ended_streams
+        ended[invocation_id] = None
+        if len(ended) > MAX_ENDED_STREAMS:
+            del ended[next(iter(ended))]
+
+    def _forget(self, invocation_id: int, running: _Running) -> None:
+        """The invocation ended (answered or interrupted)."""
+        del self._running[invocation_id]
+        chunks = running.chunks
+        if chunks is not None and not chunks.ended:
+            chunks.end()
+            self._stream_ended(invocation_id)
+
     def on_interrupt(self, message: Message) -> None:
         """INTERRUPT: [69, INVOCATION.Request|id, Options|dict] -- cancel the running function."""
         invocation_id, options = message[1], message[2]
-        running = self._running.pop(invocation_id, None)
+        running = self._running.get(invocation_id)
         if running is None:
             log.debug("INTERRUPT for unknown invocation {id} ignored", id=invocation_id)
             return
+        self._forget(invocation_id, running)
         if options.get("mode") != "killnowait":
             reason = options.get("reason")
             error_uri = reason if isinstance(reason, str) and reason else CANCELED_URI
@@ -157,7 +258,7 @@ class Invocations:
         if self._running.get(invocation_id) is not running:
             log.debug("result of dropped invocation {id} discarded", id=invocation_id)
             return
-        del self._running[invocation_id]
+        self._forget(invocation_id, running)
         try:
             self._send([YIELD, invocation_id, {}, *result_payload(result)])
         except EncodeError as error:
@@ -173,7 +274,7 @@ class Invocations:
             if not failure.check(defer.CancelledError):
                 log.debug("error of dropped invocation {id} discarded: {error}", id=invocation_id, error=failure.value)
             return
-        del self._running[invocation_id]
+        self._forget(invocation_id, running)
         error = failure.value
         assert error is not None  # a Failure always holds its exception
         if isinstance(error, ApplicationError):
@@ -195,4 +296,4 @@ class Invocations:
         self._send([ERROR, INVOCATION, invocation_id, {}, error_uri, *payload(args, kwargs)])
 
 
-__all__ = ["Invocations", "as_deferred", "invocation_details", "payload", "result_payload"]
+__all__ = ["InvocationChunks", "Invocations", "as_deferred", "invocation_details", "payload", "result_payload"]

@@ -21,6 +21,7 @@ from typing import Any
 TIMEOUT_URI = "wamp.error.timeout"
 CANCELED_URI = "wamp.error.canceled"
 RUNTIME_ERROR_URI = "wamp.error.runtime_error"
+FEATURE_NOT_SUPPORTED_URI = "wamp.error.feature_not_supported"
 
 
 class ApplicationError(Exception):

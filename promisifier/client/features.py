@@ -2,10 +2,12 @@
 
 Only what the client really implements is announced:
 
-* caller: progressive results (``on_progress``), canceling (``Deferred.cancel()`` sends
+* caller: progressive results (``on_progress``), progressive call invocations
+  (``call_stream``), canceling (``Deferred.cancel()`` sends
   CANCEL), call timeout (``timeout`` sent as ``CALL.Options.timeout`` and enforced
   locally), caller identification (``disclose_me``);
-* callee: progressive results (the ``progress`` keyword), canceling (INTERRUPT cancels
+* callee: progressive results (the ``progress`` keyword), progressive call invocations
+  (``register(..., stream_input=True)``), canceling (INTERRUPT cancels
   the running function and answers ``wamp.error.canceled``), pattern-based and shared
   registrations (``match``, ``invoke``), registration revocation (UNREGISTERED from the
   router deactivates the registration);
@@ -26,6 +28,7 @@ _ROLES: dict[str, dict[str, Any]] = {
     "caller": {
         "features": {
             "progressive_call_results": True,
+            "progressive_call_invocations": True,
             "call_canceling": True,
             "call_timeout": True,
             "caller_identification": True,
@@ -34,6 +37,7 @@ _ROLES: dict[str, dict[str, Any]] = {
     "callee": {
         "features": {
             "progressive_call_results": True,
+            "progressive_call_invocations": True,
             "call_canceling": True,
             "pattern_based_registration": True,
             "shared_registration": True,

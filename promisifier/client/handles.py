@@ -31,7 +31,14 @@ class ClientRegistration:
     """A procedure a :class:`Client` registers on each of its sessions."""
 
     def __init__(
-        self, client: Client, procedure: str, fn: Callable[..., Any], match: str, invoke: str, details: bool = False
+        self,
+        client: Client,
+        procedure: str,
+        fn: Callable[..., Any],
+        match: str,
+        invoke: str,
+        details: bool = False,
+        stream_input: bool = False,
     ) -> None:
         self.client = client
         self.procedure = procedure
@@ -39,6 +46,7 @@ class ClientRegistration:
         self.match = match
         self.invoke = invoke
         self.details = details
+        self.stream_input = stream_input
         #: the registration on the current session (None before the first, or after an error)
         self.current: Registration | None = None
         #: the router's last refusal when registering again after a reconnect, else None
@@ -64,7 +72,12 @@ class ClientRegistration:
             return failure
 
         registering = session.register(
-            self.procedure, self.fn, match=self.match, invoke=self.invoke, details=self.details
+            self.procedure,
+            self.fn,
+            match=self.match,
+            invoke=self.invoke,
+            details=self.details,
+            stream_input=self.stream_input,
         )
         return registering.addCallbacks(done, refused)
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import enum
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -274,6 +274,23 @@ class Client:
         waiter.addCallbacks(joined, relay)
         return outer
 
+    def call_stream(
+        self,
+        procedure: str,
+        chunks: Iterable[Any] | AsyncIterable[Any],
+        /,
+        *,
+        timeout: float | None = None,
+        on_progress: Callable[..., Any] | None = None,
+        disclose_me: bool = False,
+    ) -> defer.Deferred[Any]:
+        """:meth:`Session.call_stream <promisifier.client.Session.call_stream>` on the
+        current session; fails at once with :class:`NotConnected` while not joined."""
+        session = self.session
+        if session is None:
+            return defer.fail(NotConnected(f"cannot call {procedure}: client is {self._state.value}"))
+        return session.call_stream(procedure, chunks, timeout=timeout, on_progress=on_progress, disclose_me=disclose_me)
+
     def register(
         self,
         procedure: str,
@@ -282,6 +299,7 @@ class Client:
         match: str = "exact",
         invoke: str = "single",
         details: bool = False,
+        stream_input: bool = False,
     ) -> defer.Deferred[ClientRegistration]:
         """Register ``fn`` now (if joined) and on every later session (options as
         :meth:`Session.register <promisifier.client.Session.register>`).
@@ -293,7 +311,7 @@ class Client:
         """
         if procedure in self._registrations:
             return defer.fail(ValueError(f"{procedure} is already registered by this client"))
-        handle = ClientRegistration(self, procedure, fn, match, invoke, details)
+        handle = ClientRegistration(self, procedure, fn, match, invoke, details, stream_input)
         self._registrations[procedure] = handle
         session = self.session
         if session is None:

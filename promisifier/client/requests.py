@@ -160,8 +160,10 @@ class Correlation:
         """REGISTERED: [65, REGISTER.Request|id, Registration|id]."""
         request = self.take(message, message[1], REGISTER)
         if request is not None:
-            fn, match, invoke, details = request.data
-            registration = Registration(self.session, message[2], request.target, fn, match, invoke, details)
+            fn, match, invoke, details, stream_input = request.data
+            registration = Registration(
+                self.session, message[2], request.target, fn, match, invoke, details, stream_input
+            )
             self.registrations[registration.id] = registration
             request.deferred.callback(registration)
 

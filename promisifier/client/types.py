@@ -117,6 +117,7 @@ class Registration:
         match: str,
         invoke: str,
         details: bool = False,
+        stream_input: bool = False,
     ) -> None:
         self.session = session
         #: the router's registration id
@@ -127,6 +128,8 @@ class Registration:
         self.invoke = invoke
         #: True when ``fn`` gets an :class:`InvocationDetails` as ``details``
         self.details = details
+        #: True when ``fn`` gets the call's arguments as ``chunks`` (progressive call invocations)
+        self.stream_input = stream_input
         #: True until unregistered or the session ends
         self.active = True
 

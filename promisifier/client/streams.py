@@ -1,0 +1,90 @@
+"""Progressive call invocations, the caller's side: a call's input as a stream of chunks.
+
+:class:`CallStream` (behind :meth:`Session.call_stream`) sends every chunk as one CALL with
+``progress`` under the call's request id, and a last CALL without arguments to end the input.
+The callee's side is :class:`promisifier.client.callee.InvocationChunks`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet import defer
+
+from promisifier.client.callee import payload
+from promisifier.client.types import CallResult
+from promisifier.wire.messages import CALL
+
+if TYPE_CHECKING:
+    from promisifier.client.api import SessionRequests
+    from promisifier.client.requests import Request
+
+
+def chunk_payload(item: Any) -> list:
+    """The Arguments / ArgumentsKw tail of a CALL for one chunk: a :class:`CallResult` as
+    its values, anything else as one positional argument."""
+    if isinstance(item, CallResult):
+        return payload(item.args, item.kwargs)
+    return [[item]]
+
+
+class CallStream:
+    """The CALLs of one call whose input is a stream."""
+
+    def __init__(
+        self, session: SessionRequests, request_id: int, request: Request, procedure: str, options: dict
+    ) -> None:
+        self.session = session
+        self.request_id = request_id
+        self.request = request
+        self.procedure = procedure
+        self.options = options
+        self.started = False
+
+    @property
+    def deferred(self) -> defer.Deferred[Any]:
+        return self.request.deferred
+
+    def in_flight(self) -> bool:
+        return self.session._table.requests.get(self.request_id) is self.request
+
+    def send(self, item: Any, last: bool = False) -> None:
+        """Send one chunk (``last``: the CALL that ends the input, ``item`` ignored)."""
+        tail = [] if last else chunk_payload(item)
+        if not self.started:
+            self.started = True
+            options = dict(self.options)
+            if last:
+                options.pop("progress")  # no chunk at all: one plain CALL
+            failed = self.session._start_call(
+                self.request_id, self.request, [CALL, self.request_id, options, self.procedure, *tail]
+            )
+            if failed is not None:
+                failed.chainDeferred(self.deferred)
+        elif self.in_flight():
+            options = {} if last else {"progress": True}
+            self.session._send([CALL, self.request_id, options, self.procedure, *tail])
+
+    async def pump(self, chunks: Iterable[Any] | AsyncIterable[Any]) -> None:
+        """Send every chunk as it comes, then the end; stop when the call ended early."""
+        d = self.deferred
+        try:
+            if isinstance(chunks, AsyncIterable):
+                async for item in chunks:
+                    if d.called:
+                        return
+                    self.send(item)
+            else:
+                for item in chunks:
+                    if d.called:
+                        return
+                    self.send(item)
+        except Exception as error:  # the source of the chunks failed: the call ends with it
+            if self.in_flight():
+                self.session._cancel_call(self.request_id)
+            if not d.called:
+                d.errback(error)
+            return
+        if not d.called:
+            self.send(None, last=True)
