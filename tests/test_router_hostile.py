@@ -483,7 +483,7 @@ def raw_upgrade(running, protocols: list[str] | None):
 @pytest.mark.parametrize(
     "protocols",
     [
-        pytest.param(["wamp.2.cbor"], id="unknown-only"),
+        pytest.param(["wamp.2.ubjson"], id="unknown-only"),
         pytest.param(["wamp.2.json.batched", "wamp.2.msgpack.batched"], id="batched-only"),
         pytest.param(["chat", "superchat"], id="unrelated"),
         pytest.param(None, id="none"),
@@ -512,7 +512,7 @@ def test_handshake_without_wamp_subprotocol_gets_http_400(protocols):
 @pytest.mark.parametrize(
     "protocols, chosen",
     [
-        (["wamp.2.cbor", "wamp.2.json"], "wamp.2.json"),
+        (["wamp.2.ubjson", "wamp.2.json"], "wamp.2.json"),
         (["wamp.2.msgpack", "wamp.2.json"], "wamp.2.msgpack"),
         (["wamp.2.json", "wamp.2.msgpack"], "wamp.2.json"),
     ],

@@ -93,7 +93,10 @@ class SessionRequests:
         request = Request(CALL, d, procedure, timeout)
         request.on_progress = on_progress
         return (
-            self._start_call(request_id, request, [CALL, request_id, options, procedure, *payload(args, kwargs)]) or d
+            self._start_call(
+                request_id, request, [CALL, request_id, options, procedure, *payload(args, kwargs, options)]
+            )
+            or d
         )
 
     def call_stream(
@@ -264,7 +267,7 @@ class SessionRequests:
         if eligible is not None:
             options["eligible"] = list(eligible)
         request_id = self._ids.next()
-        message = [PUBLISH, request_id, options, topic, *payload(args, kwargs)]
+        message = [PUBLISH, request_id, options, topic, *payload(args, kwargs, options)]
         if not acknowledge:
             try:
                 self._send(message)

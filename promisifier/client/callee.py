@@ -20,7 +20,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from promisifier.client.errors import CANCELED_URI, FEATURE_NOT_SUPPORTED_URI, RUNTIME_ERROR_URI, ApplicationError
-from promisifier.client.types import CallResult, InvocationDetails, Registration
+from promisifier.client.types import CallResult, InvocationDetails, Passthru, Registration
 from promisifier.client.user_errors import UserErrorHook, log_user_error
 from promisifier.wire import EncodeError, ErrorURI
 from promisifier.wire.messages import ERROR, INVOCATION, YIELD, Message
@@ -37,8 +37,12 @@ def as_deferred(result: Any) -> defer.Deferred[Any]:
     return defer.succeed(result)
 
 
-def payload(args: Any, kwargs: Any) -> list[Any]:
-    """The Arguments / ArgumentsKw tail of a message (omitted when empty)."""
+def payload(args: Any, kwargs: Any, options: dict[str, Any] | None = None) -> list[Any]:
+    """The Arguments / ArgumentsKw tail of a message (omitted when empty). A lone
+    :class:`Passthru` argument is the payload itself, its attributes go into ``options``."""
+    if options is not None and len(args) == 1 and not kwargs and isinstance(args[0], Passthru):
+        options.update(args[0].attributes())
+        return [args[0].payload]
     if kwargs:
         return [list(args), kwargs]
     if args:
@@ -46,13 +50,23 @@ def payload(args: Any, kwargs: Any) -> list[Any]:
     return []
 
 
-def result_payload(result: Any) -> list[Any]:
-    """The payload tail for a procedure's return value (None: nothing; CallResult: as is)."""
+def result_payload(result: Any, options: dict[str, Any]) -> list[Any]:
+    """The payload tail for a procedure's return value (None: nothing; CallResult: as is;
+    a :class:`Passthru`: its payload, its attributes into ``options``)."""
     if isinstance(result, CallResult):
         return payload(result.args, result.kwargs)
     if result is None:
         return []
-    return [[result]]
+    return payload([result], None, options)
+
+
+def received_payload(message: Message, index: int, details: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
+    """(args, kwargs) of a received message whose Arguments are at ``index``: a passthru
+    payload (bytes there) is one :class:`Passthru` argument."""
+    args = message[index] if len(message) > index else []
+    if type(args) is bytes:
+        return [Passthru.received(args, details)], {}
+    return args, (message[index + 1] if len(message) > index + 1 else {})
 
 
 def invocation_details(details: dict[str, Any], registration: Registration) -> InvocationDetails:
@@ -157,8 +171,7 @@ class Invocations:
             self._send_error(invocation_id, ErrorURI.NO_SUCH_REGISTRATION, [f"no registration {message[2]} here"], {})
             return
         self.served += 1
-        args = message[4] if len(message) > 4 else []
-        kwargs = message[5] if len(message) > 5 else {}
+        args, kwargs = received_payload(message, 4, details)
         running = _Running(registration)
         if registration.stream_input:
             chunks = running.chunks = InvocationChunks()
@@ -201,8 +214,7 @@ class Invocations:
         if chunks is None or chunks.ended:
             log.debug("chunk of ended invocation {id} discarded", id=message[1])
             return
-        args = message[4] if len(message) > 4 else []
-        kwargs = message[5] if len(message) > 5 else {}
+        args, kwargs = received_payload(message, 4, message[3])
         if args or kwargs:
             chunks.put(args, kwargs)
         if not streaming:
@@ -250,7 +262,8 @@ class Invocations:
             """Send a progressive result to the caller (no-op once the invocation ended)."""
             if invocation_id not in self._running:
                 return
-            self._send([YIELD, invocation_id, {"progress": True}, *payload(args, kwargs)])
+            options: dict = {"progress": True}
+            self._send([YIELD, invocation_id, options, *payload(args, kwargs, options)])
 
         return progress
 
@@ -260,7 +273,8 @@ class Invocations:
             return
         self._forget(invocation_id, running)
         try:
-            self._send([YIELD, invocation_id, {}, *result_payload(result)])
+            options: dict = {}
+            self._send([YIELD, invocation_id, options, *result_payload(result, options)])
         except EncodeError as error:
             self._send_error(
                 invocation_id,
@@ -296,4 +310,12 @@ class Invocations:
         self._send([ERROR, INVOCATION, invocation_id, {}, error_uri, *payload(args, kwargs)])
 
 
-__all__ = ["InvocationChunks", "Invocations", "as_deferred", "invocation_details", "payload", "result_payload"]
+__all__ = [
+    "InvocationChunks",
+    "Invocations",
+    "as_deferred",
+    "invocation_details",
+    "payload",
+    "received_payload",
+    "result_payload",
+]

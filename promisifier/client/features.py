@@ -1,5 +1,8 @@
 """The roles and advanced features the client announces in HELLO, and reading WELCOME's.
 
+Every role announces payload passthru mode (a :class:`Passthru` argument is sent and
+received as an opaque payload).
+
 Only what the client really implements is announced:
 
 * caller: progressive results (``on_progress``), progressive call invocations
@@ -29,6 +32,7 @@ _ROLES: dict[str, dict[str, Any]] = {
         "features": {
             "progressive_call_results": True,
             "progressive_call_invocations": True,
+            "payload_passthru_mode": True,
             "call_canceling": True,
             "call_timeout": True,
             "caller_identification": True,
@@ -38,6 +42,7 @@ _ROLES: dict[str, dict[str, Any]] = {
         "features": {
             "progressive_call_results": True,
             "progressive_call_invocations": True,
+            "payload_passthru_mode": True,
             "call_canceling": True,
             "pattern_based_registration": True,
             "shared_registration": True,
@@ -48,12 +53,14 @@ _ROLES: dict[str, dict[str, Any]] = {
         "features": {
             "publisher_exclusion": True,
             "subscriber_blackwhite_listing": True,
+            "payload_passthru_mode": True,
         }
     },
     "subscriber": {
         "features": {
             "pattern_based_subscription": True,
             "subscription_revocation": True,
+            "payload_passthru_mode": True,
         }
     },
 }

@@ -20,7 +20,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from promisifier.client.callee import as_deferred
+from promisifier.client.callee import as_deferred, received_payload
 from promisifier.client.errors import TIMEOUT_URI, ApplicationError, CallTimeout, ConnectionLost
 from promisifier.client.types import CallResult, EventDetails, Registration, Subscription
 from promisifier.wire import EncodeError
@@ -120,8 +120,7 @@ class Correlation:
     def on_result(self, message: Message) -> None:
         """RESULT: [50, CALL.Request|id, Details|dict, Arguments, ArgumentsKw]."""
         request_id, details = message[1], message[2]
-        args = message[3] if len(message) > 3 else []
-        kwargs = message[4] if len(message) > 4 else {}
+        args, kwargs = received_payload(message, 3, details)
         if details.get("progress") is True:
             request = self.requests.get(request_id)
             if request is None or request.kind != CALL or request.on_progress is None:
@@ -149,8 +148,7 @@ class Correlation:
         request = self.take(message, request_id, request_type)
         if request is None:
             return
-        args = message[5] if len(message) > 5 else []
-        kwargs = message[6] if len(message) > 6 else {}
+        args, kwargs = received_payload(message, 5, message[3])
         if request_type == CALL and error_uri == TIMEOUT_URI:
             request.deferred.errback(CallTimeout(*args, **kwargs))
         else:
@@ -221,8 +219,7 @@ class Correlation:
             log.debug("EVENT for unknown subscription {sub} ignored", sub=message[1])
             return
         self.events_received += 1
-        args = message[4] if len(message) > 4 else []
-        kwargs = message[5] if len(message) > 5 else {}
+        args, kwargs = received_payload(message, 4, message[3])
         with_details = None
         for subscription in list(subscriptions):
             if subscription.details:

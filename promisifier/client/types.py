@@ -28,6 +28,49 @@ class CallResult:
 
 
 @dataclass(frozen=True)
+class Passthru:
+    """An opaque payload the router forwards untouched (payload passthru mode), e.g. one
+    encrypted end to end or an MQTT message.
+
+    Pass one as the only argument of ``call``, ``publish`` or a procedure's return value:
+    its ``payload`` goes where the arguments would be and its attributes as the ``ppt_*``
+    options. A call, event or invocation carrying one gets it as its only argument.
+    ``scheme`` is required (``"mqtt"``, ``"wamp"``, or your own ``"x_..."``).
+    """
+
+    payload: bytes
+    scheme: str
+    serializer: str | None = None
+    cipher: str | None = None
+    keyid: str | None = None
+
+    def attributes(self) -> dict[str, str]:
+        """The ``ppt_*`` options or details that describe the payload."""
+        found = {"ppt_scheme": self.scheme}
+        for name in ("serializer", "cipher", "keyid"):
+            value = getattr(self, name)
+            if value is not None:
+                found[f"ppt_{name}"] = value
+        return found
+
+    @classmethod
+    def received(cls, payload: bytes, details: dict) -> Passthru:
+        """The passthru payload of a received message with these Details (or Options)."""
+
+        def text(key: str) -> str | None:
+            value = details.get(key)
+            return value if type(value) is str else None
+
+        return cls(
+            payload,
+            text("ppt_scheme") or text("enc_algo") or "",
+            text("ppt_serializer") or text("enc_serializer"),
+            text("ppt_cipher"),
+            text("ppt_keyid") or text("enc_key"),
+        )
+
+
+@dataclass(frozen=True)
 class InvocationDetails:
     """What a procedure registered with ``details=True`` learns about each call; it gets it
     as the keyword argument ``details``.

@@ -6,7 +6,7 @@ subscriber of that subscription using that serializer.
 
 Advanced profile: pattern-based subscriptions (prefix, wildcard), publisher exclusion,
 subscriber black- and whitelisting, publisher identification, event retention,
-subscription revocation.
+subscription revocation, payload passthru mode.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from twisted.logger import Logger
 
 from promisifier.router import options as opt
 from promisifier.router.matching import MATCH_POLICIES, UriIndex, iso_8601
+from promisifier.router.passthru import PassthruError, passthru_attributes, supports_passthru
 from promisifier.wire import LIMIT_EXCEEDED, EncodeError, ErrorURI, fast_random_id, is_valid_uri, random_id
 from promisifier.wire.messages import (
     EVENT,
@@ -43,6 +44,7 @@ BROKER_FEATURES = {
     "pattern_based_subscription": True,
     "event_retention": True,
     "subscription_revocation": True,
+    "payload_passthru_mode": True,
 }
 
 _FILTER_OPTIONS = ("exclude", "exclude_authid", "exclude_authrole", "eligible", "eligible_authid", "eligible_authrole")
@@ -304,6 +306,7 @@ class Broker:
         event_filter: _Filter | None = None
         retain = False
         disclose = False
+        passthru = None
         if options:
             try:
                 exclude_me = opt.flag(options, "exclude_me", True)
@@ -311,9 +314,15 @@ class Broker:
                 disclose = opt.flag(options, "disclose_me")
                 if any(key in options for key in _FILTER_OPTIONS):
                     event_filter = _Filter(options)
-            except opt.OptionError as error:
+                passthru = passthru_attributes(options)
+            except (opt.OptionError, PassthruError) as error:
                 if acknowledge:
                     publisher.send_error(PUBLISH, request_id, ErrorURI.INVALID_ARGUMENT, [str(error)])
+                return
+            if passthru is not None and not supports_passthru(publisher, "publisher"):
+                publisher.protocol_violation(
+                    "PUBLISH with ppt_scheme: the publisher did not announce payload_passthru_mode"
+                )
                 return
         if disclose or self.realm.authorizer.discloses(publisher, "publisher", topic):
             publisher_details = {
@@ -321,6 +330,9 @@ class Broker:
                 "publisher_authid": publisher.authid,
                 "publisher_authrole": publisher.authrole,
             }
+        if passthru is not None:
+            # the EVENT's details carry the passthru attributes (payload passthru mode)
+            publisher_details = {**publisher_details, **passthru}
         publication_id = fast_random_id()
         payload = message[4:]
         self._publish(

@@ -9,7 +9,8 @@ callee sends for a finished invocation is dropped.
 Advanced profile: progressive call results, call timeout, call canceling (skip, kill,
 killnowait), caller identification, shared registrations (single, roundrobin, random,
 first, last), pattern-based registrations (exact, prefix, wildcard), registration
-revocation, call rerouting (``wamp.error.unavailable``), progressive call invocations.
+revocation, call rerouting (``wamp.error.unavailable``), progressive call invocations,
+payload passthru mode.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from promisifier.router import options as opt
 from promisifier.router.counters import LatencyHistogram
 from promisifier.router.matching import MATCH_POLICIES, UriIndex, iso_8601
 from promisifier.router.meta import ROUTER_PROCEDURES
+from promisifier.router.passthru import PassthruError, passthru_attributes, supports_passthru
 from promisifier.wire import LIMIT_EXCEEDED, ErrorURI, is_valid_uri, random_id
 from promisifier.wire.messages import (
     CALL,
@@ -59,6 +61,7 @@ DEALER_FEATURES = {
     "registration_revocation": True,
     "call_reroute": True,
     "progressive_call_invocations": True,
+    "payload_passthru_mode": True,
 }
 
 #: request ids of progressive invocations answered early, remembered per caller
@@ -456,13 +459,15 @@ class Dealer:
         progress = False
         streaming = False
         timeout = 0.0
+        passthru = None
         if options:
             try:
                 progress = opt.flag(options, "receive_progress")
                 timeout = opt.milliseconds(options, "timeout")
                 disclose = opt.flag(options, "disclose_me")
                 streaming = opt.flag(options, "progress")
-            except opt.OptionError as error:
+                passthru = passthru_attributes(options)
+            except (opt.OptionError, PassthruError) as error:
                 self.calls_rejected += 1
                 caller.send_error(CALL, request_id, ErrorURI.INVALID_ARGUMENT, [str(error)])
                 return
@@ -475,6 +480,11 @@ class Dealer:
                     )
                     return
                 details["progress"] = True
+            if passthru is not None:
+                if not supports_passthru(caller, "caller"):
+                    caller.protocol_violation("CALL with ppt_scheme: the caller did not announce payload_passthru_mode")
+                    return
+                details.update(passthru)
         else:
             disclose = False
         limits = self.realm.limits
@@ -493,6 +503,12 @@ class Dealer:
                 request_id,
                 ErrorURI.FEATURE_NOT_SUPPORTED,
                 ["the callee does not support progressive call invocations (with call canceling)"],
+            )
+            return
+        if passthru is not None and not supports_passthru(callee, "callee"):
+            self.calls_rejected += 1
+            caller.send_error(
+                CALL, request_id, ErrorURI.FEATURE_NOT_SUPPORTED, ["the callee does not support payload passthru mode"]
             )
             return
         invocations = self._invocations_of[callee]
@@ -607,6 +623,11 @@ class Dealer:
                 details["caller_authrole"] = caller.authrole
             if registration.match != "exact":
                 details["procedure"] = message[3]
+            passthru = passthru_attributes(message[2])
+            if passthru is not None:
+                if not supports_passthru(callee, "callee"):
+                    continue
+                details.update(passthru)
             if not callee.send([INVOCATION, invocation.id, registration.id, details, *message[4:]]):
                 continue
             invocation.call, invocation.disclose, invocation.tried = message, unavailable.disclose, tried
@@ -637,14 +658,21 @@ class Dealer:
             )
             return
         options = message[2]
-        if options and options.get("progress") is True:
-            if invocation.progress:
-                # The timeout counts from the last result (progressive_call_results, Timeouts).
-                timer = invocation.timer
-                if timer is not None:
-                    timer.reset(invocation.timeout)
-                self._forward_result(invocation, [RESULT, invocation.call_request_id, {"progress": True}, *message[3:]])
-            return
+        details: dict = {}
+        if options:
+            if "ppt_scheme" in options or "enc_algo" in options:
+                details = self._result_passthru(callee, invocation, options)
+                if details is None:
+                    return
+            if options.get("progress") is True:
+                if invocation.progress:
+                    # The timeout counts from the last result (progressive_call_results, Timeouts).
+                    timer = invocation.timer
+                    if timer is not None:
+                        timer.reset(invocation.timeout)
+                    details["progress"] = True
+                    self._forward_result(invocation, [RESULT, invocation.call_request_id, details, *message[3:]])
+                return
         self._finish(invocation)
         # The final RESULT: one observation of the latency (its count, less the calls that
         # ended in ERROR, is the count of results: no counter of its own on this path).
@@ -652,7 +680,33 @@ class Dealer:
         histogram = self.call_latency
         histogram.counts[bisect_left(histogram.bounds, latency)] += 1
         histogram.sum += latency
-        self._forward_result(invocation, [RESULT, invocation.call_request_id, {}, *message[3:]])
+        self._forward_result(invocation, [RESULT, invocation.call_request_id, details, *message[3:]])
+
+    def _result_passthru(self, callee: RouterSession, invocation: Invocation, options: dict) -> dict | None:
+        """The RESULT details for a YIELD with a passthru payload, or None when the call
+        ended instead (the callee did not announce the feature: protocol violation; the
+        caller did not: it gets ERROR wamp.error.feature_not_supported)."""
+        try:
+            passthru = passthru_attributes(options)
+        except PassthruError as error:
+            callee.protocol_violation(f"YIELD: {error}")
+            return None
+        if not supports_passthru(callee, "callee"):
+            callee.protocol_violation("YIELD with ppt_scheme: the callee did not announce payload_passthru_mode")
+            return None
+        caller = invocation.caller
+        if not supports_passthru(caller, "caller"):
+            self._finish(invocation)
+            self.calls_error += 1
+            self._interrupt(invocation, "killnowait", ErrorURI.CANCELED)
+            caller.send_error(
+                CALL,
+                invocation.call_request_id,
+                ErrorURI.FEATURE_NOT_SUPPORTED,
+                ["the callee answered with a passthru payload, which this caller did not announce it supports"],
+            )
+            return None
+        return dict(passthru or {})
 
     def _forward_result(self, invocation: Invocation, result: Message) -> None:
         if not invocation.caller.send(result):
@@ -697,7 +751,11 @@ class Dealer:
                 [f"callee answered with an invalid error URI {error_uri!r}"],
             )
             return
-        if not caller.send([ERROR, CALL, invocation.call_request_id, {}, error_uri, *message[5:]]):
+        try:
+            error_details = passthru_attributes(message[3]) or {}
+        except PassthruError:
+            error_details = {}
+        if not caller.send([ERROR, CALL, invocation.call_request_id, error_details, error_uri, *message[5:]]):
             caller.send_error(
                 CALL,
                 invocation.call_request_id,

@@ -89,6 +89,8 @@ _KINDS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "code": (_is_code, "a message type code"),
     "dict": (lambda v: type(v) is dict, "a dict"),
     "list": (lambda v: type(v) is list, "a list"),
+    # Arguments: a list, or the bytes of a passthru payload (checked below: with ppt_scheme)
+    "args": (lambda v: type(v) is list or type(v) is bytes, "a list"),
     "uri": (lambda v: type(v) is str, "a URI string"),
     "str": (lambda v: type(v) is str, "a string"),
 }
@@ -109,14 +111,14 @@ _TABLE: dict[int, tuple[str, int, tuple[tuple[str, str], ...]]] = {
             ("REQUEST.Request", "id"),
             ("Details", "dict"),
             ("Error", "uri"),
-            ("Arguments", "list"),
+            ("Arguments", "args"),
             ("ArgumentsKw", "dict"),
         ),
     ),
     PUBLISH: (
         "PUBLISH",
         4,
-        (("Request", "id"), ("Options", "dict"), ("Topic", "uri"), ("Arguments", "list"), ("ArgumentsKw", "dict")),
+        (("Request", "id"), ("Options", "dict"), ("Topic", "uri"), ("Arguments", "args"), ("ArgumentsKw", "dict")),
     ),
     PUBLISHED: ("PUBLISHED", 3, (("PUBLISH.Request", "id"), ("Publication", "id"))),
     SUBSCRIBE: ("SUBSCRIBE", 4, (("Request", "id"), ("Options", "dict"), ("Topic", "uri"))),
@@ -130,20 +132,20 @@ _TABLE: dict[int, tuple[str, int, tuple[tuple[str, str], ...]]] = {
             ("SUBSCRIBED.Subscription", "id"),
             ("PUBLISHED.Publication", "id"),
             ("Details", "dict"),
-            ("Arguments", "list"),
+            ("Arguments", "args"),
             ("ArgumentsKw", "dict"),
         ),
     ),
     CALL: (
         "CALL",
         4,
-        (("Request", "id"), ("Options", "dict"), ("Procedure", "uri"), ("Arguments", "list"), ("ArgumentsKw", "dict")),
+        (("Request", "id"), ("Options", "dict"), ("Procedure", "uri"), ("Arguments", "args"), ("ArgumentsKw", "dict")),
     ),
     CANCEL: ("CANCEL", 3, (("CALL.Request", "id"), ("Options", "dict"))),
     RESULT: (
         "RESULT",
         3,
-        (("CALL.Request", "id"), ("Details", "dict"), ("Arguments", "list"), ("ArgumentsKw", "dict")),
+        (("CALL.Request", "id"), ("Details", "dict"), ("Arguments", "args"), ("ArgumentsKw", "dict")),
     ),
     REGISTER: ("REGISTER", 4, (("Request", "id"), ("Options", "dict"), ("Procedure", "uri"))),
     REGISTERED: ("REGISTERED", 3, (("REGISTER.Request", "id"), ("Registration", "id"))),
@@ -156,7 +158,7 @@ _TABLE: dict[int, tuple[str, int, tuple[tuple[str, str], ...]]] = {
             ("Request", "id"),
             ("REGISTERED.Registration", "id"),
             ("Details", "dict"),
-            ("Arguments", "list"),
+            ("Arguments", "args"),
             ("ArgumentsKw", "dict"),
         ),
     ),
@@ -164,13 +166,18 @@ _TABLE: dict[int, tuple[str, int, tuple[tuple[str, str], ...]]] = {
     YIELD: (
         "YIELD",
         3,
-        (("INVOCATION.Request", "id"), ("Options", "dict"), ("Arguments", "list"), ("ArgumentsKw", "dict")),
+        (("INVOCATION.Request", "id"), ("Options", "dict"), ("Arguments", "args"), ("ArgumentsKw", "dict")),
     ),
 }
 
 
+#: the Options/Details keys that mark a passthru payload (payload_passthru_mode), and the
+#: older names autobahn-python's payload transparency (end-to-end encryption) uses
+PASSTHRU_MARKERS = ("ppt_scheme", "enc_algo")
+
+
 class _Spec:
-    __slots__ = ("name", "min_len", "max_len", "fields")
+    __slots__ = ("name", "min_len", "max_len", "fields", "payload_index", "options_index")
 
     def __init__(self, name: str, min_len: int, fields: tuple[tuple[str, str], ...]) -> None:
         self.name = name
@@ -180,6 +187,12 @@ class _Spec:
         self.fields = tuple(
             (index, field_name, _KINDS[kind][0], _KINDS[kind][1])
             for index, (field_name, kind) in enumerate(fields, start=1)
+        )
+        #: where Arguments is, or 0; and the Options or Details dict before it
+        self.payload_index = next((index for index, (_, kind) in enumerate(fields, start=1) if kind == "args"), 0)
+        self.options_index = max(
+            (index for index, (_, kind) in enumerate(fields[: self.payload_index], start=1) if kind == "dict"),
+            default=0,
         )
 
 
@@ -234,4 +247,17 @@ def check_message(msg: Any) -> Message:
             break
         if not check(msg[index]):
             raise ProtocolError(f"{spec.name}: {field_name} must be {description}, got {_type_name(msg[index])}")
+    payload_index = spec.payload_index
+    if payload_index and length > payload_index and type(msg[payload_index]) is bytes:
+        _check_passthru(spec, msg, payload_index)
     return msg
+
+
+def _check_passthru(spec: _Spec, msg: list, payload_index: int) -> None:
+    """A passthru payload: bytes where Arguments is, the last element, with a non-empty
+    ``ppt_scheme`` (or autobahn's ``enc_algo``) in the Options or Details before it."""
+    options = msg[spec.options_index]
+    if not any(type(options.get(key)) is str and options.get(key) for key in PASSTHRU_MARKERS):
+        raise ProtocolError(f"{spec.name}: Arguments must be a list, got bytes")
+    if len(msg) != payload_index + 1:
+        raise ProtocolError(f"{spec.name}: a passthru payload is the last element (no ArgumentsKw)")
