@@ -33,7 +33,7 @@ FULL: dict[int, list] = {
     MessageType.PUBLISH: [16, 239714735, {"acknowledge": True}, "com.myapp.topic", ARGS, KWARGS],
     MessageType.PUBLISHED: [17, 239714735, 4429313566],
     MessageType.SUBSCRIBE: [32, 713845233, {"match": "prefix"}, "com.myapp"],
-    MessageType.SUBSCRIBED: [33, 713845233, 5512315355],
+    MessageType.SUBSCRIBED: [33, 713845233, 5512315355, {"_recovered": True}],
     MessageType.UNSUBSCRIBE: [34, 85346237, 5512315355],
     MessageType.UNSUBSCRIBED: [35, 85346237, {"reason": "wamp.error.canceled"}],
     MessageType.EVENT: [36, 5512315355, 4429313566, {"publisher": 1}, ARGS, KWARGS],

@@ -209,6 +209,7 @@ class SessionRequests:
         match: str = "exact",
         details: bool = False,
         get_retained: bool = False,
+        resume: tuple[str, int] | None = None,
     ) -> defer.Deferred[Subscription]:
         """Subscribe ``handler(*args, **kwargs)`` to ``topic``; fires with a :class:`Subscription`.
 
@@ -219,6 +220,12 @@ class SessionRequests:
         disclosed). ``get_retained=True`` asks the router for the event it retained on
         the topic, delivered after subscribing. Raises ValueError for an unknown
         ``match`` policy.
+
+        ``resume=(epoch, offset)`` (a relay with event history for the topic, exact match):
+        the events after the one at that position (:attr:`Subscription.position` of an
+        earlier subscription) are delivered first, each with ``EventDetails.recovered``
+        True; :attr:`Subscription.recovered` tells whether all of them could be. The
+        reconnecting :class:`Client` does this by itself.
         """
         if match not in MATCH_POLICIES:
             raise ValueError(f"match must be one of {', '.join(MATCH_POLICIES)}, got {match!r}")
@@ -227,6 +234,8 @@ class SessionRequests:
         options: dict[str, Any] = {"match": match} if match != "exact" else {}
         if get_retained:
             options["get_retained"] = True
+        if resume is not None:
+            options["_resume"] = {"epoch": resume[0], "offset": resume[1]}
         request_id = self._ids.next()
         d: defer.Deferred[Subscription] = defer.Deferred()
         request = Request(SUBSCRIBE, d, topic, (handler, match, details))

@@ -118,6 +118,7 @@ class ClientSubscription:
         #: the router's last refusal when subscribing again after a reconnect, else None
         self.error: BaseException | None = None
         self._removed = False
+        self._position: tuple[str, int] | None = None
 
     @property
     def active(self) -> bool:
@@ -137,10 +138,26 @@ class ClientSubscription:
             self.current, self.error = None, failure.value
             return failure
 
+        # after a reconnect: the events missed since the last one received, if the relay
+        # keeps the topic's history (gap-free resume)
+        resume = self.position if self.match == "exact" else None
         subscribing = session.subscribe(
-            self.topic, self.handler, match=self.match, details=self.details, get_retained=self.get_retained
+            self.topic,
+            self.handler,
+            match=self.match,
+            details=self.details,
+            get_retained=self.get_retained,
+            resume=resume,
         )
         return subscribing.addCallbacks(done, refused)
+
+    @property
+    def position(self) -> tuple[str, int] | None:
+        """(epoch, offset) of the last event received with a history position, over sessions."""
+        current = self.current
+        if current is not None and current.position is not None:
+            self._position = current.position
+        return self._position
 
     def unsubscribe(self) -> defer.Deferred[None]:
         """Unsubscribe now and stop subscribing after reconnects."""

@@ -188,6 +188,8 @@ class Correlation:
         if request is not None:
             handler, match, details = request.data
             subscription = Subscription(self.session, message[2], request.target, handler, match, details)
+            if len(message) > 3:  # SUBSCRIBED.Details: the outcome of a SUBSCRIBE with _resume
+                subscription.recovered = message[3].get("_recovered") is True
             self.subscriptions.setdefault(subscription.id, []).append(subscription)
             request.deferred.callback(subscription)
 
@@ -219,14 +221,23 @@ class Correlation:
             log.debug("EVENT for unknown subscription {sub} ignored", sub=message[1])
             return
         self.events_received += 1
-        args, kwargs = received_payload(message, 4, message[3])
-        with_details = None
+        details = message[3]
+        args, kwargs = received_payload(message, 4, details)
+        offset, epoch = details.get("_offset"), details.get("_epoch")
+        position = (epoch, offset) if type(offset) is int and type(epoch) is str else None
+        replayed = details.get("_recovered") is True
         for subscription in list(subscriptions):
+            recovered: bool | None = None
+            if replayed:
+                recovered = True
+            elif subscription.recovered is False:
+                recovered = False  # the gap is reported once, with the first live event
+                subscription.recovered = None
+            if position is not None:
+                subscription.position = position
             if subscription.details:
-                if with_details is None:
-                    with_details = dict(kwargs)
-                    with_details["details"] = event_details(message, subscription)
-                handler_kwargs = with_details
+                handler_kwargs = dict(kwargs)
+                handler_kwargs["details"] = event_details(message, subscription, recovered)
             else:
                 handler_kwargs = kwargs
             try:
@@ -269,10 +280,14 @@ class Correlation:
         request.deferred.errback(CallTimeout(f"call to {request.target} timed out after {request.data} s"))
 
 
-def event_details(message: Message, subscription: Subscription) -> EventDetails:
+def event_details(message: Message, subscription: Subscription, recovered: bool | None = None) -> EventDetails:
     """The :class:`EventDetails` of an EVENT for one of the session's subscriptions."""
     details = message[3]
+    offset, epoch = details.get("_offset"), details.get("_epoch")
     return EventDetails(
+        offset=offset if type(offset) is int else None,
+        epoch=epoch if type(epoch) is str else None,
+        recovered=recovered,
         topic=details.get("topic", subscription.topic),
         subscription=subscription.id,
         publication=message[2],

@@ -106,6 +106,14 @@ class EventDetails:
     publisher_authid: str | None = None
     publisher_authrole: str | None = None
     retained: bool = False
+    #: the event's place in its topic's history on a relay that keeps one (gap-free
+    #: resume): its offset and the history's epoch; None elsewhere
+    offset: int | None = None
+    epoch: str | None = None
+    #: True for an event missed while disconnected and given after the reconnect; False
+    #: for the first event after a reconnect whose missed events could not all be given
+    #: (there is a gap before it); None otherwise
+    recovered: bool | None = None
 
 
 class SessionState(enum.Enum):
@@ -210,6 +218,11 @@ class Subscription:
         self.details = details
         #: True until unsubscribed or the session ends
         self.active = True
+        #: (epoch, offset) of the last event received with a history position, else None
+        self.position: tuple[str, int] | None = None
+        #: when subscribed with ``resume``: whether every missed event was given (True),
+        #: or not (False, until an event reports it); None without ``resume``
+        self.recovered: bool | None = None
 
     def unsubscribe(self) -> defer.Deferred[None]:
         """Stop receiving events; fires when done (at once if inactive or shared)."""

@@ -35,6 +35,7 @@ from promisifier.router.auth import AUTH_METHODS, AuthConfig, Principal
 from promisifier.router.authz import Permission, RoleConfig
 from promisifier.router.config import CANCEL_REPLIES, Limits, RealmConfig, RouterConfig
 from promisifier.router.cryptosign import CryptosignPrincipal
+from promisifier.router.history import HistoryRule
 from promisifier.router.jwt_tickets import ALGORITHMS as JWT_ALGORITHMS
 from promisifier.router.jwt_tickets import JwtConfig
 from promisifier.router.matching import MATCH_POLICIES
@@ -369,7 +370,11 @@ def _limits(check: Checker, top: dict) -> dict[str, Any]:
 
 
 def _realm(check: Checker, path: str, value: dict) -> RealmConfig:
-    table = check.table(value, path, ("name", "strict_uris", "cancel_reply", "max_retained_events", "roles"))
+    table = check.table(
+        value,
+        path,
+        ("name", "strict_uris", "cancel_reply", "max_retained_events", "roles", "history", "max_history_bytes"),
+    )
     name = check.string(table, "name", path) or "?"
     roles: tuple[RoleConfig, ...] | None = None
     if "roles" in table:
@@ -381,7 +386,21 @@ def _realm(check: Checker, path: str, value: dict) -> RealmConfig:
         cancel_reply=check.string(table, "cancel_reply", path, "always", choices=CANCEL_REPLIES),
         max_retained_events=check.integer(table, "max_retained_events", path, RealmConfig.max_retained_events),
         roles=roles,
+        history=tuple(_history_rule(check, p, t) for p, t in check.tables(table, "history", path)),
+        max_history_bytes=check.integer(table, "max_history_bytes", path, RealmConfig.max_history_bytes, minimum=1),
     )
+
+
+def _history_rule(check: Checker, path: str, value: dict) -> HistoryRule:
+    """``[[realms.history]]``: uri, match, limit (events), max_age (seconds, 0: none)."""
+    table = check.table(value, path, ("uri", "match", "limit", "max_age"))
+    match = check.string(table, "match", path, "exact", choices=MATCH_POLICIES)
+    uri = check.string(table, "uri", path) or "?"
+    if isinstance(table.get("uri"), str) and not is_valid_uri(uri, allow_empty=match != "exact"):
+        check.expected(key_path(path, "uri"), f"a URI or URI pattern for match {match!r}", uri)
+    limit = check.integer(table, "limit", path, HistoryRule.limit, minimum=1)
+    max_age = check.seconds(table, "max_age", path, 0.0) if "max_age" in table else 0.0
+    return HistoryRule(uri=uri, match=match, limit=limit, max_age=max_age)
 
 
 def _named(check: Checker, kind: str, items: list[tuple[str, Any]]) -> list[Any]:

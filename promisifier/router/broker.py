@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 from twisted.logger import Logger
 
 from promisifier.router import options as opt
-from promisifier.router.matching import MATCH_POLICIES, UriIndex, iso_8601
+from promisifier.router.history import History, StoredEvent, as_record, select
+from promisifier.router.matching import MATCH_POLICIES, UriIndex, covers, iso_8601
 from promisifier.router.passthru import PassthruError, passthru_attributes, supports_passthru
 from promisifier.wire import LIMIT_EXCEEDED, EncodeError, ErrorURI, fast_random_id, is_valid_uri, random_id
 from promisifier.wire.messages import (
@@ -45,6 +46,7 @@ BROKER_FEATURES = {
     "event_retention": True,
     "subscription_revocation": True,
     "payload_passthru_mode": True,
+    "event_history": True,
 }
 
 _FILTER_OPTIONS = ("exclude", "exclude_authid", "exclude_authrole", "eligible", "eligible_authid", "eligible_authrole")
@@ -82,6 +84,12 @@ class _Filter:
         self.eligible = opt.id_list(options, "eligible")
         self.eligible_authid = opt.str_list(options, "eligible_authid")
         self.eligible_authrole = opt.str_list(options, "eligible_authrole")
+
+    @property
+    def keeps_history(self) -> bool:
+        """Without session-id lists: session ids mean nothing to a later session asking for
+        history (pubsub_event_history, Security Aspects), so such events are not kept."""
+        return self.exclude is None and self.eligible is None
 
     def admits(self, session: RouterSession) -> bool:
         if self.exclude is not None and session.session_id in self.exclude:
@@ -146,6 +154,11 @@ class Broker:
         self._subscriptions_of: dict[RouterSession, dict[int, Subscription]] = {}
         #: topic -> its retained events, oldest first (see :meth:`_retain`)
         self._retained: dict[str, list[_Retained]] = {}
+        config = realm.config
+        #: the event history (None: no history rules in the realm)
+        self.history: History | None = (
+            History(config.history, realm.clock.seconds, config.max_history_bytes) if config.history else None
+        )
         #: events not delivered because they could not be encoded for a subscriber
         self.undeliverable_events = 0
         #: publications routed (clients' PUBLISHes and the router's own, meta events included)
@@ -209,6 +222,7 @@ class Broker:
         try:
             match = opt.choice(options, "match", MATCH_POLICIES, "exact")
             get_retained = opt.flag(options, "get_retained")
+            resume = _resume_option(options)
         except opt.OptionError as error:
             session.send_error(SUBSCRIBE, request_id, ErrorURI.INVALID_ARGUMENT, [str(error)])
             return
@@ -231,7 +245,10 @@ class Broker:
         already = session in subscription.subscribers
         subscription.subscribers[session] = None
         self._subscriptions_of[session][subscription.id] = subscription
-        session.send([SUBSCRIBED, request_id, subscription.id])
+        if resume is not None:
+            self._resume(session, request_id, subscription, *resume)
+        else:
+            session.send([SUBSCRIBED, request_id, subscription.id])
         if not already:
             meta = self.realm.meta
             if created:
@@ -365,6 +382,12 @@ class Broker:
         event_filter: _Filter | None,
     ) -> None:
         self.events_published += 1
+        history = self.history
+        if history is not None and (event_filter is None or event_filter.keeps_history):
+            ring = history.ring_for(topic)
+            if ring is not None:
+                offset = history.record(ring, topic, publication_id, publisher_details, payload, event_filter)
+                publisher_details = {**publisher_details, "_offset": offset, "_epoch": history.epoch}
         for subscription in self._index.all(topic):
             details = dict(publisher_details) if publisher_details else {}
             if subscription.match != "exact":
@@ -440,3 +463,75 @@ class Broker:
             ):
                 subscription.delivered += 1
                 self.events_delivered += 1
+
+    # -- event history and gap-free resume ---------------------------------------------
+
+    def get_events(self, session: RouterSession, subscription: Subscription, options: dict) -> list[dict]:
+        """``wamp.subscription.get_events``: the history of ``subscription``, filtered by
+        ``options`` and by who asks (allowed to subscribe to it; authid/authrole lists).
+        Raises :class:`HistoryError` for a bad option, PermissionError when not allowed."""
+        realm = self.realm
+        if not realm.authorizer.open:
+            match = subscription.match
+            if realm.authorizer.authorize(session, "subscribe", subscription.uri, match) is not True:
+                raise PermissionError(f"not authorized to subscribe to {subscription.uri!r} ({match})")
+        history = self.history
+        if history is None:
+            select([], options)  # the options are still checked
+            return []
+        events = history.events_of(lambda topic: covers(subscription.uri, subscription.match, topic))
+        events = [e for e in events if e.filter is None or e.filter.admits(session)]
+        return [as_record(e, subscription.id, self._stored_details(e, subscription)) for e in select(events, options)]
+
+    def _stored_details(self, event: StoredEvent, subscription: Subscription) -> dict:
+        """The details of a stored event as its subscription would have got them."""
+        history = self.history
+        details = {**event.details, "_offset": event.offset, "_epoch": history.epoch if history else None}
+        if subscription.match != "exact":
+            details["topic"] = event.topic
+        return details
+
+    def _resume(
+        self, session: RouterSession, request_id: int, subscription: Subscription, epoch: str, offset: int
+    ) -> None:
+        """SUBSCRIBE with ``_resume``: SUBSCRIBED with Details saying whether every event
+        after ``offset`` of ``epoch`` can be given, then those events (before any live one).
+
+        SUBSCRIBED.Details: ``_recovered`` (bool), ``_epoch`` and ``_offset`` (the history's
+        epoch and the topic's last offset). Only for exact subscriptions of a topic with
+        history; otherwise ``_recovered`` is false."""
+        history = self.history
+        topic = subscription.uri
+        missed = None
+        if history is not None and subscription.match == "exact":
+            missed = history.since(topic, epoch, offset)
+        details: dict = {"_recovered": missed is not None}
+        if history is not None:
+            details["_epoch"] = history.epoch
+            details["_offset"] = history.next_offset(topic) - 1
+        session.send([SUBSCRIBED, request_id, subscription.id, details])
+        for event in missed or ():
+            if event.filter is not None and not event.filter.admits(session):
+                continue
+            event_details = self._stored_details(event, subscription)
+            event_details["_recovered"] = True
+            if self._send(
+                session, [EVENT, subscription.id, event.publication, event_details, *event.payload], {}, topic
+            ):
+                subscription.delivered += 1
+                self.events_delivered += 1
+
+
+def _resume_option(options: dict) -> tuple[str, int] | None:
+    """SUBSCRIBE.Options._resume ``{"epoch": str, "offset": int}``, or None."""
+    resume = options.get("_resume")
+    if resume is None:
+        return None
+    if (
+        type(resume) is not dict
+        or type(resume.get("epoch")) is not str
+        or type(resume.get("offset")) is not int
+        or resume["offset"] < 0
+    ):
+        raise opt.OptionError('option "_resume" must be {"epoch": string, "offset": non-negative integer}')
+    return resume["epoch"], resume["offset"]

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from promisifier.router.auth import AuthConfig
 from promisifier.router.authz import RoleConfig
+from promisifier.router.history import DEFAULT_MAX_HISTORY_BYTES, HistoryRule
 from promisifier.transport.limits import (
     DEFAULT_KEEPALIVE_INTERVAL,
     DEFAULT_KEEPALIVE_TIMEOUT,
@@ -58,12 +59,20 @@ class RealmConfig:
     max_retained_events: int = 10000
     #: roles and their permissions; None: every session may do everything
     roles: tuple[RoleConfig, ...] | None = None
+    #: topics whose events are kept (event history, gap-free resume); the first rule that
+    #: covers a topic applies
+    history: tuple[HistoryRule, ...] = ()
+    #: bytes all the realm's history may hold (estimated); beyond, its oldest events go
+    max_history_bytes: int = DEFAULT_MAX_HISTORY_BYTES
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
             raise ValueError(f"RealmConfig.name: a non-empty string is needed, got {self.name!r}")
         if self.roles is not None:
             object.__setattr__(self, "roles", tuple(self.roles))
+        object.__setattr__(self, "history", tuple(self.history))
+        if type(self.max_history_bytes) is not int or self.max_history_bytes < 1:
+            raise ValueError(f"RealmConfig.max_history_bytes: a positive int is needed, got {self.max_history_bytes!r}")
         if self.cancel_reply not in CANCEL_REPLIES:
             raise ValueError(f"RealmConfig.cancel_reply: one of {CANCEL_REPLIES} is needed, got {self.cancel_reply!r}")
 

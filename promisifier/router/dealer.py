@@ -23,7 +23,7 @@ from twisted.logger import Logger
 
 from promisifier.router import options as opt
 from promisifier.router.counters import LatencyHistogram
-from promisifier.router.matching import MATCH_POLICIES, UriIndex, iso_8601
+from promisifier.router.matching import MATCH_POLICIES, UriIndex, covers, iso_8601
 from promisifier.router.meta import ROUTER_PROCEDURES
 from promisifier.router.passthru import PassthruError, passthru_attributes, supports_passthru
 from promisifier.wire import LIMIT_EXCEEDED, ErrorURI, is_valid_uri, random_id
@@ -66,16 +66,6 @@ DEALER_FEATURES = {
 
 #: request ids of progressive invocations answered early, remembered per caller
 MAX_ENDED_STREAMS = 256
-
-
-def _covers(pattern: str, match: str, uri: str) -> bool:
-    """A registration of ``pattern`` with ``match`` would receive calls to ``uri``."""
-    if match == "prefix":
-        return uri.startswith(pattern)
-    if match == "wildcard":
-        parts, components = pattern.split("."), uri.split(".")
-        return len(parts) == len(components) and all(p == "" or p == c for p, c in zip(parts, components))
-    return pattern == uri
 
 
 def _reroute_order(registration: Registration, unavailable: RouterSession, tried: list) -> list[RouterSession]:
@@ -324,7 +314,7 @@ class Dealer:
         if (
             not is_valid_uri(procedure, self.realm.strict_uris, match != "exact")
             or procedure.startswith("wamp.")
-            or any(_covers(procedure, match, served) for served in ROUTER_PROCEDURES)
+            or any(covers(procedure, match, served) for served in ROUTER_PROCEDURES)
         ):
             session.send_error(REGISTER, request_id, ErrorURI.INVALID_URI, [f"invalid procedure URI {procedure!r}"])
             return

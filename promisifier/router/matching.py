@@ -26,6 +26,16 @@ def iso_8601(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def covers(pattern: str, match: str, uri: str) -> bool:
+    """A registration or subscription of ``pattern`` with ``match`` covers the concrete ``uri``."""
+    if match == "prefix":
+        return uri.startswith(pattern)
+    if match == "wildcard":
+        parts, components = pattern.split("."), uri.split(".")
+        return len(parts) == len(components) and all(p == "" or p == c for p, c in zip(parts, components))
+    return pattern == uri
+
+
 class _TrieNode(Generic[T]):
     __slots__ = ("children", "item")
 

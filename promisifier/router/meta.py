@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from twisted.logger import Logger
 
+from promisifier.router.history import HistoryError
 from promisifier.router.matching import MATCH_POLICIES
 from promisifier.router.trace import SessionTrace
 from promisifier.wire import ErrorURI, is_valid_uri
@@ -106,6 +107,7 @@ class MetaApi:
             ],
             "wamp.subscription.count_subscribers": lambda s, a, k: len(self._subscription(a).subscribers),
             "wamp.subscription.remove_subscriber": self._subscription_remove_subscriber,
+            "wamp.subscription.get_events": self._subscription_get_events,
             "promisifier.session.trace": self._session_trace,
         }
 
@@ -296,6 +298,18 @@ class MetaApi:
                 ErrorURI.NO_SUCH_SESSION,
                 f"no subscriber {args[1] if len(args) > 1 else None!r} on subscription {subscription.id}",
             )
+
+    def _subscription_get_events(
+        self, caller: RouterSession, args: list[Any], kwargs: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        """``wamp.subscription.get_events(subscription_id, **filters)`` (event history)."""
+        subscription = self._subscription(args)
+        try:
+            return self.realm.broker.get_events(caller, subscription, kwargs)
+        except HistoryError as error:
+            raise MetaError(ErrorURI.INVALID_ARGUMENT, str(error)) from None
+        except PermissionError as error:
+            raise MetaError(ErrorURI.NOT_AUTHORIZED, str(error)) from None
 
     def _registration_lookup(self, caller: RouterSession, args: list[Any], kwargs: dict[str, Any]) -> int | None:
         registration = self.realm.dealer.lookup(self._uri_arg(args), self._match_option(args, kwargs))

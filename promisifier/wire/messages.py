@@ -122,7 +122,8 @@ _TABLE: dict[int, tuple[str, int, tuple[tuple[str, str], ...]]] = {
     ),
     PUBLISHED: ("PUBLISHED", 3, (("PUBLISH.Request", "id"), ("Publication", "id"))),
     SUBSCRIBE: ("SUBSCRIBE", 4, (("Request", "id"), ("Options", "dict"), ("Topic", "uri"))),
-    SUBSCRIBED: ("SUBSCRIBED", 3, (("SUBSCRIBE.Request", "id"), ("Subscription", "id"))),
+    # Details: only for a SUBSCRIBE with this router's _resume option (gap-free resume)
+    SUBSCRIBED: ("SUBSCRIBED", 3, (("SUBSCRIBE.Request", "id"), ("Subscription", "id"), ("Details", "dict"))),
     UNSUBSCRIBE: ("UNSUBSCRIBE", 3, (("Request", "id"), ("SUBSCRIBED.Subscription", "id"))),
     UNSUBSCRIBED: ("UNSUBSCRIBED", 2, (("UNSUBSCRIBE.Request", "id"), ("Details", "dict"))),
     EVENT: (
