@@ -24,7 +24,8 @@ except ImportError:  # pragma: no cover - tests/ itself on sys.path
         within,
     )
 
-from promisifier.router import Router, RouterConfig
+from promisifier.embed import Router
+from promisifier.router import RouterConfig
 
 SERIALIZERS = ("json", "msgpack", "cbor")
 #: values every serializer carries the same way

@@ -144,7 +144,7 @@ class SessionRequests:
         defer.Deferred.fromCoroutine(stream.pump(chunks))
         return d
 
-    def _start_call(self, request_id: int, request: Request, message: list) -> defer.Deferred[Any] | None:
+    def _start_call(self, request_id: int, request: Request, message: list[Any]) -> defer.Deferred[Any] | None:
         """Send the first CALL of a call and enter it in the table (a failed Deferred if it
         could not be sent); the local timeout starts."""
         failed = self._table.send(request_id, request, message)

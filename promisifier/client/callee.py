@@ -80,7 +80,7 @@ def invocation_details(details: dict[str, Any], registration: Registration) -> I
     )
 
 
-def chunk_of(args: list, kwargs: dict) -> Any:
+def chunk_of(args: list[Any], kwargs: dict[str, Any]) -> Any:
     """One received chunk: a single positional value as itself, others as a :class:`CallResult`."""
     if len(args) == 1 and not kwargs:
         return args[0]
@@ -97,7 +97,7 @@ class InvocationChunks:
         self._waiting: defer.Deferred[None] | None = None
         self.ended = False
 
-    def put(self, args: list, kwargs: dict) -> None:
+    def put(self, args: list[Any], kwargs: dict[str, Any]) -> None:
         """A chunk arrived (an empty last chunk adds nothing: see :meth:`end`)."""
         self._queue.append(chunk_of(args, kwargs))
         self._wake()
@@ -262,7 +262,7 @@ class Invocations:
             """Send a progressive result to the caller (no-op once the invocation ended)."""
             if invocation_id not in self._running:
                 return
-            options: dict = {"progress": True}
+            options: dict[str, Any] = {"progress": True}
             self._send([YIELD, invocation_id, options, *payload(args, kwargs, options)])
 
         return progress
@@ -273,7 +273,7 @@ class Invocations:
             return
         self._forget(invocation_id, running)
         try:
-            options: dict = {}
+            options: dict[str, Any] = {}
             self._send([YIELD, invocation_id, options, *result_payload(result, options)])
         except EncodeError as error:
             self._send_error(

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from promisifier.client.requests import Request
 
 
-def chunk_payload(item: Any) -> list:
+def chunk_payload(item: Any) -> list[Any]:
     """The Arguments / ArgumentsKw tail of a CALL for one chunk: a :class:`CallResult` as
     its values, anything else as one positional argument."""
     if isinstance(item, CallResult):
@@ -33,7 +33,7 @@ class CallStream:
     """The CALLs of one call whose input is a stream."""
 
     def __init__(
-        self, session: SessionRequests, request_id: int, request: Request, procedure: str, options: dict
+        self, session: SessionRequests, request_id: int, request: Request, procedure: str, options: dict[str, Any]
     ) -> None:
         self.session = session
         self.request_id = request_id

@@ -54,7 +54,7 @@ class Passthru:
         return found
 
     @classmethod
-    def received(cls, payload: bytes, details: dict) -> Passthru:
+    def received(cls, payload: bytes, details: dict[str, Any]) -> Passthru:
         """The passthru payload of a received message with these Details (or Options)."""
 
         def text(key: str) -> str | None:

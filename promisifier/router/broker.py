@@ -279,7 +279,7 @@ class Broker:
         if self._subscriptions_of.get(session, {}).pop(subscription.id, None) is None:
             return False
         if session.has_feature("subscriber", "subscription_revocation"):
-            details: dict = {"subscription": subscription.id}
+            details: dict[str, Any] = {"subscription": subscription.id}
             if reason is not None:
                 details["reason"] = reason
             session.send([UNSUBSCRIBED, 0, details])
@@ -466,7 +466,9 @@ class Broker:
 
     # -- event history and gap-free resume ---------------------------------------------
 
-    def get_events(self, session: RouterSession, subscription: Subscription, options: dict) -> list[dict]:
+    def get_events(
+        self, session: RouterSession, subscription: Subscription, options: dict[str, Any]
+    ) -> list[dict[str, Any]]:
         """``wamp.subscription.get_events``: the history of ``subscription``, filtered by
         ``options`` and by who asks (allowed to subscribe to it; authid/authrole lists).
         Raises :class:`HistoryError` for a bad option, PermissionError when not allowed."""
@@ -483,7 +485,7 @@ class Broker:
         events = [e for e in events if e.filter is None or e.filter.admits(session)]
         return [as_record(e, subscription.id, self._stored_details(e, subscription)) for e in select(events, options)]
 
-    def _stored_details(self, event: StoredEvent, subscription: Subscription) -> dict:
+    def _stored_details(self, event: StoredEvent, subscription: Subscription) -> dict[str, Any]:
         """The details of a stored event as its subscription would have got them."""
         history = self.history
         details = {**event.details, "_offset": event.offset, "_epoch": history.epoch if history else None}
@@ -505,7 +507,7 @@ class Broker:
         missed = None
         if history is not None and subscription.match == "exact":
             missed = history.since(topic, epoch, offset)
-        details: dict = {"_recovered": missed is not None}
+        details: dict[str, Any] = {"_recovered": missed is not None}
         if history is not None:
             details["_epoch"] = history.epoch
             details["_offset"] = history.next_offset(topic) - 1
@@ -522,7 +524,7 @@ class Broker:
                 self.events_delivered += 1
 
 
-def _resume_option(options: dict) -> tuple[str, int] | None:
+def _resume_option(options: dict[str, Any]) -> tuple[str, int] | None:
     """SUBSCRIBE.Options._resume ``{"epoch": str, "offset": int}``, or None."""
     resume = options.get("_resume")
     if resume is None:

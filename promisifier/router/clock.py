@@ -19,6 +19,8 @@ class DelayedCall(Protocol):
 
     def getTime(self) -> float: ...  # noqa: N802 - Twisted's name
 
+    def reset(self, seconds_from_now: float) -> None: ...
+
 
 class Clock(Protocol):
     """Seconds, and calls later."""

@@ -68,7 +68,7 @@ DEALER_FEATURES = {
 MAX_ENDED_STREAMS = 256
 
 
-def _reroute_order(registration: Registration, unavailable: RouterSession, tried: list) -> list[RouterSession]:
+def _reroute_order(registration: Registration, unavailable: RouterSession, tried: list[Any]) -> list[RouterSession]:
     """The callees a call answered ``wamp.error.unavailable`` by ``unavailable`` may go to
     next, in the order the invoke policy picks them (rpc_call_rerouting, Rerouting Rules):
     none for single, the following ones for roundrobin and first (round the queue), the
@@ -170,7 +170,7 @@ class Invocation:
         #: the router clock when the CALL arrived
         self.started = started
         #: the CALL message (its arguments go to the next callee if this one is unavailable)
-        self.call: list = []
+        self.call: list[Any] = []
         #: the caller's identity is disclosed to every callee (disclose_me, or the role's rule)
         self.disclose = False
         #: callees that answered wamp.error.unavailable to this call (call rerouting)
@@ -379,7 +379,7 @@ class Dealer:
         if self._registrations_of.get(session, {}).pop(registration.id, None) is None:
             return False
         if session.has_feature("callee", "registration_revocation"):
-            details: dict = {"registration": registration.id}
+            details: dict[str, Any] = {"registration": registration.id}
             if reason is not None:
                 details["reason"] = reason
             session.send([UNREGISTERED, 0, details])
@@ -546,7 +546,7 @@ class Dealer:
 
     # -- progressive call invocations --------------------------------------------------
 
-    def _continue_call(self, caller: RouterSession, invocation: Invocation, message: list) -> None:
+    def _continue_call(self, caller: RouterSession, invocation: Invocation, message: list[Any]) -> None:
         """A CALL with the request id of a call in flight: the next chunk of a progressive
         invocation, to the same callee under the same invocation id; without
         ``progress: true`` it is the last one."""
@@ -606,7 +606,7 @@ class Dealer:
                 unavailable.progress,
                 unavailable.started,
             )
-            details: dict = {"receive_progress": True} if unavailable.progress else {}
+            details: dict[str, Any] = {"receive_progress": True} if unavailable.progress else {}
             if unavailable.disclose or callee in registration.disclosing:
                 details["caller"] = caller.session_id
                 details["caller_authid"] = caller.authid
@@ -648,12 +648,13 @@ class Dealer:
             )
             return
         options = message[2]
-        details: dict = {}
+        details: dict[str, Any] = {}
         if options:
             if "ppt_scheme" in options or "enc_algo" in options:
-                details = self._result_passthru(callee, invocation, options)
-                if details is None:
+                passthru = self._result_passthru(callee, invocation, options)
+                if passthru is None:
                     return
+                details = passthru
             if options.get("progress") is True:
                 if invocation.progress:
                     # The timeout counts from the last result (progressive_call_results, Timeouts).
@@ -672,7 +673,9 @@ class Dealer:
         histogram.sum += latency
         self._forward_result(invocation, [RESULT, invocation.call_request_id, details, *message[3:]])
 
-    def _result_passthru(self, callee: RouterSession, invocation: Invocation, options: dict) -> dict | None:
+    def _result_passthru(
+        self, callee: RouterSession, invocation: Invocation, options: dict[str, Any]
+    ) -> dict[str, Any] | None:
         """The RESULT details for a YIELD with a passthru payload, or None when the call
         ended instead (the callee did not announce the feature: protocol violation; the
         caller did not: it gets ERROR wamp.error.feature_not_supported)."""

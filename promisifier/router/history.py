@@ -61,7 +61,14 @@ class StoredEvent:
     __slots__ = ("time", "topic", "offset", "publication", "details", "payload", "filter", "size", "held")
 
     def __init__(
-        self, time: float, topic: str, offset: int, publication: int, details: dict, payload: list, event_filter: Any
+        self,
+        time: float,
+        topic: str,
+        offset: int,
+        publication: int,
+        details: dict[str, Any],
+        payload: list[Any],
+        event_filter: Any,
     ) -> None:
         self.time = time
         self.topic = topic
@@ -76,7 +83,7 @@ class StoredEvent:
         self.held = True
 
 
-def _payload_size(payload: list) -> int:
+def _payload_size(payload: list[Any]) -> int:
     try:
         return len(msgpack.packb(payload, use_bin_type=True))
     except Exception:  # noqa: BLE001 - a value msgpack cannot pack (a big integer): estimate
@@ -124,7 +131,9 @@ class History:
                 return ring
         return None
 
-    def record(self, ring: _Ring, topic: str, publication: int, details: dict, payload: list, event_filter: Any) -> int:
+    def record(
+        self, ring: _Ring, topic: str, publication: int, details: dict[str, Any], payload: list[Any], event_filter: Any
+    ) -> int:
         """Keep an event of ``topic`` in ``ring``; returns its offset."""
         offset = self._offsets.get(topic, 0) + 1
         self._offsets[topic] = offset
@@ -210,7 +219,7 @@ def _rfc3339(value: Any, name: str) -> float:
     return moment.timestamp()
 
 
-def select(events: list[StoredEvent], options: dict) -> list[StoredEvent]:
+def select(events: list[StoredEvent], options: dict[str, Any]) -> list[StoredEvent]:
     """The events the ``get_events`` options keep (all conditions together), in the order asked."""
     unknown = set(options) - set(GET_EVENTS_OPTIONS)
     if unknown:
@@ -259,7 +268,7 @@ def select(events: list[StoredEvent], options: dict) -> list[StoredEvent]:
     return events
 
 
-def as_record(event: StoredEvent, subscription_id: int, details: dict) -> dict:
+def as_record(event: StoredEvent, subscription_id: int, details: dict[str, Any]) -> dict[str, Any]:
     """An event of a ``get_events`` result (the specification's Event object)."""
     record: dict[str, Any] = {
         "timestamp": iso_8601(event.time),

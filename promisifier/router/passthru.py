@@ -11,7 +11,7 @@ and announces ``payload_transparency``: both are treated alike.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from promisifier.router.session import RouterSession
@@ -34,7 +34,7 @@ class PassthruError(ValueError):
     """A passthru attribute that is not a string."""
 
 
-def passthru_attributes(options: dict) -> dict | None:
+def passthru_attributes(options: dict[str, Any]) -> dict[str, Any] | None:
     """The passthru attributes of a message's Options or Details, or None when it has none."""
     if "ppt_scheme" not in options and "enc_algo" not in options:
         return None

@@ -254,7 +254,7 @@ def check_message(msg: Any) -> Message:
     return msg
 
 
-def _check_passthru(spec: _Spec, msg: list, payload_index: int) -> None:
+def _check_passthru(spec: _Spec, msg: list[Any], payload_index: int) -> None:
     """A passthru payload: bytes where Arguments is, the last element, with a non-empty
     ``ppt_scheme`` (or autobahn's ``enc_algo``) in the Options or Details before it."""
     options = msg[spec.options_index]

@@ -118,7 +118,7 @@ def _refuse_constant(name: str) -> Any:
     raise DecodeError(f"invalid JSON: {name} is not a JSON number")
 
 
-def _dumps_any_int(message: list) -> bytes:
+def _dumps_any_int(message: list[Any]) -> bytes:
     """JSON of ``message`` like orjson writes it, for a message holding an integer beyond 64 bits."""
     text = json.dumps(message, ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=_bytes_to_json)
     return text.encode("utf-8")
@@ -179,7 +179,7 @@ _UNDEFINED = _Undefined()
 _UNDEFINED_EXT = 0
 
 
-def _drop_undefined(root: list) -> None:
+def _drop_undefined(root: list[Any]) -> None:
     """Remove, in place, every ``undefined`` inside ``root``: a dict entry whose value is
     ``undefined`` is an absent key, an ``undefined`` list item is null (what
     ``JSON.stringify`` makes of both). Iterative, like :func:`_json_to_bytes`."""
@@ -277,7 +277,7 @@ _CBOR_REFUSED_TAGS.update({tag: _no_tag for tag in (52, 54, 100, 256, 258, 260, 
 _CBOR_UNDEFINED_OCTET = b"\xf7"
 
 
-def _drop_cbor_undefined(root: list) -> None:
+def _drop_cbor_undefined(root: list[Any]) -> None:
     stack: list[Any] = [root]
     while stack:
         container = stack.pop()
@@ -306,13 +306,13 @@ class CborSerializer:
     subprotocol = "wamp.2.cbor"
     binary = True
 
-    def encode(self, message: list) -> bytes:
+    def encode(self, message: list[Any]) -> bytes:
         try:
             return cbor2.dumps(message)
         except (TypeError, ValueError, RecursionError, cbor2.CBOREncodeError) as error:
             raise EncodeError(f"cannot encode message as CBOR: {error}") from None
 
-    def decode(self, payload: bytes) -> list:
+    def decode(self, payload: bytes) -> list[Any]:
         try:
             message = cbor2.loads(payload, tag_hook=_no_tag, semantic_decoders=_CBOR_REFUSED_TAGS)
         except DecodeError:
