@@ -28,6 +28,7 @@ from twisted.internet import defer
 
 from promisifier.router import RouterConfig
 from promisifier.router.config import RealmConfig
+from promisifier.router.history import HistoryRule
 from tests.js_support import JS_DIR, run_node, scenario_reports, skip_or_fail_without_node
 from tests.support import SERIALIZER_NAMES, router_idle, start_router
 
@@ -47,6 +48,7 @@ ALL_SCENARIOS = (
     "exclude_me_false",
     "meta_session_count",
     "meta_registration_list",
+    "event_history",
 )
 CANCEL_SCENARIOS = ("cancel_kill", "cancel_other_modes")
 
@@ -57,6 +59,7 @@ KILL_AFTER = SCRIPT_TIMEOUT + 15
 
 @defer.inlineCallbacks
 def _run_interop(serializer: str, cancel_reply: str, scenarios: tuple[str, ...]):
+from promisifier.router.history import HistoryRule
     skip_or_fail_without_node()
     config = RouterConfig(realms=(RealmConfig(name="realm1", cancel_reply=cancel_reply),))
     running = yield start_router(config)
@@ -94,7 +97,7 @@ def _run_interop(serializer: str, cancel_reply: str, scenarios: tuple[str, ...])
         yield running.stop()
 
 
-@pytest.mark.parametrize("serializer", SERIALIZER_NAMES)
+@pytest.mark.parametrize("serializer", [*SERIALIZER_NAMES, "cbor"])
 @pytest_twisted.inlineCallbacks
 def test_autobahn_js_interop(serializer):
     """Every scenario on a realm safe for autobahn-js callers (cancel_reply="kill_only")."""

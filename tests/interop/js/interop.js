@@ -23,7 +23,7 @@ const autobahn = require('autobahn');
 
 function usage(text) {
   process.stderr.write(`interop.js: ${text}\n`);
-  process.stderr.write('usage: node interop.js URL REALM json|msgpack [--cancel-reply=kill_only|always] [--timeout=SECONDS] [--only=a,b]\n');
+  process.stderr.write('usage: node interop.js URL REALM json|msgpack|cbor [--cancel-reply=kill_only|always] [--timeout=SECONDS] [--only=a,b]\n');
   process.exit(2);
 }
 
@@ -40,7 +40,7 @@ for (const arg of process.argv.slice(2)) {
 }
 if (positional.length !== 3) usage('URL, REALM and SERIALIZER are needed');
 const [URL, REALM, SERIALIZER] = positional;
-if (!['json', 'msgpack'].includes(SERIALIZER)) usage(`serializer must be json or msgpack, got ${SERIALIZER}`);
+if (!['json', 'msgpack', 'cbor'].includes(SERIALIZER)) usage(`serializer must be json, msgpack or cbor, got ${SERIALIZER}`);
 const CANCEL_REPLY = flags['cancel-reply'];
 if (!['kill_only', 'always'].includes(CANCEL_REPLY)) usage(`--cancel-reply must be kill_only or always, got ${CANCEL_REPLY}`);
 const OVERALL_TIMEOUT_MS = Number(flags.timeout) * 1000;
@@ -115,6 +115,10 @@ function check(condition, text) {
 
 function makeSerializer() {
   if (SERIALIZER === 'json') return new autobahn.serializer.JSONSerializer();
+  if (SERIALIZER === 'cbor') {
+    if (!autobahn.serializer.CBORSerializer) throw new Error('autobahn-js has no CBOR serializer (is cbor installed?)');
+    return new autobahn.serializer.CBORSerializer();
+  }
   if (!autobahn.serializer.MsgpackSerializer) {
     throw new Error('autobahn-js has no msgpack serializer (is msgpack5 installed?)');
   }
@@ -473,6 +477,31 @@ scenario('cancel_other_modes', async (details) => {
   checkHealthy(callee);
   for (const caller of callers) await close(caller);
   await close(callee);
+});
+
+// Event history (the relay keeps com.interop.history.*): wamp.subscription.get_events with
+// filters (autobahn-js does not show the events' own _offset/_epoch details).
+scenario('event_history', async (details) => {
+  const client = await open('historian');
+  const live = [];
+  const subscription = await settle(
+    client.session.subscribe('com.interop.history.', (args, kwargs, event) => live.push(event), { match: 'prefix' }),
+  );
+  for (const n of [1, 2, 3]) {
+    await settle(client.session.publish('com.interop.history.t', [n], {}, { acknowledge: true, exclude_me: false }));
+  }
+  await until(() => live.length === 3, 'the live events');
+  const events = await withTimeout(
+    settle(client.session.call('wamp.subscription.get_events', [subscription.id], { reverse: true, limit: 2 })),
+    WAIT_MS,
+    'get_events',
+  );
+  details.events = events;
+  check(Array.isArray(events) && events.length === 2, 'expected two events');
+  check(events.every((e) => typeof e.details._epoch === 'string'), 'no history epoch in the records');
+  check(equal(events.map((e) => e.args), [[3], [2]]), 'events out of order or wrong');
+  check(events[0].details.topic === 'com.interop.history.t' && typeof events[0].timestamp === 'string', 'event record');
+  await close(client);
 });
 
 scenario('publish_acknowledge', async (details) => {
