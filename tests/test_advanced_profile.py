@@ -578,3 +578,53 @@ def test_a_call_reusing_the_request_id_of_a_plain_call_in_flight_is_a_protocol_v
     caller.send_raw([CALL, 1, {}, "com.example.p"])
     caller.send_raw([CALL, 1, {}, "com.example.p"])
     assert caller.of_type(ABORT)[0][2] == "wamp.error.protocol_violation"
+
+
+# -- WELCOME ---------------------------------------------------------------------------------------
+
+
+def test_welcome_announces_every_feature_of_the_advanced_profile_implemented():
+    memory = Memory()
+    session = memory.connect()
+    session.join("realm1", ROLES)
+    roles = session.of_type(2)[0][2]["roles"]
+    assert {name for name, on in roles["dealer"]["features"].items() if on} == {
+        "progressive_call_results",
+        "progressive_call_invocations",
+        "call_timeout",
+        "call_canceling",
+        "caller_identification",
+        "shared_registration",
+        "pattern_based_registration",
+        "registration_revocation",
+        "call_reroute",
+        "payload_passthru_mode",
+        "session_meta_api",
+        "registration_meta_api",
+        "testament_meta_api",
+    }
+    assert {name for name, on in roles["broker"]["features"].items() if on} == {
+        "publisher_identification",
+        "publisher_exclusion",
+        "subscriber_blackwhite_listing",
+        "pattern_based_subscription",
+        "event_retention",
+        "event_history",
+        "subscription_revocation",
+        "payload_passthru_mode",
+        "session_meta_api",
+        "subscription_meta_api",
+        "testament_meta_api",
+    }
+
+
+def test_readme_names_every_feature_welcome_announces():
+    from pathlib import Path
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    memory = Memory()
+    session = memory.connect()
+    session.join("realm1", ROLES)
+    roles = session.of_type(2)[0][2]["roles"]
+    announced = {name for role in ("dealer", "broker") for name in roles[role]["features"]}
+    assert sorted(name for name in announced if f"`{name}`" not in readme) == []
