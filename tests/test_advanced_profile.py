@@ -563,12 +563,13 @@ def test_callee_without_the_feature_gets_no_stream():
     assert caller.answers_to(1)[0][4] == "wamp.error.feature_not_supported"
 
 
-def test_caller_without_the_feature_streaming_is_a_protocol_violation():
+def test_a_caller_streaming_without_announcing_the_feature_is_served_like_wampy_js():
     memory = Memory()
     callee, caller = memory.join(roles=STREAMING_ROLES), memory.join()
     callee.register("com.example.upload")
-    caller.send_raw([CALL, 1, {"progress": True}, "com.example.upload", ["a"]])
-    assert caller.closed_with is not None and caller.of_type(ABORT)[0][2] == "wamp.error.protocol_violation"
+    stream_chunks(caller, "com.example.upload", ["a", "b"], request_id=1)
+    assert [i[4] for i in callee.invocations()] == [["a"], ["b"]]
+    assert caller.closed_with is None
 
 
 def test_a_call_reusing_the_request_id_of_a_plain_call_in_flight_is_a_protocol_violation():

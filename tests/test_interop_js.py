@@ -26,11 +26,12 @@ import pytest
 import pytest_twisted
 from twisted.internet import defer
 
+from promisifier.embed import Router as EmbeddedRouter
 from promisifier.router import RouterConfig
 from promisifier.router.config import RealmConfig
 from promisifier.router.history import HistoryRule
 from tests.js_support import JS_DIR, run_node, scenario_reports, skip_or_fail_without_node
-from tests.support import SERIALIZER_NAMES, router_idle, start_router
+from tests.support import SERIALIZER_NAMES, router_idle, start_router, until
 
 pytestmark = pytest.mark.slow
 
@@ -59,9 +60,9 @@ KILL_AFTER = SCRIPT_TIMEOUT + 15
 
 @defer.inlineCallbacks
 def _run_interop(serializer: str, cancel_reply: str, scenarios: tuple[str, ...]):
-from promisifier.router.history import HistoryRule
     skip_or_fail_without_node()
-    config = RouterConfig(realms=(RealmConfig(name="realm1", cancel_reply=cancel_reply),))
+    history = (HistoryRule("com.interop.history.", "prefix"),)
+    config = RouterConfig(realms=(RealmConfig(name="realm1", cancel_reply=cancel_reply, history=history),))
     running = yield start_router(config)
     try:
         args = [
@@ -115,3 +116,37 @@ def test_autobahn_js_cancel_with_spec_reply(serializer):
     reports = yield _run_interop(serializer, "always", CANCEL_SCENARIOS)
     callers = reports["cancel_other_modes"]["details"]["callers"]
     assert all(caller["dropped_by_autobahn_js"] for caller in callers)
+
+
+# -- Wampy.js ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("serializer", ["json", "msgpack", "cbor"])
+@pytest_twisted.inlineCallbacks
+def test_wampy_js_calls_streams_and_publishes(serializer):
+    """Wampy.js (msgpackr writes JavaScript's undefined as msgpack ext type 0; cbor-x for CBOR):
+    a call both ways, progressive call invocations into our client's stream_input procedure,
+    an event."""
+    skip_or_fail_without_node()
+    if not (JS_DIR / "node_modules" / "wampy" / "package.json").is_file():
+        pytest.skip("wampy is not installed: bash tests/interop/js/install.sh")
+    router = EmbeddedRouter(RouterConfig())
+    port = yield router.listen("tcp:0:interface=127.0.0.1")
+    local = yield router.session("realm1")
+    try:
+
+        async def collect(chunks):
+            return [chunk async for chunk in chunks]
+
+        yield local.register("com.test.collect", collect, stream_input=True)
+        yield local.register("com.test.call_wampy", lambda *args: local.call("com.wampy.echo", *args))
+        url = f"ws://127.0.0.1:{port.getHost().port}/ws"
+        code, out, err = yield run_node(["wampy.mjs", url, "realm1", serializer], kill_after=40)
+        report = json.loads(out.strip().splitlines()[-1]) if out.strip() else {}
+        assert code == 0 and "error" not in report, f"wampy ({serializer}): {report} {err[-2000:]}"
+        assert report["steps"] == {"joined": True, "callee": True, "progressive_call_invocations": True, "pubsub": True}
+        yield until(lambda: router.state_counts()["sessions"] == 1)  # only the test's own session
+    finally:
+        yield local.leave()
+        yield router.stop()
+        yield port.stopListening()

@@ -464,11 +464,9 @@ class Dealer:
             if progress:
                 details["receive_progress"] = True
             if streaming:
-                if not caller.has_feature("caller", "progressive_call_invocations"):
-                    caller.protocol_violation(
-                        "CALL with progress: the caller did not announce progressive_call_invocations"
-                    )
-                    return
+                # A caller that did not announce progressive_call_invocations is served all
+                # the same (the specification says protocol error): Wampy.js 8 streams with
+                # progressiveCall without announcing it, and the request is unambiguous.
                 details["progress"] = True
             if passthru is not None:
                 if not supports_passthru(caller, "caller"):
