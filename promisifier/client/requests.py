@@ -188,8 +188,8 @@ class Correlation:
         if request is not None:
             handler, match, details = request.data
             subscription = Subscription(self.session, message[2], request.target, handler, match, details)
-            if len(message) > 3:  # SUBSCRIBED.Details: the outcome of a SUBSCRIBE with _resume
-                subscription.recovered = message[3].get("_recovered") is True
+            if len(message) > 3 and "_recovered" in message[3]:  # the outcome of a SUBSCRIBE with _resume
+                subscription.recovered = message[3]["_recovered"] is True
             self.subscriptions.setdefault(subscription.id, []).append(subscription)
             request.deferred.callback(subscription)
 
