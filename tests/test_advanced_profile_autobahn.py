@@ -3,6 +3,7 @@ prefix URIs ending in a dot, progressive results under a timeout, rerouting."""
 
 from __future__ import annotations
 
+import pytest
 import pytest_twisted
 from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.role import DEFAULT_CLIENT_ROLES, RoleSubscriberFeatures
@@ -21,6 +22,8 @@ except ImportError:  # pragma: no cover - tests/ itself on sys.path
         sync,
     )
     from support import within  # type: ignore[no-redef]
+
+pytestmark = pytest.mark.slow
 
 __all__ = ["harness"]  # the fixture, imported for pytest
 

@@ -27,6 +27,8 @@ except ImportError:  # pragma: no cover - tests/ itself on sys.path
 from promisifier.embed import Router
 from promisifier.router import RouterConfig
 
+pytestmark = pytest.mark.slow
+
 SERIALIZERS = ("json", "msgpack", "cbor")
 #: values every serializer carries the same way
 PAYLOAD = [1, -1, 2**53, 1.5, "h\u00e9", b"\x00\xffbytes", None, True, [], {"nested": [{"k": b"\x01"}]}]

@@ -14,6 +14,8 @@ from promisifier.embed import Router
 from promisifier.router import RouterConfig
 from tests.support import until, within
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def embedded():

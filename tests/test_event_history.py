@@ -4,15 +4,12 @@ routed in memory; autobahn-python asks for history over a real socket."""
 from __future__ import annotations
 
 import pytest
-import pytest_twisted
-from twisted.internet import defer
 
 from promisifier.router.authz import Permission, RoleConfig
-from promisifier.router.config import RealmConfig, RouterConfig
+from promisifier.router.config import RealmConfig
 from promisifier.router.history import HistoryRule
 from promisifier.wire.messages import RESULT, SUBSCRIBE, SUBSCRIBED
 from tests.advanced_memory import Memory
-from tests.support import connect_autobahn, leave_and_wait, start_router, within
 
 
 def history_realm(*rules: HistoryRule, **config) -> RealmConfig:
@@ -206,116 +203,3 @@ def test_a_bad_resume_option_is_invalid_argument():
     session = memory.join()
     session.send_raw([SUBSCRIBE, 1, {"_resume": {"epoch": 1, "offset": "x"}}, "com.feed"])
     assert session.error_of(SUBSCRIBE, 1)[4] == "wamp.error.invalid_argument"
-
-
-# -- autobahn-python ---------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("serializer", ["json", "msgpack", "cbor"])
-@pytest_twisted.inlineCallbacks
-def test_autobahn_asks_for_event_history(serializer):
-    running = yield start_router(RouterConfig(realms=(history_realm(HistoryRule("com.example.", "prefix")),)))
-    try:
-        session = yield connect_autobahn(running.url, "realm1", serializer)
-        subscription = yield within(session.subscribe(lambda *a: None, "com.example.", options=_prefix()))
-        for n in range(3):
-            yield within(session.publish("com.example.t", n, options=_acknowledged()))
-        events = yield within(session.call("wamp.subscription.get_events", subscription.id, reverse=True))
-        assert [e["args"] for e in events] == [[2], [1], [0]]
-        assert events[0]["details"]["topic"] == "com.example.t"
-        welcome_features = session._router_roles["broker"].event_history
-        assert welcome_features is True
-        yield leave_and_wait(session)
-    finally:
-        yield running.stop()
-
-
-def _prefix():
-    from autobahn.wamp.types import SubscribeOptions
-
-    return SubscribeOptions(match="prefix")
-
-
-def _acknowledged():
-    from autobahn.wamp.types import PublishOptions
-
-    return PublishOptions(acknowledge=True, exclude_me=False)
-
-
-# -- our reconnecting Client resumes by itself ---------------------------------------------------------
-
-
-class FeedSubscriber:
-    """A handler that keeps (payload, EventDetails) and fires when ``count`` arrived."""
-
-    def __init__(self) -> None:
-        self.events: list = []
-        self._waits: list = []
-
-    def __call__(self, value, details):
-        self.events.append((value, details))
-        for wait in list(self._waits):
-            count, d = wait
-            if len(self.events) >= count:
-                self._waits.remove(wait)
-                d.callback(None)
-
-    def wait_for(self, count):
-        d = defer.Deferred()
-        if len(self.events) >= count:
-            d.callback(None)
-        else:
-            self._waits.append((count, d))
-        return within(d, 20)
-
-
-@pytest.mark.parametrize(("limit", "recovered"), [(5000, True), (100, False)])
-@pytest_twisted.inlineCallbacks
-def test_client_cut_while_1000_events_are_published_resumes_without_gap_or_duplicate(limit, recovered):
-    from promisifier.client import Backoff, Client
-    from promisifier.embed import Router
-
-    router = Router(RouterConfig(realms=(history_realm(HistoryRule("com.feed", limit=limit)),)))
-    port = yield router.listen("tcp:0:interface=127.0.0.1")
-    number = port.getHost().port
-    url = f"ws://127.0.0.1:{number}/ws"
-    client = Client(url, "realm1", backoff=Backoff(initial=0.05, floor=0.01, cap=0.1), max_reconnects=0)
-    feed = FeedSubscriber()
-    try:
-        handle = yield within(client.subscribe("com.feed", feed, details=True))
-        yield within(client.connect())
-        publisher = yield within(router.session("realm1"))
-        for n in range(10):
-            yield within(publisher.publish("com.feed", n, acknowledge=True))
-        yield feed.wait_for(10)
-
-        # cut: nobody can connect while the 1,000 events are published
-        yield port.stopListening()
-        disconnected = defer.Deferred()
-        client.on("disconnect", lambda *a: disconnected.called or disconnected.callback(None))
-        client.session.connection.drop()
-        yield within(disconnected)
-        for n in range(10, 1010):
-            yield within(publisher.publish("com.feed", n, acknowledge=True))
-        joined = defer.Deferred()
-        client.on("join", lambda *a: joined.called or joined.callback(None))
-        port = yield router.listen(f"tcp:{number}:interface=127.0.0.1")
-        yield within(joined, 20)
-        yield within(publisher.publish("com.feed", "live", acknowledge=True))
-        if recovered:
-            yield feed.wait_for(1011)
-            values = [value for value, _ in feed.events]
-            assert values == [*range(1010), "live"]  # every event once, in order
-            assert all(d.recovered is True for _, d in feed.events[10:1010])
-            assert feed.events[-1][1].recovered is None and feed.events[-1][1].offset == 1011
-        else:
-            yield feed.wait_for(11)
-            values = [value for value, _ in feed.events]
-            assert values == [*range(10), "live"]  # nothing replayed: the history was trimmed
-            assert feed.events[-1][1].recovered is False  # told: there is a gap before it
-        # recovered: the subscription says so; not recovered: said once, with the live event
-        assert handle.current.recovered is (True if recovered else None)
-    finally:
-        yield within(client.close())
-        yield router.stop()
-        yield port.stopListening()

@@ -5,14 +5,9 @@ the relay, between json, msgpack and cbor sessions; our client sends and receive
 from __future__ import annotations
 
 import pytest
-import pytest_twisted
-from autobahn.wamp.types import PublishOptions
-from twisted.internet import defer
 
-from promisifier.client import Passthru, connect
-from promisifier.wire.messages import ABORT, CALL, ERROR, EVENT, INVOCATION, PUBLISH, RESULT
+from promisifier.wire.messages import ABORT, CALL, ERROR, INVOCATION, PUBLISH, RESULT
 from tests.advanced_memory import ROLES, Memory
-from tests.support import connect_autobahn, leave_and_wait, start_router, until, within
 
 PPT_ROLES = {
     role: {"features": {**details["features"], "payload_passthru_mode": True}} for role, details in ROLES.items()
@@ -101,101 +96,3 @@ def test_malformed_passthru_is_a_protocol_violation(message):
     session = memory.join(roles=PPT_ROLES)
     session.send_raw(message)
     assert session.of_type(ABORT)[0][2] == "wamp.error.protocol_violation"
-
-
-# -- autobahn-python's end-to-end encryption through the relay -------------------------------------
-
-
-@pytest.fixture
-def relay():
-    running = pytest_twisted.blockon(start_router())
-    yield running
-    pytest_twisted.blockon(running.stop())
-
-
-def keyring_pair():
-    cryptobox = pytest.importorskip("autobahn.wamp.cryptobox")
-    if not cryptobox.HAS_CRYPTOBOX:
-        pytest.skip("autobahn's cryptobox needs pynacl and pytrie")
-    ring = cryptobox.KeyRing()
-    originator_priv, originator_pub = ring.generate_key()
-    responder_priv, responder_pub = ring.generate_key()
-    originator = cryptobox.KeyRing()
-    originator.set_key("com.example.", cryptobox.Key(originator_priv=originator_priv, responder_pub=responder_pub))
-    responder = cryptobox.KeyRing()
-    responder.set_key("com.example.", cryptobox.Key(originator_pub=originator_pub, responder_priv=responder_priv))
-    return originator, responder
-
-
-@pytest.mark.parametrize(("caller_ser", "callee_ser"), [("json", "msgpack"), ("cbor", "json"), ("msgpack", "cbor")])
-@pytest_twisted.inlineCallbacks
-def test_autobahn_cryptobox_call_and_event_through_the_relay(relay, caller_ser, callee_ser):
-    originator, responder = keyring_pair()
-    callee = yield connect_autobahn(relay.url, "realm1", callee_ser)
-    caller = yield connect_autobahn(relay.url, "realm1", caller_ser)
-    callee.set_payload_codec(responder)
-    caller.set_payload_codec(originator)
-    seen_by_router: list = []  # what the router sent the callee, as lists, before encoding
-    peer = next(s for s in relay.router.realms["realm1"].sessions.values() if s.session_id == callee._session_id).peer
-    send, send_shared = peer.send, peer.send_shared
-    peer.send = lambda message: (seen_by_router.append(message), send(message))[1]
-    peer.send_shared = lambda message, encoded: (seen_by_router.append(message), send_shared(message, encoded))[1]
-    yield within(callee.register(lambda a, b: {"sum": a + b, "secret": "s3cret"}, "com.example.add"))
-    result = yield within(caller.call("com.example.add", 2, 3))
-    assert result == {"sum": 5, "secret": "s3cret"}
-    invocation = next(m for m in seen_by_router if m[0] == INVOCATION)
-    assert invocation[3]["enc_algo"] == "cryptobox" and type(invocation[4]) is bytes
-    assert b"s3cret" not in invocation[4] and len(invocation) == 5
-    received = defer.Deferred()
-    yield within(callee.subscribe(lambda *a, **k: received.callback((a, k)), "com.example.news"))
-    yield within(caller.publish("com.example.news", "classified", options=PublishOptions(acknowledge=True)))
-    assert (yield within(received)) == (("classified",), {})
-    event = next(m for m in seen_by_router if m[0] == EVENT)
-    assert event[3]["enc_algo"] == "cryptobox" and b"classified" not in event[4]
-    yield leave_and_wait(caller)
-    yield leave_and_wait(callee)
-
-
-# -- our client --------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("serializer", ["json", "msgpack", "cbor"])
-@pytest_twisted.inlineCallbacks
-def test_our_client_sends_and_receives_passthru_payloads(relay, serializer):
-    callee = yield within(connect(relay.url, "realm1", serializers=[serializer]))
-    caller = yield within(connect(relay.url, "realm1", serializers=[serializer]))
-    got = []
-
-    def sealed(sealed_payload):
-        got.append(sealed_payload)
-        return Passthru(sealed_payload.payload[::-1], scheme="x_custom", keyid="k2")
-
-    yield within(callee.register("com.example.sealed", sealed))
-    result = yield within(caller.call("com.example.sealed", Passthru(OPAQUE, scheme="x_custom", keyid="k1")))
-    assert got == [Passthru(OPAQUE, scheme="x_custom", keyid="k1")]
-    assert result == Passthru(OPAQUE[::-1], scheme="x_custom", keyid="k2")
-    events = []
-    yield within(callee.subscribe("com.example.t", events.append))
-    yield within(caller.publish("com.example.t", Passthru(b"raw", scheme="mqtt"), acknowledge=True))
-    yield until(lambda: events == [Passthru(b"raw", scheme="mqtt")])
-    yield within(caller.leave())
-    yield within(callee.leave())
-
-
-@pytest_twisted.inlineCallbacks
-def test_our_client_receives_autobahn_cryptobox_payloads_opaque(relay):
-    originator, _responder = keyring_pair()
-    callee = yield within(connect(relay.url, "realm1", serializers=["cbor"]))
-    caller = yield connect_autobahn(relay.url, "realm1", "json")
-    caller.set_payload_codec(originator)
-    got = []
-
-    def opaque(sealed_payload):
-        got.append(sealed_payload)
-        return "cannot read it"
-
-    yield within(callee.register("com.example.opaque", opaque))
-    yield within(caller.call("com.example.opaque", "secret"))
-    assert got[0].scheme == "cryptobox" and type(got[0].payload) is bytes and b"secret" not in got[0].payload
-    yield leave_and_wait(caller)
-    yield within(callee.leave())
