@@ -1,5 +1,6 @@
 """Event history (wamp.subscription.get_events) and gap-free resume (SUBSCRIBE._resume),
-routed in memory; autobahn-python asks for history over a real socket."""
+routed in memory (over sockets, with autobahn-python and our reconnecting Client:
+test_advanced_profile_sockets)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""Payload passthru mode: the router forwards ppt_* (and autobahn's enc_*) attributes and
-the opaque payload untouched; autobahn-python's end-to-end encryption (cryptobox) through
-the relay, between json, msgpack and cbor sessions; our client sends and receives them."""
+"""Payload passthru mode, routed in memory: the router forwards ppt_* (and autobahn's enc_*)
+attributes and the opaque payload untouched, between json, msgpack and cbor sessions
+(autobahn-python's cryptobox and our client's Passthru: test_advanced_profile_sockets)."""
 
 from __future__ import annotations
 
