@@ -4,18 +4,24 @@ twisted's HTTP client, WAMP clients and an rpc-websockets client on the other si
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tomllib
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from urllib.parse import urlencode
 
 import orjson
 import pytest
 import pytest_twisted
 from twisted.internet import defer, reactor
+from twisted.internet.utils import getProcessOutputAndValue
 from twisted.web.client import Agent, FileBodyProducer, readBody
 from twisted.web.http_headers import Headers
 
 from promisifier import ApplicationError
 from promisifier.bridge.http import sign
+from promisifier.relay.config import parse_config
 from tests.raw_support import no_unhandled_errors  # noqa: F401 - autouse: no exception may reach the log
 from tests.relay_support import relay_config
 from tests.rpc_support import FrameClient
@@ -215,3 +221,34 @@ def test_an_http_publication_reaches_an_rpc_websockets_subscriber(relays):
     assert status == 200
     assert (yield client.next()) == {"notification": "news", "params": {"title": "hello"}}
     yield client.close()
+
+
+def _readme_shell_blocks(section: str) -> list[str]:
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    body = text.split(f"### {section}\n", 1)[1].split("\n### ", 1)[0]
+    return [block.split("\n", 1)[1] for block in body.split("```sh")[1:] for block in [block.split("```", 1)[0]]]
+
+
+@pytest_twisted.inlineCallbacks
+def test_the_readme_curl_examples(relays):
+    """The README's curl commands, as written, against a relay with examples/bridges.toml
+    (on a free port) and the callee of examples/callee.py."""
+    if shutil.which("curl") is None or shutil.which("openssl") is None:
+        pytest.skip("curl and openssl are needed")
+    examples = Path(__file__).resolve().parent.parent / "examples"
+    document = tomllib.loads((examples / "bridges.toml").read_text().replace("tcp:8080:", "tcp:0:"))
+    relay = relays(parse_config(document, base_dir=str(examples)))
+    callee = yield relay.connect()
+    yield callee.register("com.example.add", lambda a, b: a + b)
+    outputs = []
+    for block in _readme_shell_blocks("HTTP publish and call"):
+        script = "set -e\n" + block.replace("http://127.0.0.1:8080", relay.http)
+        out, err, code = yield within(getProcessOutputAndValue("bash", ["-c", script], env=dict(os.environ)), 30)
+        assert code == 0, (script, out, err)
+        outputs.append(out.decode())
+    plain, signed = outputs
+    lines = plain.splitlines()
+    assert json.loads(lines[0]).keys() == {"id"}
+    assert json.loads(lines[1]) == {"args": [5], "kwargs": {}}
+    assert json.loads(lines[2])["error"] == "wamp.error.no_such_procedure"
+    assert json.loads(signed) == {"args": [5], "kwargs": {}}

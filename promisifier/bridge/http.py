@@ -318,7 +318,8 @@ class HttpBridgeResource(Resource):
         request.setResponseCode(status)
         request.setHeader(b"content-type", b"application/json")
         request.setHeader(b"cache-control", b"no-store")
-        request.write(orjson.dumps(body, default=_json_default))
+        # one line: what curl prints ends with a newline
+        request.write(orjson.dumps(body, default=_json_default) + b"\n")
         request.finish()
 
 
