@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.web.resource import IResource
-from twisted.web.static import File
 
 from promisifier.bridge.http import HttpBridgeResource
 from promisifier.bridge.mount import rpc_websockets_resource
@@ -23,6 +22,8 @@ def bridge_resources(router: Any, listener: Any, options: ListenerOptions) -> di
         resources[listener.http.path] = HttpBridgeResource(router, listener.http, options)
     for static in listener.static:
         if static.path.strip("/"):
+            from twisted.web.static import File  # imported on use: its import warns (Twisted 22.10+)
+
             resources[static.path] = File(static.directory)
     return resources
 
@@ -32,6 +33,8 @@ def with_static_root(listener: Any, root: IResource) -> IResource:
     folder = next((static for static in listener.static if not static.path.strip("/")), None)
     if folder is None:
         return root
+    from twisted.web.static import File
+
     files = File(folder.directory)
     for name, child in getattr(root, "children", {}).items():
         files.putChild(name, child)
