@@ -524,3 +524,19 @@ def test_requests_after_the_session_ended_are_answered(relays):
     reply = yield within(link.request([48, 0, {}, "com.example.sum", [1]]))
     assert reply[0] == 8 and reply[4] == "wamp.error.canceled"
     yield client.close()
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_result_that_cannot_be_encoded_gets_an_internal_error(relays):
+    relay, _ = yield started(relays)
+    backend = yield relay.connect(serializers=("msgpack",))
+    deep: list = []
+    for _ in range(300):  # msgpack carries it; orjson writes 255 levels at most
+        deep = [deep]
+    yield backend.register("com.example.deep", lambda: deep)
+    yield backend.register("com.example.blob", lambda: b"\x00\xff")
+    client = yield FrameClient.connect(rpc_url(relay))
+    response = yield client.call("deep")
+    assert response["error"]["code"] == -32603 and response["error"]["message"] == "Internal error"
+    assert (yield client.call("blob"))["result"] == "AP8="  # bytes: base64 in JSON
+    yield client.close()

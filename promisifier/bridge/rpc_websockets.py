@@ -29,6 +29,7 @@ in the kind of the client's last message (JSON before any).
 
 from __future__ import annotations
 
+import base64
 import itertools
 import json
 from collections.abc import Callable, Collection
@@ -178,8 +179,9 @@ def _no_ext(code: int, data: bytes) -> Any:
 
 
 def _json_default(value: Any) -> Any:
+    # binary values (from msgpack peers) reach JSON clients as base64 text
     if isinstance(value, (bytes, bytearray)):
-        return bytes(value).decode("latin-1")
+        return base64.b64encode(bytes(value)).decode("ascii")
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
@@ -259,12 +261,22 @@ class RpcWebSocketsProtocol(WebSocketServerProtocol):
         try:
             payload = _Encoding.encode(value, binary)
         except (TypeError, ValueError, OverflowError, orjson.JSONEncodeError) as error:
+            # e.g. a result nested deeper than the encoder goes: the caller gets -32603
+            # instead of waiting for an answer that never comes (an event is dropped)
             log.info(
                 "connection {connection_id}: cannot encode an answer: {error}",
                 connection_id=self.connection_id,
                 error=error,
             )
-            return
+            responses = value if type(value) is list else [value]
+            failed = [
+                jsonrpc.error_response(response.get("id"), jsonrpc.INTERNAL_ERROR, f"cannot encode the answer: {error}")
+                for response in responses
+                if type(response) is dict and "jsonrpc" in response
+            ]
+            if not failed:
+                return
+            payload = _Encoding.encode(failed if type(value) is list else failed[0], binary)
         self.stats.messages_out += 1
         self.stats.bytes_out += len(payload)
         self.sendMessage(payload, binary)
