@@ -20,8 +20,10 @@ It exits once ``--serve`` clients have come and gone (``0``: serve until Ctrl-C)
 import argparse
 
 from twisted.internet import defer, task
+from twisted.internet.error import CannotListenError
 
 from promisifier.compat import Server
+from promisifier.relay.endpoints import cannot_listen
 
 
 async def main(reactor, args) -> None:
@@ -54,7 +56,10 @@ async def main(reactor, args) -> None:
 
     server.on("connection", connected)
     server.on("disconnection", disconnected)
-    await server.when_ready()
+    try:
+        await server.when_ready()
+    except CannotListenError as error:  # e.g. the relay runs on 8080: one line, exit code 1
+        raise SystemExit(f"rpc_server.py: {cannot_listen(error)} (give another port: --port 8081)") from None
     print(f"rpc server: listening on {server.url('/')}", flush=True)
     await served  # with --serve 0, never: Ctrl-C stops the reactor
     await server.close()

@@ -12,6 +12,8 @@ import argparse
 import sys
 from collections.abc import Callable
 
+from promisifier import __version__
+
 PROG = "python -m promisifier"
 
 CommandFunction = Callable[[list[str]], int]
@@ -43,8 +45,8 @@ def relay(argv: list[str]) -> int:
     try:
         options.parseOptions(argv)
         service = make_service(options, reactor)
-    except (usage.UsageError, ValueError) as error:  # ValueError: a malformed --endpoint
-        print(f"{options.synopsis}\n{PROG} relay: error: {error}", file=sys.stderr)
+    except usage.UsageError as error:
+        print(f"{PROG} relay: error: {error} (see --help)", file=sys.stderr)
         return 2
     task.react(_run_service, (service, options))  # exits the process: 0 after SIGTERM/SIGINT
     return 0  # not reached
@@ -171,6 +173,7 @@ def _parser() -> argparse.ArgumentParser:
         epilog=f"commands:\n{commands}\n\n`{PROG} COMMAND --help` shows the options of a command.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"promisifier {__version__}")
     parser.add_argument("command", choices=COMMANDS, metavar="COMMAND", help="one of the commands below")
     parser.add_argument("args", nargs=argparse.REMAINDER, help="the command's options and arguments")
     return parser

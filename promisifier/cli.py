@@ -102,7 +102,10 @@ def _payload_json(args: Any, kwargs: Any) -> str:
 
 
 def _parser(name: str, description: str) -> argparse.ArgumentParser:
+    from promisifier import __version__
+
     parser = argparse.ArgumentParser(prog=f"{PROG} {name}", description=description)
+    parser.add_argument("--version", action="version", version=f"promisifier {__version__}")
     parser.add_argument("url", metavar="URL", help="the relay's WebSocket URL, e.g. ws://127.0.0.1:8080/ws")
     parser.add_argument("realm", metavar="REALM", help="the realm to join, e.g. realm1")
     parser.add_argument(

@@ -19,7 +19,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 #: what a build of the project reads
-PROJECT_FILES = ["pyproject.toml", "setup.cfg", "setup.py", "README.md", "promisifier", "twisted_plugins"]
+PROJECT_FILES = ["pyproject.toml", "setup.cfg", "setup.py", "README.md", "LICENSE", "promisifier", "twisted_plugins"]
 
 pytestmark = [pytest.mark.slow, pytest.mark.packaging, pytest.mark.timeout(600)]
 
@@ -119,3 +119,15 @@ def test_editable_install_runs_the_checkout(venvs, tmp_path):
     # twistd's plugin cache went next to the linked plugin, not into the sources
     run([str(venv / "bin" / "twistd"), "--help"], cwd=tmp_path)
     assert not (source / "twisted_plugins" / "dropin.cache").exists()
+
+
+def test_regular_install_has_the_version_and_the_licence(venvs, tmp_path):
+    python = str(venvs["regular"] / "bin" / "python")
+    code = (
+        "import importlib.metadata as m, promisifier; d = m.metadata('promisifier');"
+        " print(d['Version'], promisifier.__version__, d['License'])"
+    )
+    version, own, licence = run([python, "-c", code], cwd=tmp_path).split()
+    assert version == own and licence == "MIT"
+    (dist_info,) = site_packages(venvs["regular"]).glob("promisifier-*.dist-info")
+    assert any(path.name == "LICENSE" for path in dist_info.rglob("LICENSE"))

@@ -87,9 +87,25 @@ def test_options_rejected(argv):
         parse(*argv)
 
 
-def test_bad_endpoint_string_fails_before_start():
-    with pytest.raises(ValueError):
-        make_service(parse("--endpoint", "nonsense:1234"))
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["--endpoint", "nonsense:1234"],
+            "--endpoint nonsense:1234: an endpoint string starts with tcp:, tcp6:, ssl:, unix:",
+        ),
+        (["--endpoint", "tcp:lots"], "--endpoint tcp:lots: not a usable endpoint string: "),
+        (
+            ["--endpoint", "8089"],
+            "--endpoint 8089: a port alone is not an endpoint string: write tcp:8089 (every interface)",
+        ),
+        (["--rawsocket", "127.0.0.1:8081"], "--rawsocket 127.0.0.1:8081: write tcp:8081:interface=127.0.0.1"),
+    ],
+)
+def test_bad_endpoint_string_is_a_usage_error_that_says_what_to_write(argv, message):
+    with pytest.raises(usage.UsageError) as raised:
+        parse(*argv)
+    assert str(raised.value).startswith(message)
 
 
 # -- the service in this process --------------------------------------------------------
@@ -125,6 +141,12 @@ def test_service_raises_at_start_when_port_is_taken():
         taken.listen()
         port = taken.getsockname()[1]
         service = make_service(parse("--endpoint", f"tcp:{port}:interface=127.0.0.1"))
+        # the relay's own process exits with one line
+        with pytest.raises(SystemExit) as raised:
+            service.startService()
+        assert raised.value.code == f"promisifier relay: cannot listen on 127.0.0.1:{port}: address already in use"
+        # in a program that embeds it, Twisted's error
+        service.own_process = False
         with pytest.raises(CannotListenError):
             service.startService()
         assert not service.running
@@ -193,8 +215,9 @@ def test_relay_process_exits_nonzero_when_port_is_taken(relay_command, processes
         port = taken.getsockname()[1]
         relay = processes([*relay_command, "--endpoint", f"tcp:{port}:interface=127.0.0.1"])
         code = relay.wait()
-    assert code != 0, relay.describe()
-    assert "Address already in use" in relay.output, relay.describe()
+    assert code == 1, relay.describe()
+    assert f"promisifier relay: cannot listen on 127.0.0.1:{port}: address already in use\n" in relay.output
+    assert "Traceback" not in relay.output, relay.describe()
 
 
 @pytest.mark.process

@@ -522,7 +522,10 @@ def _endpoint_string(check: Checker, table: dict, path: str, base_dir: str) -> s
     )
     description = ep.parse_endpoint(value)
     if description.kind not in ep.LISTENER_TYPES:
-        check.expected(here, f"an endpoint string of type {', '.join(ep.LISTENER_TYPES)}", value)
+        hint = ep.type_hint(value)
+        check.expected(
+            here, f"an endpoint string of type {', '.join(ep.LISTENER_TYPES)}" + (f" ({hint})" if hint else ""), value
+        )
         return value
     description = ep.resolve_files(description, base_dir)
     if description.kind == "ssl" and not description.options.get("privateKey"):

@@ -132,3 +132,53 @@ def is_secure(description: str | EndpointDescription) -> bool:
     if isinstance(description, str):
         description = parse_endpoint(description)
     return description.kind == "ssl"
+
+
+def type_hint(description: str) -> str:
+    """What the user most likely meant by an endpoint string whose type is not one a
+    listener may use, e.g. ``8089`` or ``127.0.0.1:8089`` ("" when there is no guess)."""
+    text = description.strip()
+    if text.isdigit():
+        return (
+            f"a port alone is not an endpoint string: write tcp:{text} (every interface)"
+            f" or tcp:{text}:interface=127.0.0.1 (this machine only)"
+        )
+    host, _, port = text.rpartition(":")
+    if port.isdigit() and _is_address(host):
+        return f"write tcp:{port}:interface={host}"
+    return ""
+
+
+def _is_address(host: str) -> bool:
+    try:
+        return isinstance(ipaddress.ip_address(host), ipaddress.IPv4Address)
+    except ValueError:
+        return host == "localhost"
+
+
+def cannot_listen(error: Exception) -> str:
+    """One line saying why listening failed, e.g. ``cannot listen on 127.0.0.1:8080:
+    address already in use`` (``error`` is Twisted's ``CannotListenError``, or any other
+    exception an endpoint raised)."""
+    import errno
+
+    from twisted.internet.error import CannotListenError
+
+    if not isinstance(error, CannotListenError):
+        return f"cannot listen: {' '.join(str(error).split()) or type(error).__name__}"
+    if isinstance(error.port, str):  # a UNIX socket's path
+        where = error.port
+    else:
+        host = error.interface or "0.0.0.0"
+        where = f"[{host}]:{error.port}" if ":" in host else f"{host}:{error.port}"
+    reason = error.socketError
+    code = getattr(reason, "errno", None)
+    if code == errno.EADDRINUSE:
+        why = "address already in use"
+    elif code == errno.EACCES:
+        why = "permission denied" + ("" if isinstance(error.port, str) else " (ports below 1024 need root)")
+    elif code == errno.EADDRNOTAVAIL:
+        why = "no such address on this machine"
+    else:
+        why = (getattr(reason, "strerror", None) or str(reason)).lower()
+    return f"cannot listen on {where}: {why}"

@@ -29,6 +29,13 @@ _FILE_DECIDES = {
 }
 
 
+def _bytes_option(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise usage.UsageError(f"--max-message-size takes a number of bytes, got {text!r}") from None
+
+
 class RelayOptions(usage.Options):
     """``--config FILE``, or ``--endpoint``, ``--path``, ``--realm`` (repeatable),
     ``--rawsocket`` (repeatable) and ``--max-message-size``; ``--check-config FILE``
@@ -69,7 +76,7 @@ class RelayOptions(usage.Options):
             None,
             DEFAULT_MAX_MESSAGE_SIZE,
             "Largest WAMP message accepted, in bytes (over it: close 1009).",
-            int,
+            _bytes_option,
         ],
         [
             "cluster",
@@ -89,6 +96,13 @@ class RelayOptions(usage.Options):
         self.relay_config: RelayConfig | None = None
         #: the settings of --cluster
         self.cluster_config: ClusterConfig | None = None
+
+    def opt_version(self) -> None:
+        """Print promisifier's version and exit."""
+        from promisifier import __version__
+
+        print(f"promisifier {__version__}")
+        raise SystemExit(0)
 
     def opt_realm(self, realm: str) -> None:
         """Realm clients may join; repeat for several [default: realm1]."""
@@ -125,6 +139,9 @@ class RelayOptions(usage.Options):
         self["rawsockets"] = tuple(self["rawsockets"])
         if not self["endpoint"]:
             raise usage.UsageError("--endpoint must not be empty")
+        _check_endpoint("--endpoint", self["endpoint"])
+        for endpoint in self["rawsockets"]:
+            _check_endpoint("--rawsocket", endpoint)
         if self["endpoint"] in self["rawsockets"]:
             raise usage.UsageError(f"--rawsocket {self['endpoint']} is already the WebSocket --endpoint")
         if not self["path"].startswith("/"):
@@ -166,6 +183,23 @@ class RelayOptions(usage.Options):
         if self.relay_config is not None:
             return self.relay_config.router
         return RouterConfig(realms=self["realms"], max_message_size=self["max-message-size"])
+
+
+def _check_endpoint(option: str, value: str) -> None:
+    """A usage error unless Twisted can listen on the endpoint string ``value``."""
+    from twisted.internet import reactor
+    from twisted.internet.endpoints import serverFromString
+
+    from promisifier.relay import endpoints
+
+    if endpoints.parse_endpoint(value).kind not in endpoints.LISTENER_TYPES:
+        hint = endpoints.type_hint(value)
+        types = ", ".join(f"{kind}:" for kind in endpoints.LISTENER_TYPES)
+        raise usage.UsageError(f"{option} {value}: {hint or f'an endpoint string starts with {types}'}")
+    try:
+        serverFromString(reactor, value)
+    except Exception as error:  # noqa: BLE001 - Twisted raises ValueError, TypeError, ImportError, ...
+        raise usage.UsageError(f"{option} {value}: not a usable endpoint string: {error}") from None
 
 
 def check_config(filename: str) -> int:

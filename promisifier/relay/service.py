@@ -29,6 +29,7 @@ from twisted.python.failure import Failure
 from promisifier.compat.websockets import PlainWebSocketFactory
 from promisifier.listen import deadline_site
 from promisifier.relay.config import ConfigError, ListenerConfig, RelayConfig, default_config, load_config
+from promisifier.relay.endpoints import cannot_listen
 from promisifier.relay.memory import release_startup_memory
 from promisifier.relay.options import RelayOptions
 from promisifier.relay.site import (
@@ -182,7 +183,8 @@ class RelayService(Service):
 
     def startService(self) -> None:
         """Build the router and listen. If listening fails at once (port in use, no
-        permission), the error is raised here, so twistd exits with it."""
+        permission), the error is raised here, so twistd exits with it: in the relay's own
+        process as ``SystemExit`` with one line saying why (exit code 1)."""
         super().startService()
         self.router = Router(self.config.router, reactor=self._reactor)
         self.web = RelayWeb.of(self.router)
@@ -198,6 +200,8 @@ class RelayService(Service):
                 self.running = 0
                 self.router = None
                 self.web = None
+                if self.own_process:  # one line, not a traceback, and exit code 1
+                    raise SystemExit(f"promisifier relay: {cannot_listen(failure.value)}")
                 failure.raiseException()
         self.web.start()
         if self.handle_sighup:
@@ -248,7 +252,7 @@ class RelayService(Service):
 
     def _listen_failed(self, listener: Listener, failure: Failure, starting: bool) -> None:
         # Only for endpoints that fail later than listen() itself.
-        log.failure("promisifier relay cannot listen on {endpoint}", failure, endpoint=listener.config.endpoint)
+        log.error("promisifier relay: {why}", why=cannot_listen(failure.value), endpoint=listener.config.endpoint)
         if starting and not any(other.port is not None for other in self.listeners) and self._reactor.running:
             self._reactor.stop()  # without a port the relay has no purpose
 
@@ -378,8 +382,8 @@ class RelayService(Service):
             for listener in fresh.values():
                 failure = self._bind(listener, starting=False)
                 if failure is not None:
-                    log.failure(
-                        "promisifier relay cannot listen on {endpoint}", failure, endpoint=listener.config.endpoint
+                    log.error(
+                        "promisifier relay: {why}", why=cannot_listen(failure.value), endpoint=listener.config.endpoint
                     )
             bound = {
                 **kept,
