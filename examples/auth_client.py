@@ -18,6 +18,7 @@ import argparse
 from twisted.internet import task
 
 from promisifier import ApplicationError, SessionAborted, connect
+from promisifier.cli import exit_on_error
 
 
 def joined(session) -> str:
@@ -58,4 +59,4 @@ if __name__ == "__main__":
     parser.add_argument("--realm", default="realm1")
     parser.add_argument("--alice-ticket", default="alice-secret", help="alice's ticket (relay_auth.toml)")
     parser.add_argument("--backend-secret", default="backend-secret", help="backend's WAMP-CRA secret")
-    task.react(main, (parser.parse_args(),))
+    task.react(exit_on_error(main, "auth_client.py"), (parser.parse_args(),))

@@ -8,8 +8,10 @@ It uses autobahn-python's WAMP client; any WAMP v2 client works the same way.
 """
 
 import argparse
+import sys
 
-from autobahn.twisted.component import Component, run
+from autobahn.twisted.component import Component
+from twisted.internet import task
 
 
 def add(a, b):
@@ -33,11 +35,17 @@ def main() -> None:
         await session.register(add, "com.example.add")
         print(f"callee: session {details.session} registered com.example.add", flush=True)
 
+    @component.on_connectfailure
+    def cannot_connect(component, error):
+        why = " ".join(str(error).split())
+        print(f"callee.py: cannot connect to {args.url}: {why}; retrying", file=sys.stderr, flush=True)
+
     @component.on_leave
     def left(session, details):
         print(f"callee: session left: {details.reason}", flush=True)
 
-    run([component], log_level="info")  # reconnects if the relay goes away, until Ctrl-C
+    # reconnects if the relay goes away, until Ctrl-C
+    task.react(lambda reactor: component.start(reactor))
 
 
 if __name__ == "__main__":

@@ -30,7 +30,13 @@ async def main(reactor, args) -> None:
         finally:
             session.leave()
 
-    await component.start(reactor)  # fires once the session has left and the connection closed
+    failures = []
+    component.on_connectfailure(lambda component, error: failures.append(error))
+    try:
+        await component.start(reactor)  # fires once the session has left and the connection closed
+    except RuntimeError as error:  # autobahn: "Exhausted all transport connect attempts"
+        why = " ".join(str(failures[-1] if failures else error).split())
+        raise SystemExit(f"caller.py: error: cannot connect to {args.url}: {why}") from None
     if "error" in outcome:
         raise SystemExit(f"caller: com.example.add failed: {outcome['error']}")
     if "result" not in outcome:

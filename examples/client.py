@@ -11,10 +11,29 @@ Runs until Ctrl-C, or for ``--rounds`` rounds.
 """
 
 import argparse
+import sys
 
 from twisted.internet import task
+from twisted.logger import (
+    FilteringLogObserver,
+    LogLevel,
+    PredicateResult,
+    globalLogBeginner,
+    textFileLogObserver,
+)
 
 from promisifier import ApplicationError, Client, NotConnected
+
+
+def log_client_to_stderr() -> None:
+    """Show the client's own log lines (one per reconnect attempt) on stderr."""
+
+    def client_info(event):
+        ours = event.get("log_namespace", "").startswith("promisifier.client") and event["log_level"] >= LogLevel.info
+        return PredicateResult.yes if ours else PredicateResult.no
+
+    observer = FilteringLogObserver(textFileLogObserver(sys.stderr), [client_info])
+    globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
 
 
 async def main(reactor, args):
@@ -47,4 +66,5 @@ if __name__ == "__main__":
     parser.add_argument("--realm", default="realm1")
     parser.add_argument("--rounds", type=int, help="stop after N rounds (default: run until Ctrl-C)")
     parser.add_argument("--interval", type=float, default=1.0, help="seconds between rounds")
+    log_client_to_stderr()
     task.react(main, (parser.parse_args(),))

@@ -17,6 +17,7 @@ import argparse
 from twisted.internet import task
 
 from promisifier import ApplicationError, connect
+from promisifier.cli import exit_on_error
 from promisifier.compat import create_websocket_promisifier
 
 
@@ -61,4 +62,4 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", default="ws://127.0.0.1:8080/ws")
     parser.add_argument("--realm", default="realm1")
-    task.react(main, (parser.parse_args(),))
+    task.react(exit_on_error(main, "peers.py"), (parser.parse_args(),))

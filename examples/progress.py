@@ -24,6 +24,7 @@ import argparse
 from twisted.internet import task
 
 from promisifier import ApplicationError, connect
+from promisifier.cli import exit_on_error
 
 PROCEDURE = "com.example.countdown"
 
@@ -63,4 +64,4 @@ if __name__ == "__main__":
     parser.add_argument("--count", type=int, default=5, help="partial results before the final one")
     parser.add_argument("--delay", type=float, default=0.2, help="seconds of 'work' between partial results")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds the call may take")
-    task.react(main, (parser.parse_args(),))
+    task.react(exit_on_error(main, "progress.py"), (parser.parse_args(),))

@@ -19,6 +19,7 @@ import argparse
 from twisted.internet import defer, task
 
 from promisifier import connect
+from promisifier.cli import exit_on_error
 
 TOPIC = "com.example.news"
 
@@ -85,4 +86,4 @@ if __name__ == "__main__":
     parser.add_argument("--role", choices=["both", "subscriber", "publisher"], default="both")
     parser.add_argument("--count", type=int, default=3, help="events to publish / to wait for")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds the subscriber waits for them")
-    task.react(main, (parser.parse_args(),))
+    task.react(exit_on_error(main, "pubsub.py"), (parser.parse_args(),))

@@ -14,6 +14,7 @@ import argparse
 
 from twisted.internet import defer, task
 
+from promisifier.cli import exit_on_error
 from promisifier.compat import Client, RpcError
 
 
@@ -49,4 +50,4 @@ if __name__ == "__main__":
     parser.add_argument("--url", default="ws://127.0.0.1:8080/ws")
     parser.add_argument("--realm", default=None, help="default: the realm of the URL's namespace")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the event")
-    task.react(main, (parser.parse_args(),))
+    task.react(exit_on_error(main, "rpc_client.py"), (parser.parse_args(),))

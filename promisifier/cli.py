@@ -173,34 +173,43 @@ class CommandError(Exception):
 
 def describe(error: BaseException, url: str = "") -> str:
     """One line saying what went wrong."""
-    from twisted.internet import error as net
-
     from promisifier.client.errors import (
         ApplicationError,
+        ConnectFailed,
         ConnectionClosed,
         ConnectionLost,
         ConnectTimeout,
+        InvalidURL,
         SessionAborted,
     )
 
-    if isinstance(error, ApplicationError):
+    if isinstance(error, (ApplicationError, ConnectFailed, ConnectTimeout, InvalidURL)):
         return str(error)
     if isinstance(error, SessionAborted):
         return f"the router refused the session: {error}"
-    if isinstance(error, net.ConnectionRefusedError):
-        return f"cannot connect to {url}: connection refused"
-    if isinstance(error, net.DNSLookupError):
-        return f"cannot connect to {url}: unknown host"
-    if isinstance(error, (net.ConnectError, net.TimeoutError)):
-        text = str(error).strip().rstrip(".") or type(error).__name__
-        return f"cannot connect to {url}: {text}"
-    if isinstance(error, ConnectTimeout):
-        return str(error)
     if isinstance(error, ConnectionClosed):
         return f"cannot connect to {url}: {error}"
     if isinstance(error, ConnectionLost):
         return f"connection lost: {error}"
     return " ".join(str(error).split()) or type(error).__name__
+
+
+def exit_on_error(main: Callable[..., Any], prog: str) -> Callable[..., Any]:
+    """Wrap an async ``main(reactor, ...)`` for ``task.react``: a client error (cannot
+    connect, refused, connection lost) or an application error ends the program with
+    one line on stderr, ``PROG: error: ...``, and exit code 1, instead of a traceback::
+
+        task.react(exit_on_error(main, "myprogram"), (args,))
+    """
+    from promisifier.client.errors import ApplicationError, ClientError
+
+    async def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await main(*args, **kwargs)
+        except (ClientError, ApplicationError) as error:
+            raise SystemExit(f"{prog}: error: {describe(error)}") from None
+
+    return run
 
 
 def _run(name: str, options: argparse.Namespace, body: Callable[..., Any]) -> int:
@@ -493,4 +502,4 @@ def register(argv: list[str]) -> int:
     return _run("register", options, body)
 
 
-__all__ = ["COMMANDS", "describe", "parse_value", "to_json"]
+__all__ = ["COMMANDS", "describe", "exit_on_error", "parse_value", "to_json"]

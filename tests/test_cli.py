@@ -197,7 +197,7 @@ def test_errors_are_one_line_and_a_nonzero_exit(relay, free_port):
     results = yield defer.gatherResults([c.result() for c in children.values()])
     outcome = dict(zip(children, results))
     expected = {
-        "refused": f"promisifier call: error: cannot connect to {refused_url}: connection refused",
+        "refused": f"promisifier call: error: cannot connect to {refused_url}: connection refused (is the relay running?)",
         "no_procedure": "promisifier call: error: wamp.error.no_such_procedure: no callee registered for 'com.test.missing'",
         "not_authorized": "promisifier call: error: wamp.error.not_authorized: not authorized to call 'com.private.x'",
         "publish_denied": "promisifier publish: error: wamp.error.not_authorized: not authorized to publish 'com.public.news'",

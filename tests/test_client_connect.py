@@ -8,7 +8,17 @@ from twisted.internet import defer, protocol, reactor
 from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.internet.error import ConnectionRefusedError
 
-from promisifier.client import ApplicationError, CallResult, ConnectionClosed, ConnectTimeout, SessionAborted, connect
+from promisifier.client import (
+    ApplicationError,
+    CallResult,
+    ClientError,
+    ConnectFailed,
+    ConnectionClosed,
+    ConnectTimeout,
+    InvalidURL,
+    SessionAborted,
+    connect,
+)
 from promisifier.router import RouterConfig
 from tests.support import SERIALIZER_NAMES, connect_autobahn, leave_and_wait, start_router, within
 
@@ -34,14 +44,20 @@ def test_serializer_preference(router):
 
 @pytest_twisted.inlineCallbacks
 def test_refused_connection(free_port):
-    with pytest.raises(ConnectionRefusedError):
-        yield within(connect(f"ws://127.0.0.1:{free_port}/ws", "realm1", timeout=5))
+    url = f"ws://127.0.0.1:{free_port}/ws"
+    with pytest.raises(ConnectFailed) as info:
+        yield within(connect(url, "realm1", timeout=5))
+    assert str(info.value) == f"cannot connect to {url}: connection refused (is the relay running?)"
+    assert isinstance(info.value.cause, ConnectionRefusedError) and info.value.url == url
 
 
 @pytest_twisted.inlineCallbacks
-def test_bad_url():
-    with pytest.raises(ValueError):
-        yield connect("http://127.0.0.1:1/ws", "realm1")
+@pytest.mark.parametrize("url", ["http://127.0.0.1:1/ws", "127.0.0.1:8080", "rs://127.0.0.1", "ws://"])
+def test_bad_url(url):
+    with pytest.raises(InvalidURL) as info:  # a ClientError, and a ValueError
+        yield connect(url, "realm1")
+    assert isinstance(info.value, ValueError) and isinstance(info.value, ClientError)
+    assert str(info.value).startswith(f"{url}: ")
 
 
 @pytest_twisted.inlineCallbacks

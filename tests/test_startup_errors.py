@@ -1,5 +1,6 @@
-"""Mistakes a new user makes when starting things: a port already in use and an endpoint
-string Twisted cannot parse each get one line saying what to do, never a traceback."""
+"""Mistakes a new user makes when starting things: a port already in use, an endpoint
+string Twisted cannot parse, a relay that is not running: each gets one line saying what
+is wrong, never a traceback."""
 
 from __future__ import annotations
 
@@ -10,11 +11,16 @@ import sys
 from pathlib import Path
 
 import pytest
+import pytest_twisted
+from twisted.internet import defer
 from twisted.internet.error import CannotListenError
+from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 
+from promisifier.client import Client
 from promisifier.relay.config import ConfigError, parse_config
 from promisifier.relay.endpoints import cannot_listen
 from tests.relay_support import subprocess_env
+from tests.support import within
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -70,3 +76,63 @@ def test_listening_example_says_port_is_taken_in_one_line(example, argv):
     assert result.returncode == 1
     assert result.stderr.startswith(f"{example}: cannot listen on 127.0.0.1:{port}: address already in use")
     assert result.stderr.count("\n") == 1 and not result.stdout, result.stderr
+
+
+# -- the relay is not running ------------------------------------------------------------------
+
+CONNECTING_EXAMPLES = [
+    "auth_client.py",
+    "caller.py",
+    "peers.py",
+    "progress.py",
+    "pubsub.py",
+    "rpc_client.py",
+    "browser/drive.py",
+]
+
+
+@pytest.mark.parametrize("example", CONNECTING_EXAMPLES)
+def test_example_without_a_relay_says_so_in_one_line(example, free_port):
+    url = f"ws://127.0.0.1:{free_port}/ws"
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / example), "--url", url],
+        env=subprocess_env(),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    name = Path(example).name
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.startswith(f"{name}: error: "), result.stderr
+    assert f"cannot connect to {url}: " in result.stderr and result.stderr.count("\n") == 1, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("example", "line"), [("callee.py", "callee.py: cannot connect to"), ("client.py", "reconnecting in")]
+)
+def test_serving_example_without_a_relay_says_it_retries(example, line, processes, free_port):
+    url = f"ws://127.0.0.1:{free_port}/ws"
+    process = processes([sys.executable, str(EXAMPLES / example), "--url", url])
+    process.wait_for_output(line)
+    assert "Traceback" not in process.output
+
+
+@pytest_twisted.inlineCallbacks
+def test_client_logs_each_retry_at_info(free_port):
+    url = f"ws://127.0.0.1:{free_port}/ws"
+    events: list = []
+    observer = events.append
+    globalLogPublisher.addObserver(observer)
+    try:
+        client = Client(url, "realm1", reconnect_interval=0.01, max_reconnects=2)
+        given_up = defer.Deferred()
+        client.on("reconnect_failed", lambda: given_up.callback(None))
+        yield within(given_up)
+    finally:
+        globalLogPublisher.removeObserver(observer)
+    retries = [
+        formatEvent(e) for e in events if e["log_level"] is LogLevel.info and "reconnecting in" in formatEvent(e)
+    ]
+    assert len(retries) == 2, retries
+    assert retries[0].startswith(f"client: cannot connect to {url}: connection refused (is the relay running?); ")

@@ -16,6 +16,7 @@ import argparse
 from twisted.internet import defer, task
 
 from promisifier import ApplicationError, connect
+from promisifier.cli import exit_on_error
 
 PROCEDURE = "com.browser.sum"
 TOPIC = "com.browser.news"
@@ -69,4 +70,4 @@ if __name__ == "__main__":
     parser.add_argument("--wait", type=float, default=60.0, help="seconds to wait for the browser")
     parser.add_argument("--numbers", type=number, nargs="+", default=[1, 2, 3, 4.5], help="what to sum")
     parser.add_argument("--message", default="hello from Python", help="the event published")
-    task.react(main, (parser.parse_args(),))
+    task.react(exit_on_error(main, "drive.py"), (parser.parse_args(),))

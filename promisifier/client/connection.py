@@ -9,8 +9,9 @@ HELLO/WELCOME.
 ``rs://host:port`` (``rss://`` with TLS) speaks WAMP over RawSocket instead of WebSocket
 (:mod:`promisifier.transport.rawsocket`), with the same :class:`Session`.
 
-It fails with a clear error in each case where no session comes out of it: the TCP
-connection is refused or cannot be made (Twisted's ``ConnectError`` family), the
+It fails with a :class:`~promisifier.client.errors.ClientError` naming the URL in each case
+where no session comes out of it: a URL it cannot use (:class:`InvalidURL`), the TCP or TLS
+connection is refused or cannot be made (:class:`ConnectFailed`), the
 WebSocket or RawSocket handshake fails (:class:`ConnectionClosed` with the reason), the router refuses
 the session (:class:`SessionAborted`), or nothing completes within ``timeout`` seconds
 (:class:`ConnectTimeout`).
@@ -30,7 +31,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from promisifier.client.auth import default_authmethods
-from promisifier.client.errors import ConnectionClosed, ConnectTimeout
+from promisifier.client.errors import ConnectFailed, ConnectionClosed, ConnectTimeout, InvalidURL
 from promisifier.client.session import Session
 from promisifier.client.tls import TlsOptions
 from promisifier.client.user_errors import UserErrorHook
@@ -163,7 +164,7 @@ class _Attempt:
         try:
             if urlsplit(self.url).scheme.lower() in RAWSOCKET_SCHEMES:
                 return self._start_rawsocket()
-            is_secure, host, port, _resource, _path, _params = parse_url(self.url)
+            is_secure, host, port, _resource, _path, _params = _parse_websocket_url(self.url)
             factory = WampClientFactory(
                 self.url,
                 self._make_session,
@@ -179,7 +180,7 @@ class _Attempt:
             factory.setProtocolOptions(closeHandshakeTimeout=CLOSE_HANDSHAKE_TIMEOUT)
             factory.noisy = False
             if not isinstance(port, int):
-                raise ValueError(f"{self.url}: Unix socket URLs are not supported")
+                raise InvalidURL(f"{self.url}: Unix socket URLs are not supported")
             endpoint: Any = _tcp_endpoint(self.reactor, host, port, self.timeout)
             if is_secure:
                 endpoint = wrapClientTLS(_tls_options(host, self.tls), endpoint)
@@ -191,7 +192,10 @@ class _Attempt:
         return self.result
 
     def _start_rawsocket(self) -> defer.Deferred[Session]:
-        is_secure, host, port = parse_rawsocket_url(self.url)
+        try:
+            is_secure, host, port = parse_rawsocket_url(self.url)
+        except ValueError as error:
+            return defer.fail(InvalidURL(str(error)))
         if not self.serializers:
             raise ValueError("no serializer to ask for")
         factory = RawSocketClientFactory(
@@ -235,7 +239,10 @@ class _Attempt:
 
     def _tcp_failed(self, failure: Any) -> None:
         self.tcp = None
-        self._fail(failure)
+        if failure.check(defer.CancelledError) or not failure.check(Exception):
+            self._fail(failure)
+            return
+        self._fail(ConnectFailed(self.url, connect_failure_reason(failure.value), failure.value))
 
     def _make_session(self, connection: Any) -> Session:
         self.stage = "joining the realm"
@@ -290,6 +297,30 @@ class _Attempt:
         timer, self.timer = self.timer, None
         if timer is not None and timer.active():
             timer.cancel()
+
+
+def connect_failure_reason(error: BaseException) -> str:
+    """A few words saying why a TCP (or TLS) connection could not be made."""
+    from twisted.internet import error as net
+
+    if isinstance(error, net.ConnectionRefusedError):
+        return "connection refused (is the relay running?)"
+    if isinstance(error, net.DNSLookupError):
+        return "unknown host"
+    if isinstance(error, (net.TCPTimedOutError, net.TimeoutError)):
+        return "no answer (timed out)"
+    if isinstance(error, net.NoRouteError):
+        return "no route to host"
+    text = " ".join(str(error).split()).rstrip(".")
+    return text or type(error).__name__
+
+
+def _parse_websocket_url(url: str) -> tuple:
+    """autobahn's ``parse_url``, failing with :class:`InvalidURL`."""
+    try:
+        return parse_url(url)
+    except Exception as error:  # noqa: BLE001 - autobahn raises plain Exception
+        raise InvalidURL(f"{url}: {error} (use ws://host:port/path, wss://..., rs://host:port or rss://...)") from None
 
 
 #: URL schemes of WAMP over RawSocket (plain TCP, TLS)

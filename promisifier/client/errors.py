@@ -6,7 +6,8 @@ Two families:
   and kwargs. The remote raised it, the router answered it, or a call ran out of time.
 * :class:`ClientError` and its subclasses: the session or its connection is not there
   (:class:`NotConnected`, :class:`ConnectionLost`, :class:`ConnectionClosed`,
-  :class:`SessionAborted`, :class:`ConnectTimeout`).
+  :class:`SessionAborted`, :class:`ConnectTimeout`, :class:`ConnectFailed`,
+  :class:`InvalidURL`).
 
 A call that times out fails with :class:`CallTimeout`, a subclass of
 :class:`ApplicationError` whose URI is ``wamp.error.timeout``: the same error whether the
@@ -119,13 +120,32 @@ class ConnectTimeout(ClientError):
     """No joined session within the ``timeout`` given to :func:`connect`."""
 
 
+class ConnectFailed(ClientError):
+    """No connection to the router: refused, unknown host, unreachable, TLS handshake
+    failed. ``url`` is the URL, ``reason`` says why in a few words (e.g. ``connection
+    refused``), ``cause`` is the underlying exception (Twisted's or OpenSSL's)."""
+
+    def __init__(self, url: str, reason: str, cause: BaseException | None = None) -> None:
+        super().__init__(f"cannot connect to {url}: {reason}")
+        self.url = url
+        self.reason = reason
+        self.cause = cause
+
+
+class InvalidURL(ClientError, ValueError):
+    """A URL the client cannot connect to (wrong scheme, no host, ...); also a
+    ``ValueError``."""
+
+
 __all__ = [
     "ApplicationError",
     "CallTimeout",
     "ClientError",
+    "ConnectFailed",
     "ConnectTimeout",
     "ConnectionClosed",
     "ConnectionLost",
+    "InvalidURL",
     "NotConnected",
     "SessionAborted",
 ]

@@ -35,6 +35,7 @@ from promisifier.client.handles import ClientRegistration, ClientSubscription
 from promisifier.client.session import Session
 from promisifier.client.tls import TlsOptions
 from promisifier.client.user_errors import UserErrorHook, log_user_error
+from promisifier.client.types import SessionState
 
 log = Logger(namespace="promisifier.client")
 
@@ -88,7 +89,9 @@ class Client:
 
     Events (:meth:`on`): ``"connect"`` (session; WebSocket open, before joining),
     ``"join"`` (session; joined and everything restored), ``"leave"`` (session, reason
-    URI), ``"disconnect"`` (code, reason), ``"reconnect_failed"`` (no arguments).
+    URI), ``"disconnect"`` (code, reason), ``"reconnect_failed"`` (no arguments). When a
+    joined session ends, the state changes and ``leave`` and ``disconnect`` fire before
+    the session's pending requests fail.
 
     The remaining keyword arguments are those of :func:`~promisifier.client.connect`;
     ``connect_timeout`` bounds each attempt, ``wait_timeout`` bounds
@@ -421,7 +424,7 @@ class Client:
         self._session = session
         self.reconnect_attempts = 0
         self._set_state(ClientState.JOINED)
-        session.on("leave", lambda s, reason: self._emit("leave", s, reason))
+        session.on("leave", self._session_left)
         session.on("close", self._session_closed)
         restored: list[defer.Deferred[Any]] = [handle.register_on(session) for handle in self._registrations.values()]
         restored += [handle.subscribe_on(session) for handle in list(self._subscriptions)]
@@ -443,7 +446,7 @@ class Client:
             self._attempt = None
         if self._state is not ClientState.CONNECTING:
             return  # cancelled by close()
-        log.info("client {url}: connection attempt failed: {error}", url=self.url, error=failure.value)
+        log.debug("client {url}: connection attempt failed: {error}", url=self.url, error=failure.value)
         error = failure.value
         assert error is not None
         if failure.check(ValueError, TypeError):  # a bad URL or argument: retrying cannot help
@@ -451,12 +454,29 @@ class Client:
             return
         self._retry(error)
 
+    def _session_left(self, session: Session, reason: str) -> None:
+        """The session ended (before its pending requests fail): change state and fire
+        ``disconnect`` now, so that an errback of a failed request sees the client as
+        not joined. ``disconnect`` gets the close code and reason when the connection is
+        gone already, else ``(1000, reason URI)``: the connection closes right after."""
+        if self._session is not session or self._state is not ClientState.JOINED:
+            self._emit("leave", session, reason)
+            return
+        self._session = None
+        if session.state is SessionState.CLOSED:
+            code, close_reason = session.connection.close_code, session.connection.close_reason
+        else:
+            code, close_reason = 1000, reason
+        self._retry(ConnectionLost(f"session with {self.url} ended ({reason})", code, close_reason))
+        self._emit("leave", session, reason)
+        self._emit("disconnect", code, close_reason)
+
     def _session_closed(self, session: Session, code: int, reason: str) -> None:
         if self._session is not session:
             return
         self._session = None
         if self._state is ClientState.JOINED:
-            self._retry(ConnectionLost(f"connection lost ({code} {reason})".rstrip(), code, reason))
+            self._retry(ConnectionLost(f"connection to {self.url} lost ({code} {reason})".rstrip(), code, reason))
         # listeners see the state the client is now in (backing off, given up, ...)
         self._emit("disconnect", code, reason)
 
@@ -473,8 +493,9 @@ class Client:
         self.reconnect_attempts += 1
         self._set_state(ClientState.BACKING_OFF)
         log.info(
-            "client {url}: reconnecting in {delay:.2f} s (attempt {n})",
+            "client: {error}; reconnecting in {delay:.1f} s (attempt {n})",
             url=self.url,
+            error=error,
             delay=delay,
             n=self.reconnect_attempts,
         )

@@ -451,12 +451,14 @@ class Session(SessionRequests):
             self._goodbye_timer = self.clock.callLater(self.goodbye_timeout, self._on_goodbye_timeout)
 
     def _end_session(self, error: ConnectionLost, reason: str) -> None:
-        """Fail every pending request, drop invocations, deactivate handles; emit leave."""
+        """Emit leave, then fail every pending request, drop invocations and deactivate
+        handles. Leave comes first, so that code run by a failing request (an errback)
+        already sees the session, and a client holding it, as ended."""
+        self._emit("leave", self, reason)
         self._table.end(error)
         dropped = self._invocations.drop_all()
         if dropped:
             log.debug("session {id}: {n} invocations in progress dropped", id=self.session_id, n=dropped)
-        self._emit("leave", self, reason)
 
     def _on_invocation(self, message: Message) -> None:
         self._invocations.on_invocation(message, self._table.registrations.get(message[2]))
