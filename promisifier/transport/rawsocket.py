@@ -20,6 +20,7 @@ length, a reserved frame kind or reserved bits fail the connection at once.
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -373,13 +374,17 @@ class _RawSocketConnection(Protocol):
             # The peer closed, or the network failed: no code of ours to report.
             clean = isinstance(reason, Failure) and reason.check(twisted_error.ConnectionDone) is not None
             self.close_code = CloseCode.NORMAL if clean and was_connected else CloseCode.ABNORMAL
-            self.close_reason = "connection closed by peer" if clean else str(getattr(reason, "value", reason))
+            self.close_reason = "connection closed by peer" if clean else self._lost_reason(reason)
         self._state = 3
         self.connected = False
         self._pending = None
         handler, self.handler = self.handler, None
         if was_connected and handler is not None:
             handler.on_close(self.close_code, self.close_reason)
+
+    def _lost_reason(self, reason: Any) -> str:
+        """The close reason of a connection that ended without a clean close."""
+        return str(getattr(reason, "value", reason))
 
 
 class RawSocketServerProtocol(_RawSocketConnection):
@@ -534,9 +539,12 @@ class RawSocketClientProtocol(_RawSocketConnection):
     """
 
     factory: RawSocketClientFactory
+    #: ``time.monotonic()`` when data last came from the router
+    _last_received = 0.0
 
     def connectionMade(self) -> None:  # noqa: N802 - Twisted API
         super().connectionMade()
+        self._last_received = time.monotonic()
         factory = self.factory
         self.transport.write(handshake_octets(factory.serializer_id, length_exponent(factory.max_message_size)))  # type: ignore[union-attr]
 
@@ -569,6 +577,25 @@ class RawSocketClientProtocol(_RawSocketConnection):
             self.factory.on_open_failed(self, code, reason)
 
     _open_failed_reported = False
+
+    def dataReceived(self, data: bytes) -> None:  # noqa: N802 - Twisted API
+        self._last_received = time.monotonic()
+        _RawSocketConnection.dataReceived(self, data)
+
+    def _lost_reason(self, reason: Any) -> str:
+        # The kernel drops a connection whose peer stopped answering (TCP keep-alive
+        # probes, or data unacknowledged for interval + timeout: TCP_USER_TIMEOUT), and
+        # Twisted reports it as a plain "connection lost": name the keep-alive when the
+        # router has been silent for that long.
+        factory = self.factory
+        bound = factory.keepalive_interval + factory.keepalive_timeout
+        if factory.keepalive_timeout > 0 and time.monotonic() - self._last_received >= 0.9 * bound:
+            return (
+                f"no answer from the router within the keep-alive timeout ({bound:g} s: keepalive_interval"
+                f" {factory.keepalive_interval:g} s + keepalive_timeout {factory.keepalive_timeout:g} s);"
+                " the router or the network is gone"
+            )
+        return super()._lost_reason(reason)
 
     def connectionLost(self, reason: Failure = twisted_error.ConnectionDone) -> None:  # noqa: N802
         # (not self.connected: Twisted's makeConnection sets that as soon as TCP is up)
