@@ -2,16 +2,20 @@
 
 ::
 
-    python -m promisifier call      URL REALM PROCEDURE [ARG ...] [-k KEY=VALUE ...]
-    python -m promisifier call      URL REALM PROCEDURE --stdin-lines < input
-    python -m promisifier publish   URL REALM TOPIC [ARG ...] [-k KEY=VALUE ...]
-    python -m promisifier subscribe URL REALM TOPIC [--match prefix|wildcard] [--count N]
-    python -m promisifier list      URL REALM
-    python -m promisifier register  URL REALM PROCEDURE [--echo | --reply JSON] [--count N]
+    python -m promisifier call      PROCEDURE [ARG ...] [-k KEY=VALUE ...]
+    python -m promisifier call      PROCEDURE --stdin-lines < input
+    python -m promisifier publish   TOPIC [ARG ...] [-k KEY=VALUE ...] [--ack]
+    python -m promisifier subscribe TOPIC [--match prefix|wildcard] [--count N] [--once]
+    python -m promisifier list
+    python -m promisifier register  PROCEDURE [--echo | --reply JSON] [--count N] [--once]
 
-Every command takes ``--serializer json|msgpack|cbor`` (default: msgpack, else json),
-``--timeout SECONDS`` (connecting, and each call; default 10), ``--authid`` and
-``--ticket`` (ticket authentication), and ``--debug`` (log to stderr).
+Every command connects to ``--url`` (default ``$PROMISIFIER_URL``, else
+``ws://127.0.0.1:8080/ws``) and joins ``--realm`` (``$PROMISIFIER_REALM``, else ``realm1``);
+the two may also come first, as ``URL REALM`` (``call ws://127.0.0.1:8080/ws realm1
+com.example.add 2 3``). Every command takes ``--serializer json|msgpack|cbor`` (default:
+msgpack, else json), ``--timeout SECONDS`` (connecting, and each call; default 10; 0:
+calls without a bound, connecting within 10 s), ``--authid`` with ``--ticket`` (ticket)
+or ``--secret`` (WAMP-CRA), and ``--debug`` (log to stderr).
 
 **Values.** Each ARG (and each ``-k`` VALUE) is read as JSON (``2``, ``"2"``, ``[1, 2]``,
 ``{"a": null}``, ``true``); text that is not JSON is taken as a string (``hello``).
@@ -26,7 +30,9 @@ as ``{"$base64": "<base64 text>"}``.
 (cannot connect, the router refused the session, no such procedure, not authorized, the
 callee's error, timeout); bad command lines exit 2. ``subscribe`` and ``register`` run
 until interrupted (Ctrl-C or SIGTERM: they leave the session and exit 0) or until
-``--count`` events / calls, and say on stderr once they are ready.
+``--count`` events / calls, and say on stderr once they are ready. When the relay goes
+away they say so, join again once it is back and subscribe / register again (``--once``:
+exit 1 instead).
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -101,13 +108,34 @@ def _payload_json(args: Any, kwargs: Any) -> str:
 # -- arguments ------------------------------------------------------------------------
 
 
+#: where the commands connect without --url / a URL argument, and the realm they join
+DEFAULT_URL = "ws://127.0.0.1:8080/ws"
+DEFAULT_REALM = "realm1"
+URL_SCHEMES = ("ws://", "wss://", "rs://", "rss://")
+
+
 def _parser(name: str, description: str) -> argparse.ArgumentParser:
     from promisifier import __version__
 
-    parser = argparse.ArgumentParser(prog=f"{PROG} {name}", description=description)
+    parser = argparse.ArgumentParser(
+        prog=f"{PROG} {name}",
+        description=description,
+        epilog=(
+            "The relay's URL and the realm may also be given first, before the other arguments"
+            f" ({PROG} {name} ws://127.0.0.1:8080/ws realm1 ...)."
+        ),
+    )
     parser.add_argument("--version", action="version", version=f"promisifier {__version__}")
-    parser.add_argument("url", metavar="URL", help="the relay's WebSocket URL, e.g. ws://127.0.0.1:8080/ws")
-    parser.add_argument("realm", metavar="REALM", help="the realm to join, e.g. realm1")
+    parser.add_argument(
+        "--url",
+        default=os.environ.get("PROMISIFIER_URL") or DEFAULT_URL,
+        help=f"the relay's URL (ws://, wss://, rs://, rss://); default $PROMISIFIER_URL, else {DEFAULT_URL}",
+    )
+    parser.add_argument(
+        "--realm",
+        default=os.environ.get("PROMISIFIER_REALM") or DEFAULT_REALM,
+        help=f"the realm to join; default $PROMISIFIER_REALM, else {DEFAULT_REALM}",
+    )
     parser.add_argument(
         "--serializer", choices=("json", "msgpack", "cbor"), help="only this serializer (default: msgpack, else json)"
     )
@@ -116,15 +144,16 @@ def _parser(name: str, description: str) -> argparse.ArgumentParser:
         type=float,
         default=10.0,
         metavar="SECONDS",
-        help="bound on connecting and on each call (default 10)",
+        help="bound on connecting and on each call (default 10; 0: calls without a bound)",
     )
-    parser.add_argument("--authid", help="the identity to authenticate as")
+    parser.add_argument("--authid", help="the identity to authenticate as (with --ticket, --secret, ...)")
     parser.add_argument("--ticket", help="a ticket (password, or a JWT) for ticket authentication")
     parser.add_argument(
         "--private-key",
         metavar="KEY",
         help="WAMP-Cryptosign: the Ed25519 private key, as 64 hex digits or a key file (OpenSSH, PEM, hex)",
     )
+    parser.add_argument("--secret", help="WAMP-CRA: the secret (challenge-response authentication)")
     parser.add_argument("--password", help="WAMP-SCRAM: the password (both the spec's and autobahn's dialect)")
     parser.add_argument(
         "--authmethods",
@@ -141,6 +170,25 @@ def _parser(name: str, description: str) -> argparse.ArgumentParser:
     )
     parser.add_argument("--debug", action="store_true", help="log what happens to stderr")
     return parser
+
+
+def _take_location(parser: argparse.ArgumentParser, argv: list[str]) -> tuple[list[str], list[str]]:
+    """Move a leading ``URL REALM`` pair (the first positional arguments, when the first
+    one is a relay URL) to ``--url URL --realm REALM``."""
+    index = 0
+    while index < len(argv):
+        token = argv[index]
+        if token == "--" or not token.startswith("-") or token == "-":
+            break
+        action = parser._option_string_actions.get(token.split("=", 1)[0])
+        takes_value = action is not None and action.nargs != 0 and "=" not in token
+        index += 2 if takes_value else 1
+    if index < len(argv) and argv[index].lower().startswith(URL_SCHEMES):
+        url, realm = argv[index], argv[index + 1 : index + 2]
+        if not realm:
+            parser.error(f"a realm must follow the URL {url}")
+        return argv[:index] + argv[index + 2 :], ["--url", url, "--realm", realm[0]]
+    return argv, []
 
 
 def _kwargs_option(parser: argparse.ArgumentParser) -> None:
@@ -212,8 +260,56 @@ def exit_on_error(main: Callable[..., Any], prog: str) -> Callable[..., Any]:
     return run
 
 
-def _run(name: str, options: argparse.Namespace, body: Callable[..., Any]) -> int:
-    """Run ``body(reactor, session, options)`` on a joined session under task.react."""
+def _connect(reactor: Any, options: argparse.Namespace) -> Any:
+    """A session joined as the options say (URL, realm, serializer, credentials, TLS)."""
+    from promisifier.client import connect
+
+    return connect(
+        options.url,
+        options.realm,
+        serializers=(options.serializer,) if options.serializer else ("msgpack", "json"),
+        authid=options.authid,
+        credentials=_credentials(options),
+        authmethods=options.authmethods.split(",") if options.authmethods else None,
+        tls=_tls(options),
+        timeout=options.timeout or DEFAULT_CONNECT_TIMEOUT,
+        reactor=reactor,
+    )
+
+
+#: seconds to connect with --timeout 0
+DEFAULT_CONNECT_TIMEOUT = 10.0
+
+
+class SessionEnded(CommandError):
+    """The session of ``subscribe`` or ``register`` ended (the relay stopped, or closed it)."""
+
+
+def _hint(error: BaseException, options: argparse.Namespace) -> str:
+    """What to pass on the command line, for errors a new user meets."""
+    from promisifier.client.errors import SessionAborted
+
+    if not isinstance(error, SessionAborted):
+        return ""
+    if error.reason == "wamp.error.no_auth_method":
+        return " (this relay does not let anonymous clients in: pass --authid NAME with --ticket TICKET or --secret SECRET)"
+    if options.ticket is not None and not options.authid:
+        return " (--ticket without --authid: pass --authid NAME, the identity the ticket belongs to)"
+    if error.reason in ("wamp.error.authentication_failed", "wamp.error.not_authorized"):
+        return " (check --authid and its --ticket or --secret)"
+    return ""
+
+
+#: seconds between reconnect attempts of subscribe and register: first, and at most
+RECONNECT_DELAY = (1.0, 10.0)
+
+
+def _run(name: str, options: argparse.Namespace, body: Callable[..., Any], reconnect: bool = False) -> int:
+    """Run ``body(reactor, session, options)`` on a joined session under task.react.
+
+    With ``reconnect``, a session that ends (:class:`SessionEnded`) is joined again and
+    ``body`` run again on the new one, until Ctrl-C; the first connection must succeed.
+    """
     from twisted.internet import defer, task
     from twisted.logger import globalLogBeginner, textFileLogObserver
 
@@ -221,8 +317,12 @@ def _run(name: str, options: argparse.Namespace, body: Callable[..., Any]) -> in
     globalLogBeginner.beginLoggingTo(observers, redirectStandardIO=False, discardBuffer=not options.debug)
 
     def report(error: BaseException) -> int:
-        print(f"promisifier {name}: error: {describe(error, options.url)}", file=sys.stderr, flush=True)
+        line = f"promisifier {name}: error: {describe(error, options.url)}{_hint(error, options)}"
+        print(line, file=sys.stderr, flush=True)
         return 1
+
+    def say(text: str) -> None:
+        print(f"promisifier {name}: {text}", file=sys.stderr, flush=True)
 
     async def main(reactor: Any) -> None:
         # at Ctrl-C / SIGTERM the reactor waits for this: the session leaves first
@@ -233,39 +333,58 @@ def _run(name: str, options: argparse.Namespace, body: Callable[..., Any]) -> in
         finally:
             finished.callback(None)
 
-    async def session_main(reactor: Any) -> None:
-        from promisifier.client import connect
+    stopping: list[bool] = []  # not empty once the program stops
+    pausing: list[Any] = [None]  # the pause between two reconnect attempts
 
-        credentials = _credentials(options)
-        serializers = (options.serializer,) if options.serializer else ("msgpack", "json")
+    def stop_waiting() -> None:
+        stopping.append(True)
+        if pausing[0] is not None and not pausing[0].called:
+            pausing[0].cancel()
+
+    async def pause(reactor: Any, seconds: float) -> bool:
+        """Wait ``seconds``; False when the program stops meanwhile."""
+        if stopping:
+            return False
+        pausing[0] = task.deferLater(reactor, seconds, lambda: None)
         try:
-            session = await connect(
-                options.url,
-                options.realm,
-                serializers=serializers,
-                authid=options.authid,
-                credentials=credentials,
-                authmethods=options.authmethods.split(",") if options.authmethods else None,
-                tls=_tls(options),
-                timeout=options.timeout,
-                reactor=reactor,
-            )
-        except Exception as error:
-            raise SystemExit(report(error)) from error
-        code = 0
-        try:
-            await defer.ensureDeferred(body(reactor, session, options))
-        except CommandError as error:
-            code = report(error)
-        except Exception as error:
-            code = report(error)
-        if session.is_joined:
+            await pausing[0]
+        except defer.CancelledError:
+            return False
+        return not stopping
+
+    async def session_main(reactor: Any) -> None:
+        reactor.addSystemEventTrigger("before", "shutdown", stop_waiting)
+        delay, joined_once = RECONNECT_DELAY[0], False
+        while True:
             try:
-                await session.leave().addTimeout(2.0, reactor)
-            except Exception:
-                session.connection.drop()
-        if code:
-            raise SystemExit(code)
+                session = await _connect(reactor, options)
+            except Exception as error:
+                if not (reconnect and joined_once):
+                    raise SystemExit(report(error)) from error
+                say(f"{describe(error, options.url)}; retrying in {delay:g} s")
+                if not await pause(reactor, delay):
+                    return
+                delay = min(2 * delay, RECONNECT_DELAY[1])
+                continue
+            joined_once, delay = True, RECONNECT_DELAY[0]
+            code = 0
+            try:
+                await defer.ensureDeferred(body(reactor, session, options))
+            except SessionEnded as error:
+                if reconnect and not stopping:
+                    say(f"{error}; reconnecting (--once: exit instead)")
+                    continue
+                code = report(error)
+            except Exception as error:
+                code = report(error)
+            if session.is_joined:
+                try:
+                    await session.leave().addTimeout(2.0, reactor)
+                except Exception:
+                    session.connection.drop()
+            if code:
+                raise SystemExit(code)
+            return
 
     task.react(main)
     return 0  # not reached: react exits
@@ -279,7 +398,9 @@ def _given(options: argparse.Namespace, names: dict[str, str]) -> dict[str, Any]
 
 def _credentials(options: argparse.Namespace) -> dict[str, Any] | None:
     """What the authentication options give to connect()."""
-    return _given(options, {"ticket": "ticket", "private_key": "private_key", "password": "password"})
+    return _given(
+        options, {"ticket": "ticket", "secret": "secret", "private_key": "private_key", "password": "password"}
+    )
 
 
 def _tls(options: argparse.Namespace) -> dict[str, Any] | None:
@@ -288,9 +409,12 @@ def _tls(options: argparse.Namespace) -> dict[str, Any] | None:
 
 
 def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
-    options = parser.parse_args(argv)
-    if options.timeout <= 0:
-        parser.error("--timeout must be > 0")
+    argv, location = _take_location(parser, argv)
+    options = parser.parse_args(location + argv)
+    if options.timeout < 0:
+        parser.error("--timeout must be >= 0 (0: calls without a bound)")
+    if options.secret is not None and not options.authid:
+        parser.error("--secret needs --authid NAME: the identity the relay knows the secret for")
     return options
 
 
@@ -331,7 +455,7 @@ def call(argv: list[str]) -> int:
         if options.stdin_lines:
             result = await session.call_stream(options.procedure, _stdin_lines())
         else:
-            result = await session.call(options.procedure, *args, timeout=options.timeout, **kwargs)
+            result = await session.call(options.procedure, *args, timeout=options.timeout or None, **kwargs)
         if isinstance(result, CallResult):
             print(_payload_json(result.args, result.kwargs), flush=True)
         else:
@@ -357,10 +481,16 @@ def publish(argv: list[str]) -> int:
         "publish", "Publish an event to TOPIC with the ARGs (JSON values); waits for the router's acknowledgement."
     )
     parser.add_argument("topic", metavar="TOPIC")
+    parser.add_argument("--ack", action="store_true", help="print the publication id the router acknowledged")
     options, args, kwargs = _parse_payload(parser, argv)
 
     async def body(reactor: Any, session: Any, options: argparse.Namespace) -> None:
-        await session.publish(options.topic, *args, acknowledge=True, **kwargs).addTimeout(options.timeout, reactor)
+        published = session.publish(options.topic, *args, acknowledge=True, **kwargs)
+        if options.timeout:
+            published.addTimeout(options.timeout, reactor)
+        publication = await published
+        if options.ack:
+            print(to_json(publication), flush=True)
 
     return _run("publish", options, body)
 
@@ -386,16 +516,27 @@ def _until(reactor: Any, count: int | None) -> tuple[Any, Callable[[], None]]:
     return done, tick
 
 
+def _once_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--once",
+        action="store_true",
+        help="exit (code 1) when the session ends, instead of joining again when the relay is back",
+    )
+
+
 @_command("subscribe", "print one JSON line per event on a topic")
 def subscribe(argv: list[str]) -> int:
     parser = _parser("subscribe", "Print one JSON line per event on TOPIC, until interrupted.")
     parser.add_argument("topic", metavar="TOPIC")
     parser.add_argument("--match", choices=("exact", "prefix", "wildcard"), default="exact")
     parser.add_argument("--count", type=int, metavar="N", help="stop after N events")
+    _once_option(parser)
     options = _parse(parser, argv)
+    until: list[Any] = []  # (done, tick), kept across reconnects
 
     async def body(reactor: Any, session: Any, options: argparse.Namespace) -> None:
-        done, tick = _until(reactor, options.count)
+        until[:] = until or [_until(reactor, options.count)]
+        done, tick = until[0]
 
         def on_event(*args: Any, **kwargs: Any) -> None:
             print(_payload_json(args, kwargs), flush=True)
@@ -405,7 +546,7 @@ def subscribe(argv: list[str]) -> int:
         print(f"subscribed to {options.topic} (Ctrl-C to stop)", file=sys.stderr, flush=True)
         await _wait_or_closed(session, done)
 
-    return _run("subscribe", options, body)
+    return _run("subscribe", options, body, reconnect=not options.once)
 
 
 async def _wait_or_closed(session: Any, done: Any) -> None:
@@ -416,7 +557,7 @@ async def _wait_or_closed(session: Any, done: Any) -> None:
     session.on("leave", lambda s, reason: ended.called or ended.callback(reason))
     result, index = await defer.DeferredList([done, ended], fireOnOneCallback=True, consumeErrors=True)
     if index == 1 and not done.called:
-        raise CommandError(f"the session ended ({result})")
+        raise SessionEnded(f"the session ended ({result})")
 
 
 @_command("list", "list the realm's registrations and subscriptions (meta API)")
@@ -432,15 +573,16 @@ def list_(argv: list[str]) -> int:
         from promisifier.client.errors import ApplicationError
 
         async def describe_all(kind: str, count_procedure: str) -> list[dict[str, Any]]:
-            by_policy = await session.call(f"wamp.{kind}.list", timeout=options.timeout)
+            timeout = options.timeout or None
+            by_policy = await session.call(f"wamp.{kind}.list", timeout=timeout)
             ids = [i for policy in ("exact", "prefix", "wildcard") for i in (by_policy or {}).get(policy, [])]
             found = []
             for item_id in ids:
                 try:
                     details, count = await defer.gatherResults(
                         [
-                            session.call(f"wamp.{kind}.get", item_id, timeout=options.timeout),
-                            session.call(count_procedure, item_id, timeout=options.timeout),
+                            session.call(f"wamp.{kind}.get", item_id, timeout=timeout),
+                            session.call(count_procedure, item_id, timeout=timeout),
                         ],
                         consumeErrors=True,
                     )
@@ -477,13 +619,16 @@ def register(argv: list[str]) -> int:
     answer.add_argument("--reply", metavar="JSON", help="answer every call with this value")
     parser.add_argument("--match", choices=("exact", "prefix", "wildcard"), default="exact")
     parser.add_argument("--count", type=int, metavar="N", help="stop after answering N calls")
+    _once_option(parser)
     options = _parse(parser, argv)
     reply = parse_value(options.reply) if options.reply is not None else None
+    until: list[Any] = []  # (done, tick), kept across reconnects
 
     async def body(reactor: Any, session: Any, options: argparse.Namespace) -> None:
         from promisifier.client import CallResult
 
-        done, tick = _until(reactor, options.count)
+        until[:] = until or [_until(reactor, options.count)]
+        done, tick = until[0]
 
         def answer(*args: Any, **kwargs: Any) -> Any:
             kwargs.pop("progress", None)
@@ -499,7 +644,7 @@ def register(argv: list[str]) -> int:
         print(f"registered {options.procedure} (Ctrl-C to stop)", file=sys.stderr, flush=True)
         await _wait_or_closed(session, done)
 
-    return _run("register", options, body)
+    return _run("register", options, body, reconnect=not options.once)
 
 
 __all__ = ["COMMANDS", "describe", "exit_on_error", "parse_value", "to_json"]
