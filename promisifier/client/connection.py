@@ -315,10 +315,11 @@ def connect_failure_reason(error: BaseException) -> str:
     return text or type(error).__name__
 
 
-def _parse_websocket_url(url: str) -> tuple:
+def _parse_websocket_url(url: str) -> tuple[bool, str, int | None, str, str, dict[str, Any]]:
     """autobahn's ``parse_url``, failing with :class:`InvalidURL`."""
     try:
-        return parse_url(url)
+        parsed: tuple[bool, str, int | None, str, str, dict[str, Any]] = parse_url(url)
+        return parsed
     except Exception as error:  # noqa: BLE001 - autobahn raises plain Exception
         raise InvalidURL(f"{url}: {error} (use ws://host:port/path, wss://..., rs://host:port or rss://...)") from None
 

@@ -34,8 +34,8 @@ from promisifier.client.errors import CallTimeout, ConnectionLost, NotConnected
 from promisifier.client.handles import ClientRegistration, ClientSubscription
 from promisifier.client.session import Session
 from promisifier.client.tls import TlsOptions
-from promisifier.client.user_errors import UserErrorHook, log_user_error
 from promisifier.client.types import SessionState
+from promisifier.client.user_errors import UserErrorHook, log_user_error
 
 log = Logger(namespace="promisifier.client")
 
