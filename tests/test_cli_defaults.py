@@ -11,7 +11,8 @@ from twisted.internet import defer, reactor
 
 from promisifier import cli as cli_module
 from promisifier.client import connect
-from promisifier.router import Router, RouterConfig
+from promisifier.embed import Router
+from promisifier.router import RouterConfig
 from promisifier.router.auth import AuthConfig, Principal
 from promisifier.router.config import RealmConfig
 from tests.support import RunningRouter, start_router, until, within
