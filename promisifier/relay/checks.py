@@ -167,13 +167,13 @@ class Checker:
             return default
         return value
 
-    def seconds(self, table: dict, key: str, path: str, default: float) -> float:
-        """A positive number (integer or float)."""
+    def seconds(self, table: dict, key: str, path: str, default: float, zero: bool = False) -> float:
+        """A positive number (integer or float); also 0 with ``zero``."""
         here, value = self._get(table, key, path)
         if value is MISSING:
             return default
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-            self.expected(here, "a number of seconds > 0", value)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (value >= 0 if zero else value > 0):
+            self.expected(here, f"a number of seconds {'>=' if zero else '>'} 0", value)
             return default
         return float(value)
 

@@ -242,10 +242,11 @@ def default_config(
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
     rawsockets: tuple[str, ...] = (),
     cluster: ClusterConfig | None = None,
+    shutdown_grace: float = RouterConfig.shutdown_grace,
 ) -> RelayConfig:
     """The relay without a config file: one WebSocket listener (and a RawSocket listener
     on each of ``rawsockets``), open realms, anonymous clients."""
-    router = RouterConfig(realms=realms, max_message_size=max_message_size)
+    router = RouterConfig(realms=realms, max_message_size=max_message_size, shutdown_grace=shutdown_grace)
     listeners = (ListenerConfig(endpoint=endpoint, path=path),)
     listeners += tuple(ListenerConfig(endpoint=rs, transport="rawsocket") for rs in rawsockets)
     return RelayConfig(router=router, listeners=listeners, cluster=cluster)
@@ -353,7 +354,7 @@ def _limits(check: Checker, top: dict) -> dict[str, Any]:
     table = check.table(
         top.get("limits", {}),
         "limits",
-        ("max_message_size", "open_handshake_timeout", "hello_timeout", *session_limits),
+        ("max_message_size", "open_handshake_timeout", "hello_timeout", "shutdown_grace", *session_limits),
     )
     found: dict[str, Any] = {
         "max_message_size": check.integer(table, "max_message_size", "limits", DEFAULT_MAX_MESSAGE_SIZE, minimum=1),
@@ -361,6 +362,7 @@ def _limits(check: Checker, top: dict) -> dict[str, Any]:
             table, "open_handshake_timeout", "limits", _ROUTER_DEFAULTS.open_handshake_timeout
         ),
         "hello_timeout": check.seconds(table, "hello_timeout", "limits", _ROUTER_DEFAULTS.hello_timeout),
+        "shutdown_grace": check.seconds(table, "shutdown_grace", "limits", _ROUTER_DEFAULTS.shutdown_grace, zero=True),
     }
     values = {
         name: check.integer(table, name, "limits", default, minimum=1) for name, default in session_limits.items()

@@ -19,6 +19,8 @@ from promisifier.relay.config import (
 from promisifier.router import RouterConfig
 from promisifier.transport.limits import DEFAULT_MAX_MESSAGE_SIZE
 
+DEFAULT_SHUTDOWN_GRACE = RouterConfig().shutdown_grace
+
 __all__ = ["DEFAULT_ENDPOINT", "DEFAULT_MAX_MESSAGE_SIZE", "DEFAULT_PATH", "DEFAULT_REALM", "RelayOptions"]
 
 #: options the config file replaces
@@ -26,6 +28,7 @@ _FILE_DECIDES = {
     "endpoint": DEFAULT_ENDPOINT,
     "path": DEFAULT_PATH,
     "max-message-size": DEFAULT_MAX_MESSAGE_SIZE,
+    "shutdown-grace": DEFAULT_SHUTDOWN_GRACE,
 }
 
 
@@ -34,6 +37,16 @@ def _bytes_option(text: str) -> int:
         return int(text)
     except ValueError:
         raise usage.UsageError(f"--max-message-size takes a number of bytes, got {text!r}") from None
+
+
+def _grace_option(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0:
+        raise usage.UsageError(f"--shutdown-grace takes a number of seconds >= 0, got {text!r}")
+    return seconds
 
 
 class RelayOptions(usage.Options):
@@ -48,7 +61,7 @@ class RelayOptions(usage.Options):
 
     synopsis = (
         "[--config FILE | --endpoint ENDPOINT --path PATH --realm REALM ... --rawsocket ENDPOINT ..."
-        " --max-message-size BYTES --cluster redis://HOST:PORT/DB]"
+        " --max-message-size BYTES --shutdown-grace SECONDS --cluster redis://HOST:PORT/DB]"
         " | --check-config FILE"
     )
     longdesc = (
@@ -66,7 +79,7 @@ class RelayOptions(usage.Options):
             "config",
             "c",
             None,
-            "TOML configuration file (replaces --endpoint, --path, --realm, --rawsocket, --max-message-size, --cluster).",
+            "TOML configuration file (replaces --endpoint, --path, --realm, --rawsocket, --max-message-size, --shutdown-grace, --cluster).",
         ],
         ["check-config", None, None, "Check a TOML configuration file, print 'ok' or the errors, and exit."],
         ["endpoint", None, DEFAULT_ENDPOINT, "Twisted server endpoint string to listen on."],
@@ -77,6 +90,13 @@ class RelayOptions(usage.Options):
             DEFAULT_MAX_MESSAGE_SIZE,
             "Largest WAMP message accepted, in bytes (over it: close 1009).",
             _bytes_option,
+        ],
+        [
+            "shutdown-grace",
+            None,
+            DEFAULT_SHUTDOWN_GRACE,
+            "Seconds calls in flight get to finish at SIGTERM or Ctrl-C (a second signal stops at once).",
+            _grace_option,
         ],
         [
             "cluster",
@@ -182,7 +202,9 @@ class RelayOptions(usage.Options):
         """The :class:`~promisifier.router.RouterConfig` these options describe."""
         if self.relay_config is not None:
             return self.relay_config.router
-        return RouterConfig(realms=self["realms"], max_message_size=self["max-message-size"])
+        return RouterConfig(
+            realms=self["realms"], max_message_size=self["max-message-size"], shutdown_grace=self["shutdown-grace"]
+        )
 
 
 def _check_endpoint(option: str, value: str) -> None:

@@ -62,6 +62,7 @@ def make_service(options: RelayOptions, reactor=None) -> IService:
         path=options["path"],
         realms=options["realms"],
         max_message_size=options["max-message-size"],
+        shutdown_grace=options["shutdown-grace"],
         rawsockets=options["rawsockets"],
         cluster=options.cluster_config,
     )
@@ -285,10 +286,30 @@ class RelayService(Service):
         return stopped
 
     def _stop_router(self, router: Router) -> Deferred:
+        if self.own_process:
+            self._hurry_on_second_signal(router)
         stopping = router.stop()
         stopping.addTimeout(self.stop_timeout, self._reactor)
         stopping.addCallbacks(self._stopped_cleanly, self._log_stop_error, errbackArgs=("close sessions",))
         return stopping
+
+    def _hurry_on_second_signal(self, router: Router) -> None:
+        """While stopping, a second SIGTERM or Ctrl-C ends the grace period for calls in
+        flight and the wait for GOODBYE answers at once."""
+
+        def on_signal(signum: int, frame: Any) -> None:
+            # a signal handler runs between two bytecodes: hand the work to the reactor
+            self._reactor.callFromThread(self._hurry, router)
+
+        for number in (signal.SIGINT, signal.SIGTERM):
+            try:
+                signal.signal(number, on_signal)
+            except ValueError:  # not the main thread: no signals here
+                return
+
+    def _hurry(self, router: Router) -> None:
+        log.warn("promisifier relay: second signal, stopping at once (calls in flight fail)")
+        router.hurry()
 
     def _stopped_cleanly(self, _: object) -> None:
         log.info("promisifier relay stopped")

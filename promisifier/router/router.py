@@ -56,6 +56,9 @@ class Router:
         self._session_ids: set[int] = set()
         self._stopping: defer.Deferred[None] | None = None
         self._stopped: defer.Deferred[None] | None = None
+        #: set by hurry(): the grace period and the wait for GOODBYE answers end now
+        self._hurried = False
+        self._drop_timer: Any = None
 
     # -- sessions -------------------------------------------------------------------
 
@@ -192,15 +195,31 @@ class Router:
         self._stopped.addBoth(fire_done)
         return done
 
+    def hurry(self) -> None:
+        """During :meth:`stop`: end the grace period now (calls in flight fail), and drop
+        the connections that have not answered their GOODBYE yet. (The relay calls it on a
+        second SIGTERM or Ctrl-C.)"""
+        self._hurried = True
+        timer = self._drop_timer
+        if timer is not None and timer.active():
+            timer.reset(0)
+
     def _calls_drained(self, grace: float) -> defer.Deferred[None]:
         # Polled, not signalled: shutdown is rare, and this keeps the dealer's per-call path
         # free of any bookkeeping for it.
         drained: defer.Deferred[None] = defer.Deferred()
         deadline = self.clock.seconds() + grace
+        pending = sum(realm.dealer.pending_call_count for realm in self.realms.values())
+        if pending and grace > 0:
+            log.info(
+                "shutdown: waiting up to {grace:g} s for {pending} calls in flight (a second signal stops at once)",
+                grace=grace,
+                pending=pending,
+            )
 
         def check() -> None:
             pending = sum(realm.dealer.pending_call_count for realm in self.realms.values())
-            if not pending or self.clock.seconds() >= deadline:
+            if not pending or self.clock.seconds() >= deadline or self._hurried:
                 if pending:
                     log.info("shutdown: {pending} calls still in flight after the grace period", pending=pending)
                 drained.callback(None)
@@ -230,7 +249,7 @@ class Router:
                 else:
                     session.peer.close(CloseCode.GOING_AWAY, "router stopped")
 
-        timer = self.clock.callLater(timeout, drop_remaining)
+        timer = self._drop_timer = self.clock.callLater(0 if self._hurried else timeout, drop_remaining)
 
         def finished(result: object) -> None:
             if timer.active():
