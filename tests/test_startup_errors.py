@@ -15,10 +15,12 @@ import pytest_twisted
 from twisted.internet import defer
 from twisted.internet.error import CannotListenError
 from twisted.logger import LogLevel, formatEvent, globalLogPublisher
+from twisted.python import usage
 
 from promisifier.client import Client
 from promisifier.relay.config import ConfigError, parse_config
 from promisifier.relay.endpoints import cannot_listen
+from promisifier.relay.options import RelayOptions
 from tests.relay_support import subprocess_env
 from tests.support import within
 
@@ -136,3 +138,37 @@ def test_client_logs_each_retry_at_info(free_port):
     ]
     assert len(retries) == 2, retries
     assert retries[0].startswith(f"client: cannot connect to {url}: connection refused (is the relay running?); ")
+
+
+# -- configuration mistakes ----------------------------------------------------------------------
+
+
+def test_realm_names_must_be_uris():
+    with pytest.raises(ConfigError) as raised:
+        parse_config({"realms": [{"name": "bad realm!"}]})
+    assert "realms[0].name: expected a realm name: a URI such as realm1" in str(raised.value)
+    options = RelayOptions()
+    with pytest.raises(usage.UsageError) as raised:
+        options.parseOptions(["--realm", "bad realm!"])
+    assert str(raised.value).startswith("--realm 'bad realm!': expected a realm name")
+
+
+def test_a_principal_whose_role_only_open_realms_accept_is_reported():
+    config = parse_config(
+        {
+            "listeners": [
+                {
+                    "endpoint": "tcp:0:interface=127.0.0.1",
+                    "auth": {
+                        "methods": ["ticket"],
+                        "ticket": {"principals": {"alice": {"ticket": "x", "role": "admin"}}},
+                    },
+                }
+            ],
+            "realms": [{"name": "realm1", "roles": [{"name": "user"}]}, {"name": "open"}],
+        }
+    )
+    assert config.warnings() == [
+        "listeners[0].auth.ticket.principals.alice.role: role 'admin' is defined in no realm with roles"
+        " ('realm1'); its sessions can join only 'open'"
+    ]

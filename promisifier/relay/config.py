@@ -211,14 +211,22 @@ class RelayConfig:
                             f"listeners[{index}].{flag}: {what} on a non-loopback address show(s) sessions, "
                             "authids and peer addresses to anyone who reaches it"
                         )
-        if all(realm.roles is not None for realm in self.router.realms):
-            defined = {role.name for realm in self.router.realms for role in realm.roles or ()}
-            for index, listener in enumerate(self.listeners):
-                for where, role in _roles_used(listener.auth):
-                    if role not in defined:
-                        found.append(
-                            f"listeners[{index}].auth.{where}: role {role!r} is defined in no realm; its sessions cannot join"
-                        )
+        guarded = [realm for realm in self.router.realms if realm.roles is not None]
+        open_names = ", ".join(repr(realm.name) for realm in self.router.realms if realm.roles is None)
+        defined = {role.name for realm in guarded for role in realm.roles or ()}
+        for index, listener in enumerate(self.listeners):
+            auth = listener.auth if listener.auth is not None else self.router.auth
+            for where, role in _roles_used(auth):
+                if not guarded or role in defined:
+                    continue
+                where = f"listeners[{index}].auth.{where}" if listener.auth is not None else f"auth.{where}"
+                if open_names:
+                    found.append(
+                        f"{where}: role {role!r} is defined in no realm with roles"
+                        f" ({', '.join(repr(realm.name) for realm in guarded)}); its sessions can join only {open_names}"
+                    )
+                else:
+                    found.append(f"{where}: role {role!r} is defined in no realm; its sessions cannot join")
         return found
 
 
@@ -371,6 +379,10 @@ def _limits(check: Checker, top: dict) -> dict[str, Any]:
     return found
 
 
+#: what a realm name must be (a WAMP URI)
+REALM_NAME = "a realm name: a URI such as realm1 or com.example.app (no spaces, no '#', no empty parts)"
+
+
 def _realm(check: Checker, path: str, value: dict) -> RealmConfig:
     table = check.table(
         value,
@@ -378,6 +390,8 @@ def _realm(check: Checker, path: str, value: dict) -> RealmConfig:
         ("name", "strict_uris", "cancel_reply", "max_retained_events", "roles", "history", "max_history_bytes"),
     )
     name = check.string(table, "name", path) or "?"
+    if isinstance(table.get("name"), str) and table["name"] and not is_valid_uri(name):
+        check.expected(key_path(path, "name"), REALM_NAME, name)
     roles: tuple[RoleConfig, ...] | None = None
     if "roles" in table:
         found = [(role_path, _role(check, role_path, role)) for role_path, role in check.tables(table, "roles", path)]

@@ -126,8 +126,11 @@ class RelayOptions(usage.Options):
 
     def opt_realm(self, realm: str) -> None:
         """Realm clients may join; repeat for several [default: realm1]."""
-        if not realm:
-            raise usage.UsageError("--realm must not be empty")
+        from promisifier.relay.config import REALM_NAME
+        from promisifier.wire import is_valid_uri
+
+        if not is_valid_uri(realm):
+            raise usage.UsageError(f"--realm {realm!r}: expected {REALM_NAME}")
         if realm not in self["realms"]:
             self["realms"].append(realm)
 
