@@ -131,3 +131,9 @@ def test_regular_install_has_the_version_and_the_licence(venvs, tmp_path):
     assert version == own and licence == "MIT"
     (dist_info,) = site_packages(venvs["regular"]).glob("promisifier-*.dist-info")
     assert any(path.name == "LICENSE" for path in dist_info.rglob("LICENSE"))
+
+
+def test_regular_install_can_do_tls(venvs, tmp_path):
+    # wss:// clients and ssl: listeners work after `pip install .` alone
+    code = "import OpenSSL, service_identity; from twisted.internet import ssl; print(ssl.optionsForClientTLS)"
+    assert "optionsForClientTLS" in run([str(venvs["regular"] / "bin" / "python"), "-c", code], cwd=tmp_path)

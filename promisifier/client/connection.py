@@ -37,6 +37,7 @@ from promisifier.client.tls import TlsOptions
 from promisifier.client.user_errors import UserErrorHook
 from promisifier.transport.rawsocket import RawSocketClientFactory
 from promisifier.transport.rawsocket_framing import HANDSHAKE_ERRORS
+from promisifier.transport.tls_errors import TLS_FAILED
 from promisifier.transport.websocket import WampClientFactory, WampClientProtocol
 
 log = Logger(namespace="promisifier.client")
@@ -220,6 +221,9 @@ class _Attempt:
     def _rawsocket_open_failed(self, connection: Any, code: int, reason: str) -> None:
         if code in HANDSHAKE_ERRORS:
             text = f"router refused: {reason} (RawSocket error {code})"
+        elif reason.startswith(TLS_FAILED):
+            self._fail(ConnectFailed(self.url, reason))
+            return
         else:
             text = reason or "connection closed during the RawSocket handshake"
         self._fail(ConnectionClosed(connection.close_code, text, f"RawSocket handshake with {self.url} failed: {text}"))
@@ -235,7 +239,7 @@ class _Attempt:
 
     def _closed_before_open(self, protocol: WampClientProtocol) -> None:
         if self.session is None:  # once the WebSocket is open, the session reports the end
-            self._open_failed(protocol, None, protocol.wasNotCleanReason)
+            self._open_failed(protocol, None, protocol.tls_failure or protocol.wasNotCleanReason)
 
     def _tcp_failed(self, failure: Any) -> None:
         self.tcp = None
@@ -257,6 +261,9 @@ class _Attempt:
         return session
 
     def _open_failed(self, connection: WampClientProtocol, code: int | None, reason: str | None) -> None:
+        if reason and reason.startswith(TLS_FAILED):
+            self._fail(ConnectFailed(self.url, reason))
+            return
         code = code if code is not None else 1006
         text = reason or "connection closed during the WebSocket opening handshake"
         self._fail(ConnectionClosed(code, text, f"WebSocket handshake with {self.url} failed: {text}"))

@@ -64,6 +64,7 @@ from promisifier.transport.rawsocket_framing import (
 )
 from promisifier.transport.stats import PROTOCOL_ERROR_CODES, ConnectionStats, handler_log_fields
 from promisifier.transport.tcp_keepalive import enable_tcp_keepalive
+from promisifier.transport.tls_errors import tls_failure
 from promisifier.wire import SERIALIZERS, DecodeError, EncodeError, ProtocolError, check_message
 from promisifier.wire.serializers import Serializer
 
@@ -583,6 +584,9 @@ class RawSocketClientProtocol(_RawSocketConnection):
         _RawSocketConnection.dataReceived(self, data)
 
     def _lost_reason(self, reason: Any) -> str:
+        failed_tls = tls_failure(reason)
+        if failed_tls is not None:
+            return failed_tls
         # The kernel drops a connection whose peer stopped answering (TCP keep-alive
         # probes, or data unacknowledged for interval + timeout: TCP_USER_TIMEOUT), and
         # Twisted reports it as a plain "connection lost": name the keep-alive when the

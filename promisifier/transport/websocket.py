@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterable
-from typing import Protocol
+from typing import Any, Protocol
 
 from autobahn.twisted.websocket import (
     WebSocketClientFactory,
@@ -44,6 +44,7 @@ from promisifier.transport.limits import (
 )
 from promisifier.transport.proxies import TrustedProxies
 from promisifier.transport.stats import PROTOCOL_ERROR_CODES, ConnectionStats, handler_log_fields
+from promisifier.transport.tls_errors import tls_failure
 from promisifier.wire import SERIALIZERS, DecodeError, ProtocolError, check_message
 from promisifier.wire.serializers import Serializer
 
@@ -414,12 +415,19 @@ class WampClientProtocol(_WampConnection, WebSocketClientProtocol):
         if on_open is not None:
             on_open(self)
 
+    #: why the TLS handshake failed (set when the connection was lost to it)
+    tls_failure: str | None = None
+
+    def connectionLost(self, reason: Any = None) -> None:  # noqa: N802 - Twisted API
+        self.tls_failure = tls_failure(reason)
+        super().connectionLost(reason)
+
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:  # noqa: N802
         opened = self._ws_open
         super().onClose(wasClean, code, reason)
         on_failed = self.factory.on_open_failed
         if not opened and on_failed is not None:
-            on_failed(self, code, reason)
+            on_failed(self, code, self.tls_failure or reason)
 
 
 class WampClientFactory(OptionsOnProtocolClass, WebSocketClientFactory):
