@@ -135,8 +135,7 @@ class RelayOptions(usage.Options):
             self["realms"].append(realm)
 
     def opt_rawsocket(self, endpoint: str) -> None:
-        """Also serve WAMP over RawSocket (rs://) on this Twisted server endpoint string;
-        repeat for several."""
+        """Also serve WAMP over RawSocket (rs://) on this Twisted server endpoint string; repeat for several."""
         if not endpoint:
             raise usage.UsageError("--rawsocket must not be empty")
         if endpoint not in self["rawsockets"]:

@@ -20,7 +20,7 @@ import signal
 from typing import Any
 
 from twisted.application.service import IService, Service
-from twisted.internet.address import IPv4Address, IPv6Address
+from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.internet.defer import CancelledError, Deferred, DeferredLock, gatherResults, maybeDeferred, succeed
 from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
 from twisted.logger import Logger
@@ -81,6 +81,20 @@ def _files_state(names: tuple[str, ...]) -> tuple[Any, ...]:
     return tuple(state)
 
 
+def _add_home_page(root: Any, config: ListenerConfig, web: RelayWeb | None) -> None:
+    """``GET /`` answers a small page linking the status page, where there is one."""
+    page = web.home_page(config) if web is not None else None
+    children = getattr(root, "children", None)
+    if page is not None and children is not None and b"" not in children:
+        root.putChild(b"", page)
+
+
+def _quiet_paths(config: ListenerConfig) -> frozenset[bytes]:
+    """What a status page, a load balancer or Prometheus polls: logged at debug."""
+    paths = config.web_paths()
+    return frozenset(paths[name].encode() for name in ("status.json", "health", "metrics") if name in paths)
+
+
 class Listener:
     """One listening endpoint of the relay: its settings, its web site and its port."""
 
@@ -119,7 +133,27 @@ class Listener:
             return f"{scheme}://[{address.host}]:{address.port}{path}"
         if isinstance(address, IPv4Address):
             return f"{scheme}://{address.host}:{address.port}{path}"
+        if isinstance(address, UNIXAddress) and address.name is not None:
+            # the form of Node's ws library: ws+unix:SOCKET:PATH
+            name = address.name.decode() if isinstance(address.name, bytes) else address.name
+            return f"{scheme}+unix:{name}" + (f":{path}" if path else "")
         return f"{scheme}://<{address}>{path}"
+
+    def page_urls(self) -> dict[str, str]:
+        """The status page, health check and metrics this listener serves: name -> URL
+        (none for a UNIX socket, which a browser cannot open)."""
+        if self.port is None:
+            return {}
+        address = self.port.getHost()
+        if isinstance(address, IPv6Address):
+            base = f"[{address.host}]:{address.port}"
+        elif isinstance(address, IPv4Address):
+            base = f"{address.host}:{address.port}"
+        else:
+            return {}
+        scheme = "https" if self.config.secure else "http"
+        paths = self.config.web_paths()
+        return {name: f"{scheme}://{base}{paths[name]}" for name in ("status", "health", "metrics") if name in paths}
 
 
 class RelayService(Service):
@@ -220,9 +254,11 @@ class RelayService(Service):
             root, factories = listener_root(
                 self.router, listener.config, self.config.endpoints, self._reactor, self.web
             )
+            _add_home_page(root, listener.config, self.web)
             # Connections must complete the WebSocket upgrade (or their HTTP request for a
             # page) within the handshake deadline.
             listener.site = deadline_site(root, listener_options(self.router, listener.config), self._reactor)
+            listener.site.quiet_paths = _quiet_paths(listener.config)
             listener.serve_plain(factories)
             serving = listener.site
         failed_at_once: list[Failure] = []
@@ -236,6 +272,9 @@ class RelayService(Service):
                 url=listener.url,
                 realms=", ".join(realm.name for realm in self.config.router.realms),
             )
+            pages = listener.page_urls()
+            if pages:
+                log.info("promisifier relay: {pages}", pages=", ".join(f"{name} {url}" for name, url in pages.items()))
 
         def failed(failure: Failure) -> None:
             listener.listening = None
@@ -387,7 +426,9 @@ class RelayService(Service):
                     root, factories = listener_root(
                         self.router, listener_config, config.endpoints, self._reactor, self.web
                     )
+                    _add_home_page(root, listener_config, self.web)
                     listener.site.resource = root  # type: ignore[union-attr]
+                    listener.site.quiet_paths = _quiet_paths(listener_config)  # type: ignore[union-attr]
                     listener.serve_plain(factories)
                 kept[index] = listener
             else:

@@ -293,6 +293,14 @@ class RelayWeb:
                 found[path] = MetricsResource(self)
         return found
 
+    def home_page(self, listener: Any) -> IResource | None:
+        """The small page at ``/`` that links the status page (None unless the listener
+        serves the status page, and its WebSocket is not at ``/``)."""
+        paths = listener.web_paths()
+        if "status" not in paths or listener.path in ("", "/"):
+            return None
+        return HomePage(listener.path, paths)
+
 
 def _version() -> str:
     try:
@@ -412,6 +420,38 @@ class StatusPage(Resource):
             )
             page = page.replace("__LINKS__", links)
             self._html = page.encode("utf-8")
+        _no_store(request, b"text/html; charset=utf-8")
+        return self._html
+
+
+class HomePage(Resource):
+    """``GET /``: what this port serves, with links (instead of a 404)."""
+
+    isLeaf = True
+
+    def __init__(self, websocket_path: str, paths: dict[str, str]) -> None:
+        super().__init__()
+        links = "".join(
+            f'<li><a href="{html.escape(paths[name], quote=True)}">{html.escape(paths[name])}</a>: {what}</li>'
+            for name, what in (
+                ("status", "the relay's status page"),
+                ("health", "health check (JSON)"),
+                ("metrics", "metrics (Prometheus text format)"),
+            )
+            if name in paths
+        )
+        self._html = (
+            '<!doctype html>\n<html><head><meta charset="utf-8"><title>promisifier relay</title></head><body>'
+            f"<h1>promisifier relay {html.escape(_version())}</h1>"
+            f"<p>WAMP v2 over WebSocket at <code>{html.escape(websocket_path)}</code> on this port.</p>"
+            f"<ul>{links}</ul></body></html>\n"
+        ).encode()
+
+    def render_GET(self, request: Any) -> bytes:  # noqa: N802 - twisted.web API
+        if request.path not in (b"", b"/"):
+            request.setResponseCode(404)
+            request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+            return b"No such resource.\n"
         _no_store(request, b"text/html; charset=utf-8")
         return self._html
 

@@ -91,6 +91,16 @@ class HandshakeDeadlineSite(Site):
     upgrade within ``handshake_timeout`` seconds (0: no deadline)."""
 
     protocol = HandshakeDeadlineChannel  # type: ignore[assignment]
+    #: no "Starting factory <... object at 0x...>" line per listener
+    noisy = False
+    #: request paths logged at debug, not in the access log (pages that poll)
+    quiet_paths: frozenset[bytes] = frozenset()
+
+    def log(self, request: Any) -> None:
+        if request.path in self.quiet_paths:
+            log.debug("{line}", line=self._logFormatter(self._logDateTime, request))
+            return
+        super().log(request)
 
     def __init__(self, resource: Any, handshake_timeout: float, *args: Any, **kwargs: Any) -> None:
         super().__init__(resource, *args, **kwargs)
