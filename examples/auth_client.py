@@ -14,6 +14,7 @@ ticket is refused. Exits 1 when anything turns out otherwise.
 """
 
 import argparse
+import os
 
 from twisted.internet import task
 
@@ -55,7 +56,7 @@ async def main(reactor, args) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--url", default="ws://127.0.0.1:8080/ws")
+    parser.add_argument("--url", default=os.environ.get("PROMISIFIER_URL") or "ws://127.0.0.1:8080/ws")
     parser.add_argument("--realm", default="realm1")
     parser.add_argument("--alice-ticket", default="alice-secret", help="alice's ticket (relay_auth.toml)")
     parser.add_argument("--backend-secret", default="backend-secret", help="backend's WAMP-CRA secret")

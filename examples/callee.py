@@ -8,6 +8,7 @@ It uses autobahn-python's WAMP client; any WAMP v2 client works the same way.
 """
 
 import argparse
+import os
 import sys
 
 from autobahn.twisted.component import Component
@@ -20,7 +21,7 @@ def add(a, b):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--url", default="ws://127.0.0.1:8080/ws")
+    parser.add_argument("--url", default=os.environ.get("PROMISIFIER_URL") or "ws://127.0.0.1:8080/ws")
     parser.add_argument("--realm", default="realm1")
     parser.add_argument("--serializer", choices=["json", "msgpack"], default="json")
     args = parser.parse_args()

@@ -8,6 +8,7 @@ prints ``com.example.add(2, 3) = 5``. Exits 1 if the call fails (no callee, no r
 """
 
 import argparse
+import os
 
 from autobahn.twisted.component import Component
 from autobahn.wamp.exception import ApplicationError
@@ -46,7 +47,7 @@ async def main(reactor, args) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--url", default="ws://127.0.0.1:8080/ws")
+    parser.add_argument("--url", default=os.environ.get("PROMISIFIER_URL") or "ws://127.0.0.1:8080/ws")
     parser.add_argument("--realm", default="realm1")
     parser.add_argument("--serializer", choices=["json", "msgpack"], default="json")
     react(main, (parser.parse_args(),))

@@ -11,6 +11,7 @@ Runs until Ctrl-C, or for ``--rounds`` rounds.
 """
 
 import argparse
+import os
 import sys
 
 from twisted.internet import task
@@ -62,7 +63,7 @@ async def main(reactor, args):
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--url", default="ws://127.0.0.1:8080/ws")
+    parser.add_argument("--url", default=os.environ.get("PROMISIFIER_URL") or "ws://127.0.0.1:8080/ws")
     parser.add_argument("--realm", default="realm1")
     parser.add_argument("--rounds", type=int, help="stop after N rounds (default: run until Ctrl-C)")
     parser.add_argument("--interval", type=float, default=1.0, help="seconds between rounds")

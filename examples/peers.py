@@ -13,6 +13,7 @@ so any WAMP client can call it too. Both sides close when done; the script exits
 """
 
 import argparse
+import os
 
 from twisted.internet import task
 
@@ -60,6 +61,6 @@ def divide(x, y):
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--url", default="ws://127.0.0.1:8080/ws")
+    parser.add_argument("--url", default=os.environ.get("PROMISIFIER_URL") or "ws://127.0.0.1:8080/ws")
     parser.add_argument("--realm", default="realm1")
     task.react(exit_on_error(main, "peers.py"), (parser.parse_args(),))

@@ -20,6 +20,7 @@ callee or the caller. Exits 1 when the call fails.
 """
 
 import argparse
+import os
 
 from twisted.internet import task
 
@@ -59,7 +60,7 @@ async def main(reactor, args) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--url", default="ws://127.0.0.1:8080/ws")
+    parser.add_argument("--url", default=os.environ.get("PROMISIFIER_URL") or "ws://127.0.0.1:8080/ws")
     parser.add_argument("--realm", default="realm1")
     parser.add_argument("--count", type=int, default=5, help="partial results before the final one")
     parser.add_argument("--delay", type=float, default=0.2, help="seconds of 'work' between partial results")

@@ -15,6 +15,7 @@ Exits 1 when the events do not all arrive within ``--timeout`` seconds.
 """
 
 import argparse
+import os
 
 from twisted.internet import defer, task
 
@@ -81,7 +82,7 @@ async def main(reactor, args) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--url", default="ws://127.0.0.1:8080/ws")
+    parser.add_argument("--url", default=os.environ.get("PROMISIFIER_URL") or "ws://127.0.0.1:8080/ws")
     parser.add_argument("--realm", default="realm1")
     parser.add_argument("--role", choices=["both", "subscriber", "publisher"], default="both")
     parser.add_argument("--count", type=int, default=3, help="events to publish / to wait for")

@@ -12,6 +12,7 @@ does not appear in time or the call fails.
 """
 
 import argparse
+import os
 
 from twisted.internet import defer, task
 
@@ -65,7 +66,7 @@ async def main(reactor, args) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--url", default="ws://127.0.0.1:8080/ws")
+    parser.add_argument("--url", default=os.environ.get("PROMISIFIER_URL") or "ws://127.0.0.1:8080/ws")
     parser.add_argument("--realm", default="realm1")
     parser.add_argument("--wait", type=float, default=60.0, help="seconds to wait for the browser")
     parser.add_argument("--numbers", type=number, nargs="+", default=[1, 2, 3, 4.5], help="what to sum")
