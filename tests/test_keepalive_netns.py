@@ -121,3 +121,46 @@ def test_a_rawsocket_peer_that_vanished_is_dropped_by_tcp_keepalive(namespace):
         client.wait(10)
         yield port.stopListening()
         yield within(router.stop())
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_rawsocket_client_whose_relay_vanished_says_keepalive_timeout(namespace, monkeypatch):
+    """The reverse: the relay runs in the namespace and its address goes away; the client
+    here (keep-alive 1 s + 3 s) is dropped by its own kernel and says why."""
+    from twisted.internet import threads
+
+    from promisifier.client import connect, connection
+    from promisifier.transport.rawsocket import RawSocketClientFactory
+
+    name, here, ns_end = namespace
+    there = here.rsplit(".", 1)[0] + ".2"
+    port = 18000 + os.getpid() % 2000
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    relay = subprocess.Popen(
+        ["ip", "netns", "exec", name, sys.executable, "-m", "promisifier", "relay"]
+        + ["--endpoint", f"tcp:0:interface={there}", "--rawsocket", f"tcp:{port}:interface={there}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=REPO,
+        env=env,
+    )
+
+    def quick_keepalive(*args, **kwargs):
+        return RawSocketClientFactory(*args, keepalive_interval=1, keepalive_timeout=3, **kwargs)
+
+    monkeypatch.setattr(connection, "RawSocketClientFactory", quick_keepalive)
+    try:
+        while f"serving rs://{there}:{port}" not in (yield within(threads.deferToThread(relay.stdout.readline), 30)):
+            pass
+        session = yield within(connect(f"rs://{there}:{port}", "realm1"), 30)
+        ended = session.closed
+        # the relay's address goes away: the client's probes get no answer (no ACK, no RST)
+        _ip("netns", "exec", name, "ip", "addr", "flush", "dev", ns_end)
+        with pytest.raises(Exception) as raised:  # noqa: B017 - ConnectionClosed, checked below
+            yield within(ended, 20)
+        assert getattr(raised.value, "code", None) == 1006
+        assert "no answer from the router within the keep-alive timeout (4 s" in raised.value.reason
+    finally:
+        relay.kill()
+        relay.wait(10)
