@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sys
 
+import pytest
 import pytest_twisted
 from twisted.internet import defer, reactor
 
@@ -17,6 +18,8 @@ from promisifier.router.auth import AuthConfig, Principal
 from promisifier.router.config import RealmConfig
 from tests.support import RunningRouter, start_router, until, within
 from tests.test_cli import REPO, Child, child_env
+
+pytestmark = pytest.mark.slow
 
 
 def cli_with(env: dict[str, str], *args: str) -> Child:

@@ -12,6 +12,8 @@ from promisifier.client import Backoff, Client, ClientState, ConnectionLost, Not
 from tests.support import start_router, within
 from tests.test_client_reconnect import ScriptedClient
 
+pytestmark = pytest.mark.slow
+
 
 def watch_failure(client: Client, call: defer.Deferred, events: list) -> list:
     """What the errback of ``call`` sees: the state, the events so far, and what a new

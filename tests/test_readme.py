@@ -49,7 +49,7 @@ SERVERS = {
 }
 PORTS = ("8080", "8081", "8082", "8000", "8443")
 
-pytestmark = pytest.mark.process
+pytestmark = [pytest.mark.process, pytest.mark.slow]
 
 
 @dataclass

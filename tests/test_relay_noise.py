@@ -4,11 +4,14 @@ metrics URLs, and a page at ``GET /`` instead of a 404."""
 
 from __future__ import annotations
 
+import pytest
 import pytest_twisted
 from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 
 from promisifier.relay.options import RelayOptions
 from tests.relay_support import Relay, relay_config
+
+pytestmark = pytest.mark.slow
 
 
 def recorded() -> tuple[list, object]:

@@ -18,6 +18,8 @@ from promisifier.relay.config import ConfigError, parse_config
 from promisifier.relay.options import RelayOptions
 from tests.support import start_router, within
 
+pytestmark = pytest.mark.slow
+
 
 def test_shutdown_grace_in_toml_and_on_the_command_line():
     assert parse_config({"limits": {"shutdown_grace": 0}}).router.shutdown_grace == 0

@@ -24,6 +24,8 @@ from promisifier.relay.options import RelayOptions
 from tests.relay_support import subprocess_env
 from tests.support import within
 
+pytestmark = pytest.mark.slow
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 

@@ -12,6 +12,8 @@ from promisifier.relay.service import RelayService
 from tests.support import within
 from tests.test_tls import make_certificate
 
+pytestmark = pytest.mark.slow
+
 CONFIG = """
 [[listeners]]
 endpoint = "ssl:0:interface=127.0.0.1:privateKey=certs/relay.key:certKey=certs/relay.crt"

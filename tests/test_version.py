@@ -13,6 +13,8 @@ import pytest
 import promisifier
 from tests.relay_support import subprocess_env
 
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parent.parent
 TWISTD = Path(sys.executable).with_name("twistd")
 
