@@ -176,23 +176,29 @@ class ReadmeRun:
         return result
 
     def run_sh(self, block: Block) -> None:
-        text = self.substitute(block.text).replace("\\\n", " ")
-        for line in text.splitlines():
+        """The block's commands in one bash script (variables carry from line to line),
+        except those that serve (:data:`SERVERS`): each starts in the background at its
+        place, and the script goes on once it is ready."""
+        script: list[str] = []
+        for line in self.substitute(block.text).replace("\\\n", " ").splitlines():
             parts = re.split(r"\s+#\s", line, maxsplit=1)
-            command = parts[0].strip()
-            comment = parts[1].strip() if len(parts) > 1 else ""
+            command, comment = parts[0].strip(), parts[1].strip() if len(parts) > 1 else ""
             if not command or command.startswith("#"):
                 continue
             ready = next((text for pattern, text in SERVERS.items() if re.search(pattern, command)), None)
-            if ready is not None:
-                server = self._start(["bash", "-c", f"exec {command}"])
-                self.servers.append(server)
-                server.wait_for_output(ready, timeout=COMMAND_TIMEOUT)
+            if ready is None:
+                script.append(_checked(command, comment))
                 continue
-            result = self.run(["bash", "-euo", "pipefail", "-c", command], f"{block}: {command}")
-            printed = re.match(r"prints (\S.*)$", comment)
-            if printed and re.match(r'^[-\d"\[{]|^(true|false|null)\b', printed.group(1)):
-                assert result.stdout.strip() == printed.group(1), f"{block}: {command}"
+            self.run_script(script, block)
+            script = []
+            server = self._start(["bash", "-c", f"exec {command}"])
+            self.servers.append(server)
+            server.wait_for_output(ready, timeout=COMMAND_TIMEOUT)
+        self.run_script(script, block)
+
+    def run_script(self, lines: list[str], block: Block) -> None:
+        if lines:
+            self.run(["bash", "-euo", "pipefail", "-c", "\n".join(lines)], str(block))
 
     def run_python(self, block: Block) -> None:
         script = self.workdir / f"readme_{block.line}.py"
@@ -204,6 +210,19 @@ class ReadmeRun:
         config.write_text(self.substitute(block.text))
         result = self.run([sys.executable, "-m", "promisifier", "relay", "--check-config", config.name], str(block))
         assert result.stdout.strip() == "ok", result.stderr
+
+
+def _checked(command: str, comment: str) -> str:
+    """``command`` as a line of the script; with a comment ``prints VALUE`` (a JSON value),
+    one that also fails unless the command prints exactly that."""
+    printed = re.match(r"prints (\S.*)$", comment)
+    if not printed or not re.match(r'^[-\d"\[{]|^(true|false|null)\b', printed.group(1)):
+        return command
+    expected = shlex.quote(printed.group(1))
+    return (
+        f'out=$({command}); if [ "$out" != {expected} ]; then'
+        f" echo {shlex.quote(command)}' printed '\"$out\"', not '{expected} >&2; exit 1; fi; echo \"$out\""
+    )
 
 
 @pytest.fixture(scope="module")
