@@ -79,12 +79,16 @@ def test_wampcra_ticket_and_what_to_pass():
             "cra": cli("list", url, "realm1", "--authid", "backend", "--secret", "backend-secret"),
             "ticket": cli("list", url, "realm1", "--authid", "alice", "--ticket", "alice-secret"),
             "ticket_without_authid": cli("list", url, "realm1", "--ticket", "alice-secret"),
+            "secret_without_authid": cli("list", url, "realm1", "--secret", "backend-secret"),
             "anonymous": cli("list", url, "realm1"),
         }
         results = dict(zip(children, (yield defer.gatherResults([c.result() for c in children.values()]))))
         assert results["cra"][2] == 0 and results["ticket"][2] == 0, results
         _, err, code = results["ticket_without_authid"]
-        assert code == 2 and "--ticket needs --authid NAME" in err
+        assert code == 1 and err.count("\n") == 1
+        assert "(--ticket without --authid: pass --authid NAME, the identity the ticket belongs to)" in err
+        _, err, code = results["secret_without_authid"]
+        assert code == 2 and "--secret needs --authid NAME" in err
         _, err, code = results["anonymous"]
         assert code == 1 and err.count("\n") == 1
         assert err.startswith("promisifier list: error: the router refused the session: wamp.error.no_auth_method")
