@@ -5,6 +5,7 @@ for the whole session: write Twisted tests with ``@pytest_twisted.inlineCallback
 import pytest
 
 from tests.advanced_support import harness  # noqa: F401 - fixtures for every test module
+from tests.cluster_support import cluster  # noqa: F401
 from tests.redis_support import redis_server  # noqa: F401
 from tests.relay_support import processes, relays  # noqa: F401
 from tests.support import free_ports

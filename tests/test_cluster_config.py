@@ -56,7 +56,7 @@ def test_defaults_node_host_and_pid_heartbeat_and_ttl():
     config = parse('[cluster]\nredis = "redis://localhost"').cluster
     assert config.redis == RedisAddress("localhost", 6379, 0, None)
     assert config.node == f"{socket.gethostname()}:{os.getpid()}"
-    assert (config.heartbeat_interval, config.ttl) == (1.0, 5.0)
+    assert (config.heartbeat_interval, config.ttl) == (1.0, 4.0)
     assert RedisAddress.parse("redis://:p%40ss@[::1]:6380/1") == RedisAddress("::1", 6380, 1, "p@ss")
 
 

@@ -13,6 +13,10 @@ another implementation of the same few operations:
   subscribers; a node listens to the exact topics and patterns its own sessions need.
   Several listens matching one publication still deliver it to the node once.
 * **node messages**: a payload sent to one named node (calls and their answers).
+* **sessions**: a table of every node's sessions (for the meta API).
+* **registrations**: which nodes have callees for which procedure (and with which invoke
+  policy), changed atomically: a ``single`` registration on one node keeps every other
+  node from registering the procedure; every node hears of every change.
 * **session id slot**: a number unique among the live nodes, so that session ids stay
   unique cluster-wide (:func:`session_id_in_slot`).
 
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import random
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import Protocol
 
 from twisted.internet.defer import Deferred
@@ -38,6 +43,20 @@ def session_id_in_slot(slot: int) -> int:
     """A random session id whose low bits are ``slot``: two nodes with different slots
     never hand out the same id."""
     return (random.randint(1, _RANDOM_LIMIT) << _SLOT_BITS) | slot
+
+
+@dataclass(frozen=True)
+class RegistrationChange:
+    """A node has (``added``) or no longer has callees for a procedure; ``version`` orders
+    the changes of the whole table."""
+
+    version: int
+    realm: str
+    uri: str
+    match: str
+    invoke: str
+    node: str
+    added: bool
 
 
 class LinkDown(Exception):
@@ -65,6 +84,9 @@ class BusHandler(Protocol):
 
     def bus_node_message(self, payload: bytes) -> None:
         """A payload another node sent to this one."""
+
+    def bus_registration_changed(self, change: RegistrationChange) -> None:
+        """Another node (or a reaper on its behalf) changed the registration table."""
 
 
 class Bus(ABC):
@@ -97,9 +119,15 @@ class Bus(ABC):
         """Leave the cluster (the others see this node go at once) and disconnect."""
 
     @abstractmethod
-    def publish_topic(self, realm: str, topic: str, payload: bytes) -> bool:
-        """Hand a publication on ``topic`` to the bus, for every node listening to it.
-        False: the link is down, the publication reaches no other node."""
+    def publish_topic(self, realm: str, topic: str, payload: bytes, retain: int = 0) -> bool:
+        """Hand a publication on ``topic`` to the bus, for every node listening to it;
+        with ``retain``, also keep it as the topic's retained event (the realm keeps those
+        of its ``retain`` most recent topics). False: the link is down, the publication
+        reaches no other node."""
+
+    @abstractmethod
+    def retained(self, realm: str) -> Deferred[list[bytes]]:
+        """The retained publications of the realm; fails with :class:`LinkDown`."""
 
     @abstractmethod
     def listen(self, realm: str, uri: str, match: str) -> Deferred[None]:
@@ -110,6 +138,40 @@ class Bus(ABC):
     @abstractmethod
     def unlisten(self, realm: str, uri: str, match: str) -> None:
         """Stop receiving what :meth:`listen` asked for."""
+
+    @abstractmethod
+    def register(self, realm: str, uri: str, match: str, invoke: str) -> Deferred[str | None]:
+        """Record that this node has callees for ``uri``: fires with None, or with the invoke
+        policy of the registration another node holds when this one conflicts with it
+        (either is ``single``, or the policies differ). Fails with :class:`LinkDown`."""
+
+    @abstractmethod
+    def unregister(self, realm: str, uri: str, match: str) -> None:
+        """This node no longer has callees for ``uri`` (best effort: a lost node's entries
+        are removed by the reaper)."""
+
+    @abstractmethod
+    def registrations(self) -> Deferred[tuple[int, list[RegistrationChange]]]:
+        """The whole table (version, entries as changes with ``added``); fails with
+        :class:`LinkDown`."""
+
+    @abstractmethod
+    def forget(self, node: str) -> Deferred[list[tuple[str, bytes]]]:
+        """Remove a lost node's registrations and sessions (the reaper does this once);
+        fires with the sessions removed, as (realm, details)."""
+
+    @abstractmethod
+    def session_joined(self, realm: str, session_id: int, details: bytes) -> None:
+        """Record a session of this node in the cluster's session table (best effort)."""
+
+    @abstractmethod
+    def session_left(self, realm: str, session_id: int) -> None:
+        """Remove a session of this node from the table (best effort)."""
+
+    @abstractmethod
+    def sessions(self, realm: str) -> Deferred[list[bytes]]:
+        """The details of every session of the realm, on every node; fails with
+        :class:`LinkDown`."""
 
     @abstractmethod
     def send(self, node: str, payload: bytes) -> Deferred[bool]:

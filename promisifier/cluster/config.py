@@ -17,7 +17,7 @@ DEFAULT_REDIS_PORT = 6379
 #: seconds between two heartbeats of a node
 DEFAULT_HEARTBEAT_INTERVAL = 1.0
 #: seconds without a heartbeat after which a node counts as gone
-DEFAULT_TTL = 5.0
+DEFAULT_TTL = 4.0
 
 
 def default_node_name() -> str:

@@ -13,6 +13,16 @@ Keys and channels, all under the prefix ``promisifier:``:
 ``n:<node>`` (channel)    a node's inbox: node messages, and its own liveness probes
 ``t:<realm>:<topic>``     (channel) publications on a topic; prefix and wildcard
                           subscriptions PSUBSCRIBE glob patterns over these
+``reg:<realm>:<match>:<uri>``  hash: invoke, realm, uri, match, and ``n:<node>`` for each
+                          node with callees for it
+``regs``                  set of every ``reg:`` key; ``node-regs:<node>``: those of a node
+``sessions:<realm>``      hash: session id -> its details (msgpack), every node's sessions
+``node-sessions:<node>``  set of ``<realm> <session id>`` of a node's sessions
+``retained:<realm>``      hash: topic -> its retained publication; ``retained-order:<realm>``:
+                          sorted set of those topics by time (the oldest go over the cap)
+``regs-version``          counter: one step per change of the registration table
+``c`` (channel)           every change of the registration table, as msgpack
+                          ``[version, realm, uri, match, invoke, node, added]``
 ========================  ===================================================================
 
 txredisapi facts this is built around: while a connection is being re-established its
@@ -29,13 +39,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgpack
 import txredisapi  # type: ignore[import-untyped]
 from twisted.internet import defer
 from twisted.internet.endpoints import HostnameEndpoint
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
-from promisifier.cluster.bus import SLOTS, Bus, BusHandler, LinkDown
+from promisifier.cluster.bus import SLOTS, Bus, BusHandler, LinkDown, RegistrationChange
 from promisifier.cluster.config import ClusterConfig
 
 log = Logger(namespace="promisifier.cluster")
@@ -48,6 +59,17 @@ INBOX = PREFIX + "n:"
 #: topic channels
 TOPIC = PREFIX + "t:"
 _TOPIC_BYTES = TOPIC.encode()
+REGISTRATION_PREFIX = PREFIX + "reg:"
+REGISTRATIONS_KEY = PREFIX + "regs"
+NODE_REGISTRATIONS_PREFIX = PREFIX + "node-regs:"
+VERSION_KEY = PREFIX + "regs-version"
+SESSIONS_PREFIX = PREFIX + "sessions:"
+RETAINED_PREFIX = PREFIX + "retained:"
+RETAINED_ORDER_PREFIX = PREFIX + "retained-order:"
+NODE_SESSIONS_PREFIX = PREFIX + "node-sessions:"
+#: the channel of registration table changes
+CHANGES = PREFIX + "c"
+_CHANGES_BYTES = CHANGES.encode()
 #: the payload of a liveness probe (node messages are never empty)
 PROBE = b""
 #: seconds a TCP connection attempt to Redis may take
@@ -98,6 +120,115 @@ end
 return 1
 """
 
+# Registration table scripts. KEYS: the registration's hash, the set of all of them, the
+# node's set, the version counter, the changes channel. A hash has four fields besides its
+# nodes (invoke, realm, uri, match). Registering answers nil, or the invoke policy of a
+# registration it conflicts with (another node's "single", or another policy).
+_REGISTER = """
+local field = 'n:' .. ARGV[5]
+local current = redis.call('HGET', KEYS[1], 'invoke')
+if current then
+  local mine = redis.call('HEXISTS', KEYS[1], field) == 1
+  local alone = mine and redis.call('HLEN', KEYS[1]) == 5
+  if not alone and (current ~= ARGV[4] or current == 'single') then
+    return current
+  end
+  if mine and current == ARGV[4] then
+    return false
+  end
+end
+redis.call('HSET', KEYS[1], 'invoke', ARGV[4], 'realm', ARGV[1], 'uri', ARGV[2], 'match', ARGV[3], field, '1')
+redis.call('SADD', KEYS[2], KEYS[1])
+redis.call('SADD', KEYS[3], KEYS[1])
+local version = redis.call('INCR', KEYS[4])
+redis.call('PUBLISH', KEYS[5], cmsgpack.pack({version, ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], 1}))
+return false
+"""
+
+_UNREGISTER = """
+if redis.call('HDEL', KEYS[1], 'n:' .. ARGV[4]) == 0 then
+  return 0
+end
+local invoke = redis.call('HGET', KEYS[1], 'invoke')
+if redis.call('HLEN', KEYS[1]) <= 4 then
+  redis.call('DEL', KEYS[1])
+  redis.call('SREM', KEYS[2], KEYS[1])
+end
+redis.call('SREM', KEYS[3], KEYS[1])
+local version = redis.call('INCR', KEYS[4])
+redis.call('PUBLISH', KEYS[5], cmsgpack.pack({version, ARGV[1], ARGV[2], ARGV[3], invoke, ARGV[4], 0}))
+return 1
+"""
+
+# KEYS: the realm's session hash, the node's session set; ARGV: session id, details, member
+_SESSION_JOINED = """
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('SADD', KEYS[2], ARGV[3])
+return 1
+"""
+
+_SESSION_LEFT = """
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('SREM', KEYS[2], ARGV[2])
+return 1
+"""
+
+# KEYS: the lost node's registration set, the set of all registrations, the version, the
+# channel, the node's session set; ARGV: the node, the prefix of session hashes. Answers
+# the sessions removed: realm, details, realm, details, ...
+_FORGET = """
+local removed = {}
+for _, member in ipairs(redis.call('SMEMBERS', KEYS[5])) do
+  local realm, id = string.match(member, '^(.*) (%d+)$')
+  local details = redis.call('HGET', ARGV[2] .. realm, id)
+  if details then
+    redis.call('HDEL', ARGV[2] .. realm, id)
+    table.insert(removed, realm)
+    table.insert(removed, details)
+  end
+end
+redis.call('DEL', KEYS[5])
+local field = 'n:' .. ARGV[1]
+for _, key in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if redis.call('HDEL', key, field) == 1 then
+    local r = redis.call('HMGET', key, 'realm', 'uri', 'match', 'invoke')
+    if redis.call('HLEN', key) <= 4 then
+      redis.call('DEL', key)
+      redis.call('SREM', KEYS[2], key)
+    end
+    local version = redis.call('INCR', KEYS[3])
+    redis.call('PUBLISH', KEYS[4], cmsgpack.pack({version, r[1], r[2], r[3], r[4], ARGV[1], 0}))
+  end
+end
+redis.call('DEL', KEYS[1])
+return removed
+"""
+
+# KEYS: the set of all registrations, the version. Answers the version, then each hash.
+_DUMP = """
+local out = {tonumber(redis.call('GET', KEYS[2]) or '0')}
+for _, key in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  table.insert(out, redis.call('HGETALL', key))
+end
+return out
+"""
+
+# A retained publication, in one command: keep it, forget the oldest topics over the cap,
+# publish it. KEYS: the channel, the realm's retained hash, its order; ARGV: payload, topic, cap
+_PUBLISH_RETAINED = """
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[1])
+local t = redis.call('TIME')
+redis.call('ZADD', KEYS[3], tonumber(t[1]) * 1000000 + tonumber(t[2]), ARGV[2])
+local extra = redis.call('ZCARD', KEYS[3]) - tonumber(ARGV[3])
+if extra > 0 then
+  local oldest = redis.call('ZPOPMIN', KEYS[3], extra)
+  for i = 1, #oldest, 2 do
+    redis.call('HDEL', KEYS[2], oldest[i])
+  end
+end
+return redis.call('PUBLISH', KEYS[1], ARGV[1])
+"""
+
 _GLOB_SPECIAL = str.maketrans({c: "\\" + c for c in "*?[]\\"})
 
 
@@ -125,6 +256,25 @@ def listen_target(realm: str, uri: str, match: str) -> tuple[bool, str]:
     if match == "wildcard":
         return True, head + ".".join("*" if part == "" else glob_escape(part) for part in uri.split("."))
     raise ValueError(f"unknown match policy {match!r}")
+
+
+def registration_key(realm: str, uri: str, match: str) -> str:
+    return f"{REGISTRATION_PREFIX}{realm}:{match}:{uri}"
+
+
+def _change(fields: list) -> RegistrationChange:
+    version, realm, uri, match, invoke, node, added = fields
+    return RegistrationChange(version, realm, uri, match, invoke, node, bool(added))
+
+
+def _entries(flat: list[bytes]) -> list[RegistrationChange]:
+    """The changes that build one registration hash (HGETALL's flat list) from nothing."""
+    fields = {flat[i].decode(): flat[i + 1].decode() for i in range(0, len(flat), 2)}
+    nodes = [name[2:] for name in fields if name.startswith("n:")]
+    return [
+        RegistrationChange(0, fields["realm"], fields["uri"], fields["match"], fields["invoke"], node, True)
+        for node in nodes
+    ]
 
 
 class _Notifying:
@@ -295,7 +445,9 @@ class RedisBus(Bus):
         self._check_up()
 
     def _resubscribe(self, conn: Any) -> None:
-        """A new subscriber connection: the inbox first, then every channel and pattern."""
+        """A new subscriber connection: the registration changes and the inbox first (the
+        link is up once they are), then every channel and pattern."""
+        self._execute_subscribe(conn, False, CHANGES).addErrback(self._ignore)
         self._execute_subscribe(conn, False, self.inbox).addCallbacks(self._inbox_subscribed, self._ignore)
         for listen in self._listens.values():
             self._subscribe(conn, listen)
@@ -431,13 +583,22 @@ class RedisBus(Bus):
 
     # -- topics ------------------------------------------------------------------------------
 
-    def publish_topic(self, realm: str, topic: str, payload: bytes) -> bool:
+    def publish_topic(self, realm: str, topic: str, payload: bytes, retain: int = 0) -> bool:
         conn = self._command_conn
         if not self._up or conn is None:
             self.dropped_publications += 1
             return False
-        conn.execute_command("PUBLISH", topic_channel(realm, topic), payload).addErrback(self._ignore)
+        channel = topic_channel(realm, topic)
+        if retain:
+            keys = (channel, RETAINED_PREFIX + realm, RETAINED_ORDER_PREFIX + realm)
+            d = conn.execute_command("EVAL", _PUBLISH_RETAINED, 3, *keys, payload, topic, retain)
+        else:
+            d = conn.execute_command("PUBLISH", channel, payload)
+        d.addErrback(self._ignore)
         return True
+
+    def retained(self, realm: str) -> defer.Deferred[list[bytes]]:
+        return self._command("HVALS", RETAINED_PREFIX + realm, timeout=self.command_timeout)
 
     def listen(self, realm: str, uri: str, match: str) -> defer.Deferred[None]:
         pattern, name = listen_target(realm, uri, match)
@@ -470,7 +631,15 @@ class RedisBus(Bus):
         if handler is None:
             return
         if not channel.startswith(_TOPIC_BYTES):
-            handler.bus_node_message(payload)
+            if channel == _CHANGES_BYTES:
+                try:
+                    change = _change(msgpack.unpackb(payload, raw=False))
+                except (ValueError, TypeError, msgpack.UnpackException):
+                    log.warn("cluster: unreadable registration change {payload!r}", payload=payload[:100])
+                    return
+                handler.bus_registration_changed(change)
+            else:
+                handler.bus_node_message(payload)
             return
         # Redis sends one copy per matching channel and pattern, one right after the other
         # (a publication's payload is unique: it carries a publication id)
@@ -484,3 +653,54 @@ class RedisBus(Bus):
     def send(self, node: str, payload: bytes) -> defer.Deferred[bool]:
         d = self._command("PUBLISH", INBOX + node, payload, timeout=self.command_timeout)
         return d.addCallback(lambda receivers: receivers > 0)
+
+    # -- registrations -------------------------------------------------------------------------
+
+    def _registration_keys(self, realm: str, uri: str, match: str) -> tuple[str, ...]:
+        key = registration_key(realm, uri, match)
+        return (key, REGISTRATIONS_KEY, NODE_REGISTRATIONS_PREFIX + self.node, VERSION_KEY, CHANGES)
+
+    def register(self, realm: str, uri: str, match: str, invoke: str) -> defer.Deferred[str | None]:
+        keys = self._registration_keys(realm, uri, match)
+        d = self._command(
+            "EVAL", _REGISTER, len(keys), *keys, realm, uri, match, invoke, self.node, timeout=self.command_timeout
+        )
+        return d.addCallback(lambda conflict: conflict.decode() if isinstance(conflict, bytes) else None)
+
+    def unregister(self, realm: str, uri: str, match: str) -> None:
+        keys = self._registration_keys(realm, uri, match)
+        d = self._command(
+            "EVAL", _UNREGISTER, len(keys), *keys, realm, uri, match, self.node, timeout=self.command_timeout
+        )
+        d.addErrback(self._ignore)
+
+    def registrations(self) -> defer.Deferred[tuple[int, list[RegistrationChange]]]:
+        d = self._command("EVAL", _DUMP, 2, REGISTRATIONS_KEY, VERSION_KEY, timeout=self.command_timeout)
+
+        def read(reply: list) -> tuple[int, list[RegistrationChange]]:
+            return reply[0], [change for flat in reply[1:] for change in _entries(flat)]
+
+        return d.addCallback(read)
+
+    def forget(self, node: str) -> defer.Deferred[list[tuple[str, bytes]]]:
+        keys = (NODE_REGISTRATIONS_PREFIX + node, REGISTRATIONS_KEY, VERSION_KEY, CHANGES, NODE_SESSIONS_PREFIX + node)
+        d = self._command("EVAL", _FORGET, len(keys), *keys, node, SESSIONS_PREFIX, timeout=self.command_timeout)
+        return d.addCallback(lambda flat: [(flat[i].decode(), flat[i + 1]) for i in range(0, len(flat), 2)])
+
+    # -- sessions --------------------------------------------------------------------------------
+
+    def session_joined(self, realm: str, session_id: int, details: bytes) -> None:
+        keys = (SESSIONS_PREFIX + realm, NODE_SESSIONS_PREFIX + self.node)
+        member = f"{realm} {session_id}"
+        d = self._command("EVAL", _SESSION_JOINED, 2, *keys, session_id, details, member, timeout=self.command_timeout)
+        d.addErrback(self._ignore)
+
+    def session_left(self, realm: str, session_id: int) -> None:
+        keys = (SESSIONS_PREFIX + realm, NODE_SESSIONS_PREFIX + self.node)
+        d = self._command(
+            "EVAL", _SESSION_LEFT, 2, *keys, session_id, f"{realm} {session_id}", timeout=self.command_timeout
+        )
+        d.addErrback(self._ignore)
+
+    def sessions(self, realm: str) -> defer.Deferred[list[bytes]]:
+        return self._command("HVALS", SESSIONS_PREFIX + realm, timeout=self.command_timeout)

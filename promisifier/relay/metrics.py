@@ -149,6 +149,18 @@ class RouterCollector:
         errors.add_metric(["wamp"], router.protocol_errors)
         errors.add_metric(["transport"], transport_errors)
         yield errors
+        web = self.web
+        cluster = web.cluster_status() if web is not None and web.cluster_status is not None else None
+        if cluster is not None:
+            yield _gauge(
+                "cluster_link_up", "1 while the link to the cluster's Redis is up", value=int(cluster["link"] == "up")
+            )
+            yield _gauge("cluster_nodes", "Other live nodes of the cluster", value=len(cluster["nodes"]))
+            yield _counter(
+                "cluster_dropped_publications",
+                "Publications of this node's sessions that reached no other node (link down)",
+                value=cluster["dropped_publications"],
+            )
 
 
 def _gauge(name: str, help_text: str, labels: list[str] | None = None, value: Any = None) -> GaugeMetricFamily:

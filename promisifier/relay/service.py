@@ -15,6 +15,7 @@ logged and the running configuration stays.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 from typing import Any
@@ -26,6 +27,8 @@ from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from promisifier.cluster.config import ClusterConfig
+from promisifier.cluster.node import ClusterNode
 from promisifier.compat.websockets import PlainWebSocketFactory
 from promisifier.listen import deadline_site
 from promisifier.relay.config import ConfigError, ListenerConfig, RelayConfig, default_config, load_config
@@ -67,6 +70,15 @@ def make_service(options: RelayOptions, reactor=None) -> IService:
         cluster=options.cluster_config,
     )
     return RelayService(config, reactor=reactor, own_process=True)
+
+
+def start_cluster_node(router: Router, config: ClusterConfig, reactor: Any) -> ClusterNode:
+    """Link ``router`` to the other relays on the Redis of ``config``."""
+    from promisifier.cluster.redis_bus import RedisBus  # txredisapi only for a cluster
+
+    node = ClusterNode(router, RedisBus(config, reactor))
+    node.start()
+    return node
 
 
 def _files_state(names: tuple[str, ...]) -> tuple[Any, ...]:
@@ -193,6 +205,8 @@ class RelayService(Service):
         self.router: Router | None = None
         #: the status page, health check and metrics of the router (made at start)
         self.web: RelayWeb | None = None
+        #: this relay as a node of a cluster (``[cluster]`` / ``--cluster``; made at start)
+        self.cluster: ClusterNode | None = None
         self.listeners: list[Listener] = [Listener(listener, reactor) for listener in config.listeners]
         self._reloading = DeferredLock()
         self._sighup_installed = False
@@ -224,6 +238,9 @@ class RelayService(Service):
         self.router = Router(self.config.router, reactor=self._reactor)
         self.web = RelayWeb.of(self.router)
         self.web.listener_urls = lambda: self.urls
+        if self.config.cluster is not None:
+            self.cluster = start_cluster_node(self.router, self.config.cluster, self._reactor)
+            self.web.cluster_status = self.cluster.status
         self._log_warnings(self.config)
         for listener in self.listeners:
             failure = self._bind(listener, starting=True)
@@ -235,6 +252,9 @@ class RelayService(Service):
                 self.running = 0
                 self.router = None
                 self.web = None
+                if self.cluster is not None:
+                    self.cluster.stop()
+                    self.cluster = None
                 if self.own_process:  # one line, not a traceback, and exit code 1
                     raise SystemExit(f"promisifier relay: {cannot_listen(failure.value)}")
                 failure.raiseException()
@@ -313,6 +333,10 @@ class RelayService(Service):
             listener.plain_factories = []
         if router is not None:
             stopped.addCallback(lambda _: self._stop_router(router))
+        cluster, self.cluster = self.cluster, None
+        if cluster is not None:
+            # after the sessions closed: the others see their subscriptions go first
+            stopped.addCallback(lambda _: cluster.stop().addErrback(self._log_stop_error, "leave the cluster"))
         return stopped
 
     def _unbind(self, listener: Listener) -> Deferred:
@@ -405,6 +429,9 @@ class RelayService(Service):
     def _apply(self, config: RelayConfig) -> Deferred:
         assert self.router is not None
         self._log_warnings(config)
+        if config.cluster != self.config.cluster:
+            log.warn("promisifier relay: the [cluster] settings changed; they take effect at the next start")
+            config = dataclasses.replace(config, cluster=self.config.cluster)
         self.router.reload(config.router)
         self.config = config
         old = {listener.config.endpoint: listener for listener in self.listeners}

@@ -93,6 +93,8 @@ class RelayWeb:
         self.shutting_down = False
         #: the URLs the relay serves WAMP at (set by the relay service)
         self.listener_urls: Callable[[], list[str]] = lambda: []
+        #: the relay's node of a cluster as /health shows it (set by the relay service)
+        self.cluster_status: Callable[[], dict[str, Any]] | None = None
         self._samples: deque[dict[str, float]] = deque(maxlen=int(HISTORY_SECONDS / SAMPLE_INTERVAL) + 1)
         self._sampler: LoopingCall | None = None
         self._registry: Any = None
@@ -210,6 +212,7 @@ class RelayWeb:
                 "uptime": round(now - router.started_at, 3),
                 "serving": self.serving,
                 "listeners": list(self.listener_urls()),
+                "cluster": self.cluster_status() if self.cluster_status is not None else None,
             },
             "totals": self.totals(),
             "traffic": {
@@ -272,6 +275,9 @@ class RelayWeb:
             "sessions": router.session_count,
             "uptime": round(self.clock.seconds() - router.started_at, 3),
         }
+        if self.cluster_status is not None:
+            # a node cut off from the others still serves its own sessions: 200 all the same
+            body["cluster"] = self.cluster_status()
         return (200 if self.serving else 503), body
 
     # -- resources ------------------------------------------------------------------------

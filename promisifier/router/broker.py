@@ -11,7 +11,7 @@ subscription revocation, payload passthru mode.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from twisted.logger import Logger
 
@@ -32,6 +32,8 @@ from promisifier.wire.messages import (
 )
 
 if TYPE_CHECKING:
+    from twisted.internet.defer import Deferred
+
     from promisifier.router.realm import Realm
     from promisifier.router.session import RouterSession
 
@@ -49,7 +51,39 @@ BROKER_FEATURES = {
     "event_history": True,
 }
 
-_FILTER_OPTIONS = ("exclude", "exclude_authid", "exclude_authrole", "eligible", "eligible_authid", "eligible_authrole")
+#: the PUBLISH options that say who may receive a publication
+FILTER_OPTIONS = ("exclude", "exclude_authid", "exclude_authrole", "eligible", "eligible_authid", "eligible_authrole")
+
+
+class BrokerLink(Protocol):
+    """Where a broker reaches beyond its own router (the other nodes of a cluster): it hands
+    over the publications of its sessions and says which topics its subscriptions need."""
+
+    def published(
+        self,
+        realm: str,
+        topic: str,
+        payload: list[Any],
+        publication_id: int,
+        publisher_details: dict[str, Any],
+        options: dict[str, Any],
+    ) -> None:
+        """A session of this router published (``options``: the PUBLISH options that say who
+        may receive it)."""
+
+    def listen(self, realm: str, uri: str, match: str) -> Deferred[None]:
+        """The realm has a new subscription: fires once publications elsewhere reach it."""
+
+    def unlisten(self, realm: str, uri: str, match: str) -> None:
+        """The subscription is gone."""
+
+    def retained(self, realm: str) -> Deferred[list[RetainedEvent]] | None:
+        """Every retained event of the realm, on every node (None: only this router's)."""
+
+
+#: a retained event from elsewhere: (topic, publication id, payload, publisher details,
+#: the PUBLISH options that say who may receive it)
+RetainedEvent = tuple[str, int, list[Any], dict[str, Any], dict[str, Any]]
 
 
 class Subscription:
@@ -75,7 +109,7 @@ class Subscription:
 class _Filter:
     """Who may receive one publication: black- and whitelists by session, authid, authrole."""
 
-    __slots__ = _FILTER_OPTIONS
+    __slots__ = FILTER_OPTIONS
 
     def __init__(self, options: dict[str, Any]) -> None:
         self.exclude = opt.id_list(options, "exclude")
@@ -165,6 +199,8 @@ class Broker:
         self.events_published = 0
         #: EVENTs handed to subscribers' connections, over all subscriptions
         self.events_delivered = 0
+        #: the other nodes of a cluster (None: this router is alone)
+        self.link: BrokerLink | None = None
 
     # -- state ----------------------------------------------------------------------
 
@@ -230,6 +266,12 @@ class Broker:
             session.send_error(SUBSCRIBE, request_id, ErrorURI.INVALID_URI, [f"invalid topic URI {topic!r}"])
             return
         subscription = self._index.get(topic, match)
+        if subscription is None and self.link is not None:
+            # SUBSCRIBED only once publications from other nodes reach the subscription
+            ready = self.link.listen(self.realm.name, topic, match)
+            if not ready.called:
+                ready.addCallback(lambda _: self._subscribe_when_listening(session, message, topic, match))
+                return
         held = self._subscriptions_of[session]
         if len(held) >= self.realm.limits.max_subscriptions_per_session and (
             subscription is None or subscription.id not in held
@@ -255,7 +297,17 @@ class Broker:
                 meta.subscription_created(session, subscription)
             meta.subscribed(session, subscription)
         if get_retained:
-            self._send_retained(session, subscription)
+            everywhere = self.link.retained(self.realm.name) if self.link is not None else None
+            if everywhere is None:
+                self._send_retained(session, subscription, self._retained_for(subscription))
+            else:
+                everywhere.addCallback(self._send_retained_from_everywhere, session, subscription)
+
+    def _subscribe_when_listening(self, session: RouterSession, message: Message, topic: str, match: str) -> None:
+        if session in self._subscriptions_of:
+            self._subscribe(session, message)
+        elif self._index.get(topic, match) is None and self.link is not None:
+            self.link.unlisten(self.realm.name, topic, match)  # the session left meanwhile
 
     def on_unsubscribe(self, session: RouterSession, message: Message) -> None:
         """UNSUBSCRIBE: [34, Request|id, SUBSCRIBED.Subscription|id]."""
@@ -295,6 +347,8 @@ class Broker:
         if not subscription.subscribers:
             del self._by_id[subscription.id]
             self._index.remove(subscription.uri, subscription.match)
+            if self.link is not None:
+                self.link.unlisten(self.realm.name, subscription.uri, subscription.match)
             meta.subscription_deleted(session, subscription)
 
     def _new_subscription_id(self) -> int:
@@ -329,7 +383,7 @@ class Broker:
                 exclude_me = opt.flag(options, "exclude_me", True)
                 retain = opt.flag(options, "retain")
                 disclose = opt.flag(options, "disclose_me")
-                if any(key in options for key in _FILTER_OPTIONS):
+                if any(key in options for key in FILTER_OPTIONS):
                     event_filter = _Filter(options)
                 passthru = passthru_attributes(options)
             except (opt.OptionError, PassthruError) as error:
@@ -355,6 +409,8 @@ class Broker:
         self._publish(
             topic, payload, publication_id, publisher if exclude_me else None, publisher_details, event_filter
         )
+        if self.link is not None:
+            self.link.published(self.realm.name, topic, payload, publication_id, publisher_details, options)
         if retain:
             excluded = publisher.session_id if exclude_me else None
             self._retain(topic, _Retained(publication_id, payload, publisher_details, event_filter, excluded))
@@ -362,7 +418,8 @@ class Broker:
             publisher.send([PUBLISHED, request_id, publication_id])
 
     def publish(self, topic: str, args: list[Any] | None = None, kwargs: dict[str, Any] | None = None) -> int:
-        """Publish an event from the router itself (meta events, embedding); returns its id."""
+        """Publish an event from the router itself (meta events, testaments, embedding),
+        also to the other nodes of a cluster; returns its id."""
         payload: list[Any] = []
         if args is not None or kwargs:
             payload.append(args if args is not None else [])
@@ -370,7 +427,24 @@ class Broker:
                 payload.append(kwargs)
         publication_id = fast_random_id()
         self._publish(topic, payload, publication_id, None, {}, None)
+        if self.link is not None:
+            self.link.published(self.realm.name, topic, payload, publication_id, {}, {})
         return publication_id
+
+    def deliver(
+        self,
+        topic: str,
+        payload: list[Any],
+        publication_id: int,
+        publisher_details: dict[str, Any],
+        options: dict[str, Any],
+    ) -> None:
+        """A publication from another node of the cluster: to this router's subscribers
+        (``options``: the publisher's PUBLISH options that say who may receive it)."""
+        event_filter = _Filter(options) if any(key in options for key in FILTER_OPTIONS) else None
+        self._publish(topic, payload, publication_id, None, publisher_details, event_filter)
+        if options.get("retain") is True:
+            self._retain(topic, _Retained(publication_id, payload, publisher_details, event_filter))
 
     def _publish(
         self,
@@ -442,14 +516,30 @@ class Broker:
         if len(store) > self.realm.config.max_retained_events:
             del store[next(iter(store))]
 
-    def _send_retained(self, session: RouterSession, subscription: Subscription) -> None:
-        """Send, per topic the subscription covers, the most recent retained event the
-        subscriber would have received had it been subscribed when it was published."""
+    def _send_retained_from_everywhere(
+        self, events: list[RetainedEvent], session: RouterSession, subscription: Subscription
+    ) -> None:
+        if subscription.subscribers.get(session, False) is not None:
+            return  # unsubscribed or gone meanwhile
+        found: dict[str, list[_Retained]] = {}
+        for topic, publication_id, payload, details, options in events:
+            if topic == subscription.uri or (subscription.match != "exact" and subscription in self._index.all(topic)):
+                event_filter = _Filter(options) if options else None
+                found.setdefault(topic, []).append(_Retained(publication_id, payload, details, event_filter))
+        self._send_retained(session, subscription, list(found.items()))
+
+    def _retained_for(self, subscription: Subscription) -> list[tuple[str, list[_Retained]]]:
+        """This router's retained events that ``subscription`` covers, by topic."""
         if subscription.match == "exact":
             kept = self._retained.get(subscription.uri)
-            candidates = [(subscription.uri, kept)] if kept is not None else []
-        else:
-            candidates = [(topic, k) for topic, k in self._retained.items() if subscription in self._index.all(topic)]
+            return [(subscription.uri, kept)] if kept is not None else []
+        return [(topic, k) for topic, k in self._retained.items() if subscription in self._index.all(topic)]
+
+    def _send_retained(
+        self, session: RouterSession, subscription: Subscription, candidates: list[tuple[str, list[_Retained]]]
+    ) -> None:
+        """Send, per topic the subscription covers, the most recent retained event the
+        subscriber would have received had it been subscribed when it was published."""
         for topic, kept in candidates:
             retained = next((r for r in reversed(kept) if r.admits(session)), None)
             if retained is None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import random
 from bisect import bisect_left
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from twisted.logger import Logger
 
@@ -41,6 +41,8 @@ from promisifier.wire.messages import (
 )
 
 if TYPE_CHECKING:
+    from twisted.internet.defer import Deferred
+
     from promisifier.router.clock import DelayedCall
     from promisifier.router.realm import Realm
     from promisifier.router.session import RouterSession
@@ -88,6 +90,27 @@ def _reroute_order(registration: Registration, unavailable: RouterSession, tried
     return [callee for callee in order if callee not in tried]
 
 
+class DealerLink(Protocol):
+    """Where a dealer reaches beyond its own router (the other nodes of a cluster): it says
+    which procedures this router has callees for. The other nodes' callees appear in its
+    registrations as sessions whose ``remote`` is True (see :meth:`Dealer.link_callee`)."""
+
+    def register(self, realm: str, uri: str, match: str, invoke: str) -> Deferred[str | None]:
+        """This router has a first callee for ``uri``: fires with None (go on) or with the
+        invoke policy of the registration elsewhere it conflicts with."""
+
+    def unregister(self, realm: str, uri: str, match: str) -> None:
+        """This router's last callee for ``uri`` is gone."""
+
+
+class RemoteCallee(Protocol):
+    """A session standing for another node's callees (``remote`` is True): the dealer hands
+    it the whole call, caller included, instead of sending it an INVOCATION."""
+
+    def invoke(self, invocation: Invocation, message: Message) -> bool:
+        """Forward the call; False when it cannot be encoded."""
+
+
 class Registration:
     """A procedure URI (or pattern) and the callees registered for it, in order of registration."""
 
@@ -121,6 +144,25 @@ class Registration:
         if invoke == "last":
             return callees[-1]
         return callees[0]  # single, first
+
+    def pick_local_callee(self) -> RouterSession | None:
+        """A callee of this router (not another node's), by the invoke policy; None if
+        there is none."""
+        local = [callee for callee in self.callees if not callee.remote]
+        if not local:
+            return None
+        if self.invoke == "random":
+            return random.choice(local)
+        if self.invoke == "last":
+            return local[-1]
+        if self.invoke == "roundrobin":
+            index = self._next % len(local)
+            self._next = index + 1
+            return local[index]
+        return local[0]
+
+    def has_local_callee(self) -> bool:
+        return any(not callee.remote for callee in self.callees)
 
     def details(self) -> dict[str, Any]:
         """The registration as the meta API describes it."""
@@ -203,6 +245,8 @@ class Dealer:
         self.calls_rejected = 0
         #: seconds from CALL to the final RESULT or ERROR (router clock)
         self.call_latency = LatencyHistogram()
+        #: the other nodes of a cluster (None: this router is alone)
+        self.link: DealerLink | None = None
 
     @property
     def calls_result(self) -> int:
@@ -263,8 +307,9 @@ class Dealer:
         self._invocations_of[session] = {}
         self._calls_of[session] = {}
 
-    def detach(self, session: RouterSession) -> None:
-        """Forget a session that left: its registrations, and its calls as callee and caller."""
+    def detach(self, session: RouterSession, why: str = "callee left before answering") -> None:
+        """Forget a session that left: its registrations, and its calls as callee (their
+        callers get ERROR ``wamp.error.canceled`` saying ``why``) and caller."""
         for registration in self._registrations_of.pop(session, {}).values():
             self._remove_callee(registration, session)
         for invocation in list(self._invocations_of.get(session, {}).values()):
@@ -272,9 +317,7 @@ class Dealer:
             self.calls_callee_gone += 1
             invocation.registration.errors += 1
             if invocation.caller is not session:
-                invocation.caller.send_error(
-                    CALL, invocation.call_request_id, ErrorURI.CANCELED, ["callee left before answering"]
-                )
+                invocation.caller.send_error(CALL, invocation.call_request_id, ErrorURI.CANCELED, [why])
         del self._invocations_of[session]
         for invocation in list(self._calls_of.get(session, {}).values()):
             if self._finish(invocation):
@@ -318,6 +361,49 @@ class Dealer:
         ):
             session.send_error(REGISTER, request_id, ErrorURI.INVALID_URI, [f"invalid procedure URI {procedure!r}"])
             return
+        registration = self._index.get(procedure, match)
+        if self.link is not None and (registration is None or not registration.has_local_callee()):
+            # the first callee of this router: registered cluster-wide first (atomically)
+            d = self.link.register(self.realm.name, procedure, match, invoke)
+            d.addCallback(self._registered_elsewhere, session, request_id, procedure, match, invoke, disclose_caller)
+            return
+        self._add_callee(session, request_id, procedure, match, invoke, disclose_caller)
+
+    def _registered_elsewhere(
+        self,
+        conflict: str | None,
+        session: RouterSession,
+        request_id: int,
+        procedure: str,
+        match: str,
+        invoke: str,
+        disclose_caller: bool,
+    ) -> None:
+        if session not in self._registrations_of:
+            pass  # the session left meanwhile
+        elif conflict is not None:
+            session.send_error(
+                REGISTER,
+                request_id,
+                ErrorURI.PROCEDURE_ALREADY_EXISTS,
+                [f"procedure {procedure!r} is already registered on another node with invoke {conflict!r}"],
+            )
+            return
+        else:
+            self._add_callee(session, request_id, procedure, match, invoke, disclose_caller)
+        registration = self._index.get(procedure, match)
+        if self.link is not None and (registration is None or not registration.has_local_callee()):
+            self.link.unregister(self.realm.name, procedure, match)  # nothing of it is left here
+
+    def _add_callee(
+        self,
+        session: RouterSession,
+        request_id: int,
+        procedure: str,
+        match: str,
+        invoke: str,
+        disclose_caller: bool,
+    ) -> None:
         if len(self._registrations_of[session]) >= self.realm.limits.max_registrations_per_session:
             session.send_error(REGISTER, request_id, LIMIT_EXCEEDED, ["max_registrations_per_session reached"])
             return
@@ -392,12 +478,40 @@ class Dealer:
         except ValueError:
             return
         registration.disclosing.discard(session)
+        remote = session.remote
         meta = self.realm.meta
-        meta.unregistered(session, registration)
+        if not remote:
+            meta.unregistered(session, registration)
         if not registration.callees:
             del self._by_id[registration.id]
             self._index.remove(registration.uri, registration.match)
-            meta.registration_deleted(session, registration)
+            if not remote:
+                meta.registration_deleted(session, registration)
+        if self.link is not None and not remote and not registration.has_local_callee():
+            self.link.unregister(self.realm.name, registration.uri, registration.match)
+
+    def link_callee(self, callee: RouterSession, uri: str, match: str, invoke: str) -> bool:
+        """Add another node's callees (one ``remote`` session standing for them) to the
+        registration of ``uri``, made if needed; no REGISTERED, no meta events. False when
+        it conflicts with the registration here (different invoke policy, or ``single``)."""
+        registration = self._index.get(uri, match)
+        if registration is None:
+            registration = Registration(self._new_registration_id(), uri, match, invoke, self.realm.clock.seconds())
+            self._index.add(uri, match, registration)
+            self._by_id[registration.id] = registration
+        elif callee in registration.callees:
+            return True
+        elif registration.invoke != invoke or invoke == "single":
+            return False
+        registration.callees.append(callee)
+        self._registrations_of[callee][registration.id] = registration
+        return True
+
+    def unlink_callee(self, callee: RouterSession, uri: str, match: str) -> None:
+        """Undo :meth:`link_callee` (calls in flight to it go on)."""
+        registration = self._index.get(uri, match)
+        if registration is not None and self._registrations_of.get(callee, {}).pop(registration.id, None) is not None:
+            self._remove_callee(registration, callee)
 
     def _new_registration_id(self) -> int:
         while True:
@@ -412,6 +526,11 @@ class Dealer:
         realm = self.realm
         if realm.authorizer.open or realm.authorized(caller, "call", message[3], message, self._call):
             self._call(caller, message)
+
+    def route_call(self, caller: RouterSession, message: Message) -> None:
+        """A CALL another node forwarded (its node authorized it); ``caller`` stands for
+        the session that made it there. It goes to this router's own callees only."""
+        self._call(caller, message)
 
     def _call(self, caller: RouterSession, message: Message) -> None:
         request_id, options, procedure = message[1], message[2], message[3]
@@ -481,6 +600,15 @@ class Dealer:
             caller.send_error(CALL, request_id, LIMIT_EXCEEDED, ["max_pending_calls_per_caller reached"])
             return
         callee = registration.pick_callee()
+        remote = callee.remote  # another node's callees (a cluster)
+        if remote and caller.remote:
+            # forwarded from another node: never forwarded again
+            local_callee = registration.pick_local_callee()
+            if local_callee is None:
+                self.calls_rejected += 1
+                caller.send_error(CALL, request_id, ErrorURI.NO_ELIGIBLE_CALLEE, [f"no callee for {procedure!r} here"])
+                return
+            callee, remote = local_callee, False
         if streaming and not (
             callee.has_feature("callee", "progressive_call_invocations")
             and callee.has_feature("callee", "call_canceling")
@@ -523,7 +651,12 @@ class Dealer:
             callee.invocation_ids.next(), caller, request_id, callee, registration, progress, self._seconds()
         )
         # args and kwargs are forwarded as received: the tail of the CALL list is reused.
-        if not callee.send([INVOCATION, invocation.id, registration.id, details, *message[4:]]):
+        invocation_message = [INVOCATION, invocation.id, registration.id, details, *message[4:]]
+        if not (
+            cast(RemoteCallee, callee).invoke(invocation, invocation_message)
+            if remote
+            else callee.send(invocation_message)
+        ):
             self.calls_rejected += 1
             caller.send_error(
                 CALL,

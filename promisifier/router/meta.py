@@ -15,8 +15,9 @@ register these names either.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from promisifier.router.history import HistoryError
@@ -71,6 +72,19 @@ def session_details(session: RouterSession) -> dict[str, Any]:
     }
 
 
+class MetaLink(Protocol):
+    """Where the meta API reaches beyond its own router (the other nodes of a cluster)."""
+
+    def session_joined(self, realm: str, session_id: int, details: dict[str, Any]) -> None:
+        """A session of this router joined the realm."""
+
+    def session_left(self, realm: str, session_id: int) -> None:
+        """A session of this router left the realm."""
+
+    def sessions(self, realm: str) -> Deferred[list[dict[str, Any]]]:
+        """The details of every session of the realm, on every node."""
+
+
 class MetaApi:
     """Meta events and meta procedures of one realm."""
 
@@ -81,6 +95,8 @@ class MetaApi:
         self._silenced: set[RouterSession] = set()
         #: sessions whose messages are traced
         self.traces: dict[RouterSession, SessionTrace] = {}
+        #: the other nodes of a cluster (None: this router is alone)
+        self.link: MetaLink | None = None
         self.procedures: dict[str, Callable[[RouterSession, list[Any], dict[str, Any]], Any]] = {
             "wamp.session.count": self._session_count,
             "wamp.session.list": self._session_list,
@@ -130,7 +146,23 @@ class MetaApi:
         except (IndexError, TypeError, ValueError, KeyError) as error:
             caller.send_error(CALL, request_id, ErrorURI.INVALID_ARGUMENT, [f"{procedure}: bad arguments ({error})"])
             return
+        if isinstance(result, Deferred):  # the answer of the whole cluster
+            result.addCallbacks(
+                self._answer, self._answer_error, callbackArgs=(caller, request_id), errbackArgs=(caller, request_id)
+            )
+            return
         caller.send([RESULT, request_id, {}, [result]])
+
+    @staticmethod
+    def _answer(result: Any, caller: RouterSession, request_id: int) -> None:
+        caller.send([RESULT, request_id, {}, [result]])
+
+    @staticmethod
+    def _answer_error(failure: Any, caller: RouterSession, request_id: int) -> None:
+        if failure.check(MetaError):
+            caller.send_error(CALL, request_id, failure.value.uri, [str(failure.value)])
+        else:
+            caller.send_error(CALL, request_id, ErrorURI.CANCELED, [failure.getErrorMessage()])
 
     # -- sessions -----------------------------------------------------------------------
 
@@ -143,11 +175,27 @@ class MetaApi:
             sessions = [s for s in sessions if s.authrole in roles]
         return sessions
 
-    def _session_count(self, caller: RouterSession, args: list[Any], kwargs: dict[str, Any]) -> int:
+    def _session_count(self, caller: RouterSession, args: list[Any], kwargs: dict[str, Any]) -> int | Deferred[int]:
+        if self.link is not None:
+            return self._cluster_sessions(kwargs, args).addCallback(len)
         return len(self._sessions(kwargs, args))
 
-    def _session_list(self, caller: RouterSession, args: list[Any], kwargs: dict[str, Any]) -> list[int]:
+    def _session_list(
+        self, caller: RouterSession, args: list[Any], kwargs: dict[str, Any]
+    ) -> list[int] | Deferred[list[int]]:
+        if self.link is not None:
+            return self._cluster_sessions(kwargs, args).addCallback(lambda found: [d["session"] for d in found])
         return [s.session_id for s in self._sessions(kwargs, args)]  # type: ignore[misc]
+
+    def _cluster_sessions(self, kwargs: dict[str, Any], args: list[Any]) -> Deferred[list[dict[str, Any]]]:
+        roles = args[0] if args else kwargs.get("filter_authroles")
+        if roles is not None and type(roles) is not list:
+            raise MetaError(ErrorURI.INVALID_ARGUMENT, "filter_authroles must be a list of roles")
+        assert self.link is not None
+        found = self.link.sessions(self.realm.name)
+        if roles is not None:
+            found.addCallback(lambda every: [d for d in every if d.get("authrole") in roles])
+        return found
 
     def _target(self, args: list[Any]) -> RouterSession:
         session = self.realm.sessions.get(args[0]) if args and type(args[0]) is int else None
@@ -155,7 +203,19 @@ class MetaApi:
             raise MetaError(ErrorURI.NO_SUCH_SESSION, f"no session {args[0] if args else None!r} in this realm")
         return session
 
-    def _session_get(self, caller: RouterSession, args: list[Any], kwargs: dict[str, Any]) -> dict[str, Any]:
+    def _session_get(
+        self, caller: RouterSession, args: list[Any], kwargs: dict[str, Any]
+    ) -> dict[str, Any] | Deferred[dict[str, Any]]:
+        if self.link is not None and args and type(args[0]) is int and args[0] not in self.realm.sessions:
+            wanted = args[0]
+
+            def pick(every: list[dict[str, Any]]) -> dict[str, Any]:
+                for details in every:
+                    if details.get("session") == wanted:
+                        return details
+                raise MetaError(ErrorURI.NO_SUCH_SESSION, f"no session {wanted!r} in this realm")
+
+            return self.link.sessions(self.realm.name).addCallback(pick)
         return session_details(self._target(args))
 
     def _kill(self, sessions: list[RouterSession], kwargs: dict[str, Any], silently: bool = False) -> list[int]:
@@ -206,6 +266,8 @@ class MetaApi:
 
     def set_trace(self, session: RouterSession, on: bool, payloads: bool = False) -> None:
         """Start (or change) or stop the message trace of ``session``."""
+        if self.link is not None:
+            self.link.session_left(self.realm.name, session.session_id)  # type: ignore[arg-type]
         trace = self.traces.pop(session, None)
         if trace is not None:
             trace.stop()
@@ -334,11 +396,16 @@ class MetaApi:
 
     def session_joined(self, session: RouterSession) -> None:
         """Publish ``wamp.session.on_join``."""
-        self._event("wamp.session.on_join", session_details(session))
+        details = session_details(session)
+        if self.link is not None:
+            self.link.session_joined(self.realm.name, session.session_id, details)  # type: ignore[arg-type]
+        self._event("wamp.session.on_join", details)
 
     def session_left(self, session: RouterSession) -> None:
         """Publish the session's testaments, then ``wamp.session.on_leave`` (neither for a
         session that ``wamp.session.kill_all`` closed)."""
+        if self.link is not None:
+            self.link.session_left(self.realm.name, session.session_id)  # type: ignore[arg-type]
         trace = self.traces.pop(session, None)
         if trace is not None:
             trace.stop()

@@ -7,6 +7,7 @@ and listeners; :class:`promisifier.Router` (embedding) adds them as methods.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import defer
@@ -59,6 +60,10 @@ class Router:
         #: set by hurry(): the grace period and the wait for GOODBYE answers end now
         self._hurried = False
         self._drop_timer: Any = None
+        #: where new session ids come from (a cluster makes them unique across its nodes)
+        self.session_id_source: Callable[[], int] = random_id
+        #: called with each realm a reload opens (a cluster links it to the other nodes)
+        self.on_realm_opened: Callable[[Realm], None] | None = None
 
     # -- sessions -------------------------------------------------------------------
 
@@ -73,7 +78,7 @@ class Router:
     def new_session_id(self) -> int:
         """A random session id not used by any live session of this router."""
         while True:
-            session_id = random_id()
+            session_id = self.session_id_source()
             if session_id not in self._session_ids:
                 self._session_ids.add(session_id)
                 return session_id
@@ -163,7 +168,9 @@ class Router:
         for realm_config in config.realms:
             realm = self.realms.get(realm_config.name)
             if realm is None:
-                self.realms[realm_config.name] = Realm(realm_config, self.clock, config.limits)
+                realm = self.realms[realm_config.name] = Realm(realm_config, self.clock, config.limits)
+                if self.on_realm_opened is not None:
+                    self.on_realm_opened(realm)
             else:
                 realm.reconfigure(realm_config, config.limits)
         for name in old_names - {r.name for r in config.realms}:

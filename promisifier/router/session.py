@@ -59,6 +59,9 @@ class SessionState(enum.Enum):
 class RouterSession:
     """The router's half of one client session, bound to one :class:`Peer`."""
 
+    #: False: a session of this router (True: one standing for sessions on another node)
+    remote = False
+
     def __init__(self, router: Router, peer: Peer, authenticator: Authenticator | None = None) -> None:
         self.router = router
         self.peer = peer

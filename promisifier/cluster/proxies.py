@@ -1,0 +1,158 @@
+"""Sessions of other nodes, as this node's dealer sees them.
+
+* :class:`RemoteCallee` (on the caller's node): every callee of one other node in one
+  realm. The dealer invokes it like a callee; it forwards the call to that node, and the
+  node's answers come back to the dealer as the callee's YIELD or ERROR.
+* :class:`RemoteCaller` (on the callee's node): one session of another node that called
+  here. The dealer answers it like a caller; it sends the answers back to that node.
+
+Both have ``remote = True``: the dealer never forwards a call from a remote caller to a
+remote callee (no loops), and keeps meta events for its own sessions.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from promisifier.router.dealer import Invocation
+from promisifier.wire import ErrorURI
+from promisifier.wire.ids import IdSequence
+from promisifier.wire.messages import ERROR, INTERRUPT, INVOCATION, RESULT
+
+if TYPE_CHECKING:
+    from promisifier.cluster.node import ClusterNode
+    from promisifier.router.realm import Realm
+
+#: features every remote session has (the node at the other end decides for its own)
+_FEATURES = {"call_canceling", "progressive_call_results", "caller_identification"}
+
+
+class _RemotePeer:
+    """What the dealer asks of a session's connection."""
+
+    congested = False
+
+    def __init__(self, node: str) -> None:
+        self.peer = f"cluster:{node}"
+
+
+class _RemoteSession:
+    remote = True
+    authmethod = "cluster"
+
+    def __init__(self, cluster: ClusterNode, realm: Realm, node: str) -> None:
+        self.cluster = cluster
+        self.realm: Realm | None = realm
+        self.node = node
+        self.peer = _RemotePeer(node)
+        self.invocation_ids = IdSequence()
+
+    def has_feature(self, role: str, feature: str) -> bool:
+        return feature in _FEATURES
+
+    def send_error(
+        self,
+        request_type: int,
+        request_id: int,
+        error_uri: str,
+        args: list | None = None,
+        kwargs: dict | None = None,
+        details: dict | None = None,
+    ) -> None:
+        message: list = [ERROR, request_type, request_id, details if details is not None else {}, error_uri]
+        if args is not None or kwargs:
+            message.append(args if args is not None else [])
+            if kwargs:
+                message.append(kwargs)
+        self.send(message)
+
+    def send(self, message: list) -> bool:  # pragma: no cover - both subclasses have their own
+        raise NotImplementedError
+
+
+class RemoteCallee(_RemoteSession):
+    """Every callee of ``node`` in ``realm``, as one callee of this node's dealer."""
+
+    session_id = 0
+    authid = None
+    authrole = None
+
+    def __init__(self, cluster: ClusterNode, realm: Realm, node: str) -> None:
+        super().__init__(cluster, realm, node)
+        #: invocation id -> the caller's session id, for the calls in flight to the node
+        self.calls: dict[int, int] = {}
+
+    def __repr__(self) -> str:
+        return f"<RemoteCallee {self.node} realm={self.realm and self.realm.name}>"
+
+    def invoke(self, invocation: Invocation, message: list) -> bool:
+        """The dealer's INVOCATION: forward the call; False if it cannot be encoded."""
+        _, invocation_id, registration_id, details, *payload = message
+        assert message[0] == INVOCATION
+        caller = invocation.caller
+        procedure = details.get("procedure", invocation.registration.uri)
+        options: dict[str, Any] = {}
+        if invocation.progress:
+            options["receive_progress"] = True
+        if "caller" in details:
+            options["disclose_me"] = True
+        sent = self.cluster.forward_call(
+            self, invocation_id, caller.session_id, caller.authid, caller.authrole, procedure, options, payload
+        )
+        if sent:
+            self.calls[invocation_id] = caller.session_id
+        return sent
+
+    def send(self, message: list) -> bool:
+        """The dealer's INTERRUPT (cancel, timeout, the caller left): forward it."""
+        if message[0] == INTERRUPT:
+            invocation_id, options = message[1], message[2]
+            caller_id = self.calls.get(invocation_id)
+            if caller_id is not None:
+                if options.get("mode") != "kill":
+                    del self.calls[invocation_id]
+                self.cluster.forward_cancel(self, caller_id, invocation_id, options.get("mode", "killnowait"))
+        return True
+
+    def answered(self, invocation_id: int, message: list) -> None:
+        """The node's RESULT or ERROR for a call: to the dealer, as this callee's answer."""
+        realm = self.realm
+        if realm is None or invocation_id not in self.calls:
+            return  # finished meanwhile (timeout, cancel, the caller left)
+        dealer = realm.dealer
+        if message[0] == RESULT:
+            options = message[2]
+            progress = type(options) is dict and options.get("progress") is True
+            if not progress:
+                del self.calls[invocation_id]
+            dealer.on_yield(self, [70, invocation_id, {"progress": True} if progress else {}, *message[3:]])
+        elif message[0] == ERROR and len(message) >= 5:
+            del self.calls[invocation_id]
+            dealer.on_invocation_error(self, [ERROR, INVOCATION, invocation_id, {}, *message[4:]])
+
+    def fail(self, invocation_id: int, why: str) -> None:
+        """The call never reached the node (gone, or the link is down)."""
+        if self.calls.pop(invocation_id, None) is not None and self.realm is not None:
+            self.realm.dealer.on_invocation_error(
+                self, [ERROR, INVOCATION, invocation_id, {}, ErrorURI.CANCELED, [why]]
+            )
+
+
+class RemoteCaller(_RemoteSession):
+    """A session of ``node`` calling procedures of this node."""
+
+    def __init__(
+        self, cluster: ClusterNode, realm: Realm, node: str, session_id: int, authid: str | None, authrole: str | None
+    ) -> None:
+        super().__init__(cluster, realm, node)
+        self.session_id = session_id
+        self.authid = authid
+        self.authrole = authrole
+
+    def __repr__(self) -> str:
+        return f"<RemoteCaller {self.session_id} on {self.node}>"
+
+    def send(self, message: list) -> bool:
+        """The dealer's RESULT or ERROR for one of this caller's calls: back to its node."""
+        self.cluster.forward_answer(self, message)
+        return True
