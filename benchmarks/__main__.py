@@ -30,6 +30,7 @@ SCENARIOS = {
     "echo": "benchmarks.echo",
     "hotpath": "benchmarks.hotpath",
     "soak": "benchmarks.soak",
+    "cluster": "benchmarks.cluster",
     "all": "benchmarks.all",
 }
 

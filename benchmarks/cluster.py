@@ -1,0 +1,259 @@
+"""Two relay nodes on one Redis: cross-node calls and events against same-node ones.
+
+Starts a ``redis-server`` of its own (free port, temporary directory, no persistence), two
+relays with ``--cluster`` and, for the baseline, one lone relay; the load comes from
+:mod:`benchmarks.loadgen` processes over WebSocket. Figures per serializer:
+
+* ``cluster.S.latency.{same,cross}.{p50,p99}`` sequential calls (one in flight), caller on
+  node 1, callee on node 1 (same) or node 2 (cross), ms; ``cluster.S.latency.added.p50``
+  and ``.p99``: cross minus same
+* ``cluster.S.rpc.cross.{rate,relay_cpu,capacity}`` calls/s with ``--outstanding`` in
+  flight, caller on node 1, callee on node 2; the relay CPU is both nodes' together, the
+  capacity is calls per second per relay core
+* ``cluster.S.rpc.cross.redis_publishes_per_call`` Redis PUBLISH commands per call
+  (``INFO commandstats``, less the heartbeats' probes)
+* ``cluster.S.rpc.same.*`` and ``cluster.S.rpc.alone.*`` the same load on node 1 alone
+  (callee on node 1) and on a relay without the cluster; ``cluster.S.rpc.same_vs_alone``:
+  the share of the lone relay's capacity left with the cluster on
+* ``cluster.S.events.cross.{rate,relay_cpu,capacity}`` events/s from a publisher on node
+  1 (``--outstanding`` acknowledged publications in flight) to one subscriber on node 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from benchmarks import harness, rpc
+
+TOPIC = "com.bench.cluster"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    harness.add_common_arguments(parser, transports="ws")
+    parser.add_argument("--outstanding", type=int, default=8, help="calls or publications in flight (default 8)")
+    parser.add_argument("--payload", type=int, default=10, help="characters in the argument (default 10)")
+
+
+class Nodes(harness.Server):
+    """Both relay nodes, measured as one: their CPU is added up. The harness reads the CPU
+    at the start and at the end of each window: Redis's command counts are read then too."""
+
+    def __init__(self, nodes: list[harness.Server], redis: Redis) -> None:
+        super().__init__(None, nodes[0].urls, nodes[0].log_path.parent, "nodes")
+        self.nodes = nodes
+        self.redis = redis
+        #: Redis's command counts at each CPU reading
+        self.commandstats: list[dict[str, int]] = []
+
+    def cpu(self) -> float | None:
+        self.commandstats.append(self.redis.commandstats())
+        return sum(node.cpu() or 0.0 for node in self.nodes)
+
+    def system_cpu(self) -> float | None:
+        return sum(node.system_cpu() or 0.0 for node in self.nodes)
+
+
+class Redis:
+    """A redis-server of the benchmark's own."""
+
+    def __init__(self, log_dir: Path) -> None:
+        if shutil.which("redis-server") is None:
+            raise SystemExit("redis-server is not installed (apt-get install redis-server)")
+        self.port = harness.free_port()
+        self.directory = tempfile.mkdtemp(prefix="promisifier-bench-redis-")
+        argv = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.directory]
+        argv += ["--save", "", "--appendonly", "no"]
+        self.process = subprocess.Popen(argv, stdout=open(log_dir / "redis.log", "ab"), stderr=subprocess.STDOUT)
+        harness.wait_port(self.port, 10, self.process)
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def commandstats(self) -> dict[str, int]:
+        """Calls per command since start."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as sock:
+            sock.sendall(b"*2\r\n$4\r\nINFO\r\n$12\r\ncommandstats\r\n")
+            reply = b""
+            while b"\r\n" not in reply:
+                reply += sock.recv(65536)
+            header, _, body = reply.partition(b"\r\n")
+            length = int(header[1:])  # a bulk string: $LENGTH
+            while len(body) < length:
+                body += sock.recv(65536)
+        return {name: int(count) for name, count in re.findall(r"cmdstat_(\w+):calls=(\d+)", body.decode())}
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+@contextmanager
+def cluster(args: argparse.Namespace) -> Iterator[tuple[Redis, list[harness.Server]]]:
+    redis = Redis(args.log_dir)
+    nodes: list[harness.Server] = []
+    try:
+        for index in (1, 2):
+            port = harness.free_port()
+            argv = harness.relay_argv("relay", "ws", {"ws": port}, args) + ["--cluster", redis.url]
+            node = harness.Server(argv, {"ws": f"ws://127.0.0.1:{port}/ws"}, args.log_dir, f"cluster-node{index}")
+            node.start()
+            nodes.append(node)
+        yield redis, nodes
+    finally:
+        for node in nodes:
+            node.stop()
+        redis.stop()
+
+
+def calls(
+    args: argparse.Namespace,
+    measured: harness.Server,
+    caller_url: str,
+    callee_url: str,
+    serializer: str,
+    outstanding: int,
+    latency: bool,
+) -> list[dict]:
+    """Windows of calls from a caller at ``caller_url`` to a callee at ``callee_url``."""
+    with harness.workers() as started:
+        callee = harness.Worker("callee", callee_url, args.log_dir, serializer=serializer, procedure=rpc.PROCEDURE)
+        started.append(callee)
+        callee.wait_ready(60)
+        registered(caller_url, rpc.PROCEDURE)
+        caller = harness.Worker(
+            "caller",
+            caller_url,
+            args.log_dir,
+            serializer=serializer,
+            sessions=1,
+            outstanding=outstanding,
+            payload=args.payload,
+            procedure=rpc.PROCEDURE,
+            latency=latency,
+        )
+        started.append(caller)
+        caller.wait_ready(60)
+        return harness.measure_runs(measured, started, args)
+
+
+def registered(url: str, procedure: str, timeout: float = 15.0) -> None:
+    """Wait until the relay at ``url`` routes ``procedure`` (a registration on another
+    node takes a moment to reach it)."""
+    status = url.replace("ws://", "http://").rsplit("/", 1)[0] + "/status.json"
+    deadline = time.monotonic() + timeout
+    while True:
+        with urllib.request.urlopen(status, timeout=5) as response:
+            found = json.loads(response.read())
+        if any(r["uri"] == procedure for realm in found["realms"] for r in realm["registrations"]):
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{procedure} not routed by {url} within {timeout} s")
+        time.sleep(0.05)
+
+
+def latencies(windows: list[dict]) -> dict[str, float]:
+    return harness.percentiles([v for w in windows for r in w["results"] for v in r.get("latencies_us", ())])
+
+
+def events(
+    args: argparse.Namespace, measured: harness.Server, publisher_url: str, subscriber_url: str, serializer: str
+):
+    with harness.workers() as started:
+        subscriber = harness.Worker("subscriber", subscriber_url, args.log_dir, serializer=serializer, topic=TOPIC)
+        started.append(subscriber)
+        subscriber.wait_ready(60)
+        publisher = harness.Worker(
+            "publisher",
+            publisher_url,
+            args.log_dir,
+            serializer=serializer,
+            outstanding=args.outstanding,
+            payload=args.payload,
+            topic=TOPIC,
+        )
+        started.append(publisher)
+        publisher.wait_ready(60)
+        return harness.measure_runs(measured, started, args)
+
+
+def _count(window: dict, role: str) -> int:
+    return sum(r["count"] for r in window["results"] if r["role"] == role)
+
+
+def run(args: argparse.Namespace) -> tuple[list[dict], dict]:
+    harness.check_common(args)
+    results: list[dict] = []
+    runs: dict = {}
+    for serializer in args.serializers:
+        prefix = f"cluster.{serializer}"
+        with cluster(args) as (redis, nodes):
+            node1, node2 = (node.urls["ws"] for node in nodes)
+            both = Nodes(nodes, redis)
+            runs["nodes"] = [node.command for node in nodes]
+            # sequential latency, same node and across nodes
+            stats = {}
+            for where, callee_url in (("same", node1), ("cross", node2)):
+                stats[where] = latencies(calls(args, both, node1, callee_url, serializer, 1, True))
+                for key in ("p50", "p99"):
+                    value = round(stats[where][key] / 1000, 4)
+                    results.append({"name": f"{prefix}.latency.{where}.{key}", "value": value, "unit": "ms"})
+            for key in ("p50", "p99"):
+                added = round((stats["cross"][key] - stats["same"][key]) / 1000, 4)
+                results.append({"name": f"{prefix}.latency.added.{key}", "value": added, "unit": "ms"})
+            # capacity across nodes, and what Redis does per call in the windows
+            both.commandstats.clear()
+            windows = calls(args, both, node1, node2, serializer, args.outstanding, False)
+            summary = harness.summarize(windows, rpc.calls_per_second)
+            results.extend(harness.rate_figures(f"{prefix}.rpc.cross", summary, "calls_per_s"))
+            made = sum(_count(window, "caller") for window in windows)
+            publishes = 0
+            for start, end in zip(both.commandstats[0::2], both.commandstats[1::2], strict=True):
+                # each heartbeat (a script) publishes one probe
+                scripts = sum(end.get(name, 0) - start.get(name, 0) for name in ("eval", "evalsha"))
+                publishes += end.get("publish", 0) - start.get("publish", 0) - scripts
+            if made:
+                results.append(
+                    {
+                        "name": f"{prefix}.rpc.cross.redis_publishes_per_call",
+                        "value": round(publishes / made, 3),
+                        "unit": "publishes",
+                    }
+                )
+            runs[f"{prefix}.rpc.cross"] = summary["runs"]
+            # the same load on one node of the cluster
+            windows = calls(args, nodes[0], node1, node1, serializer, args.outstanding, False)
+            same = harness.summarize(windows, rpc.calls_per_second)
+            results.extend(harness.rate_figures(f"{prefix}.rpc.same", same, "calls_per_s"))
+            # events across nodes
+            windows = events(args, both, node1, node2, serializer)
+            summary = harness.summarize(windows, lambda window: _count(window, "subscriber") / window["window_s"])
+            results.extend(harness.rate_figures(f"{prefix}.events.cross", summary, "events_per_s"))
+        # the lone relay, same load
+        with harness.server("relay", "ws", args, args.log_dir) as alone:
+            url = alone.urls["ws"]
+            windows = calls(args, alone, url, url, serializer, args.outstanding, False)
+            lone = harness.summarize(windows, rpc.calls_per_second)
+            results.extend(harness.rate_figures(f"{prefix}.rpc.alone", lone, "calls_per_s"))
+            if lone["capacity"] and same["capacity"]:
+                results.append(
+                    {
+                        "name": f"{prefix}.rpc.same_vs_alone",
+                        "value": round(same["capacity"] / lone["capacity"], 3),
+                        "unit": "share",
+                    }
+                )
+        time.sleep(0.2)
+    return results, harness.setup_of(args, runs=runs)
