@@ -238,3 +238,28 @@ def test_calls_in_flight_to_a_killed_node_fail_at_once_and_its_registrations_go(
         yield within(caller.call("com.doomed", 9))
     assert info.value.error in ("wamp.error.no_such_procedure", "wamp.error.canceled")
     yield leave_and_wait(caller)
+
+
+@pytest.mark.process
+@pytest_twisted.inlineCallbacks
+def test_calls_to_a_shared_registration_move_to_a_live_callee_when_a_node_is_found_gone(cluster):
+    n1, n2, n3 = cluster("n1"), cluster("n2"), cluster("n3")
+    b = yield within(promisifier.connect(n2.url, "realm1"))
+    c = yield within(promisifier.connect(n3.url, "realm1"))
+    yield within(b.register("com.both", lambda: "n2", invoke="roundrobin"))
+    yield within(c.register("com.both", lambda: "n3", invoke="roundrobin"))
+    caller = yield within(promisifier.connect(n1.url, "realm1"))
+    answers = []
+    deadline = reactor.seconds() + 5
+    while set(answers) != {"n2", "n3"} and reactor.seconds() < deadline:
+        answers.append((yield within(caller.call("com.both"))))
+    assert set(answers) == {"n2", "n3"}
+
+    n3.process.popen.send_signal(signal.SIGKILL)
+    n3.process.popen.wait()
+    # n1 has not counted n3 lost yet: the calls it routes there find nobody listening, and
+    # go to n2 instead, without an error
+    after = yield within(defer.gatherResults([caller.call("com.both") for _ in range(10)]))
+    assert after == ["n2"] * 10
+    yield within(caller.leave())
+    yield within(b.leave())

@@ -423,8 +423,10 @@ class ClusterNode:
         clock = self.router.clock
 
         def handed(received: bool) -> None:
-            if not received:
-                clock.callLater(0, callee.fail, invocation_id, f"cluster node {node} is gone")
+            if received:
+                callee.handed(invocation_id)
+            else:
+                clock.callLater(0, callee.not_handed, invocation_id, f"cluster node {node} is gone")
 
         def failed(failure: Any) -> None:
             clock.callLater(

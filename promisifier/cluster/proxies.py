@@ -81,6 +81,10 @@ class RemoteCallee(_RemoteSession):
         super().__init__(cluster, realm, node)
         #: invocation id -> the caller's session id, for the calls in flight to the node
         self.calls: dict[int, int] = {}
+        #: calls not yet handed to the node: invocation id -> (the invocation, its INVOCATION)
+        self.handing: dict[int, tuple[Invocation, list]] = {}
+        #: False once a call found nobody listening at the node (until one reaches it)
+        self.reachable = True
 
     def __repr__(self) -> str:
         return f"<RemoteCallee {self.node} realm={self.realm and self.realm.name}>"
@@ -101,7 +105,23 @@ class RemoteCallee(_RemoteSession):
         )
         if sent:
             self.calls[invocation_id] = caller.session_id
+            self.handing[invocation_id] = (invocation, message)
         return sent
+
+    def handed(self, invocation_id: int) -> None:
+        """The node got the call."""
+        self.reachable = True
+        self.handing.pop(invocation_id, None)
+
+    def not_handed(self, invocation_id: int, why: str) -> None:
+        """Nobody listens at the node (it is gone): nothing was invoked, so the call may
+        go to another callee of its registration."""
+        self.reachable = False
+        pending = self.handing.pop(invocation_id, None)
+        if pending is None or self.calls.pop(invocation_id, None) is None or self.realm is None:
+            return
+        invocation, message = pending
+        self.realm.dealer.redirect(invocation, message, why)
 
     def send(self, message: list) -> bool:
         """The dealer's INTERRUPT (cancel, timeout, the caller left): forward it."""
@@ -111,12 +131,14 @@ class RemoteCallee(_RemoteSession):
             if caller_id is not None:
                 if options.get("mode") != "kill":
                     del self.calls[invocation_id]
+                    self.handing.pop(invocation_id, None)
                 self.cluster.forward_cancel(self, caller_id, invocation_id, options.get("mode", "killnowait"))
         return True
 
     def answered(self, invocation_id: int, message: list) -> None:
         """The node's RESULT or ERROR for a call: to the dealer, as this callee's answer."""
         realm = self.realm
+        self.handing.pop(invocation_id, None)
         if realm is None or invocation_id not in self.calls:
             return  # finished meanwhile (timeout, cancel, the caller left)
         dealer = realm.dealer
@@ -131,7 +153,8 @@ class RemoteCallee(_RemoteSession):
             dealer.on_invocation_error(self, [ERROR, INVOCATION, invocation_id, {}, *message[4:]])
 
     def fail(self, invocation_id: int, why: str) -> None:
-        """The call never reached the node (gone, or the link is down)."""
+        """The call may never have reached the node (the link is down, or it is lost)."""
+        self.handing.pop(invocation_id, None)
         if self.calls.pop(invocation_id, None) is not None and self.realm is not None:
             self.realm.dealer.on_invocation_error(
                 self, [ERROR, INVOCATION, invocation_id, {}, ErrorURI.CANCELED, [why]]

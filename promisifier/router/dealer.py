@@ -919,6 +919,43 @@ class Dealer:
         if mode == "kill" or self.realm.config.cancel_reply == "always":
             caller.send_error(CALL, request_id, ErrorURI.CANCELED, [f"call cancelled (mode {mode})"])
 
+    def redirect(self, invocation: Invocation, message: Message, why: str) -> None:
+        """``invocation`` never reached its callee (another node, found gone when the call
+        was handed to it): give it to another callee of its registration, the caller none
+        the wiser, or fail it with ``wamp.error.canceled`` saying ``why``. ``message`` is
+        the INVOCATION it was sent."""
+        gone = invocation.callee
+        invocations = self._invocations_of.get(gone)
+        if invocations is None or invocations.get(invocation.id) is not invocation:
+            return  # answered, cancelled or timed out meanwhile
+        registration = invocation.registration
+        callee: RouterSession | None = None
+        for _ in range(len(registration.callees)):
+            candidate = registration.pick_callee()
+            if (
+                candidate is not gone
+                and not (candidate.remote and invocation.caller.remote)
+                and getattr(candidate, "reachable", True)
+            ):
+                callee = candidate
+                break
+        if (
+            callee is not None
+            and len(self._invocations_of[callee]) < self.realm.limits.max_pending_invocations_per_callee
+        ):
+            del invocations[invocation.id]
+            invocation.callee = callee
+            invocation.id = callee.invocation_ids.next()
+            moved: Message = [INVOCATION, invocation.id, *message[2:]]
+            if cast(RemoteCallee, callee).invoke(invocation, moved) if callee.remote else callee.send(moved):
+                self._invocations_of[callee][invocation.id] = invocation
+                return
+            self._invocations_of[callee][invocation.id] = invocation  # for _finish
+        if self._finish(invocation):
+            self.calls_callee_gone += 1
+            registration.errors += 1
+            invocation.caller.send_error(CALL, invocation.call_request_id, ErrorURI.CANCELED, [why])
+
     def _on_timeout(self, invocation: Invocation) -> None:
         invocation.timer = None
         if not self._finish(invocation):
