@@ -74,6 +74,9 @@ _CHANGES_BYTES = CHANGES.encode()
 PROBE = b""
 #: seconds a TCP connection attempt to Redis may take
 CONNECT_TIMEOUT = 2.0
+#: seconds before the first attempt to connect again, doubled up to the maximum
+INITIAL_RECONNECT_DELAY = 0.1
+MAX_RECONNECT_DELAY = 1.0
 
 # One round trip per heartbeat: refresh this node's score (ZADD answers 1 if the node was
 # not there: new server, lost data, or reaped), keep or claim a session id slot, remove the
@@ -277,12 +280,69 @@ def _entries(flat: list[bytes]) -> list[RegistrationChange]:
     ]
 
 
+class _Connector:
+    """Keeps one connection of a txredisapi factory up: connects, and after a failed attempt
+    or a lost connection connects again after a growing delay of at most
+    :data:`MAX_RECONNECT_DELAY` (txredisapi's own reconnecting waits up to 10 s and logs
+    every attempt; the bus logs the link going down and up, once each)."""
+
+    def __init__(self, factory: Any, endpoint: Any, reactor: Any) -> None:
+        self.factory = factory
+        self.endpoint = endpoint
+        self.reactor = reactor
+        self.delay = INITIAL_RECONNECT_DELAY
+        self.stopped = False
+        self._complained = False
+        self._attempt: defer.Deferred | None = None
+        self._timer: Any = None
+
+    def start(self) -> None:
+        self._timer = None
+        if self.stopped or self.factory.stopped:  # stopped, or txredisapi gave up (AUTH refused)
+            return
+        self._attempt = self.endpoint.connect(self.factory)
+        self._attempt.addCallbacks(self._connected, self._failed)
+
+    def _connected(self, protocol: Any) -> None:
+        self._attempt = None
+        protocol.whenConnected().addCallback(self._usable)
+        protocol.whenDisconnected().addCallback(lambda _: self._again())
+
+    def _usable(self, _: object) -> None:
+        self.delay = INITIAL_RECONNECT_DELAY
+        self._complained = False
+
+    def _failed(self, failure: Any) -> None:
+        self._attempt = None
+        if failure.check(defer.CancelledError):
+            return
+        if not self._complained:  # once per outage
+            self._complained = True
+            log.warn(
+                "cluster: cannot connect to Redis ({error}); trying again every {delay} s",
+                error=failure.getErrorMessage(),
+                delay=MAX_RECONNECT_DELAY,
+            )
+        self._again()
+
+    def _again(self) -> None:
+        if self.stopped or self._timer is not None:
+            return
+        self._timer = self.reactor.callLater(self.delay, self.start)
+        self.delay = min(self.delay * 2, MAX_RECONNECT_DELAY)
+
+    def stop(self) -> None:
+        self.stopped = True
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+        if self._attempt is not None:
+            self._attempt.cancel()
+
+
 class _Notifying:
     """A txredisapi factory that tells the bus when its one connection is usable or gone."""
 
-    #: bounded reconnect delay (txredisapi's default maximum is 10 s)
-    initialDelay = 0.1  # noqa: N815 - txredisapi's attribute names
-    maxDelay = 1.0  # noqa: N815
     bus: RedisBus
 
     def addConnection(self, conn: Any) -> None:  # noqa: N802 - txredisapi's API
@@ -353,6 +413,7 @@ class RedisBus(Bus):
         self._handler: BusHandler | None = None
         self._commands: _CommandFactory | None = None
         self._subscriptions: _SubscriberFactory | None = None
+        self._connectors: list[_Connector] = []
         self._command_conn: Any = None
         self._subscriber_conn: Any = None
         self._inbox_ready = False
@@ -400,7 +461,9 @@ class RedisBus(Bus):
         for factory in (self._commands, self._subscriptions):
             factory.deferred.addErrback(self._connection_error)
             endpoint = HostnameEndpoint(self.reactor, address.host, address.port, timeout=CONNECT_TIMEOUT)
-            factory.startConnecting(endpoint)
+            connector = _Connector(factory, endpoint, self.reactor)
+            self._connectors.append(connector)
+            connector.start()
         log.info("cluster node {node} connecting to {redis}", node=self.node, redis=str(address))
 
     def _connection_error(self, failure: Any) -> None:
@@ -419,6 +482,9 @@ class RedisBus(Bus):
                 )
             except Exception as error:  # noqa: BLE001 - leaving is best effort; the TTL does it too
                 log.info("cluster: could not leave cleanly: {error}", error=error)
+        for connector in self._connectors:
+            connector.stop()
+        self._connectors = []
         factories = [factory for factory in (self._commands, self._subscriptions) if factory is not None]
         self._commands = self._subscriptions = None
         yield defer.gatherResults([factory.disconnect() for factory in factories], consumeErrors=True)
