@@ -53,6 +53,7 @@ def test_meta_events_and_testaments_reach_the_other_nodes_once(cluster):
 @pytest.mark.process
 @pytest_twisted.inlineCallbacks
 def test_session_meta_procedures_answer_for_the_cluster_and_a_killed_nodes_sessions_leave_once(cluster):
+    # ... and their testaments are published, once
     n1, n2, n3 = cluster("n1"), cluster("n2"), cluster("n3")
     watcher = yield within(promisifier.connect(n2.url, "realm1"))
     observer = yield within(promisifier.connect(n3.url, "realm1"))
@@ -61,6 +62,9 @@ def test_session_meta_procedures_answer_for_the_cluster_and_a_killed_nodes_sessi
     doomed = []
     for _ in range(2):
         doomed.append((yield within(promisifier.connect(n1.url, "realm1"))))
+    testaments: list = []
+    yield within(watcher.subscribe("com.last.words", testaments.append))
+    yield within(doomed[0].call("wamp.session.add_testament", "com.last.words", ["bye"], {}))
     everyone = sorted([watcher.session_id, observer.session_id, *(s.session_id for s in doomed)])
 
     # a join reaches the cluster's table a moment after WELCOME (it never waits on Redis)
@@ -73,6 +77,8 @@ def test_session_meta_procedures_answer_for_the_cluster_and_a_killed_nodes_sessi
     n1.process.kill()
     assert (yield until(lambda: len(leaves) == 2, seconds=10))
     assert sorted(args[0] for args in leaves) == sorted(s.session_id for s in doomed)
+    # its testaments, once, published by the node that removed it from the cluster's tables
+    assert testaments == ["bye"]
     assert (yield counts_to(observer, 2))
     yield within(watcher.leave())
     yield within(observer.leave())

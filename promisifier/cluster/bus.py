@@ -156,9 +156,13 @@ class Bus(ABC):
         :class:`LinkDown`."""
 
     @abstractmethod
-    def forget(self, node: str) -> Deferred[list[tuple[str, bytes]]]:
+    def forget(self, node: str) -> Deferred[list[tuple[str, bytes, bytes | None]]]:
         """Remove a lost node's registrations and sessions (the reaper does this once);
-        fires with the sessions removed, as (realm, details)."""
+        fires with the sessions removed, as (realm, details, testaments or None)."""
+
+    @abstractmethod
+    def testaments(self, realm: str, session_id: int, testaments: bytes | None) -> None:
+        """Keep (or with None, drop) a session's testaments, for the reaper (best effort)."""
 
     @abstractmethod
     def session_joined(self, realm: str, session_id: int, details: bytes) -> None:

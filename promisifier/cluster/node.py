@@ -41,7 +41,7 @@ from twisted.logger import Logger
 from promisifier.cluster.bus import Bus, LinkDown, RegistrationChange, session_id_in_slot
 from promisifier.cluster.proxies import RemoteCallee, RemoteCaller
 from promisifier.router.broker import FILTER_OPTIONS, RetainedEvent
-from promisifier.router.meta import session_details
+from promisifier.router.meta import TESTAMENT_SCOPES, Testament, session_details
 from promisifier.wire import ErrorURI, random_id
 from promisifier.wire import messages as wamp
 
@@ -215,6 +215,9 @@ class ClusterNode:
         for realm in self.router.realms.values():
             for session in list(realm.sessions.values()):
                 self.session_joined(realm.name, session.session_id, session_details(session))  # type: ignore[arg-type]
+                testaments = realm.meta.testaments_of(session)
+                if testaments:
+                    self.testaments(realm.name, session.session_id, testaments)  # type: ignore[arg-type]
         for (realm_name, uri, match), invoke in list(self._announced.items()):
             self.bus.register(realm_name, uri, match, invoke).addCallbacks(
                 self._announced_again, self._not_announced, callbackArgs=(realm_name, uri, match)
@@ -246,18 +249,28 @@ class ClusterNode:
             log.info("cluster: removing the sessions and registrations of lost node {node}", node=node)
             self.bus.forget(node).addCallbacks(self._sessions_lost, self._not_announced)
 
-    def _sessions_lost(self, sessions: list[tuple[str, bytes]]) -> None:
-        """This node reaped a lost node: the on_leave of each of its sessions, once for
-        the whole cluster."""
-        for realm_name, packed in sessions:
+    def _sessions_lost(self, sessions: list[tuple[str, bytes, bytes | None]]) -> None:
+        """This node reaped a lost node: the testaments and the on_leave of each of its
+        sessions, once for the whole cluster."""
+        for realm_name, packed, packed_testaments in sessions:
             realm = self.router.realms.get(realm_name)
             try:
                 details = msgpack.unpackb(packed, raw=False)
+                testaments = msgpack.unpackb(packed_testaments, raw=False) if packed_testaments else {}
             except (ValueError, msgpack.UnpackException):
                 continue
-            if realm is not None and isinstance(details, dict):
-                args = [details.get("session"), details.get("authid"), details.get("authrole")]
-                realm.broker.publish("wamp.session.on_leave", args)
+            if realm is None or not isinstance(details, dict) or not isinstance(testaments, dict):
+                continue
+            for scope in TESTAMENT_SCOPES:
+                for topic, args, kwargs in testaments.get(scope, ()):
+                    realm.broker.publish(topic, args, kwargs)
+            args = [details.get("session"), details.get("authid"), details.get("authrole")]
+            realm.broker.publish("wamp.session.on_leave", args)
+
+    def testaments(self, realm: str, session_id: int, testaments: dict[str, list[Testament]]) -> None:
+        if self.bus.up:
+            kept = {scope: [list(t) for t in found] for scope, found in testaments.items() if found}
+            self.bus.testaments(realm, session_id, self._packer.pack(kept) if kept else None)
 
     # -- sessions (MetaLink) -----------------------------------------------------------------------
 

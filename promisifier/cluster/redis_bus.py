@@ -18,6 +18,7 @@ Keys and channels, all under the prefix ``promisifier:``:
 ``regs``                  set of every ``reg:`` key; ``node-regs:<node>``: those of a node
 ``sessions:<realm>``      hash: session id -> its details (msgpack), every node's sessions
 ``node-sessions:<node>``  set of ``<realm> <session id>`` of a node's sessions
+``testaments:<realm>``    hash: session id -> its testaments (msgpack), for the reaper
 ``retained:<realm>``      hash: topic -> its retained publication; ``retained-order:<realm>``:
                           sorted set of those topics by time (the oldest go over the cap)
 ``regs-version``          counter: one step per change of the registration table
@@ -64,6 +65,7 @@ REGISTRATIONS_KEY = PREFIX + "regs"
 NODE_REGISTRATIONS_PREFIX = PREFIX + "node-regs:"
 VERSION_KEY = PREFIX + "regs-version"
 SESSIONS_PREFIX = PREFIX + "sessions:"
+TESTAMENTS_PREFIX = PREFIX + "testaments:"
 RETAINED_PREFIX = PREFIX + "retained:"
 RETAINED_ORDER_PREFIX = PREFIX + "retained-order:"
 NODE_SESSIONS_PREFIX = PREFIX + "node-sessions:"
@@ -170,15 +172,17 @@ redis.call('SADD', KEYS[2], ARGV[3])
 return 1
 """
 
+# KEYS: the realm's session hash, the node's session set, the realm's testaments
 _SESSION_LEFT = """
 redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('SREM', KEYS[2], ARGV[2])
+redis.call('HDEL', KEYS[3], ARGV[1])
 return 1
 """
 
 # KEYS: the lost node's registration set, the set of all registrations, the version, the
-# channel, the node's session set; ARGV: the node, the prefix of session hashes. Answers
-# the sessions removed: realm, details, realm, details, ...
+# channel, the node's session set; ARGV: the node, the prefixes of session and testament
+# hashes. Answers the sessions removed: realm, details, testaments or '', realm, ...
 _FORGET = """
 local removed = {}
 for _, member in ipairs(redis.call('SMEMBERS', KEYS[5])) do
@@ -188,7 +192,9 @@ for _, member in ipairs(redis.call('SMEMBERS', KEYS[5])) do
     redis.call('HDEL', ARGV[2] .. realm, id)
     table.insert(removed, realm)
     table.insert(removed, details)
+    table.insert(removed, redis.call('HGET', ARGV[3] .. realm, id) or '')
   end
+  redis.call('HDEL', ARGV[3] .. realm, id)
 end
 redis.call('DEL', KEYS[5])
 local field = 'n:' .. ARGV[1]
@@ -750,8 +756,12 @@ class RedisBus(Bus):
 
     def forget(self, node: str) -> defer.Deferred[list[tuple[str, bytes]]]:
         keys = (NODE_REGISTRATIONS_PREFIX + node, REGISTRATIONS_KEY, VERSION_KEY, CHANGES, NODE_SESSIONS_PREFIX + node)
-        d = self._command("EVAL", _FORGET, len(keys), *keys, node, SESSIONS_PREFIX, timeout=self.command_timeout)
-        return d.addCallback(lambda flat: [(flat[i].decode(), flat[i + 1]) for i in range(0, len(flat), 2)])
+        d = self._command(
+            "EVAL", _FORGET, len(keys), *keys, node, SESSIONS_PREFIX, TESTAMENTS_PREFIX, timeout=self.command_timeout
+        )
+        return d.addCallback(
+            lambda flat: [(flat[i].decode(), flat[i + 1], flat[i + 2] or None) for i in range(0, len(flat), 3)]
+        )
 
     # -- sessions --------------------------------------------------------------------------------
 
@@ -761,10 +771,18 @@ class RedisBus(Bus):
         d = self._command("EVAL", _SESSION_JOINED, 2, *keys, session_id, details, member, timeout=self.command_timeout)
         d.addErrback(self._ignore)
 
+    def testaments(self, realm: str, session_id: int, testaments: bytes | None) -> None:
+        key = TESTAMENTS_PREFIX + realm
+        if testaments is None:
+            d = self._command("HDEL", key, session_id, timeout=self.command_timeout)
+        else:
+            d = self._command("HSET", key, session_id, testaments, timeout=self.command_timeout)
+        d.addErrback(self._ignore)
+
     def session_left(self, realm: str, session_id: int) -> None:
-        keys = (SESSIONS_PREFIX + realm, NODE_SESSIONS_PREFIX + self.node)
+        keys = (SESSIONS_PREFIX + realm, NODE_SESSIONS_PREFIX + self.node, TESTAMENTS_PREFIX + realm)
         d = self._command(
-            "EVAL", _SESSION_LEFT, 2, *keys, session_id, f"{realm} {session_id}", timeout=self.command_timeout
+            "EVAL", _SESSION_LEFT, 3, *keys, session_id, f"{realm} {session_id}", timeout=self.command_timeout
         )
         d.addErrback(self._ignore)
 

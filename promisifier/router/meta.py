@@ -44,6 +44,8 @@ ROUTER_PROCEDURES = ("promisifier.session.trace",)
 
 #: in publishing order: without session resumption, "detached" testaments go before "destroyed"
 TESTAMENT_SCOPES = ("detached", "destroyed")
+#: a testament: the event (topic, args, kwargs) published when its session goes
+Testament = tuple[str, list[Any], dict[str, Any]]
 
 
 class MetaError(Exception):
@@ -84,13 +86,16 @@ class MetaLink(Protocol):
     def sessions(self, realm: str) -> Deferred[list[dict[str, Any]]]:
         """The details of every session of the realm, on every node."""
 
+    def testaments(self, realm: str, session_id: int, testaments: dict[str, list[Testament]]) -> None:
+        """A session's testaments changed (published by another node if this one dies)."""
+
 
 class MetaApi:
     """Meta events and meta procedures of one realm."""
 
     def __init__(self, realm: Realm) -> None:
         self.realm = realm
-        self._testaments: dict[RouterSession, dict[str, list[tuple[str, list[Any], dict[str, Any]]]]] = {}
+        self._testaments: dict[RouterSession, dict[str, list[Testament]]] = {}
         #: sessions closed by kill_all: they leave without testaments or on_leave events
         self._silenced: set[RouterSession] = set()
         #: sessions whose messages are traced
@@ -295,12 +300,22 @@ class MetaApi:
             )
         by_scope = self._testaments.setdefault(caller, {})
         by_scope.setdefault(scope, []).append((topic, event_args, event_kwargs))
+        if self.link is not None:
+            self.link.testaments(self.realm.name, caller.session_id, by_scope)  # type: ignore[arg-type]
+
+    def testaments_of(self, session: RouterSession) -> dict[str, list[Testament]]:
+        """The testaments ``session`` left, by scope."""
+        return self._testaments.get(session, {})
 
     def _flush_testaments(self, caller: RouterSession, args: list[Any], kwargs: dict[str, Any]) -> int:
         scope = kwargs.get("scope", "destroyed")
         if scope not in TESTAMENT_SCOPES:
             raise MetaError(ErrorURI.INVALID_ARGUMENT, "scope must be destroyed or detached")
-        return len(self._testaments.get(caller, {}).pop(scope, []))
+        by_scope = self._testaments.get(caller, {})
+        flushed = len(by_scope.pop(scope, []))
+        if flushed and self.link is not None:
+            self.link.testaments(self.realm.name, caller.session_id, by_scope)  # type: ignore[arg-type]
+        return flushed
 
     # -- registrations and subscriptions ---------------------------------------------------
 
