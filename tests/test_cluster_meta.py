@@ -9,6 +9,7 @@ import pytest_twisted
 from twisted.internet import defer, reactor, task
 
 import promisifier
+from promisifier import ApplicationError
 from tests.support import until, within
 
 pytestmark = pytest.mark.slow
@@ -82,3 +83,28 @@ def test_session_meta_procedures_answer_for_the_cluster_and_a_killed_nodes_sessi
     assert (yield counts_to(observer, 2))
     yield within(watcher.leave())
     yield within(observer.leave())
+
+
+@pytest.mark.process
+@pytest_twisted.inlineCallbacks
+def test_sessions_of_other_nodes_can_be_killed(cluster):
+    n1, n2 = cluster("n1"), cluster("n2")
+    killer = yield within(promisifier.connect(n2.url, "realm1"))
+    victims = []
+    for node in (n1, n1, n2, n1):
+        victims.append((yield within(promisifier.connect(node.url, "realm1"))))
+    assert (yield counts_to(killer, 5))
+
+    assert (yield within(killer.call("wamp.session.kill", victims[0].session_id))) is None
+    assert (yield until(lambda: not victims[0].is_joined))
+    with pytest.raises(ApplicationError) as info:
+        yield within(killer.call("wamp.session.kill", 12345))
+    assert info.value.error == "wamp.error.no_such_session"
+    assert (yield counts_to(killer, 4))
+
+    # by authrole: those here and those on the other node
+    killed = yield within(killer.call("wamp.session.kill_by_authrole", "anonymous"))
+    assert killed == 3
+    assert (yield until(lambda: not any(v.is_joined for v in victims)))
+    assert (yield counts_to(killer, 1))
+    yield within(killer.leave())

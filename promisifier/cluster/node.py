@@ -28,6 +28,7 @@ it is:
   procedure, options, payload]`` (the invocation id is the caller node's)
 * :data:`ANSWER` ``[ANSWER, realm, invocation id, RESULT or ERROR message]``
 * :data:`CANCEL` ``[CANCEL, realm, caller id, invocation id, mode]``
+* :data:`KILL` ``[KILL, realm, session ids, reason, message, silently]`` (``wamp.session.kill*``)
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ EVENT = 1
 CALL = 2
 ANSWER = 3
 CANCEL = 4
+KILL = 5
 
 _Key = tuple[str, str, str]
 
@@ -79,6 +81,8 @@ class ClusterNode:
         self._callers: dict[tuple[str, str, int], RemoteCaller] = {}
         #: procedures this node has callees for, recorded (or to record) in the bus: invoke policy
         self._announced: dict[_Key, str] = {}
+        #: (realm, session id) -> its node, as the session table said last
+        self._session_nodes: dict[tuple[str, int], str] = {}
         #: sessions of this node that left while the link was down: (realm, session id)
         self._left_while_down: set[tuple[str, int]] = set()
         #: procedures whose last callee here went while the link was down
@@ -255,9 +259,9 @@ class ClusterNode:
         for realm_name, packed, packed_testaments in sessions:
             realm = self.router.realms.get(realm_name)
             try:
-                details = msgpack.unpackb(packed, raw=False)
+                _, details = msgpack.unpackb(packed, raw=False)
                 testaments = msgpack.unpackb(packed_testaments, raw=False) if packed_testaments else {}
-            except (ValueError, msgpack.UnpackException):
+            except (ValueError, TypeError, msgpack.UnpackException):
                 continue
             if realm is None or not isinstance(details, dict) or not isinstance(testaments, dict):
                 continue
@@ -276,7 +280,7 @@ class ClusterNode:
 
     def session_joined(self, realm: str, session_id: int, details: dict[str, Any]) -> None:
         if self.bus.up:
-            self.bus.session_joined(realm, session_id, self._packer.pack(details))
+            self.bus.session_joined(realm, session_id, self._packer.pack([self.node, details]))
 
     def session_left(self, realm: str, session_id: int) -> None:
         if self.bus.up:
@@ -295,9 +299,31 @@ class ClusterNode:
             return defer.succeed(here())
 
         def read(packed: list[bytes]) -> list[dict[str, Any]]:
-            return [msgpack.unpackb(details, raw=False) for details in packed]
+            found = []
+            self._session_nodes.clear()
+            for entry in packed:
+                node, details = msgpack.unpackb(entry, raw=False)
+                self._session_nodes[(realm, details.get("session"))] = node
+                found.append(details)
+            return found
 
         return self.bus.sessions(realm).addCallbacks(read, here)
+
+    def kill(self, realm: str, session_ids: list[int], reason: str, message: str, silently: bool) -> None:
+        by_node: dict[str, list[int]] = {}
+        for session_id in session_ids:
+            node = self._session_nodes.get((realm, session_id))
+            if node is not None and node != self.node:
+                by_node.setdefault(node, []).append(session_id)
+        for node, ids in by_node.items():
+            payload = self._header + self._packer.pack([KILL, realm, ids, reason, message, silently])
+            self.bus.send(node, payload).addErrback(self._lost)
+
+    def _on_kill(self, origin: str, message: list) -> None:
+        _, realm_name, session_ids, reason, text, silently = message
+        realm = self.router.realms.get(realm_name)
+        if realm is not None:
+            realm.meta.kill_here(session_ids, reason, text, silently)
 
     def _drop_remote_sessions(self, why: str, node: str | None = None) -> None:
         """Forget the callees and callers of ``node`` (every other node if None): their
@@ -533,7 +559,7 @@ class ClusterNode:
             return
         handler(self, origin, message)
 
-    _handlers = {(CALL, 9): _on_call, (ANSWER, 4): _on_answer, (CANCEL, 5): _on_cancel}
+    _handlers = {(CALL, 9): _on_call, (ANSWER, 4): _on_answer, (CANCEL, 5): _on_cancel, (KILL, 6): _on_kill}
 
     def _read(self, payload: bytes) -> list | None:
         _, separator, body = payload.partition(b"\0")

@@ -89,6 +89,9 @@ class MetaLink(Protocol):
     def testaments(self, realm: str, session_id: int, testaments: dict[str, list[Testament]]) -> None:
         """A session's testaments changed (published by another node if this one dies)."""
 
+    def kill(self, realm: str, session_ids: list[int], reason: str, message: str, silently: bool) -> None:
+        """Close these sessions of other nodes (found in :meth:`sessions` just before)."""
+
 
 class MetaApi:
     """Meta events and meta procedures of one realm."""
@@ -236,26 +239,81 @@ class MetaApi:
             session.goodbye(reason, str(message))
         return killed  # type: ignore[return-value]
 
-    def _session_kill(self, caller: RouterSession, args: list[Any], kwargs: dict[str, Any]) -> None:
+    def kill_here(self, session_ids: list[int], reason: str, message: str, silently: bool) -> None:
+        """Close these sessions of this router (another node of the cluster asked)."""
+        found = [self.realm.sessions[i] for i in session_ids if i in self.realm.sessions]
+        self._kill(found, {"reason": reason, "message": message}, silently)
+
+    def _kill_elsewhere(
+        self, caller: RouterSession, wanted: Callable[[dict[str, Any]], bool], kwargs: dict[str, Any], silently: bool
+    ) -> Deferred[list[int]]:
+        """Close the sessions of other nodes whose details are ``wanted``; their ids."""
+        assert self.link is not None
+        link, realm = self.link, self.realm
+        reason, message = kwargs.get("reason") or ErrorURI.CLOSE_KILLED, str(kwargs.get("message") or "")
+
+        def kill(every: list[dict[str, Any]]) -> list[int]:
+            ids = [
+                d["session"]
+                for d in every
+                if d.get("session") not in realm.sessions and d.get("session") != caller.session_id and wanted(d)
+            ]
+            if ids:
+                link.kill(realm.name, ids, reason, message, silently)
+            return ids
+
+        return link.sessions(realm.name).addCallback(kill)
+
+    def _kill_everywhere(
+        self,
+        caller: RouterSession,
+        here: list[RouterSession],
+        wanted: Callable[[dict[str, Any]], bool],
+        kwargs: dict[str, Any],
+        silently: bool = False,
+    ) -> list[int] | Deferred[list[int]]:
+        killed = self._kill(here, kwargs, silently)
+        if self.link is None:
+            return killed
+        return self._kill_elsewhere(caller, wanted, kwargs, silently).addCallback(lambda more: killed + more)
+
+    def _session_kill(self, caller: RouterSession, args: list[Any], kwargs: dict[str, Any]) -> None | Deferred[None]:
+        if self.link is not None and args and type(args[0]) is int and args[0] not in self.realm.sessions:
+            wanted = args[0]
+            self._kill([], kwargs)  # checks the reason
+
+            def one(killed: list[int]) -> None:
+                if not killed:
+                    raise MetaError(ErrorURI.NO_SUCH_SESSION, f"no session {wanted!r} in this realm")
+
+            return self._kill_elsewhere(caller, lambda d: d.get("session") == wanted, kwargs, False).addCallback(one)
         target = self._target(args)
         if target is caller:
             raise MetaError(ErrorURI.NO_SUCH_SESSION, "a session cannot kill itself; use GOODBYE")
         self._kill([target], kwargs)
+        return None
 
-    def _session_kill_by_authid(self, caller: RouterSession, args: list[Any], kwargs: dict[str, Any]) -> list[int]:
+    def _session_kill_by_authid(
+        self, caller: RouterSession, args: list[Any], kwargs: dict[str, Any]
+    ) -> list[int] | Deferred[list[int]]:
         authid = args[0]
-        return self._kill([s for s in self.realm.sessions.values() if s.authid == authid and s is not caller], kwargs)
+        here = [s for s in self.realm.sessions.values() if s.authid == authid and s is not caller]
+        return self._kill_everywhere(caller, here, lambda d: d.get("authid") == authid, kwargs)
 
-    def _session_kill_by_authrole(self, caller: RouterSession, args: list[Any], kwargs: dict[str, Any]) -> int:
+    def _session_kill_by_authrole(
+        self, caller: RouterSession, args: list[Any], kwargs: dict[str, Any]
+    ) -> int | Deferred[int]:
         authrole = args[0]
-        return len(
-            self._kill([s for s in self.realm.sessions.values() if s.authrole == authrole and s is not caller], kwargs)
-        )
+        here = [s for s in self.realm.sessions.values() if s.authrole == authrole and s is not caller]
+        killed = self._kill_everywhere(caller, here, lambda d: d.get("authrole") == authrole, kwargs)
+        return killed.addCallback(len) if isinstance(killed, Deferred) else len(killed)
 
-    def _session_kill_all(self, caller: RouterSession, args: list[Any], kwargs: dict[str, Any]) -> int:
+    def _session_kill_all(self, caller: RouterSession, args: list[Any], kwargs: dict[str, Any]) -> int | Deferred[int]:
         # The specification: no session meta events or testaments for these sessions (no
         # subscriber but the caller would be left to receive them).
-        return len(self._kill([s for s in self.realm.sessions.values() if s is not caller], kwargs, silently=True))
+        here = [s for s in self.realm.sessions.values() if s is not caller]
+        killed = self._kill_everywhere(caller, here, lambda d: True, kwargs, silently=True)
+        return killed.addCallback(len) if isinstance(killed, Deferred) else len(killed)
 
     # -- message trace ------------------------------------------------------------------
 
