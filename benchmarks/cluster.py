@@ -107,7 +107,9 @@ def cluster(args: argparse.Namespace) -> Iterator[tuple[Redis, list[harness.Serv
     try:
         for index in (1, 2):
             port = harness.free_port()
-            argv = harness.relay_argv("relay", "ws", {"ws": port}, args) + ["--cluster", redis.url]
+            # --profile: node 1 only (the caller's node)
+            options = args if index == 1 else argparse.Namespace(**{**vars(args), "profile": None})
+            argv = harness.relay_argv("relay", "ws", {"ws": port}, options) + ["--cluster", redis.url]
             node = harness.Server(argv, {"ws": f"ws://127.0.0.1:{port}/ws"}, args.log_dir, f"cluster-node{index}")
             node.start()
             nodes.append(node)
