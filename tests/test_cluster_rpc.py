@@ -263,3 +263,21 @@ def test_calls_to_a_shared_registration_move_to_a_live_callee_when_a_node_is_fou
     assert after == ["n2"] * 10
     yield within(caller.leave())
     yield within(b.leave())
+
+
+@pytest.mark.process
+@pytest_twisted.inlineCallbacks
+def test_a_killed_callers_node_interrupts_its_calls_on_other_nodes(two_nodes):
+    n1, n2 = two_nodes
+    slow = SlowCallee()
+    callee = yield connect_autobahn(n2.url)
+    yield within(callee.register(slow, "com.orphan"))
+    yield registered_on(n1, "com.orphan")
+    caller = yield within(promisifier.connect(n1.url, "realm1"))
+    for n in range(2):
+        caller.call("com.orphan", n).addErrback(lambda _: None)
+    assert (yield until(lambda: len(slow.started) == 2))
+    n1.process.popen.send_signal(signal.SIGKILL)
+    # n2 counts n1 lost after its TTL: the callee gets INTERRUPT for both calls
+    assert (yield until(lambda: sorted(slow.cancelled) == [0, 1], seconds=TTL + 4 * HEARTBEAT_INTERVAL + 1))
+    yield leave_and_wait(callee)
