@@ -67,3 +67,18 @@ def test_rpc_benchmark_runs_over_both_transports(tmp_path):
     assert {r["name"] for r in written["results"]} == set(figures)
     for transport in ("ws", "rs"):
         assert not any(run.get("call_errors") for run in written["setup"]["runs"][f"rpc.{transport}.msgpack"])
+
+
+@pytest.mark.process
+def test_cluster_benchmark_runs_two_nodes_and_a_redis(tmp_path):
+    report = tmp_path / "cluster.json"
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    command = [sys.executable, "-m", "benchmarks", "cluster", "--serializers", "msgpack", "--seconds", "0.4"]
+    command += ["--warmup", "0.1", "--log-dir", str(tmp_path / "logs"), "--json", str(report)]
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stdout + done.stderr
+    figures = {match[1]: float(match[2]) for match in map(RESULT_LINE.match, done.stdout.splitlines()) if match}
+    for name in ("latency.cross.p50", "rpc.cross.rate", "rpc.same.rate", "rpc.alone.rate", "events.cross.rate"):
+        assert figures[f"cluster.msgpack.{name}"] > 0, name
+    assert figures["cluster.msgpack.rpc.cross.redis_publishes_per_call"] > 0
