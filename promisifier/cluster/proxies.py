@@ -7,7 +7,9 @@
   here. The dealer answers it like a caller; it sends the answers back to that node.
 
 Both have ``remote = True``: the dealer never forwards a call from a remote caller to a
-remote callee (no loops), and keeps meta events for its own sessions.
+remote callee (no loops), and keeps meta events for its own sessions. Besides, they have
+what routing asks of any session (id, authid, authrole, peer, send, send_error,
+has_feature, next_invocation_id, details, goodbye, log_fields).
 """
 
 from __future__ import annotations
@@ -50,6 +52,24 @@ class _RemoteSession:
     def has_feature(self, role: str, feature: str) -> bool:
         return feature in _FEATURES
 
+    def next_invocation_id(self) -> int:
+        return self.invocation_ids.next()
+
+    def details(self) -> dict[str, Any]:
+        return {"session": self.session_id, "authid": self.authid, "authrole": self.authrole, "node": self.node}
+
+    def goodbye(self, reason: str, message: str = "") -> None:
+        """Sessions of other nodes are closed by their own node."""
+
+    def log_fields(self) -> dict[str, Any]:
+        realm = self.realm
+        return {
+            "session_id": self.session_id,
+            "realm": realm.name if realm is not None else None,
+            "authid": self.authid,
+            "peer": self.peer.peer,
+        }
+
     def send_error(
         self,
         request_type: int,
@@ -74,8 +94,8 @@ class RemoteCallee(_RemoteSession):
     """Every callee of ``node`` in ``realm``, as one callee of this node's dealer."""
 
     session_id = 0
-    authid = None
-    authrole = None
+    authid: str | None = None
+    authrole: str | None = None
 
     def __init__(self, cluster: ClusterNode, realm: Realm, node: str) -> None:
         super().__init__(cluster, realm, node)
