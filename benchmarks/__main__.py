@@ -31,6 +31,7 @@ SCENARIOS = {
     "hotpath": "benchmarks.hotpath",
     "soak": "benchmarks.soak",
     "cluster": "benchmarks.cluster",
+    "cluster-soak": "benchmarks.cluster_soak",
     "all": "benchmarks.all",
 }
 

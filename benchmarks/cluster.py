@@ -94,6 +94,15 @@ class Redis:
                 body += sock.recv(65536)
         return {name: int(count) for name, count in re.findall(r"cmdstat_(\w+):calls=(\d+)", body.decode())}
 
+    def dbsize(self) -> int:
+        """Keys in the database."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as sock:
+            sock.sendall(b"*1\r\n$6\r\nDBSIZE\r\n")
+            reply = b""
+            while not reply.endswith(b"\r\n"):
+                reply += sock.recv(1024)
+        return int(reply[1:])
+
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(10)
@@ -101,21 +110,22 @@ class Redis:
 
 
 @contextmanager
-def cluster(args: argparse.Namespace) -> Iterator[tuple[Redis, list[harness.Server]]]:
+def cluster(args: argparse.Namespace, nodes: int = 2) -> Iterator[tuple[Redis, list[harness.Server]]]:
+    """A Redis and ``nodes`` relays with ``--cluster``, stopped at the end."""
     redis = Redis(args.log_dir)
-    nodes: list[harness.Server] = []
+    started: list[harness.Server] = []
     try:
-        for index in (1, 2):
+        for index in range(1, nodes + 1):
             port = harness.free_port()
             # --profile: node 1 only (the caller's node)
             options = args if index == 1 else argparse.Namespace(**{**vars(args), "profile": None})
             argv = harness.relay_argv("relay", "ws", {"ws": port}, options) + ["--cluster", redis.url]
             node = harness.Server(argv, {"ws": f"ws://127.0.0.1:{port}/ws"}, args.log_dir, f"cluster-node{index}")
             node.start()
-            nodes.append(node)
-        yield redis, nodes
+            started.append(node)
+        yield redis, started
     finally:
-        for node in nodes:
+        for node in started:
             node.stop()
         redis.stop()
 

@@ -82,3 +82,17 @@ def test_cluster_benchmark_runs_two_nodes_and_a_redis(tmp_path):
     for name in ("latency.cross.p50", "rpc.cross.rate", "rpc.same.rate", "rpc.alone.rate", "events.cross.rate"):
         assert figures[f"cluster.msgpack.{name}"] > 0, name
     assert figures["cluster.msgpack.rpc.cross.redis_publishes_per_call"] > 0
+
+
+@pytest.mark.process
+def test_cluster_soak_leaves_redis_and_the_nodes_tables_as_it_found_them(tmp_path):
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    command = [sys.executable, "-m", "benchmarks", "cluster-soak", "--seconds", "3", "--sessions", "2"]
+    command += ["--log-dir", str(tmp_path / "logs"), "--json", str(tmp_path / "soak.json")]
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stdout + done.stderr
+    figures = {match[1]: float(match[2]) for match in map(RESULT_LINE.match, done.stdout.splitlines()) if match}
+    assert figures["cluster_soak.rounds"] >= 1 and figures["cluster_soak.calls"] > 0
+    assert figures["cluster_soak.leftover"] == 0
+    assert figures["cluster_soak.dbsize_end"] == figures["cluster_soak.dbsize_start"]
