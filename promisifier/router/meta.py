@@ -119,8 +119,13 @@ class MetaApi:
             "wamp.registration.lookup": self._registration_lookup,
             "wamp.registration.match": self._registration_match,
             "wamp.registration.get": lambda s, a, k: self._registration(a).details(),
-            "wamp.registration.list_callees": lambda s, a, k: [c.session_id for c in self._registration(a).callees],
-            "wamp.registration.count_callees": lambda s, a, k: len(self._registration(a).callees),
+            # this router's callees (another node's stand behind one remote session of no id)
+            "wamp.registration.list_callees": lambda s, a, k: [
+                c.session_id for c in self._registration(a).callees if not c.remote
+            ],
+            "wamp.registration.count_callees": lambda s, a, k: sum(
+                1 for c in self._registration(a).callees if not c.remote
+            ),
             "wamp.registration.remove_callee": self._registration_remove_callee,
             "wamp.subscription.list": lambda s, a, k: self.realm.broker.subscriptions_by_policy(),
             "wamp.subscription.lookup": self._subscription_lookup,
