@@ -32,6 +32,7 @@ SCENARIOS = {
     "soak": "benchmarks.soak",
     "cluster": "benchmarks.cluster",
     "cluster-soak": "benchmarks.cluster_soak",
+    "cluster-death": "benchmarks.cluster_death",
     "all": "benchmarks.all",
 }
 

@@ -96,3 +96,15 @@ def test_cluster_soak_leaves_redis_and_the_nodes_tables_as_it_found_them(tmp_pat
     assert figures["cluster_soak.rounds"] >= 1 and figures["cluster_soak.calls"] > 0
     assert figures["cluster_soak.leftover"] == 0
     assert figures["cluster_soak.dbsize_end"] == figures["cluster_soak.dbsize_start"]
+
+
+@pytest.mark.process
+def test_cluster_death_benchmark_times_a_killed_node(tmp_path):
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    command = [sys.executable, "-m", "benchmarks", "cluster-death", "--repeat", "1"]
+    command += ["--log-dir", str(tmp_path / "logs"), "--json", str(tmp_path / "death.json")]
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    figures = {match[1]: float(match[2]) for match in map(RESULT_LINE.match, done.stdout.splitlines()) if match}
+    assert figures["cluster_death.call_failed.max"] > 0 and figures["cluster_death.detected.max"] > 0
