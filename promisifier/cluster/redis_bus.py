@@ -267,6 +267,10 @@ def listen_target(realm: str, uri: str, match: str) -> tuple[bool, str]:
     raise ValueError(f"unknown match policy {match!r}")
 
 
+def _received(receivers: int) -> bool:
+    return receivers > 0
+
+
 def registration_key(realm: str, uri: str, match: str) -> str:
     return f"{REGISTRATION_PREFIX}{realm}:{match}:{uri}"
 
@@ -584,7 +588,10 @@ class RedisBus(Bus):
 
     # -- commands ----------------------------------------------------------------------------
 
-    def _command(self, *args: Any, timeout: float) -> defer.Deferred:
+    def _command(self, *args: Any, timeout: float | None) -> defer.Deferred:
+        """Send a command; its reply, or :class:`LinkDown`. ``timeout`` None: no timer of
+        its own (for the many small commands of routing): a connection that answers
+        nothing fails every command waiting on it when the next heartbeat times out."""
         conn = self._command_conn
         if not self._up or conn is None:
             return defer.fail(LinkDown("cluster link to Redis is down"))
@@ -592,7 +599,9 @@ class RedisBus(Bus):
             d = conn.execute_command(*args)
         except txredisapi.ConnectionError as error:
             return defer.fail(LinkDown(str(error)))
-        return d.addTimeout(timeout, self.reactor).addErrback(self._as_link_down)
+        if timeout is not None:
+            d.addTimeout(timeout, self.reactor)
+        return d.addErrback(self._as_link_down)
 
     @staticmethod
     def _as_link_down(failure: Any) -> Any:
@@ -723,8 +732,8 @@ class RedisBus(Bus):
     # -- node messages ------------------------------------------------------------------------
 
     def send(self, node: str, payload: bytes) -> defer.Deferred[bool]:
-        d = self._command("PUBLISH", INBOX + node, payload, timeout=self.command_timeout)
-        return d.addCallback(lambda receivers: receivers > 0)
+        d = self._command("PUBLISH", INBOX + node, payload, timeout=None)
+        return d.addCallback(_received)
 
     # -- registrations -------------------------------------------------------------------------
 
