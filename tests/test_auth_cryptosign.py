@@ -330,6 +330,7 @@ ROTATION_TOML = """
 [[listeners]]
 endpoint = "tcp:0:interface=127.0.0.1"
 auth.methods = ["cryptosign", "scram"]
+auth.revoke_on_reload = {revoke}
 [listeners.auth.cryptosign.principals.device-1]
 authorized_keys = [{keys}]
 role = "user"
@@ -339,15 +340,19 @@ role = "user"
 """
 
 
-def rotation_config(path: Any, seeds: list[bytes], password: str) -> Any:
+def rotation_config(path: Any, seeds: list[bytes], password: str, revoke: bool = False) -> Any:
+    import hashlib
+
     from promisifier.wire import scram
 
     keys = ", ".join(f'"{pubkey(seed)}"' for seed in seeds)
-    stored = scram.hash_password(password, "pbkdf2", 4096).as_config()
+    # the same password gives the same stored keys (a salt of its own), as an unchanged entry would
+    salt = hashlib.sha256(password.encode()).digest()[:16]
+    stored = scram.hash_password(password, "pbkdf2", 4096, salt=salt).as_config()
     lines = "\n".join(
         f'{key} = "{value}"' if isinstance(value, str) else f"{key} = {value}" for key, value in stored.items()
     )
-    path.write_text(ROTATION_TOML.format(keys=keys, scram=lines))
+    path.write_text(ROTATION_TOML.format(keys=keys, scram=lines, revoke=str(revoke).lower()))
     return path
 
 
@@ -376,5 +381,33 @@ async def test_reload_rotates_keys_and_passwords(tmp_path):
         assert old.is_joined and erin.is_joined
         for session in (old, erin, new, erin_again):
             await within(session.leave())
+    finally:
+        await service.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_revoke_on_reload_closes_the_sessions_of_a_removed_key(tmp_path):
+    config_file = rotation_config(tmp_path / "relay.toml", [DEVICE_SEED, DEVICE_SEED_2], "erin-pw", revoke=True)
+    service = RelayService(load_config(config_file), config_file=str(config_file), handle_sighup=False)
+    service.startService()
+    try:
+        removed = await within(connect(service.url, "realm1", credentials={"private_key": DEVICE_SEED.hex()}))
+        kept = await within(connect(service.url, "realm1", credentials={"private_key": DEVICE_SEED_2.hex()}))
+        erin = await within(connect(service.url, "realm1", authid="erin", credentials={"password": "erin-pw"}))
+        ended: list[str] = []
+        removed.on("leave", lambda session, reason: ended.append(reason))
+
+        rotation_config(config_file, [DEVICE_SEED_2], "erin-pw", revoke=True)
+        assert await within(service.reload()) is True
+        await within(removed.closed)
+        assert ended == ["wamp.close.killed"]
+        # a key still listed and an unchanged password keep their sessions
+        assert kept.is_joined and erin.is_joined
+
+        rotation_config(config_file, [DEVICE_SEED_2], "new-erin-pw", revoke=True)
+        assert await within(service.reload()) is True
+        await within(erin.closed)
+        assert kept.is_joined
+        await within(kept.leave())
     finally:
         await service.stopService()

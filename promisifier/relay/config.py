@@ -586,7 +586,11 @@ def _url_path(check: Checker, table: dict, key: str, path: str, default: Any = M
 
 
 def _auth(check: Checker, path: str, value: Any, base_dir: str) -> AuthConfig:
-    table = check.table(value, path, ("methods", "anonymous_role", "ticket", "wampcra", "cryptosign", "scram", "tls"))
+    table = check.table(
+        value,
+        path,
+        ("methods", "anonymous_role", "ticket", "wampcra", "cryptosign", "scram", "tls", "revoke_on_reload"),
+    )
     methods = check.strings(table, "methods", path, ("anonymous",), choices=AUTH_METHODS)
     anonymous_role = check.string(table, "anonymous_role", path, "anonymous")
 
@@ -654,6 +658,7 @@ def _auth(check: Checker, path: str, value: Any, base_dir: str) -> AuthConfig:
         cryptosign_authenticator=signer_authenticator,
         scram=scram_users,
         tls=tls_users,
+        revoke_on_reload=check.boolean(table, "revoke_on_reload", path, False),
     )
 
 

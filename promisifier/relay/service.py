@@ -44,8 +44,11 @@ from promisifier.relay.site import (
 from promisifier.relay.tls_listener import server_endpoint
 from promisifier.relay.web import RelayWeb
 from promisifier.router import Router
+from promisifier.router.auth import AuthConfig
+from promisifier.router.revocation import still_admitted
 from promisifier.transport.closing import CloseCode
 from promisifier.transport.handshake import HandshakeDeadlineSite
+from promisifier.wire import ErrorURI
 
 log = Logger(namespace="promisifier.relay")
 
@@ -209,6 +212,9 @@ class RelayService(Service):
         self.cluster: ClusterNode | None = None
         self.listeners: list[Listener] = [Listener(listener, reactor) for listener in config.listeners]
         self._reloading = DeferredLock()
+        #: id of every listener auth configuration so far -> (it, its endpoint): what
+        #: admitted a session, for revoke_on_reload
+        self._admitting: dict[int, tuple[AuthConfig, str]] = {}
         self._sighup_installed = False
         self._previous_sighup: Any = None
 
@@ -426,6 +432,34 @@ class RelayService(Service):
 
         return applying.addErrback(failed)
 
+    def _revoke(self, listeners: dict[str, Listener], config: RelayConfig) -> None:
+        """Close the sessions that a listener with ``revoke_on_reload`` no longer admits.
+
+        A session is checked against the listener configuration that admitted it, which
+        may be older than the one before this reload: every listener's auth configuration
+        is remembered with its endpoint."""
+        assert self.router is not None
+        for endpoint, listener in listeners.items():
+            if listener.config.auth is not None:
+                self._admitting[id(listener.config.auth)] = (listener.config.auth, endpoint)
+        new_auth = {lc.endpoint: lc.auth for lc in config.listeners if lc.auth is not None and lc.auth.revoke_on_reload}
+        if not new_auth:
+            return
+        for realm in self.router.realms.values():
+            for session in list(realm.sessions.values()):
+                admitted = self._admitting.get(id(session.authenticator.config))
+                if admitted is None or admitted[1] not in new_auth:
+                    continue
+                if not still_admitted(session, admitted[0], new_auth[admitted[1]]):
+                    log.info(
+                        "session {session_id} ({authid!r}, {authmethod}) closed: its credentials were revoked by reload",
+                        session_id=session.session_id,
+                        authid=session.authid,
+                        authmethod=session.authmethod,
+                        event="revoked",
+                    )
+                    session.goodbye(ErrorURI.CLOSE_KILLED, "credentials revoked")
+
     def _apply(self, config: RelayConfig) -> Deferred:
         assert self.router is not None
         self._log_warnings(config)
@@ -435,6 +469,7 @@ class RelayService(Service):
         self.router.reload(config.router)
         self.config = config
         old = {listener.config.endpoint: listener for listener in self.listeners}
+        self._revoke(old, config)
         kept: dict[int, Listener] = {}
         fresh: dict[int, Listener] = {}
         for index, listener_config in enumerate(config.listeners):

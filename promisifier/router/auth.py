@@ -96,6 +96,9 @@ class AuthConfig:
     scram: Mapping[str, ScramPrincipal] = field(default_factory=dict)
     #: principals known by their TLS client certificate, by authid
     tls: Mapping[str, tls_auth.TlsPrincipal] = field(default_factory=dict)
+    #: on reload, close the sessions whose key, password, secret or principal changed or
+    #: went away (see :mod:`promisifier.router.revocation`)
+    revoke_on_reload: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "methods", tuple(self.methods))
