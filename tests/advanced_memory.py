@@ -6,13 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-try:
-    from tests.memory_router import ALL_ROLES, MemoryClient, MemoryRouter
-except ImportError:  # pragma: no cover - tests/ itself on sys.path
-    from memory_router import ALL_ROLES, MemoryClient, MemoryRouter  # type: ignore[no-redef]
-
 from promisifier.router import RouterConfig
 from promisifier.router.config import RealmConfig
+from tests.memory_router import ALL_ROLES, MemoryClient, MemoryRouter
 
 #: HELLO roles announcing the client features the advanced profile tests use
 ROLES: dict[str, Any] = ALL_ROLES

@@ -6,11 +6,6 @@ from __future__ import annotations
 
 import pytest
 
-try:
-    from tests.advanced_memory import ROLES, Memory
-except ImportError:  # pragma: no cover - tests/ itself on sys.path
-    from advanced_memory import ROLES, Memory  # type: ignore[no-redef]
-
 from promisifier.router.authz import Permission, RoleConfig
 from promisifier.router.config import RealmConfig
 from promisifier.wire.messages import (
@@ -27,6 +22,7 @@ from promisifier.wire.messages import (
     UNREGISTERED,
     UNSUBSCRIBED,
 )
+from tests.advanced_memory import ROLES, Memory
 
 # -- progressive results under a call timeout -------------------------------------------------
 

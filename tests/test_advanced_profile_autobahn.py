@@ -9,23 +9,11 @@ from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.role import DEFAULT_CLIENT_ROLES, RoleSubscriberFeatures
 from autobahn.wamp.types import CallOptions, RegisterOptions, SubscribeOptions
 
-try:
-    from tests.advanced_support import Collector, WireSession, by_serializer, expect_application_error, harness, sync
-    from tests.support import within
-except ImportError:  # pragma: no cover - tests/ itself on sys.path
-    from advanced_support import (  # type: ignore[no-redef]
-        Collector,
-        WireSession,
-        by_serializer,
-        expect_application_error,
-        harness,
-        sync,
-    )
-    from support import within  # type: ignore[no-redef]
+from tests.advanced_support import Collector, WireSession, by_serializer, expect_application_error, sync
+from tests.support import within
 
 pytestmark = pytest.mark.slow
 
-__all__ = ["harness"]  # the fixture, imported for pytest
 
 UNREGISTERED, UNSUBSCRIBED = 67, 35
 

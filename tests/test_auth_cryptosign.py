@@ -27,15 +27,9 @@ from promisifier.router.authz import Permission, RoleConfig
 from promisifier.router.config import RealmConfig
 from promisifier.router.cryptosign import CryptosignPrincipal
 from promisifier.wire import cryptosign
-
-try:
-    from tests.auth_support import Routers, connect_auth, leave
-    from tests.js_support import run_node, skip_or_fail_without_node
-    from tests.support import within
-except ImportError:  # pragma: no cover - tests/ itself on sys.path
-    from auth_support import Routers, connect_auth, leave  # type: ignore[no-redef]
-    from js_support import run_node, skip_or_fail_without_node  # type: ignore[no-redef]
-    from support import within  # type: ignore[no-redef]
+from tests.auth_support import Routers, connect_auth, leave
+from tests.js_support import run_node, skip_or_fail_without_node
+from tests.support import within
 
 pytestmark = pytest.mark.slow  # real sockets on 127.0.0.1
 

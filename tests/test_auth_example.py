@@ -16,11 +16,7 @@ from twisted.internet import defer, utils
 
 from promisifier.relay.config import load_config
 from promisifier.relay.service import RelayService
-
-try:
-    from tests.support import within
-except ImportError:  # pragma: no cover - tests/ itself on sys.path
-    from support import within  # type: ignore[no-redef]
+from tests.support import within
 
 pytestmark = pytest.mark.slow  # real sockets on 127.0.0.1
 

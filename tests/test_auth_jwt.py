@@ -26,13 +26,8 @@ from promisifier.router.auth import AuthConfig, Principal
 from promisifier.router.authz import Permission, RoleConfig
 from promisifier.router.config import RealmConfig
 from promisifier.router.jwt_tickets import JwtConfig
-
-try:
-    from tests.auth_support import Routers, connect_auth, leave
-    from tests.support import within
-except ImportError:  # pragma: no cover - tests/ itself on sys.path
-    from auth_support import Routers, connect_auth, leave  # type: ignore[no-redef]
-    from support import within  # type: ignore[no-redef]
+from tests.auth_support import Routers, connect_auth, leave
+from tests.support import within
 
 pytestmark = pytest.mark.slow  # real sockets on 127.0.0.1
 

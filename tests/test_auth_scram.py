@@ -22,13 +22,8 @@ from promisifier.router.authz import Permission, RoleConfig
 from promisifier.router.config import RealmConfig
 from promisifier.router.scram import ScramPrincipal
 from promisifier.wire import scram
-
-try:
-    from tests.auth_support import Routers, connect_auth, leave
-    from tests.support import within
-except ImportError:  # pragma: no cover - tests/ itself on sys.path
-    from auth_support import Routers, connect_auth, leave  # type: ignore[no-redef]
-    from support import within  # type: ignore[no-redef]
+from tests.auth_support import Routers, connect_auth, leave
+from tests.support import within
 
 pytestmark = pytest.mark.slow  # real sockets on 127.0.0.1
 

@@ -24,15 +24,9 @@ from promisifier.router.auth import AuthConfig
 from promisifier.router.authz import Permission, RoleConfig
 from promisifier.router.config import RealmConfig
 from promisifier.router.tls_auth import TlsPrincipal
-
-try:
-    from tests.auth_support import Routers, connect_auth, leave
-    from tests.pki_support import issue, make_ca
-    from tests.support import RunningRouter, within
-except ImportError:  # pragma: no cover - tests/ itself on sys.path
-    from auth_support import Routers, connect_auth, leave  # type: ignore[no-redef]
-    from pki_support import issue, make_ca  # type: ignore[no-redef]
-    from support import RunningRouter, within  # type: ignore[no-redef]
+from tests.auth_support import Routers, connect_auth, leave
+from tests.pki_support import issue, make_ca
+from tests.support import RunningRouter, within
 
 pytestmark = pytest.mark.slow  # real sockets on 127.0.0.1
 

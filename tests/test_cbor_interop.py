@@ -13,19 +13,9 @@ from autobahn.wamp.types import ComponentConfig, PublishOptions
 from twisted.internet import defer, reactor
 from twisted.internet.endpoints import TCP4ClientEndpoint, serverFromString
 
-try:
-    from tests.support import RecordingSession, autobahn_serializer, connect_autobahn, leave_and_wait, within
-except ImportError:  # pragma: no cover - tests/ itself on sys.path
-    from support import (  # type: ignore[no-redef]
-        RecordingSession,
-        autobahn_serializer,
-        connect_autobahn,
-        leave_and_wait,
-        within,
-    )
-
 from promisifier.embed import Router
 from promisifier.router import RouterConfig
+from tests.support import RecordingSession, autobahn_serializer, connect_autobahn, leave_and_wait, within
 
 pytestmark = pytest.mark.slow
 

@@ -1,5 +1,10 @@
-"""The fast subset stays fast: a test module that opens sockets or starts processes (through
-the helpers and fixtures that do) is marked ``slow``, so ``pytest -m "not slow"`` skips it."""
+"""Rules every test module follows.
+
+* The fast subset stays fast: a module that opens sockets or starts processes (through the
+  helpers and fixtures that do) is marked ``slow``, so ``pytest -m "not slow"`` skips it.
+* Helpers are imported as ``tests.x`` (pytest runs from the checkout's root), never through
+  ``try: ... except ImportError`` with a second import path.
+* Fixtures live in ``conftest.py``, not re-exported by test modules through ``__all__``."""
 
 from __future__ import annotations
 
@@ -55,6 +60,19 @@ def test_modules_that_open_sockets_or_start_processes_are_marked_slow(path):
     assert not reasons or marked_slow(tree), (
         f"{path.name} uses {sorted(set(reasons))}: add pytestmark = pytest.mark.slow"
     )
+
+
+@pytest.mark.parametrize("path", sorted(TESTS.glob("*.py")), ids=lambda path: path.name)
+def test_helpers_are_imported_one_way_and_fixtures_not_re_exported(path):
+    tree = ast.parse(path.read_text(), str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Try):
+            caught = [ast.unparse(handler.type) for handler in node.handlers if handler.type is not None]
+            imports = [n for n in node.body if isinstance(n, ast.Import | ast.ImportFrom)]
+            assert not (imports and "ImportError" in caught), f"{path.name}:{node.lineno}: import tests.x directly"
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(target, "id", None) == "__all__" for target in node.targets):
+            raise AssertionError(f"{path.name}: fixtures belong in conftest.py, not in __all__")
 
 
 def test_the_check_sees_a_socket_test():
