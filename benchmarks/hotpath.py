@@ -214,6 +214,9 @@ def relay_path(transport_kind: str, serializer: str, calls: int, batch: int, rep
     roles = {"roles": {"caller": {}, "callee": {}}}
     assert callee.request([HELLO, "realm1", roles])[0][0] == WELCOME
     assert caller.request([HELLO, "realm1", roles])[0][0] == WELCOME
+    if transport_kind == "ws":
+        # what is measured is the relay's own frame reader, not autobahn's fallback
+        assert caller.protocol._frame_reader is not None and callee.protocol._frame_reader is not None
     assert callee.request([REGISTER, 1, {}, "com.bench.echo"])[0][0] == REGISTERED
     # one call to check the route, and to learn the invocation ids (sequential per callee)
     caller.feed(caller.frame([CALL, 1, {}, "com.bench.echo", ["x" * payload]]))

@@ -5,7 +5,9 @@
 * :func:`release_handshake_state`: what autobahn keeps of the opening handshake is let go
   once the WebSocket is open;
 * :func:`can_write_frames_directly` and :func:`server_frame_header`: a server's plain data
-  frame is written as header + payload in one go instead of through ``sendMessage``.
+  frame is written as header + payload in one go instead of through ``sendMessage``;
+* :func:`can_read_frames_directly`: received frames are read by our own frame reader
+  instead of autobahn's per-frame state machine.
 
 Each saves memory per idle connection or CPU per message (figures in
 ``benchmarks/RESULTS.md``) and keeps autobahn's behaviour on the wire.
@@ -100,4 +102,29 @@ def can_write_frames_directly(connection: Any) -> bool:
         and not connection.logFrames
         and not connection.logOctets
         and not connection.trackedTimings
+    )
+
+
+def can_read_frames_directly(connection: Any) -> bool:
+    """True when the frames ``connection`` receives may be read by our own frame reader.
+
+    autobahn's per-frame state machine (``processData`` and the ``onFrame*`` callbacks,
+    a CFFI masker object per frame) costs most of a relayed WebSocket call.
+    :class:`~promisifier.transport.websocket_reader.FrameReader` reads plain RFC 6455
+    frames with the same checks; everything else stays autobahn's: per-message
+    compression, Hixie-76 peers, a server that accepts unmasked frames or a client that
+    accepts masked ones, unmasking switched off, frame or octet logging, timings.
+    """
+    if connection.factory.isServer:
+        masking_as_rfc = connection.requireMaskedClientFrames
+    else:
+        masking_as_rfc = not connection.acceptMaskedServerFrames
+    return bool(
+        masking_as_rfc
+        and connection.applyMask
+        and connection.websocket_version != 0
+        and connection._perMessageCompress is None
+        and not connection.logFrames
+        and not connection.logOctets
+        and not connection.trackTimings
     )

@@ -23,11 +23,13 @@ from autobahn.twisted.websocket import (
     WebSocketServerFactory,
     WebSocketServerProtocol,
 )
+from autobahn.websocket.protocol import FrameHeader
 from autobahn.websocket.types import ConnectionDeny, ConnectionRequest, ConnectionResponse
 from twisted.logger import Logger
 
 from promisifier.transport.autobahn_savings import (
     OptionsOnProtocolClass,
+    can_read_frames_directly,
     can_write_frames_directly,
     release_handshake_state,
     server_frame_header,
@@ -45,6 +47,7 @@ from promisifier.transport.limits import (
 from promisifier.transport.proxies import TrustedProxies
 from promisifier.transport.stats import PROTOCOL_ERROR_CODES, ConnectionStats, handler_log_fields
 from promisifier.transport.tls_errors import tls_failure
+from promisifier.transport.websocket_reader import Close, Event, Failure, FrameReader, Message, Ping
 from promisifier.wire import SERIALIZERS, DecodeError, ProtocolError, check_message
 from promisifier.wire.serializers import Serializer
 
@@ -57,14 +60,6 @@ def _set_flow_options(factory: object, max_outgoing_buffer: int, slow_consumer: 
 
 
 _connection_ids = itertools.count(1)
-
-
-def _is_utf8(payload: bytes) -> bool:
-    try:
-        payload.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
 
 
 class MessageHandler(Protocol):
@@ -112,6 +107,8 @@ class _WampConnection:
     #: messages are written as single frames here, not through autobahn's sendMessage
     _direct_frames: bool = False
     _direct_limit: int = 0
+    #: received frames are read here (None: by autobahn, also before the WebSocket is open)
+    _frame_reader: FrameReader | None = None
 
     @property
     def connected(self) -> bool:
@@ -248,11 +245,7 @@ class _WampConnection:
         if serializer is None or handler is None or self.state != self.STATE_OPEN:  # type: ignore[attr-defined]
             return
         if isBinary is not serializer.binary:
-            if not isBinary and not _is_utf8(payload):
-                # autobahn's UTF-8 check of text frames is off (the JSON decoder checks):
-                # the answer it would have given to invalid UTF-8 comes first.
-                self._fail(CloseCode.INVALID_PAYLOAD, "invalid UTF-8 in a text frame")
-                return
+            # (a text message is valid UTF-8 here: both readers check it, utf8validateIncoming)
             kind = "binary" if isBinary else "text"
             self._fail(CloseCode.UNSUPPORTED_DATA, f"{kind} frame on a {serializer.subprotocol} connection")
             return
@@ -265,6 +258,69 @@ class _WampConnection:
             handler.on_protocol_error(error)
             return
         handler.on_message(message)
+
+    def dataReceived(self, data: bytes) -> None:  # noqa: N802 - Twisted API
+        reader = self._frame_reader
+        if reader is None:
+            super().dataReceived(data)  # type: ignore[misc]
+        else:
+            self._read_frames(reader, data)
+
+    def consumeData(self) -> None:  # noqa: N802 - autobahn API
+        # autobahn calls this for what it has buffered, also right after onOpen for octets
+        # that came with the opening handshake: once the reader is on, they are its.
+        reader = self._frame_reader
+        if reader is None:
+            super().consumeData()  # type: ignore[misc]
+            return
+        data = self.data  # type: ignore[has-type]
+        self.data = b""
+        if data:
+            self._read_frames(reader, data)
+
+    def _decide_frame_reader(self) -> None:
+        if not can_read_frames_directly(self):
+            return
+        self._frame_reader = FrameReader(
+            masked=bool(self.factory.isServer),  # type: ignore[attr-defined]
+            max_message_size=self.maxMessagePayloadSize,  # type: ignore[attr-defined]
+            max_frame_size=self.maxFramePayloadSize,  # type: ignore[attr-defined]
+            validate_utf8=self.utf8validateIncoming,  # type: ignore[attr-defined]
+        )
+
+    def _read_frames(self, reader: FrameReader, data: bytes) -> None:
+        closed = self.STATE_CLOSED  # type: ignore[attr-defined]
+        for event in reader.feed(data):
+            if self.state == closed:  # type: ignore[attr-defined]
+                return
+            if type(event) is Message:
+                if self.autoPingTimeoutCall and self.autoPingRestartOnAnyTraffic:  # type: ignore[attr-defined]
+                    # as autobahn: any data from the peer will do instead of the pong
+                    self._cancelAutoPingTimeoutCall()  # type: ignore[attr-defined]
+                self.onMessage(event.payload, event.binary)
+                if self._listeners is not None:  # type: ignore[attr-defined]
+                    self.fire("message", event.payload, is_binary=event.binary)  # type: ignore[attr-defined]
+            else:
+                self._frame_event(event)
+
+    def _frame_event(self, event: Event) -> None:
+        """A control frame or a failure, answered by autobahn as its own reader would."""
+        kind = type(event)
+        if kind is Failure:
+            self._fail_connection(event.code, event.reason)  # type: ignore[attr-defined]
+        elif kind is Close:
+            reason = event.reason.encode("utf-8") if event.reason else None  # type: ignore[union-attr]
+            self.onCloseFrame(event.code, reason)  # type: ignore[attr-defined]
+        elif kind is Ping:
+            self._onPing(event.payload)  # type: ignore[attr-defined]
+        else:
+            # A pong: autobahn's keep-alive bookkeeping lives in its control frame handler.
+            self.current_frame = FrameHeader(10, True, 0, len(event.payload), None)  # type: ignore[union-attr]
+            self.control_frame_data = [event.payload]  # type: ignore[union-attr]
+            try:
+                self.processControlFrame()  # type: ignore[attr-defined]
+            finally:
+                self.current_frame = None
 
     def onMessageEnd(self) -> None:  # noqa: N802 - autobahn API
         # autobahn's onMessageEnd also fires the "message" event of its ObservableMixin for
@@ -298,6 +354,7 @@ class _WampConnection:
         self._ws_open = True
         release_handshake_state(self)
         self._decide_direct_frames()
+        self._decide_frame_reader()
         self._outgoing = OutgoingBuffer(self.transport)  # type: ignore[attr-defined]
         self._max_outgoing = self.factory.max_outgoing_buffer  # type: ignore[attr-defined]
         self.handler = self.factory.handler_factory(self)  # type: ignore[attr-defined]
@@ -378,10 +435,9 @@ class WampServerFactory(OptionsOnProtocolClass, WebSocketServerFactory):
             openHandshakeTimeout=open_handshake_timeout,
             # Send a close frame with the reason (e.g. 1009) instead of dropping TCP.
             failByDrop=False,
-            # Text frames carry JSON, which the serializer decodes with orjson: it refuses
-            # invalid UTF-8 itself (DecodeError, close 1007, as autobahn's check would), so
-            # autobahn's own UTF-8 validation of every text frame is redundant.
-            utf8validateIncoming=False,
+            # Text messages are checked to be UTF-8 as they arrive (RFC 6455 section 8.1:
+            # 1007 at the first invalid octet, not after the whole message).
+            utf8validateIncoming=True,
             # autobahn's timers round delays down to whole seconds: a 1 s timeout can
             # fire at once and turn a clean close into 1006.
             closeHandshakeTimeout=5,
