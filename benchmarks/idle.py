@@ -2,8 +2,14 @@
 
 For each N of ``--sessions``, a fresh relay is started and left idle for ``--settle``
 seconds; its RSS is read from ``/proc/PID/statm``. Then N sessions connect (over
-processes of at most 2,500 sessions each), join realm1 (HELLO/WELCOME) and stay idle;
-after ``--settle`` seconds more the RSS is read again. Figures per transport and N:
+processes of at most ``--sessions-per-process`` sessions each), join realm1
+(HELLO/WELCOME) and stay idle; after ``--settle`` seconds more the RSS is read again.
+
+Connections to one address and port from one source address are limited by the
+ephemeral port range (about 28,000 on Linux), so the worker processes connect from
+several source addresses of 127.0.0.0/8 (127.0.0.1, 127.0.0.2, ...), at most
+``--sessions-per-source`` sessions from each: ``--sessions 100000`` takes 5. The relay
+raises its own open files limit at start, the workers theirs. Figures per transport and N:
 
 * ``idle.T.nN.bytes_per_session``  (RSS after - RSS before) / N, in KB
 * ``idle.T.nN.rss``                 the relay's RSS with the N sessions, in MB
@@ -25,6 +31,49 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--sessions", type=harness.csv(int), default=[1000, 10000], help="values of N (default 1000,10000)"
     )
     parser.add_argument("--settle", type=float, default=1.0, help="seconds to wait before each RSS reading (default 1)")
+    parser.add_argument(
+        "--sessions-per-process",
+        type=int,
+        default=harness.SESSIONS_PER_WORKER,
+        help=f"sessions per load generator process (default {harness.SESSIONS_PER_WORKER})",
+    )
+    parser.add_argument(
+        "--sessions-per-source",
+        type=int,
+        default=SESSIONS_PER_SOURCE,
+        help=f"sessions per source address in 127.0.0.0/8 (default {SESSIONS_PER_SOURCE})",
+    )
+
+
+#: below the default ephemeral port range of Linux (32768-60999: 28,232 ports)
+SESSIONS_PER_SOURCE = 20000
+
+
+def source_address(index: int) -> str:
+    """The ``index``-th source address of 127.0.0.0/8: 127.0.0.1, 127.0.0.2, ..."""
+    number = index + 1
+    if not 0 < number < 1 << 24:
+        raise ValueError(f"no source address number {index} in 127.0.0.0/8")
+    return f"127.{number >> 16}.{(number >> 8) & 0xFF}.{number & 0xFF}"
+
+
+def spread(sessions: int, per_process: int, per_source: int) -> list[tuple[int, str]]:
+    """(sessions, source address) of each worker process: every source address holds at
+    most ``per_source`` sessions, every process at most ``per_process``."""
+    if per_process <= 0 or per_source <= 0:
+        raise ValueError("--sessions-per-process and --sessions-per-source must be positive")
+    workers = []
+    remaining = sessions
+    source = 0
+    while remaining > 0:
+        on_source = min(remaining, per_source)
+        processes = math.ceil(on_source / per_process)
+        for index in range(processes):
+            count = on_source // processes + (1 if index < on_source % processes else 0)
+            workers.append((count, source_address(source)))
+        remaining -= on_source
+        source += 1
+    return workers
 
 
 def run(args: argparse.Namespace) -> tuple[list[dict], dict]:
@@ -38,14 +87,18 @@ def run(args: argparse.Namespace) -> tuple[list[dict], dict]:
                 runs[f"{transport}.server"] = relay.command
                 time.sleep(args.settle)
                 before = relay.rss()
-                processes = max(1, math.ceil(n / harness.SESSIONS_PER_WORKER))
+                plan = spread(n, args.sessions_per_process, args.sessions_per_source)
                 started_at = time.perf_counter()
                 with harness.workers() as started:
-                    for index in range(processes):
-                        count = n // processes + (1 if index < n % processes else 0)
+                    for count, source in plan:
                         started.append(
                             harness.Worker(
-                                "idle", relay.urls[transport], args.log_dir, serializer=serializer, sessions=count
+                                "idle",
+                                relay.urls[transport],
+                                args.log_dir,
+                                serializer=serializer,
+                                sessions=count,
+                                bind=source,
                             )
                         )
                     for worker in started:
@@ -71,7 +124,8 @@ def run(args: argparse.Namespace) -> tuple[list[dict], dict]:
                     "rss_before": before,
                     "rss_after": after,
                     "join_seconds": round(joined_in, 3),
-                    "processes": processes,
+                    "processes": len(plan),
+                    "source_addresses": len({source for _, source in plan}),
                     "state": counts,
                 }
     return results, harness.setup_of(args, runs=runs)

@@ -143,7 +143,8 @@ def connect(worker: Worker, make_agent: Any) -> None:
         raise SystemExit(f"--url: ws://host:port/path or rs://host:port, not {worker.args.url!r}")
     factory.make_agent = make_agent
     factory.worker = worker
-    endpoint = TCP4ClientEndpoint(reactor, host, port, timeout=30)
+    bind = (worker.args.bind, 0) if worker.args.bind else None
+    endpoint = TCP4ClientEndpoint(reactor, host, port, timeout=30, bindAddress=bind)
     endpoint.connect(factory).addErrback(lambda failure: worker.failed(f"cannot connect: {failure.getErrorMessage()}"))
 
 
@@ -528,6 +529,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--latency", action="store_true", help="time each call (callers)")
     parser.add_argument("--connect-concurrency", type=int, default=32, help="handshakes in progress at a time")
     parser.add_argument("--deadline", type=float, default=120.0, help="seconds after which the worker gives up")
+    parser.add_argument(
+        "--bind", default=None, help="source address of the connections, e.g. 127.0.0.2 (default: the system's)"
+    )
     return parser.parse_args(argv)
 
 

@@ -180,12 +180,27 @@ def relay_command(request) -> list[str]:
     return RELAY_COMMANDS[request.param]
 
 
+def _open_files_limits(pid: int) -> tuple[int, int]:
+    """The soft and hard limit on open files of process ``pid`` (-1: unlimited)."""
+    for line in Path(f"/proc/{pid}/limits").read_text().splitlines():
+        if line.startswith("Max open files"):
+            soft, hard = line.split()[3:5]
+            return tuple(-1 if value == "unlimited" else int(value) for value in (soft, hard))  # type: ignore[return-value]
+    raise AssertionError("no open files limit in /proc/PID/limits")
+
+
 @pytest.mark.process
 def test_relay_process_routes_a_call_and_stops_on_sigterm(relay_command, processes, free_port):
     url = f"ws://127.0.0.1:{free_port}/ws"
-    relay = processes([*relay_command, "--endpoint", f"tcp:{free_port}:interface=127.0.0.1"])
+    # started with a low soft limit on open files (exec keeps the process id)
+    low_limit = ["sh", "-c", 'ulimit -S -n 512 && exec "$@"', "relay"]
+    relay = processes([*low_limit, *relay_command, "--endpoint", f"tcp:{free_port}:interface=127.0.0.1"])
     wait_for_port(free_port, relay)
     relay.wait_for_output(f"serving {url}")
+    # the relay raised it to the hard limit, and said so
+    soft, hard = _open_files_limits(relay.popen.pid)
+    assert soft == hard, (soft, hard)
+    assert "open files limit" in relay.output and "(was 512," in relay.output, relay.describe()
 
     callee = processes([sys.executable, str(EXAMPLES / "callee.py"), "--url", url, "--serializer", "msgpack"])
     callee.wait_for_output("registered com.example.add")

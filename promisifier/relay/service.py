@@ -34,6 +34,7 @@ from promisifier.listen import deadline_site
 from promisifier.relay.config import ConfigError, ListenerConfig, RelayConfig, default_config, load_config
 from promisifier.relay.endpoints import cannot_listen
 from promisifier.relay.memory import release_startup_memory
+from promisifier.relay.open_files import raise_open_file_limit
 from promisifier.relay.options import RelayOptions
 from promisifier.relay.site import (
     listener_options,
@@ -180,8 +181,10 @@ class RelayService(Service):
     answered; for TCP, TLS and UNIX endpoints that is at once).
 
     ``own_process=True`` (what :func:`make_service` gives the relay commands) says the
-    process is the relay's alone: once started, it tidies up after start-up for the
-    whole process (:func:`~promisifier.relay.memory.release_startup_memory`).
+    process is the relay's alone: at start it raises the process's open files limit to
+    the hard limit (:func:`~promisifier.relay.open_files.raise_open_file_limit`), and
+    once started, it tidies up after start-up for the whole process
+    (:func:`~promisifier.relay.memory.release_startup_memory`).
     """
 
     name = "promisifier-relay"
@@ -241,6 +244,9 @@ class RelayService(Service):
         permission), the error is raised here, so twistd exits with it: in the relay's own
         process as ``SystemExit`` with one line saying why (exit code 1)."""
         super().startService()
+        if self.own_process:
+            # each connection is a file descriptor: allow as many as the system does
+            raise_open_file_limit()
         self.router = Router(self.config.router, reactor=self._reactor)
         self.web = RelayWeb.of(self.router)
         self.web.listener_urls = lambda: self.urls
