@@ -13,6 +13,7 @@ import json
 import os
 
 import pytest
+import pytest_twisted
 from autobahn.websocket.xormasker import create_xor_masker
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -20,8 +21,10 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
+import promisifier
 from promisifier.router import Router, RouterConfig
 from promisifier.transport import masking
+from promisifier.transport.autobahn_savings import client_frame as client_frame_of
 from promisifier.transport.websocket_reader import (
     Close,
     Failure,
@@ -31,6 +34,7 @@ from promisifier.transport.websocket_reader import (
     Pong,
     Utf8Checker,
 )
+from tests.support import start_router, within
 from tests.ws_frames import BINARY, CLOSE, CONTINUATION, PING, PONG, TEXT, client_frame, close_payload, server_frames
 
 HELLO = b'[1,"realm1",{"roles":{"caller":{}}}]'
@@ -366,3 +370,31 @@ def test_permessage_deflate_connections_are_read_by_autobahn():
     assert protocol._frame_reader is None
     protocol.dataReceived(client_frame(TEXT, HELLO))  # an uncompressed message is still allowed
     assert transport.value()
+
+
+# -- the client side: our reader, and masked frames written directly ----------------------
+
+
+@pytest.mark.parametrize("length", [0, 1, 125, 126, 65535, 65536])
+@pytest.mark.parametrize("binary", [False, True])
+def test_a_client_frame_is_read_back_by_a_server_reader(length, binary):
+    payload = b"a" * length
+    first, second = client_frame_of(payload, binary), client_frame_of(payload, binary)
+    assert FrameReader(masked=True).feed(first + second) == [Message(payload, binary)] * 2
+    if length:
+        assert first != second  # a new masking key for every frame
+
+
+@pytest_twisted.inlineCallbacks
+def test_the_client_reads_with_our_reader_and_writes_masked_frames_directly():
+    running = yield start_router(RouterConfig(realms=("realm1",)))
+    try:
+        session = yield within(promisifier.connect(running.url, "realm1"))
+        connection = session.connection
+        assert connection._frame_reader is not None
+        assert connection._direct_frames and connection._masked_frames
+        # a call goes out through the direct write and its result comes back through the reader
+        assert (yield within(session.call("wamp.session.count"))) == 1
+        yield within(session.leave())
+    finally:
+        yield running.stop()

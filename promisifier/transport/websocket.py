@@ -31,6 +31,7 @@ from promisifier.transport.autobahn_savings import (
     OptionsOnProtocolClass,
     can_read_frames_directly,
     can_write_frames_directly,
+    client_frame,
     release_handshake_state,
     server_frame_header,
 )
@@ -106,6 +107,8 @@ class _WampConnection:
     _ws_open: bool = False
     #: messages are written as single frames here, not through autobahn's sendMessage
     _direct_frames: bool = False
+    #: ... and masked (a client's)
+    _masked_frames: bool = False
     _direct_limit: int = 0
     #: received frames are read here (None: by autobahn, also before the WebSocket is open)
     _frame_reader: FrameReader | None = None
@@ -182,13 +185,17 @@ class _WampConnection:
     def _send_payload(self, payload: bytes, binary: bool) -> None:
         length = len(payload)
         if self._direct_frames and length <= self._direct_limit and not self.send_queue:  # type: ignore[attr-defined]
-            self.transport.write(server_frame_header(length, binary) + payload)  # type: ignore[attr-defined]
+            if self._masked_frames:
+                self.transport.write(client_frame(payload, binary))  # type: ignore[attr-defined]
+            else:
+                self.transport.write(server_frame_header(length, binary) + payload)  # type: ignore[attr-defined]
         else:
             self.sendMessage(payload, binary)  # type: ignore[attr-defined]
 
     def _decide_direct_frames(self) -> None:
         # Messages over the payload limit go to sendMessage, which refuses them as before.
         self._direct_frames = can_write_frames_directly(self)
+        self._masked_frames = not self.factory.isServer  # type: ignore[attr-defined]
         limit = self.maxMessagePayloadSize  # type: ignore[attr-defined]
         self._direct_limit = limit if limit > 0 else 1 << 62
 
