@@ -22,7 +22,8 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
 import promisifier
-from promisifier.router import Router, RouterConfig
+from promisifier.embed import Router
+from promisifier.router import RouterConfig
 from promisifier.transport import masking
 from promisifier.transport.autobahn_savings import client_frame as client_frame_of
 from promisifier.transport.websocket_reader import (

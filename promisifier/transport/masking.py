@@ -18,7 +18,7 @@ from __future__ import annotations
 
 try:
     from _nvx_xormasker import ffi as _ffi  # type: ignore[import-not-found]
-    from _nvx_xormasker import lib as _lib  # type: ignore[import-not-found]
+    from _nvx_xormasker import lib as _lib
 except ImportError:  # pragma: no cover - autobahn built without its C extensions
     _lib = None
 
