@@ -44,6 +44,8 @@ from tests.ws_frames import (
 )
 from tests.ws_peer import EchoSession, text_argument
 
+pytestmark = pytest.mark.slow
+
 KOSME = "κόσμε".encode()
 MAX_MESSAGE = 512 * 1024
 

@@ -13,7 +13,6 @@ import json
 import os
 
 import pytest
-import pytest_twisted
 from autobahn.websocket.xormasker import create_xor_masker
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -21,7 +20,6 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
-import promisifier
 from promisifier.embed import Router
 from promisifier.router import RouterConfig
 from promisifier.transport import masking
@@ -35,7 +33,6 @@ from promisifier.transport.websocket_reader import (
     Pong,
     Utf8Checker,
 )
-from tests.support import start_router, within
 from tests.ws_frames import BINARY, CLOSE, CONTINUATION, PING, PONG, TEXT, client_frame, close_payload, server_frames
 
 HELLO = b'[1,"realm1",{"roles":{"caller":{}}}]'
@@ -384,18 +381,3 @@ def test_a_client_frame_is_read_back_by_a_server_reader(length, binary):
     assert FrameReader(masked=True).feed(first + second) == [Message(payload, binary)] * 2
     if length:
         assert first != second  # a new masking key for every frame
-
-
-@pytest_twisted.inlineCallbacks
-def test_the_client_reads_with_our_reader_and_writes_masked_frames_directly():
-    running = yield start_router(RouterConfig(realms=("realm1",)))
-    try:
-        session = yield within(promisifier.connect(running.url, "realm1"))
-        connection = session.connection
-        assert connection._frame_reader is not None
-        assert connection._direct_frames and connection._masked_frames
-        # a call goes out through the direct write and its result comes back through the reader
-        assert (yield within(session.call("wamp.session.count"))) == 1
-        yield within(session.leave())
-    finally:
-        yield running.stop()

@@ -159,3 +159,18 @@ def test_autobahn_reads_events_across_every_frame_length_form(serializer):
         if subscriber is not None:
             yield leave_and_wait(subscriber)
         yield running.stop()
+
+
+@pytest_twisted.inlineCallbacks
+def test_the_client_reads_with_our_reader_and_writes_masked_frames_directly():
+    running = yield start_router(RouterConfig(realms=("realm1",)))
+    try:
+        session = yield within(promisifier.connect(running.url, "realm1"))
+        connection = session.connection
+        assert connection._frame_reader is not None
+        assert connection._direct_frames and connection._masked_frames
+        # a call goes out through the direct write and its result comes back through the reader
+        assert (yield within(session.call("wamp.session.count"))) == 1
+        yield within(session.leave())
+    finally:
+        yield running.stop()
