@@ -252,3 +252,21 @@ def test_the_readme_curl_examples(relays):
     assert json.loads(lines[1]) == {"args": [5], "kwargs": {}}
     assert json.loads(lines[2])["error"] == "wamp.error.no_such_procedure"
     assert json.loads(signed) == {"args": [5], "kwargs": {}}
+
+
+@pytest_twisted.inlineCallbacks
+def test_bridge_traffic_in_the_metrics(relays):
+    relay, _ = yield started(relays)
+    assert (yield post(relay, "/http/call", {"procedure": "com.example.add", "args": [1, 2]}))[0] == 200
+    client = yield FrameClient.connect(relay.http.replace("http://", "ws://") + "/rpc")
+    assert (yield client.call("add", [1, 2]))["result"] == 3
+    yield client.close()
+    assert (yield until(lambda: relay.router.session_count == 1))
+    code, _, body = yield relay.get("/metrics")
+    text = body.decode()
+    assert code == 200
+    for transport in ("http", "rpc-websockets"):
+        for direction in ("in", "out"):
+            line = f'promisifier_messages_total{{direction="{direction}",serializer="{transport}"}}'
+            assert line in text, text
+            assert float(text.split(line, 1)[1].split()[0]) >= 1

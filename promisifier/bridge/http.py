@@ -189,6 +189,7 @@ class HttpBridgeResource(Resource):
             self._answer(request, refused.status, {"error": refused.error, "message": str(refused)})
             return
         handler_factory, authid, ticket = session_args
+        stats = ConnectionStats(bytes_in=len(body), messages_in=1)
         session = BridgeSession(
             _Owner(),
             handler_factory,
@@ -196,7 +197,7 @@ class HttpBridgeResource(Resource):
             transport=TRANSPORT_NAME,
             connection_id=next(_connection_ids),
             peer=_peer(request),
-            stats=ConnectionStats(),
+            stats=stats,
         )
         try:
             joined = yield session.join(self.config.realm, authid, ticket)
@@ -216,7 +217,9 @@ class HttpBridgeResource(Resource):
                     options["timeout"] = self.config.call_timeout
                 message = [CALL, 0, options, event["procedure"], event.get("args") or [], event.get("kwargs") or {}]
             reply = yield session.request(message)
-            self._answer(request, *_reply_body(reply))
+            status, answer = _reply_body(reply)
+            stats.messages_out += 1
+            stats.bytes_out += self._answer(request, status, answer)
         finally:
             session.leave()
 
@@ -312,15 +315,18 @@ class HttpBridgeResource(Resource):
         return self._signed_sessions, key.key, key.secret
 
     @staticmethod
-    def _answer(request: Request, status: int, body: dict[str, Any]) -> None:
+    def _answer(request: Request, status: int, body: dict[str, Any]) -> int:
+        """Send the JSON answer; its length in bytes (0 when the client is gone)."""
         if request.finished or getattr(request, "_disconnected", False):
-            return
+            return 0
         request.setResponseCode(status)
         request.setHeader(b"content-type", b"application/json")
         request.setHeader(b"cache-control", b"no-store")
         # one line: what curl prints ends with a newline
-        request.write(orjson.dumps(body, default=_json_default) + b"\n")
+        payload = orjson.dumps(body, default=_json_default) + b"\n"
+        request.write(payload)
         request.finish()
+        return len(payload)
 
 
 def _reply_body(reply: list) -> tuple[int, dict[str, Any]]:

@@ -36,8 +36,9 @@ promisifier_protocol_errors_total           layer                         ``wamp
                                                                           closed for frames that did not decode
 ==========================================  ============================  =========================================
 
-``direction`` is ``in`` or ``out``; ``serializer`` is ``json``, ``msgpack`` or
-``in-process`` (an embedded client).
+``direction`` is ``in`` or ``out``; ``serializer`` is ``json``, ``msgpack``,
+``in-process`` (an embedded client) or a bridge's (``rpc-websockets``: its frames;
+``http``: request and response bodies).
 """
 
 from __future__ import annotations
