@@ -145,7 +145,7 @@ def test_a_node_that_leaves_is_lost_at_once_and_not_reaped(buses):
     b, rb = yield buses("b")
     assert (yield until(lambda: a.live_nodes == {"b"}))
     yield within(b.stop())
-    assert (yield until(lambda: ra.lost == ["b"], seconds=3 * INTERVAL + 1))
+    assert (yield until(lambda: ra.lost == ["b"], seconds=3 * INTERVAL + 3))
     assert ra.reaped == []
 
 
@@ -158,8 +158,8 @@ def test_a_silent_node_is_lost_after_its_ttl_and_reaped_by_exactly_one_other(bus
     # c stops beating without leaving: what a killed or frozen process looks like
     c._heartbeat.stop()
     c._stopping = True
-    assert (yield until(lambda: ra.lost == ["c"] and rb.lost == ["c"], seconds=TTL + 2))
-    assert (yield until(lambda: sorted(ra.reaped + rb.reaped) == ["c"], seconds=TTL + 2))
+    assert (yield until(lambda: ra.lost == ["c"] and rb.lost == ["c"], seconds=TTL + 4))
+    assert (yield until(lambda: sorted(ra.reaped + rb.reaped) == ["c"], seconds=TTL + 4))
     assert b"c" not in redis_server.command("ZRANGE", "promisifier:nodes", "0", "-1")
 
 
@@ -168,7 +168,7 @@ def test_a_node_counted_as_gone_announces_itself_again(buses, redis_server):
     a, ra = yield buses("a")
     # as if the others had reaped it
     assert redis_server.command("ZREM", "promisifier:nodes", "a") == b":1\r\n"
-    assert (yield until(lambda: ra.announces == 2, seconds=3 * INTERVAL + 1))
+    assert (yield until(lambda: ra.announces == 2, seconds=3 * INTERVAL + 3))
 
 
 @pytest_twisted.inlineCallbacks

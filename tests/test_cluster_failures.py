@@ -79,7 +79,7 @@ def test_redis_away_local_traffic_goes_on_remote_calls_fail_fast_and_all_comes_b
     with pytest.raises(ApplicationError) as info:
         yield within(caller.call("com.remote"), seconds=3)
     assert info.value.error in ("wamp.error.canceled", "wamp.error.no_eligible_callee")
-    assert reactor.seconds() - started < 1.0
+    assert reactor.seconds() - started < 2.0  # not a timeout: at once (bounded loosely for a busy machine)
 
     # local traffic goes on without an error for the whole outage
     calls = 0
@@ -146,7 +146,7 @@ def test_a_node_frozen_past_its_ttl_is_lost_then_comes_back(cluster):
         with pytest.raises(ApplicationError) as info:
             yield within(call, seconds=TTL + 3)
         assert info.value.error == "wamp.error.canceled" and "n2" in info.value.args[0]
-        assert reactor.seconds() - started <= TTL + 2 * HEARTBEAT_INTERVAL + 1
+        assert reactor.seconds() - started <= TTL + 4 * HEARTBEAT_INTERVAL + 1
     finally:
         n2.process.popen.send_signal(signal.SIGCONT)
     # its client connection survived; the node announces itself and its callees again
