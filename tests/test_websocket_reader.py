@@ -23,7 +23,7 @@ from twisted.internet.testing import StringTransport
 from promisifier.embed import Router
 from promisifier.router import RouterConfig
 from promisifier.transport import masking
-from promisifier.transport.autobahn_savings import client_frame as client_frame_of
+from promisifier.transport.autobahn_internals import client_frame as client_frame_of
 from promisifier.transport.websocket_reader import (
     Close,
     Failure,

@@ -19,7 +19,7 @@ from twisted.web.http import HTTPChannel
 import promisifier
 from promisifier.embed import Router
 from promisifier.router import RouterConfig
-from promisifier.transport.autobahn_savings import server_frame_header
+from promisifier.transport.autobahn_internals import server_frame_header
 from promisifier.transport.websocket import WampServerProtocol
 from tests.support import connect_autobahn, leave_and_wait, start_router, within
 

@@ -27,7 +27,7 @@ from autobahn.websocket.protocol import FrameHeader
 from autobahn.websocket.types import ConnectionDeny, ConnectionRequest, ConnectionResponse
 from twisted.logger import Logger
 
-from promisifier.transport.autobahn_savings import (
+from promisifier.transport.autobahn_internals import (
     OptionsOnProtocolClass,
     can_read_frames_directly,
     can_write_frames_directly,

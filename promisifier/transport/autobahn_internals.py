@@ -1,4 +1,5 @@
-"""Work autobahn's WebSocket layer does per connection and per frame that the relay skips.
+"""Shortcuts through autobahn's internals: work its WebSocket layer does per connection and
+per frame that the relay skips.
 
 * :class:`OptionsOnProtocolClass`: the protocol options live on a per-factory protocol
   class instead of being copied onto every connection;
@@ -12,6 +13,12 @@
 
 Each saves memory per idle connection or CPU per message (figures in
 ``benchmarks/RESULTS.md``) and keeps autobahn's behaviour on the wire.
+
+Each relies on attributes that are not autobahn's public API (``setup.cfg`` pins the
+autobahn versions they were tested with). Each checks first that what it relies on is
+there; if something is missing (another autobahn), it is skipped, autobahn's own public
+path is used (options copied per connection, the handshake kept, ``sendMessage``), and a
+warning names what is missing, once per process.
 """
 
 from __future__ import annotations
@@ -19,9 +26,78 @@ from __future__ import annotations
 import random
 import struct
 import types
+from collections.abc import Iterable
 from typing import Any
 
+from autobahn.twisted.websocket import WebSocketClientProtocol, WebSocketServerProtocol
+from twisted.logger import Logger
+
 from promisifier.transport.masking import mask
+
+log = Logger(namespace="promisifier.transport")
+
+#: what :class:`OptionsOnProtocolClass` reads of autobahn's protocol classes
+OPTIONS_ATTRIBUTES = ("CONFIG_ATTRS",)
+#: what :func:`release_handshake_state` replaces on an open connection
+HANDSHAKE_STATE_ATTRIBUTES = ("http_request_data", "http_response_data", "http_headers", "http_status_line")
+#: what the direct frame path reads of an open connection (see :func:`can_write_frames_directly`)
+DIRECT_FRAME_ATTRIBUTES = (
+    "_perMessageCompress",
+    "autoFragmentSize",
+    "logFrames",
+    "logOctets",
+    "trackedTimings",
+    "send_queue",
+    "maxMessagePayloadSize",
+)
+
+#: what our own frame reader needs to know of an open connection (see :func:`can_read_frames_directly`)
+READ_FRAME_ATTRIBUTES = (
+    "applyMask",
+    "websocket_version",
+    "_perMessageCompress",
+    "logFrames",
+    "logOctets",
+    "trackTimings",
+)
+
+#: the masking options both shortcuts read, by side: (server's, client's)
+MASKING_ATTRIBUTES = (
+    ("maskServerFrames", "requireMaskedClientFrames"),
+    ("maskClientFrames", "acceptMaskedServerFrames"),
+)
+
+#: shortcuts already reported as unavailable in this process
+_reported: set[str] = set()
+
+
+def missing_attributes(target: object, names: Iterable[str]) -> list[str]:
+    """The names in ``names`` that ``target`` has no attribute for."""
+    return [name for name in names if not hasattr(target, name)]
+
+
+def available(shortcut: str, target: object, names: Iterable[str]) -> bool:
+    """True when ``target`` has every attribute in ``names``; otherwise False, and the
+    first time per ``shortcut`` in this process, a warning naming what is missing."""
+    missing = missing_attributes(target, names)
+    if not missing:
+        return True
+    if shortcut not in _reported:
+        _reported.add(shortcut)
+        log.warn(
+            "autobahn {version} lacks {missing}: {shortcut} is off, its public API is used instead",
+            version=_autobahn_version(),
+            missing=", ".join(missing),
+            shortcut=shortcut,
+            event="autobahn_internals",
+        )
+    return False
+
+
+def _autobahn_version() -> str:
+    import autobahn
+
+    return str(getattr(autobahn, "__version__", "?"))
 
 
 class OptionsOnProtocolClass:
@@ -46,6 +122,8 @@ class OptionsOnProtocolClass:
         self._bind_protocol_options()
 
     def _bind_protocol_options(self) -> None:
+        if not available("protocol options on the class", self.protocol, OPTIONS_ATTRIBUTES):
+            return  # autobahn copies the options onto each connection itself
         base = self.protocol
         while getattr(base, "_options_bound", False):
             base = base.__bases__[0]
@@ -60,6 +138,8 @@ class OptionsOnProtocolClass:
 def release_handshake_state(connection: Any) -> None:
     """Drop what autobahn keeps of the opening handshake once the WebSocket is open
     (request and response text, parsed headers: about 1 KiB per connection)."""
+    if not available("releasing the handshake state", connection, HANDSHAKE_STATE_ATTRIBUTES):
+        return
     connection.http_request_data = b""
     connection.http_response_data = ""
     connection.http_headers = _NO_HEADERS
@@ -112,7 +192,13 @@ def can_write_frames_directly(connection: Any) -> bool:
     compression, no fragmentation, and no frame or octet logging or timings. autobahn's send queue (used only for sync and chopped sends)
     must also be empty when each frame is written, so that frames keep their order: the
     caller checks that per frame.
+
+    False (``sendMessage`` is used) also when the connection lacks an attribute of
+    :data:`DIRECT_FRAME_ATTRIBUTES`.
     """
+    masking = MASKING_ATTRIBUTES[0 if connection.factory.isServer else 1]
+    if not available("direct frames", connection, DIRECT_FRAME_ATTRIBUTES + masking):
+        return False
     if connection.factory.isServer:
         masking_as_rfc = not connection.maskServerFrames
     else:
@@ -135,8 +221,12 @@ def can_read_frames_directly(connection: Any) -> bool:
     :class:`~promisifier.transport.websocket_reader.FrameReader` reads plain RFC 6455
     frames with the same checks; everything else stays autobahn's: per-message
     compression, Hixie-76 peers, a server that accepts unmasked frames or a client that
-    accepts masked ones, unmasking switched off, frame or octet logging, timings.
+    accepts masked ones, unmasking switched off, frame or octet logging, timings; and
+    an autobahn that lacks an attribute of :data:`READ_FRAME_ATTRIBUTES`.
     """
+    masking = MASKING_ATTRIBUTES[0 if connection.factory.isServer else 1]
+    if not available("reading frames directly", connection, READ_FRAME_ATTRIBUTES + masking):
+        return False
     if connection.factory.isServer:
         masking_as_rfc = connection.requireMaskedClientFrames
     else:
@@ -150,3 +240,9 @@ def can_read_frames_directly(connection: Any) -> bool:
         and not connection.logOctets
         and not connection.trackTimings
     )
+
+
+# Checked once at import: a protocol class without what the options shortcut reads is
+# reported now, not at the first listener.
+for _protocol in (WebSocketServerProtocol, WebSocketClientProtocol):
+    available("protocol options on the class", _protocol, OPTIONS_ATTRIBUTES)
