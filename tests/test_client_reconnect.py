@@ -301,6 +301,38 @@ def test_registration_survives_a_loss_before_the_answer():
     assert [m[3] for m in connection2.sent if m[0] == 64] == ["com.example.p"]
 
 
+def test_each_failed_attempt_is_reported_before_the_client_gives_up():
+    client = ScriptedClient(max_reconnects=1, reconnect_interval=0.1)
+    reports: list = []
+    client.on("attempt_failed", lambda error: reports.append(str(error)))
+    client.on("reconnect_failed", lambda: reports.append("gave up"))
+    client.connect()
+    client.fail(ValueError("first"))  # retrying cannot help: gives up at once
+    assert reports == ["first", "gave up"]
+    client.connect()
+    client.fail(ConnectionRefusedError("second"))
+    client.reactor.advance(client.pending_delay())
+    client.fail(ConnectionRefusedError("third"))
+    assert reports[2:] == [
+        "Connection was refused by other side: second.",
+        "Connection was refused by other side: third.",
+        "gave up",
+    ]
+
+
+def test_an_adopted_session_is_used_instead_of_a_connection():
+    client = Client("ws://example.invalid/ws", "realm1", autoconnect=False, reactor=Clock())
+    session, connection, _ = joined()
+    joins: list = []
+    client.on("join", joins.append)
+    assert result_of(client.adopt(session)) is session
+    assert client.state is ClientState.JOINED and client.session is session and joins == [session]
+    client.set_credentials("alice", ["ticket"], {"ticket": "secret"})
+    assert client._connect_options["authid"] == "alice"  # used by the next attempt
+    client.close()
+    assert client.state is ClientState.DISCONNECTED
+
+
 # -- over real sockets -------------------------------------------------------------------------
 
 

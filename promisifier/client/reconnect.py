@@ -39,7 +39,7 @@ from promisifier.client.user_errors import UserErrorHook, log_user_error
 
 log = Logger(namespace="promisifier.client")
 
-EVENTS = ("connect", "join", "leave", "disconnect", "reconnect_failed")
+EVENTS = ("connect", "join", "leave", "disconnect", "attempt_failed", "reconnect_failed")
 
 
 class ClientState(enum.Enum):
@@ -89,9 +89,10 @@ class Client:
 
     Events (:meth:`on`): ``"connect"`` (session; WebSocket open, before joining),
     ``"join"`` (session; joined and everything restored), ``"leave"`` (session, reason
-    URI), ``"disconnect"`` (code, reason), ``"reconnect_failed"`` (no arguments). When a
-    joined session ends, the state changes and ``leave`` and ``disconnect`` fire before
-    the session's pending requests fail.
+    URI), ``"disconnect"`` (code, reason), ``"attempt_failed"`` (the error of a connection
+    attempt that failed, before the client backs off or gives up), ``"reconnect_failed"``
+    (no arguments). When a joined session ends, the state changes and ``leave`` and
+    ``disconnect`` fire before the session's pending requests fail.
 
     The remaining keyword arguments are those of :func:`~promisifier.client.connect`;
     ``connect_timeout`` bounds each attempt, ``wait_timeout`` bounds
@@ -157,6 +158,8 @@ class Client:
         self._listeners: dict[str, list[Callable[..., Any]]] = {name: [] for name in EVENTS}
         self._registrations: dict[str, ClientRegistration] = {}
         self._subscriptions: list[ClientSubscription] = []
+        #: a joined session handed over by adopt(), used instead of the next attempt
+        self._adopted: Session | None = None
         if autoconnect:
             self._start()
 
@@ -200,6 +203,24 @@ class Client:
         if self._state in (ClientState.DISCONNECTED, ClientState.GIVEN_UP):
             self._start()
         return waiter
+
+    def adopt(self, session: Session) -> defer.Deferred[Session]:
+        """Connect with ``session``, already joined to this client's realm (for example
+        after authenticating in some other way), instead of opening a connection; it is
+        restored and watched like a session of its own. Later reconnects open
+        connections as usual. Fires like :meth:`connect`."""
+        self._adopted = session
+        return self.connect()
+
+    def set_credentials(
+        self,
+        authid: str | None = None,
+        authmethods: list[str] | tuple[str, ...] | None = None,
+        credentials: dict[str, Any] | None = None,
+    ) -> None:
+        """Authenticate with these from the next connection attempt on (the arguments
+        of the constructor of the same names)."""
+        self._connect_options.update(authid=authid, authmethods=authmethods, credentials=credentials)
 
     def close(self, code: int = 1000, reason: str = "") -> defer.Deferred[None]:
         """Stop for good: no reconnect; close the session's connection if there is one."""
@@ -406,6 +427,10 @@ class Client:
 
     def _open_session(self) -> defer.Deferred[Session]:
         """One connection attempt (overridden in tests to drive the state machine)."""
+        adopted, self._adopted = self._adopted, None
+        if adopted is not None and adopted.is_joined:
+            self._emit("connect", adopted)
+            return defer.succeed(adopted)
         return open_session(
             self.url,
             self.realm,
@@ -442,10 +467,13 @@ class Client:
         self._emit("join", session)
 
     def _attempt_failed(self, failure: Failure, attempt: defer.Deferred[Session]) -> None:
-        if self._attempt is attempt:
+        current = self._attempt is attempt
+        if current:
             self._attempt = None
         if self._state is not ClientState.CONNECTING:
             return  # cancelled by close()
+        if current:
+            self._emit("attempt_failed", failure.value)  # before "reconnect_failed", if it comes to that
         log.debug("client {url}: connection attempt failed: {error}", url=self.url, error=failure.value)
         error = failure.value
         assert error is not None

@@ -156,36 +156,6 @@ def _plain_result(result: Any) -> Any:
     return result
 
 
-class _Reconnecting(ReconnectingClient):
-    """The reconnecting client under :class:`Client`, able to take over a joined session
-    (after :meth:`Client.login`) and reporting failed attempts."""
-
-    def __init__(self, owner: Client, *args: Any, **kwargs: Any) -> None:
-        self._owner = owner
-        self._adopt: Session | None = None
-        super().__init__(*args, **kwargs)
-
-    def use_credentials(self, authid: str | None, credentials: dict[str, Any]) -> None:
-        self._connect_options.update(authid=authid, authmethods=["ticket"], credentials=credentials)
-
-    def adopt(self, session: Session) -> defer.Deferred[Session]:
-        """Connect with ``session`` (already joined) as the next session."""
-        self._adopt = session
-        return self.connect()
-
-    def _open_session(self) -> defer.Deferred[Session]:
-        session, self._adopt = self._adopt, None
-        if session is not None and session.is_joined:
-            self._emit("connect", session)
-            return defer.succeed(session)
-        return super()._open_session()
-
-    def _attempt_failed(self, failure: Failure, attempt: defer.Deferred[Session]) -> None:
-        if self._attempt is attempt and self.state is ClientState.CONNECTING:
-            self._owner._emit("error", failure.value)  # before "giving up", if it comes to that
-        super()._attempt_failed(failure, attempt)
-
-
 class Client:
     """An rpc-websockets style client (see the module documentation).
 
@@ -233,8 +203,7 @@ class Client:
         self._quiet_joins = 0
         self._announced: Session | None = None
         self._open_waiters: list[defer.Deferred[Client]] = []
-        self._client = _Reconnecting(
-            self,
+        self._client = ReconnectingClient(
             address,
             self.realm,
             autoconnect=False,
@@ -251,6 +220,7 @@ class Client:
         )
         self._tls = tls
         self._client.on("join", self._joined)
+        self._client.on("attempt_failed", lambda error: self._emit("error", error))
         self._client.on("disconnect", lambda code, reason: self._emit("close", code, reason))
         self._client.on(
             "reconnect_failed",
@@ -505,7 +475,7 @@ class Client:
             raise LoginFailed(
                 f"login to realm {self.realm!r} at {self.address} failed: {why} ({error.reason})", error.reason
             ) from error
-        self._client.use_credentials(authid, credentials)
+        self._client.set_credentials(authid, ["ticket"], credentials)
         yield self._client.close()
         self._quiet_joins += 1
         try:

@@ -7,10 +7,11 @@ returns a usable stand-in after an error, so checking goes on through the whole 
 
 from __future__ import annotations
 
-import importlib
 import re
 from collections.abc import Iterable
 from typing import Any
+
+from promisifier.dotted import resolve_dotted
 
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 
@@ -48,23 +49,6 @@ def key_path(path: str, key: str | int) -> str:
         return f"{path}[{key}]"
     part = key if _BARE_KEY.match(key) else '"' + key.replace("\\", "\\\\").replace('"', '\\"') + '"'
     return f"{path}.{part}" if path else part
-
-
-def resolve_dotted(dotted: str) -> Any:
-    """The module or the object a dotted path names (``package.module`` or
-    ``package.module.name``). Raises ``ImportError`` or ``AttributeError``."""
-    try:
-        return importlib.import_module(dotted)
-    except ModuleNotFoundError as error:
-        module_name, _, attribute = dotted.rpartition(".")
-        # Only "the module itself does not exist" may mean "it is an attribute".
-        if not module_name or error.name != dotted:
-            raise
-    module = importlib.import_module(module_name)
-    try:
-        return getattr(module, attribute)
-    except AttributeError:
-        raise AttributeError(f"module {module_name!r} has no attribute {attribute!r}") from None
 
 
 class Checker:

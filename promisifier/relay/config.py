@@ -173,7 +173,7 @@ class ListenerConfig:
 @dataclass(frozen=True)
 class EndpointConfig:
     """A plain (non-WAMP) WebSocket endpoint: connections on ``path`` go to ``handler``
-    (see :mod:`promisifier.compat.websockets`)."""
+    (see :mod:`promisifier.transport.plain_websocket`)."""
 
     path: str
     #: dotted path to a module or object with on_open/on_message/on_error/on_close
@@ -845,7 +845,7 @@ def _principals(
 
 
 def _endpoint(check: Checker, path: str, value: dict) -> EndpointConfig:
-    from promisifier.compat.websockets import resolve_handler
+    from promisifier.transport.plain_websocket import resolve_handler
 
     table = check.table(value, path, ("path", "handler"))
     handler = check.dotted(table, "handler", path, callable_=False) or ""

@@ -29,7 +29,6 @@ from twisted.python.failure import Failure
 
 from promisifier.cluster.config import ClusterConfig
 from promisifier.cluster.node import ClusterNode
-from promisifier.compat.websockets import PlainWebSocketFactory
 from promisifier.listen import deadline_site
 from promisifier.relay.config import ConfigError, ListenerConfig, RelayConfig, default_config, load_config
 from promisifier.relay.endpoints import cannot_listen
@@ -49,6 +48,7 @@ from promisifier.router.auth import AuthConfig
 from promisifier.router.revocation import still_admitted
 from promisifier.transport.closing import CloseCode
 from promisifier.transport.handshake import HandshakeDeadlineSite
+from promisifier.transport.plain_websocket import PlainWebSocketFactory
 from promisifier.wire import ErrorURI
 
 log = Logger(namespace="promisifier.relay")

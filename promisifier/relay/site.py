@@ -14,7 +14,6 @@ from typing import Any
 from twisted.web.resource import IResource
 
 from promisifier.bridge.site import bridge_resources, with_static_root
-from promisifier.compat.websockets import PlainWebSocketFactory, create_websocket
 from promisifier.listen import (
     ListenerOptions,
     mount,
@@ -24,6 +23,7 @@ from promisifier.listen import (
 )
 from promisifier.relay.config import EndpointConfig, ListenerConfig
 from promisifier.router import Router
+from promisifier.transport.plain_websocket import PlainWebSocketFactory, create_websocket
 from promisifier.transport.rawsocket import RawSocketServerFactory
 
 

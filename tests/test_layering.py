@@ -1,5 +1,6 @@
-"""The router core is free of I/O: nothing under ``promisifier/router/`` imports Twisted's
-networking, autobahn, twisted.web, the transports or the layers above the router."""
+"""The layers import only downwards: the router core is free of I/O (nothing under
+``promisifier/router/`` imports Twisted's networking, autobahn, twisted.web, the transports
+or the layers above the router), and the relay does not import the façades (compat)."""
 
 from __future__ import annotations
 
@@ -66,6 +67,17 @@ def test_importing_the_router_loads_no_networking():
         "    importlib.import_module('promisifier.router.' + info.name)\n"
         f"prefixes = {FORBIDDEN!r}\n"
         "print(','.join(sorted(m for m in sys.modules if m.startswith(prefixes))))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.strip() == ""
+
+
+def test_the_relay_does_not_import_the_facades():
+    probe = (
+        "import sys, promisifier.relay.service, promisifier.relay.site, promisifier.relay.config\n"
+        "print(','.join(sorted(m for m in sys.modules if m.startswith('promisifier.compat'))))\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=60, check=True
