@@ -16,7 +16,7 @@ from twisted.internet import defer
 
 from promisifier.client.callee import payload
 from promisifier.client.errors import FEATURE_NOT_SUPPORTED_URI, ApplicationError, NotConnected
-from promisifier.client.requests import Correlation, Request
+from promisifier.client.requests import CallData, Correlation, RegisterData, Request, SubscribeData
 from promisifier.client.streams import CallStream
 from promisifier.client.types import Registration, SessionState, Subscription
 from promisifier.wire import EncodeError, IdSequence
@@ -90,7 +90,7 @@ class SessionRequests:
         if disclose_me:
             options["disclose_me"] = True
         d: defer.Deferred[Any] = defer.Deferred(lambda _: self._cancel_call(request_id))
-        request = Request(CALL, d, procedure, timeout)
+        request = Request(CALL, d, procedure, CallData(timeout))
         request.on_progress = on_progress
         return (
             self._start_call(
@@ -138,9 +138,18 @@ class SessionRequests:
         if disclose_me:
             options["disclose_me"] = True
         d: defer.Deferred[Any] = defer.Deferred(lambda _: self._cancel_call(request_id))
-        request = Request(CALL, d, procedure, timeout)
+        request = Request(CALL, d, procedure, CallData(timeout))
         request.on_progress = on_progress
-        stream = CallStream(self, request_id, request, procedure, options)
+        stream = CallStream(
+            self._start_call,
+            self._send,
+            self._cancel_call,
+            lambda pending_id: self._table.requests.get(pending_id),
+            request_id,
+            request,
+            procedure,
+            options,
+        )
         defer.Deferred.fromCoroutine(stream.pump(chunks))
         return d
 
@@ -151,7 +160,7 @@ class SessionRequests:
         if failed is not None:
             return failed
         self._calls_made += 1
-        timeout = request.data
+        timeout = request.data.timeout if isinstance(request.data, CallData) else None
         if timeout:
             request.timer = self.clock.callLater(timeout, self._call_timed_out, request_id)
         return None
@@ -198,7 +207,7 @@ class SessionRequests:
             options["invoke"] = invoke
         request_id = self._ids.next()
         d: defer.Deferred[Registration] = defer.Deferred()
-        request = Request(REGISTER, d, procedure, (fn, match, invoke, details, stream_input))
+        request = Request(REGISTER, d, procedure, RegisterData(fn, match, invoke, details, stream_input))
         return self._table.send(request_id, request, [REGISTER, request_id, options, procedure]) or d
 
     def subscribe(
@@ -238,7 +247,7 @@ class SessionRequests:
             options["_resume"] = {"epoch": resume[0], "offset": resume[1]}
         request_id = self._ids.next()
         d: defer.Deferred[Subscription] = defer.Deferred()
-        request = Request(SUBSCRIBE, d, topic, (handler, match, details))
+        request = Request(SUBSCRIBE, d, topic, SubscribeData(handler, match, details))
         return self._table.send(request_id, request, [SUBSCRIBE, request_id, options, topic]) or d
 
     def publish(

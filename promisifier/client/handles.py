@@ -19,7 +19,6 @@ from promisifier.client.errors import ConnectionLost, NotConnected
 from promisifier.client.types import Registration, Subscription
 
 if TYPE_CHECKING:
-    from promisifier.client.reconnect import Client
     from promisifier.client.session import Session
 
 
@@ -28,11 +27,14 @@ def _ignore_lost(failure: Failure) -> None:
 
 
 class ClientRegistration:
-    """A procedure a :class:`Client` registers on each of its sessions."""
+    """A procedure a :class:`~promisifier.client.Client` registers on each of its sessions.
+
+    ``forget(handle)`` is called when it is unregistered: the client stops registering it.
+    """
 
     def __init__(
         self,
-        client: Client,
+        forget: Callable[[ClientRegistration], None],
         procedure: str,
         fn: Callable[..., Any],
         match: str,
@@ -40,7 +42,7 @@ class ClientRegistration:
         details: bool = False,
         stream_input: bool = False,
     ) -> None:
-        self.client = client
+        self._forget = forget
         self.procedure = procedure
         self.fn = fn
         self.match = match
@@ -84,7 +86,7 @@ class ClientRegistration:
     def unregister(self) -> defer.Deferred[None]:
         """Unregister now and stop registering it after reconnects."""
         self._removed = True
-        self.client._forget_registration(self)
+        self._forget(self)
         current, self.current = self.current, None
         if current is None or not current.active:
             return defer.succeed(None)
@@ -95,18 +97,21 @@ class ClientRegistration:
 
 
 class ClientSubscription:
-    """A topic a :class:`Client` subscribes to on each of its sessions."""
+    """A topic a :class:`~promisifier.client.Client` subscribes to on each of its sessions.
+
+    ``forget(handle)`` is called when it is unsubscribed: the client stops subscribing it.
+    """
 
     def __init__(
         self,
-        client: Client,
+        forget: Callable[[ClientSubscription], None],
         topic: str,
         handler: Callable[..., Any],
         match: str,
         details: bool = False,
         get_retained: bool = False,
     ) -> None:
-        self.client = client
+        self._forget = forget
         self.topic = topic
         self.handler = handler
         self.match = match
@@ -162,7 +167,7 @@ class ClientSubscription:
     def unsubscribe(self) -> defer.Deferred[None]:
         """Unsubscribe now and stop subscribing after reconnects."""
         self._removed = True
-        self.client._forget_subscription(self)
+        self._forget(self)
         current, self.current = self.current, None
         if current is None or not current.active:
             return defer.succeed(None)

@@ -335,7 +335,7 @@ class Client:
         """
         if procedure in self._registrations:
             return defer.fail(ValueError(f"{procedure} is already registered by this client"))
-        handle = ClientRegistration(self, procedure, fn, match, invoke, details, stream_input)
+        handle = ClientRegistration(self._forget_registration, procedure, fn, match, invoke, details, stream_input)
         self._registrations[procedure] = handle
         session = self.session
         if session is None:
@@ -363,7 +363,7 @@ class Client:
 
         Fires like :meth:`register`, with a :class:`ClientSubscription`.
         """
-        handle = ClientSubscription(self, topic, handler, match, details, get_retained)
+        handle = ClientSubscription(self._forget_subscription, topic, handler, match, details, get_retained)
         self._subscriptions.append(handle)
         session = self.session
         if session is None:

@@ -14,7 +14,8 @@ subscriptions by id (for EVENTs).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -23,6 +24,7 @@ from twisted.python.failure import Failure
 from promisifier.client.callee import as_deferred, received_payload
 from promisifier.client.errors import TIMEOUT_URI, ApplicationError, CallTimeout, ConnectionLost
 from promisifier.client.types import CallResult, EventDetails, Registration, Subscription
+from promisifier.client.user_errors import UserErrorHook
 from promisifier.wire import EncodeError
 from promisifier.wire.messages import (
     CALL,
@@ -36,10 +38,40 @@ from promisifier.wire.messages import (
     message_name,
 )
 
-if TYPE_CHECKING:
-    from promisifier.client.session import Session
-
 log = Logger(namespace="promisifier.client")
+
+
+@dataclass(frozen=True, slots=True)
+class CallData:
+    """What a CALL's entry keeps: its local timeout (for the error text)."""
+
+    #: seconds (None or 0: none)
+    timeout: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterData:
+    """What a REGISTER's entry keeps to make the :class:`Registration` from REGISTERED."""
+
+    fn: Callable[..., Any]
+    match: str
+    invoke: str
+    details: bool
+    stream_input: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SubscribeData:
+    """What a SUBSCRIBE's entry keeps to make the :class:`Subscription` from SUBSCRIBED."""
+
+    handler: Callable[..., Any]
+    match: str
+    details: bool
+
+
+#: what an entry keeps, by kind: CALL, REGISTER, SUBSCRIBE; UNREGISTER and UNSUBSCRIBE
+#: keep the handle they end; an acknowledged PUBLISH keeps nothing
+RequestData = CallData | RegisterData | SubscribeData | Registration | Subscription | None
 
 
 class Request:
@@ -47,13 +79,13 @@ class Request:
 
     __slots__ = ("kind", "deferred", "timer", "on_progress", "target", "data")
 
-    def __init__(self, kind: int, deferred: defer.Deferred[Any], target: str, data: Any = None) -> None:
+    def __init__(self, kind: int, deferred: defer.Deferred[Any], target: str, data: RequestData = None) -> None:
         #: the request's message type (CALL, REGISTER, ...)
         self.kind = kind
         self.deferred = deferred
         #: procedure or topic URI (for error texts)
         self.target = target
-        #: what the answer needs: the function to register, the handle to drop, ...
+        #: what the answer needs (see :data:`RequestData`)
         self.data = data
         #: the local timeout (an IDelayedCall), if any
         self.timer: Any = None
@@ -61,10 +93,27 @@ class Request:
 
 
 class Correlation:
-    """Request id -> pending :class:`Request`; registration and subscription ids -> handles."""
+    """Request id -> pending :class:`Request`; registration and subscription ids -> handles.
 
-    def __init__(self, session: Session) -> None:
-        self.session = session
+    What it needs of its session are callables: ``send(message)`` (raises ``EncodeError``),
+    ``on_user_error(failure, what)`` for exceptions of the application's handlers,
+    ``unregister`` and ``unsubscribe`` for the handles it makes, and ``session_id()``
+    for its log.
+    """
+
+    def __init__(
+        self,
+        send: Callable[[Message], None],
+        on_user_error: UserErrorHook,
+        unregister: Callable[[Registration], defer.Deferred[None]],
+        unsubscribe: Callable[[Subscription], defer.Deferred[None]],
+        session_id: Callable[[], int | None] = lambda: None,
+    ) -> None:
+        self._send = send
+        self._on_user_error = on_user_error
+        self._unregister = unregister
+        self._unsubscribe = unsubscribe
+        self._session_id = session_id
         self.requests: dict[int, Request] = {}
         self.registrations: dict[int, Registration] = {}
         self.subscriptions: dict[int, list[Subscription]] = {}
@@ -76,7 +125,7 @@ class Correlation:
     def send(self, request_id: int, request: Request, message: Message) -> defer.Deferred[Any] | None:
         """Send a request and enter it in the table; a failed Deferred if it could not be sent."""
         try:
-            self.session.connection.send(message)
+            self._send(message)
         except EncodeError as error:  # the arguments cannot be serialized
             return defer.fail(error)
         self.requests[request_id] = request
@@ -107,7 +156,7 @@ class Correlation:
         if request is None or request.kind != kind:
             log.debug(
                 "session {id}: {what} for unknown request {req} ignored",
-                id=self.session.session_id,
+                id=self._session_id(),
                 what=message_name(message[0]),
                 req=request_id,
             )
@@ -130,9 +179,9 @@ class Correlation:
             try:
                 result = request.on_progress(*args, **kwargs)
             except Exception:
-                self.session.on_user_error(Failure(), what)
+                self._on_user_error(Failure(), what)
             else:
-                as_deferred(result).addErrback(self.session.on_user_error, what)
+                as_deferred(result).addErrback(self._on_user_error, what)
             return
         request = self.take(message, request_id, CALL)
         if request is None:
@@ -158,9 +207,17 @@ class Correlation:
         """REGISTERED: [65, REGISTER.Request|id, Registration|id]."""
         request = self.take(message, message[1], REGISTER)
         if request is not None:
-            fn, match, invoke, details, stream_input = request.data
+            data = request.data
+            assert isinstance(data, RegisterData)
             registration = Registration(
-                self.session, message[2], request.target, fn, match, invoke, details, stream_input
+                self._unregister,
+                message[2],
+                request.target,
+                data.fn,
+                data.match,
+                data.invoke,
+                data.details,
+                data.stream_input,
             )
             self.registrations[registration.id] = registration
             request.deferred.callback(registration)
@@ -177,17 +234,21 @@ class Correlation:
             return
         request = self.take(message, request_id, UNREGISTER)
         if request is not None:
-            registration = request.data
-            self.registrations.pop(registration.id, None)
-            registration.active = False
+            ended = request.data
+            assert isinstance(ended, Registration)
+            self.registrations.pop(ended.id, None)
+            ended.active = False
             request.deferred.callback(None)
 
     def on_subscribed(self, message: Message) -> None:
         """SUBSCRIBED: [33, SUBSCRIBE.Request|id, Subscription|id]."""
         request = self.take(message, message[1], SUBSCRIBE)
         if request is not None:
-            handler, match, details = request.data
-            subscription = Subscription(self.session, message[2], request.target, handler, match, details)
+            data = request.data
+            assert isinstance(data, SubscribeData)
+            subscription = Subscription(
+                self._unsubscribe, message[2], request.target, data.handler, data.match, data.details
+            )
             if len(message) > 3 and "_recovered" in message[3]:  # the outcome of a SUBSCRIBE with _resume
                 subscription.recovered = message[3]["_recovered"] is True
             self.subscriptions.setdefault(subscription.id, []).append(subscription)
@@ -203,9 +264,10 @@ class Correlation:
             return
         request = self.take(message, request_id, UNSUBSCRIBE)
         if request is not None:
-            subscription = request.data
-            subscription.active = False
-            self.forget(subscription)
+            unsubscribed = request.data
+            assert isinstance(unsubscribed, Subscription)
+            unsubscribed.active = False
+            self.forget(unsubscribed)
             request.deferred.callback(None)
 
     def on_published(self, message: Message) -> None:
@@ -243,10 +305,10 @@ class Correlation:
             try:
                 result = subscription.handler(*args, **handler_kwargs)
             except Exception:
-                self.session.on_user_error(Failure(), f"event handler for {subscription.topic}")
+                self._on_user_error(Failure(), f"event handler for {subscription.topic}")
                 continue
             if result is not None:
-                as_deferred(result).addErrback(self.session.on_user_error, f"event handler for {subscription.topic}")
+                as_deferred(result).addErrback(self._on_user_error, f"event handler for {subscription.topic}")
 
     def forget(self, subscription: Subscription) -> None:
         """Remove one local subscription from the shared router subscription id."""
@@ -267,7 +329,7 @@ class Correlation:
         if request.timer is not None and request.timer.active():
             request.timer.cancel()
         if send_cancel:
-            self.session.connection.send([CANCEL, request_id, {"mode": mode}])
+            self._send([CANCEL, request_id, {"mode": mode}])
 
     def call_timed_out(self, request_id: int, send_cancel: bool) -> None:
         """The local timer of a call fired: fail it with CallTimeout (CANCEL killnowait)."""
@@ -276,8 +338,9 @@ class Correlation:
             return
         request.timer = None
         if send_cancel:
-            self.session.connection.send([CANCEL, request_id, {"mode": "killnowait"}])
-        request.deferred.errback(CallTimeout(f"call to {request.target} timed out after {request.data} s"))
+            self._send([CANCEL, request_id, {"mode": "killnowait"}])
+        timeout = request.data.timeout if isinstance(request.data, CallData) else None
+        request.deferred.errback(CallTimeout(f"call to {request.target} timed out after {timeout} s"))
 
 
 def event_details(message: Message, subscription: Subscription, recovered: bool | None = None) -> EventDetails:
@@ -298,4 +361,4 @@ def event_details(message: Message, subscription: Subscription, recovered: bool 
     )
 
 
-__all__ = ["Correlation", "Request", "event_details"]
+__all__ = ["CallData", "Correlation", "RegisterData", "Request", "RequestData", "SubscribeData", "event_details"]

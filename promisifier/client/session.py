@@ -132,7 +132,9 @@ class Session(SessionRequests):
         )
         self._cancel_mode = "kill"
         self._ids = IdSequence()
-        self._table = Correlation(self)
+        self._table = Correlation(
+            self._send, self._user_error, self._unregister, self._unsubscribe, lambda: self.session_id
+        )
         self._invocations = Invocations(self._send, debug=debug, on_user_error=self._user_error)
         self._calls_made = 0
         self._publications_sent = 0

@@ -7,7 +7,7 @@ The callee's side is :class:`promisifier.client.callee.InvocationChunks`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, Iterable
+from collections.abc import AsyncIterable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer
@@ -17,7 +17,6 @@ from promisifier.client.types import CallResult
 from promisifier.wire.messages import CALL
 
 if TYPE_CHECKING:
-    from promisifier.client.api import SessionRequests
     from promisifier.client.requests import Request
 
 
@@ -30,12 +29,29 @@ def chunk_payload(item: Any) -> list[Any]:
 
 
 class CallStream:
-    """The CALLs of one call whose input is a stream."""
+    """The CALLs of one call whose input is a stream.
+
+    What it needs of its session are callables: ``start_call(request_id, request,
+    message)`` (the first CALL, entered in the table; a failed Deferred if it could not
+    be sent), ``send(message)``, ``cancel_call(request_id)`` and ``pending(request_id)``
+    (the table's entry, or None once the call ended).
+    """
 
     def __init__(
-        self, session: SessionRequests, request_id: int, request: Request, procedure: str, options: dict[str, Any]
+        self,
+        start_call: Callable[[int, Request, list[Any]], defer.Deferred[Any] | None],
+        send: Callable[[list[Any]], None],
+        cancel_call: Callable[[int], None],
+        pending: Callable[[int], Request | None],
+        request_id: int,
+        request: Request,
+        procedure: str,
+        options: dict[str, Any],
     ) -> None:
-        self.session = session
+        self._start_call = start_call
+        self._send = send
+        self._cancel_call = cancel_call
+        self._pending = pending
         self.request_id = request_id
         self.request = request
         self.procedure = procedure
@@ -47,7 +63,7 @@ class CallStream:
         return self.request.deferred
 
     def in_flight(self) -> bool:
-        return self.session._table.requests.get(self.request_id) is self.request
+        return self._pending(self.request_id) is self.request
 
     def send(self, item: Any, last: bool = False) -> None:
         """Send one chunk (``last``: the CALL that ends the input, ``item`` ignored)."""
@@ -57,14 +73,14 @@ class CallStream:
             options = dict(self.options)
             if last:
                 options.pop("progress")  # no chunk at all: one plain CALL
-            failed = self.session._start_call(
+            failed = self._start_call(
                 self.request_id, self.request, [CALL, self.request_id, options, self.procedure, *tail]
             )
             if failed is not None:
                 failed.chainDeferred(self.deferred)
         elif self.in_flight():
             options = {} if last else {"progress": True}
-            self.session._send([CALL, self.request_id, options, self.procedure, *tail])
+            self._send([CALL, self.request_id, options, self.procedure, *tail])
 
     async def pump(self, chunks: Iterable[Any] | AsyncIterable[Any]) -> None:
         """Send every chunk as it comes, then the end; stop when the call ended early."""
@@ -82,7 +98,7 @@ class CallStream:
                     self.send(item)
         except Exception as error:  # the source of the chunks failed: the call ends with it
             if self.in_flight():
-                self.session._cancel_call(self.request_id)
+                self._cancel_call(self.request_id)
             if not d.called:
                 d.errback(error)
             return

@@ -5,12 +5,9 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from twisted.internet import defer
-
-if TYPE_CHECKING:
-    from promisifier.client.session import Session
 
 
 @dataclass
@@ -161,7 +158,7 @@ class Registration:
 
     def __init__(
         self,
-        session: Session,
+        unregister: Callable[[Registration], defer.Deferred[None]],
         registration_id: int,
         procedure: str,
         fn: Callable[..., Any],
@@ -170,7 +167,8 @@ class Registration:
         details: bool = False,
         stream_input: bool = False,
     ) -> None:
-        self.session = session
+        #: what unregisters it: the session's, which sends the UNREGISTER
+        self._unregister = unregister
         #: the router's registration id
         self.id = registration_id
         self.procedure = procedure
@@ -186,7 +184,7 @@ class Registration:
 
     def unregister(self) -> defer.Deferred[None]:
         """Unregister the procedure; fires when the router confirmed (at once if inactive)."""
-        return self.session._unregister(self)
+        return self._unregister(self)
 
     def __repr__(self) -> str:
         return f"<Registration {self.id} {self.procedure!r} active={self.active}>"
@@ -201,14 +199,15 @@ class Subscription:
 
     def __init__(
         self,
-        session: Session,
+        unsubscribe: Callable[[Subscription], defer.Deferred[None]],
         subscription_id: int,
         topic: str,
         handler: Callable[..., Any],
         match: str,
         details: bool = False,
     ) -> None:
-        self.session = session
+        #: what unsubscribes it: the session's, which sends the UNSUBSCRIBE when it is the last
+        self._unsubscribe = unsubscribe
         #: the router's subscription id
         self.id = subscription_id
         self.topic = topic
@@ -226,7 +225,7 @@ class Subscription:
 
     def unsubscribe(self) -> defer.Deferred[None]:
         """Stop receiving events; fires when done (at once if inactive or shared)."""
-        return self.session._unsubscribe(self)
+        return self._unsubscribe(self)
 
     def __repr__(self) -> str:
         return f"<Subscription {self.id} {self.topic!r} active={self.active}>"
