@@ -22,16 +22,16 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from promisifier.client import features
-from promisifier.client.api import CANCEL_MODES, SessionRequests
 from promisifier.client.auth import AuthenticationError, ClientAuth, default_authmethods
 from promisifier.client.callee import Invocations
+from promisifier.client.correlation import Correlation
 from promisifier.client.errors import (
     ConnectionClosed,
     ConnectionLost,
     NotConnected,
     SessionAborted,
 )
-from promisifier.client.requests import Correlation
+from promisifier.client.session_requests import CANCEL_MODES, SessionRequests
 from promisifier.client.types import SessionState, SessionStats
 from promisifier.client.user_errors import UserErrorHook, log_user_error
 from promisifier.transport import tls_facts

@@ -17,7 +17,7 @@ from promisifier.client.types import CallResult
 from promisifier.wire.messages import CALL
 
 if TYPE_CHECKING:
-    from promisifier.client.requests import Request
+    from promisifier.client.correlation import Request
 
 
 def chunk_payload(item: Any) -> list[Any]:

@@ -2,7 +2,7 @@
 
 :class:`SessionRequests` is a base class of :class:`~promisifier.client.session.Session`;
 it builds the request messages and enters them in the session's one correlation table
-(:class:`~promisifier.client.requests.Correlation`). The session lifecycle (join, leave,
+(:class:`~promisifier.client.correlation.Correlation`). The session lifecycle (join, leave,
 close, dispatch of received messages) is in :mod:`promisifier.client.session`.
 """
 
@@ -15,8 +15,8 @@ from typing import Any
 from twisted.internet import defer
 
 from promisifier.client.callee import payload
+from promisifier.client.correlation import CallData, Correlation, RegisterData, Request, SubscribeData
 from promisifier.client.errors import FEATURE_NOT_SUPPORTED_URI, ApplicationError, NotConnected
-from promisifier.client.requests import CallData, Correlation, RegisterData, Request, SubscribeData
 from promisifier.client.streams import CallStream
 from promisifier.client.types import Registration, SessionState, Subscription
 from promisifier.wire import EncodeError, IdSequence
