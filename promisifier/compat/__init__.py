@@ -10,7 +10,7 @@ from typing import Any
 
 # name -> module that defines it; imported on first use
 _LAZY = {
-    "create_websocket_promisifier": "promisifier.compat.promisifier",
+    "create_websocket_promisifier": "promisifier.compat.websocket_promisifier",
     "Client": "promisifier.compat.rpc_client",
     "Server": "promisifier.compat.rpc_server",
     "RpcError": "promisifier.compat.common",
