@@ -36,9 +36,7 @@ def next_event(emitter, name):
     d = defer.Deferred()
 
     def fire(*args):
-        emitter_listeners = emitter._listeners[name]
-        if fire in emitter_listeners:
-            emitter_listeners.remove(fire)
+        emitter.off(name, fire)
         d.callback(args)
 
     emitter.on(name, fire)

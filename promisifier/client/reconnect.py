@@ -32,6 +32,7 @@ from twisted.python.failure import Failure
 from promisifier.client.connection import open_session
 from promisifier.client.errors import CallTimeout, ConnectionLost, NotConnected
 from promisifier.client.handles import ClientRegistration, ClientSubscription
+from promisifier.client.listeners import Listeners
 from promisifier.client.session import Session
 from promisifier.client.tls import TlsOptions
 from promisifier.client.types import SessionState
@@ -155,7 +156,7 @@ class Client:
         self._attempt: defer.Deferred[Session] | None = None
         self._timer: Any = None
         self._waiters: list[defer.Deferred[Session]] = []
-        self._listeners: dict[str, list[Callable[..., Any]]] = {name: [] for name in EVENTS}
+        self._listeners = Listeners(EVENTS, self._user_error, lambda event: f"client {event} listener")
         self._registrations: dict[str, ClientRegistration] = {}
         self._subscriptions: list[ClientSubscription] = []
         #: a joined session handed over by adopt(), used instead of the next attempt
@@ -180,14 +181,11 @@ class Client:
 
     def on(self, event: str, fn: Callable[..., Any]) -> None:
         """Call ``fn`` on ``event`` (see the class docstring); errors in ``fn`` go to ``on_user_error``."""
-        if event not in self._listeners:
-            raise ValueError(f"unknown event {event!r}; known: {', '.join(EVENTS)}")
-        self._listeners[event].append(fn)
+        self._listeners.add(event, fn)
 
     def off(self, event: str, fn: Callable[..., Any]) -> None:
         """Stop calling ``fn`` on ``event``."""
-        if fn in self._listeners.get(event, []):
-            self._listeners[event].remove(fn)
+        self._listeners.remove(event, fn)
 
     # -- connecting and closing -----------------------------------------------------------
 
@@ -599,11 +597,7 @@ class Client:
             self._subscriptions.remove(handle)
 
     def _emit(self, event: str, *args: Any) -> None:
-        for fn in list(self._listeners[event]):
-            try:
-                fn(*args)
-            except Exception:
-                self.on_user_error(Failure(), f"client {event} listener")
+        self._listeners.emit(event, *args)
 
     def _user_error(self, failure: Failure, what: str) -> None:
         self.on_user_error(failure, what)

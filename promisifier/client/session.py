@@ -31,6 +31,7 @@ from promisifier.client.errors import (
     NotConnected,
     SessionAborted,
 )
+from promisifier.client.listeners import Listeners
 from promisifier.client.session_requests import CANCEL_MODES, SessionRequests
 from promisifier.client.types import SessionState, SessionStats
 from promisifier.client.user_errors import UserErrorHook, log_user_error
@@ -143,7 +144,9 @@ class Session(SessionRequests):
         self._goodbye_reason: str | None = None
         self._goodbye_timer: Any = None
         self._end_waiters: list[defer.Deferred[tuple[int, str]]] = []
-        self._listeners: dict[str, list[Callable[..., Any]]] = {"join": [], "leave": [], "close": []}
+        self._listeners = Listeners(
+            ("join", "leave", "close"), self._user_error, lambda event: f"session {event} listener", "session "
+        )
         self._dispatch: dict[int, Callable[[Message], None]] = {
             RESULT: self._table.on_result,
             ERROR: self._table.on_error,
@@ -239,9 +242,7 @@ class Session(SessionRequests):
     def on(self, event: str, fn: Callable[..., Any]) -> None:
         """Call ``fn`` on ``"join"`` (session), ``"leave"`` (session, reason URI) or
         ``"close"`` (session, code, reason). Errors raised by ``fn`` go to ``on_user_error``."""
-        if event not in self._listeners:
-            raise ValueError(f"unknown session event {event!r}; known: {', '.join(self._listeners)}")
-        self._listeners[event].append(fn)
+        self._listeners.add(event, fn)
 
     # -- joining and leaving -------------------------------------------------------------
 
@@ -478,11 +479,7 @@ class Session(SessionRequests):
         return d
 
     def _emit(self, event: str, *args: Any) -> None:
-        for fn in list(self._listeners[event]):
-            try:
-                fn(*args)
-            except Exception:
-                self.on_user_error(Failure(), f"session {event} listener")
+        self._listeners.emit(event, *args)
 
     def _user_error(self, failure: Failure, what: str) -> None:
         self.on_user_error(failure, what)

@@ -77,6 +77,7 @@ from twisted.python.failure import Failure
 from promisifier.client.connection import connect as open_session
 from promisifier.client.errors import ApplicationError, ClientError, NotConnected, SessionAborted
 from promisifier.client.handles import ClientSubscription
+from promisifier.client.listeners import Listeners
 from promisifier.client.reconnect import Client as ReconnectingClient
 from promisifier.client.reconnect import ClientState
 from promisifier.client.session import Session
@@ -198,7 +199,11 @@ class Client:
         self.reactor = reactor
         self.connect_timeout = connect_timeout
         self._serializers = tuple(serializers)
-        self._listeners: dict[str, list[Callable[..., Any]]] = {}
+        self._listeners = Listeners(
+            None,
+            lambda failure, what: self._client.on_user_error(failure, what),
+            lambda event: f"listener of {event!r}",
+        )
         self._subscriptions: dict[str, ClientSubscription] = {}
         self._quiet_joins = 0
         self._announced: Session | None = None
@@ -263,21 +268,14 @@ class Client:
 
     def on(self, event: str, fn: Callable[..., Any]) -> None:
         """Call ``fn`` on ``"open"``, ``"close"``, ``"error"`` or a subscribed event name."""
-        self._listeners.setdefault(event, []).append(fn)
+        self._listeners.add(event, fn)
 
     def off(self, event: str, fn: Callable[..., Any] | None = None) -> None:
         """Remove ``fn`` (or every listener) from ``event``."""
-        if fn is None:
-            self._listeners.pop(event, None)
-        elif fn in self._listeners.get(event, []):
-            self._listeners[event].remove(fn)
+        self._listeners.remove(event, fn)
 
     def _emit(self, event: str, *args: Any) -> None:
-        for fn in list(self._listeners.get(event, ())):
-            try:
-                fn(*args)
-            except Exception:
-                self._client.on_user_error(Failure(), f"listener of {event!r}")
+        self._listeners.emit(event, *args)
 
     def _joined(self, session: Session) -> None:
         self._announced = session

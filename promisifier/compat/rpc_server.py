@@ -85,6 +85,7 @@ from promisifier.bridge.dialects import BySubprotocol
 from promisifier.bridge.mount import RpcWebSocketsConfig, realm_procedures, rpc_websockets_resource
 from promisifier.client.callee import as_deferred
 from promisifier.client.errors import ConnectionLost, NotConnected
+from promisifier.client.listeners import Listeners
 from promisifier.client.session import Session
 from promisifier.client.user_errors import log_user_error
 from promisifier.compat.common import (
@@ -387,7 +388,9 @@ class Server:
             reactor = default_reactor
         self.reactor = reactor
         self.host = host
-        self._listeners: dict[str, list[Callable[..., Any]]] = {name: [] for name in SERVER_EVENTS}
+        self._listeners = Listeners(
+            SERVER_EVENTS, log_user_error, lambda event: f"server listener of {event!r}", "server "
+        )
         self._namespaces: dict[str, Namespace] = {}
         self._fallback_ticket: Callable[..., Any] | None = None
         self._listening_port: Any = None
@@ -433,18 +436,16 @@ class Server:
 
     def on(self, event: str, fn: Callable[..., Any]) -> None:
         """Call ``fn`` on listening, connection, disconnection, close or error."""
-        if event not in self._listeners:
-            raise ValueError(f"unknown server event {event!r}; known: {', '.join(SERVER_EVENTS)}")
-        self._listeners[event].append(fn)
+        self._listeners.add(event, fn)
+
+    def off(self, event: str, fn: Callable[..., Any] | None = None) -> None:
+        """Remove ``fn`` (or every listener) from ``event``."""
+        self._listeners.remove(event, fn)
 
     def _emit(self, event: str, *args: Any) -> None:
-        if event == "error" and not self._listeners["error"]:
+        if event == "error" and not self._listeners.has("error"):
             log.warn("rpc server error: {error}", error=args[0] if args else None)
-        for fn in list(self._listeners[event]):
-            try:
-                fn(*args)
-            except Exception:
-                log_user_error(Failure(), f"server listener of {event!r}")
+        self._listeners.emit(event, *args)
 
     def when_ready(self) -> defer.Deferred[Server]:
         """Fires with the server once it listens and the default namespace is ready."""
