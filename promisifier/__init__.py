@@ -11,8 +11,9 @@ The public face of the package:
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from promisifier.lazy import lazy_names
 
 if TYPE_CHECKING:
     from promisifier.client import (
@@ -61,18 +62,6 @@ _HOMES = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in __all__:
-        value = getattr(import_module(_HOMES.get(name, "promisifier.client")), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'promisifier' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
-
-
 __version__ = "0.1.0"
 
 __all__ = [
@@ -109,3 +98,5 @@ __all__ = [
     "Subscription",
     "connect",
 ]
+
+__getattr__, __dir__ = lazy_names(__name__, {name: _HOMES.get(name, "promisifier.client") for name in __all__})

@@ -5,8 +5,7 @@ Dirigible-style plain WebSocket endpoints, also importable as ``promisifier.webs
 Nothing is imported here, so that importing one façade does not load the others.
 """
 
-from importlib import import_module
-from typing import Any
+from promisifier.lazy import lazy_names
 
 # name -> module that defines it; imported on first use
 _LAZY = {
@@ -18,9 +17,4 @@ _LAZY = {
 
 __all__ = sorted(_LAZY)
 
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'promisifier.compat' has no attribute {name!r}")
-    return getattr(import_module(module), name)
+__getattr__, _ = lazy_names(__name__, _LAZY)

@@ -12,8 +12,9 @@ The names below are imported on first use, so that the I/O-free modules of this 
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from promisifier.lazy import lazy_names
 
 if TYPE_CHECKING:
     from promisifier.transport.closing import CloseCode, truncate_reason
@@ -32,15 +33,6 @@ _HOMES = {
     "ConnectionStats": "promisifier.transport.stats",
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name in __all__:
-        value = getattr(import_module(_HOMES.get(name, "promisifier.transport.websocket")), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'promisifier.transport' has no attribute {name!r}")
-
-
 __all__ = [
     "CloseCode",
     "ConnectionStats",
@@ -51,3 +43,7 @@ __all__ = [
     "WampServerProtocol",
     "truncate_reason",
 ]
+
+__getattr__, __dir__ = lazy_names(
+    __name__, {name: _HOMES.get(name, "promisifier.transport.websocket") for name in __all__}
+)
