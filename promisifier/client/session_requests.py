@@ -21,10 +21,7 @@ from promisifier.client.streams import CallStream
 from promisifier.client.types import Registration, SessionState, Subscription
 from promisifier.wire import EncodeError, IdSequence
 from promisifier.wire.messages import CALL, PUBLISH, REGISTER, SUBSCRIBE, UNREGISTER, UNSUBSCRIBE, Message
-
-CANCEL_MODES = ("skip", "kill", "killnowait")
-MATCH_POLICIES = ("exact", "prefix", "wildcard")
-INVOKE_POLICIES = ("single", "roundrobin", "random", "first", "last")
+from promisifier.wire.policies import CANCEL_MODES, INVOKE_POLICIES, MATCH_POLICIES
 
 
 class SessionRequests:

@@ -38,12 +38,12 @@ from promisifier.router.cryptosign import CryptosignPrincipal
 from promisifier.router.history import HistoryRule
 from promisifier.router.jwt_tickets import ALGORITHMS as JWT_ALGORITHMS
 from promisifier.router.jwt_tickets import JwtConfig
-from promisifier.router.matching import MATCH_POLICIES
 from promisifier.router.scram import ScramPrincipal
 from promisifier.router.tls_auth import TlsPrincipal, normalize_fingerprint
 from promisifier.transport.limits import DEFAULT_MAX_MESSAGE_SIZE
 from promisifier.transport.proxies import parse_trusted_proxy
 from promisifier.wire import SERIALIZERS, cryptosign, is_valid_uri, scram
+from promisifier.wire.policies import MATCH_POLICIES
 
 DEFAULT_ENDPOINT = "tcp:8080:interface=127.0.0.1"
 DEFAULT_PATH = "/ws"

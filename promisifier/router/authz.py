@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 from twisted.internet import defer
 
 from promisifier.router.auth import load_callable
-from promisifier.router.matching import MATCH_POLICIES, UriIndex
+from promisifier.router.matching import UriIndex
+from promisifier.wire.policies import MATCH_POLICIES
 
 if TYPE_CHECKING:
     from promisifier.router.session import RouterSession

@@ -17,7 +17,7 @@ from twisted.logger import Logger
 
 from promisifier.router import options as opt
 from promisifier.router.history import History, StoredEvent, as_record, select
-from promisifier.router.matching import MATCH_POLICIES, UriIndex, covers, iso_8601
+from promisifier.router.matching import UriIndex, covers, iso_8601
 from promisifier.router.passthru import PassthruError, passthru_attributes, supports_passthru
 from promisifier.wire import LIMIT_EXCEEDED, EncodeError, ErrorURI, fast_random_id, is_valid_uri, random_id
 from promisifier.wire.messages import (
@@ -30,6 +30,7 @@ from promisifier.wire.messages import (
     UNSUBSCRIBED,
     Message,
 )
+from promisifier.wire.policies import MATCH_POLICIES
 
 if TYPE_CHECKING:
     from twisted.internet.defer import Deferred

@@ -23,7 +23,7 @@ from twisted.logger import Logger
 
 from promisifier.router import options as opt
 from promisifier.router.counters import LatencyHistogram
-from promisifier.router.matching import MATCH_POLICIES, UriIndex, covers, iso_8601
+from promisifier.router.matching import UriIndex, covers, iso_8601
 from promisifier.router.meta import ROUTER_PROCEDURES
 from promisifier.router.passthru import PassthruError, passthru_attributes, supports_passthru
 from promisifier.wire import LIMIT_EXCEEDED, ErrorURI, is_valid_uri, random_id
@@ -39,6 +39,7 @@ from promisifier.wire.messages import (
     UNREGISTERED,
     Message,
 )
+from promisifier.wire.policies import CANCEL_MODES, INVOKE_POLICIES, MATCH_POLICIES
 
 if TYPE_CHECKING:
     from twisted.internet.defer import Deferred
@@ -49,8 +50,6 @@ if TYPE_CHECKING:
 
 log = Logger(namespace="promisifier.router.dealer")
 
-INVOKE_POLICIES = ("single", "roundrobin", "random", "first", "last")
-CANCEL_MODES = ("skip", "kill", "killnowait")
 
 #: the dealer features announced in WELCOME (meta API features are added by the realm)
 DEALER_FEATURES = {

@@ -28,7 +28,8 @@ from typing import Any
 
 import msgpack
 
-from promisifier.router.matching import MATCH_POLICIES, covers, iso_8601
+from promisifier.router.matching import covers, iso_8601
+from promisifier.wire.policies import MATCH_POLICIES
 
 #: bytes all the history rings of a realm may hold together, by default
 DEFAULT_MAX_HISTORY_BYTES = 64 * 1024 * 1024

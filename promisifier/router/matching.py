@@ -18,8 +18,6 @@ from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
-MATCH_POLICIES = ("exact", "prefix", "wildcard")
-
 
 def iso_8601(seconds: float) -> str:
     """A clock reading as the meta API's ``created`` wants it: an ISO 8601 string (UTC)."""

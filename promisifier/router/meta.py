@@ -21,10 +21,10 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from promisifier.router.history import HistoryError
-from promisifier.router.matching import MATCH_POLICIES
 from promisifier.router.trace import SessionTrace
 from promisifier.wire import ErrorURI, is_valid_uri
 from promisifier.wire.messages import CALL, RESULT, Message
+from promisifier.wire.policies import MATCH_POLICIES
 
 if TYPE_CHECKING:
     from promisifier.router.broker import Subscription
