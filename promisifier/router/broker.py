@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from twisted.logger import Logger
 
-from promisifier.router import options as opt
+from promisifier.router import request_options as opt
 from promisifier.router.history import History, StoredEvent, as_record, select
 from promisifier.router.matching import UriIndex, covers, iso_8601
 from promisifier.router.passthru import PassthruError, passthru_attributes, supports_passthru

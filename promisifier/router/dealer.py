@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from twisted.logger import Logger
 
-from promisifier.router import options as opt
+from promisifier.router import request_options as opt
 from promisifier.router.counters import LatencyHistogram
 from promisifier.router.matching import UriIndex, covers, iso_8601
 from promisifier.router.meta import ROUTER_PROCEDURES
