@@ -83,3 +83,41 @@ def test_the_relay_does_not_import_the_facades():
         [sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=60, check=True
     )
     assert result.stdout.strip() == ""
+
+
+def _import_graph(package: Path) -> dict[str, set[str]]:
+    """Module -> modules of the same package it imports (at any level, TYPE_CHECKING too)."""
+    modules = {path.stem for path in package.glob("*.py") if path.stem != "__init__"}
+    prefix = f"promisifier.{package.name}."
+    graph: dict[str, set[str]] = {}
+    for module in modules:
+        names = _imported_names(package / f"{module}.py")
+        graph[module] = {name[len(prefix) :].split(".")[0] for name in names if name.startswith(prefix)} & modules
+        graph[module].discard(module)
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[set[str]]:
+    """The strongly connected components of more than one module."""
+    reach = {module: set() for module in graph}
+    for module in graph:
+        todo = list(graph[module])
+        while todo:
+            other = todo.pop()
+            if other not in reach[module]:
+                reach[module].add(other)
+                todo.extend(graph[other])
+    components: list[set[str]] = []
+    for module in graph:
+        component = {module} | {other for other in reach[module] if module in reach[other]}
+        if len(component) > 1 and component not in components:
+            components.append(component)
+    return components
+
+
+def test_the_client_has_no_import_cycles():
+    assert _cycles(_import_graph(REPO / "promisifier" / "client")) == []
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    assert _cycles({"a": {"b"}, "b": {"a"}, "c": {"a"}}) == [{"a", "b"}]
