@@ -111,8 +111,11 @@ class RsLink(RawSocketClientProtocol):
         self.transport.abortConnection()
 
 
-def connect(worker: Worker, make_agent: Any) -> None:
-    """Open one connection to the worker's URL whose agent ``make_agent()`` builds."""
+def connect(worker: Worker, make_agent: Any, bind: str | None = None) -> None:
+    """Open one connection to the worker's URL whose agent ``make_agent()`` builds.
+
+    ``bind``: the source address of the connection (default: the system's choice).
+    """
     url = urlparse(worker.args.url)
     serializer = worker.args.serializer
     host, port = url.hostname or "127.0.0.1", url.port
@@ -143,8 +146,7 @@ def connect(worker: Worker, make_agent: Any) -> None:
         raise SystemExit(f"--url: ws://host:port/path or rs://host:port, not {worker.args.url!r}")
     factory.make_agent = make_agent
     factory.worker = worker
-    bind = (worker.args.bind, 0) if worker.args.bind else None
-    endpoint = TCP4ClientEndpoint(reactor, host, port, timeout=30, bindAddress=bind)
+    endpoint = TCP4ClientEndpoint(reactor, host, port, timeout=30, bindAddress=(bind, 0) if bind else None)
     endpoint.connect(factory).addErrback(lambda failure: worker.failed(f"cannot connect: {failure.getErrorMessage()}"))
 
 
@@ -430,7 +432,7 @@ class Worker:
     def _open_next(self) -> None:
         if self._to_open > 0:
             self._to_open -= 1
-            connect(self, lambda: self._new_agent(self._make))
+            connect(self, lambda: self._new_agent(self._make), bind=self.args.bind)
 
     def _new_agent(self, make: Any) -> Agent:
         agent = make(self)
