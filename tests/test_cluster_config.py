@@ -63,8 +63,11 @@ def test_defaults_node_host_and_pid_heartbeat_and_ttl():
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("[cluster]", "cluster.redis: missing; expected a redis:// URL"),
-        ('[cluster]\nredis = "http://127.0.0.1"', "cluster.redis: expected a redis:// URL, got 'http://127.0.0.1'"),
+        ("[cluster]", "cluster.redis: missing; expected a redis:// or unix:// URL"),
+        (
+            '[cluster]\nredis = "http://127.0.0.1"',
+            "cluster.redis: expected a redis:// or unix:// URL, got 'http://127.0.0.1'",
+        ),
         ('[cluster]\nredis = "redis://127.0.0.1:99999"', "cluster.redis: the port is not a number"),
         ('[cluster]\nredis = "redis://127.0.0.1/zero"', "cluster.redis: the path must be a database number"),
         ('[cluster]\nredis = "redis:///0"', "cluster.redis: the URL names no host"),

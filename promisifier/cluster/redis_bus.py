@@ -43,12 +43,12 @@ from typing import Any
 import msgpack
 import txredisapi  # type: ignore[import-untyped]
 from twisted.internet import defer
-from twisted.internet.endpoints import HostnameEndpoint
+from twisted.internet.endpoints import HostnameEndpoint, UNIXClientEndpoint
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from promisifier.cluster.bus import SLOTS, Bus, BusHandler, LinkDown, RegistrationChange
-from promisifier.cluster.config import ClusterConfig
+from promisifier.cluster.config import ClusterConfig, RedisAddress
 
 log = Logger(namespace="promisifier.cluster")
 
@@ -290,6 +290,13 @@ def _entries(flat: list[bytes]) -> list[RegistrationChange]:
     ]
 
 
+def redis_endpoint(reactor: Any, address: RedisAddress) -> Any:
+    """The client endpoint of the Redis server at ``address`` (TCP, or its UNIX socket)."""
+    if address.socket is not None:
+        return UNIXClientEndpoint(reactor, address.socket, timeout=CONNECT_TIMEOUT)
+    return HostnameEndpoint(reactor, address.host, address.port, timeout=CONNECT_TIMEOUT)
+
+
 class _Connector:
     """Keeps one connection of a txredisapi factory up: connects, and after a failed attempt
     or a lost connection connects again after a growing delay of at most
@@ -470,8 +477,7 @@ class RedisBus(Bus):
         self._subscriptions = _SubscriberFactory(self)
         for factory in (self._commands, self._subscriptions):
             factory.deferred.addErrback(self._connection_error)
-            endpoint = HostnameEndpoint(self.reactor, address.host, address.port, timeout=CONNECT_TIMEOUT)
-            connector = _Connector(factory, endpoint, self.reactor)
+            connector = _Connector(factory, redis_endpoint(self.reactor, address), self.reactor)
             self._connectors.append(connector)
             connector.start()
         log.info("cluster node {node} connecting to {redis}", node=self.node, redis=str(address))

@@ -329,7 +329,7 @@ def _cluster(check: Checker, value: Any) -> ClusterConfig | None:
     table = check.table(value, path, ("redis", "password", "node", "heartbeat_interval", "ttl"))
     if not isinstance(value, dict):
         return None
-    url = check.string(table, "redis", path, what="a redis:// URL, e.g. redis://127.0.0.1:6379/0")
+    url = check.string(table, "redis", path, what="a redis:// or unix:// URL, e.g. redis://127.0.0.1:6379/0")
     try:
         redis = RedisAddress.parse(url) if url else None
     except ValueError as error:

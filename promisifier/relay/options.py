@@ -102,7 +102,7 @@ class RelayOptions(usage.Options):
             "cluster",
             None,
             None,
-            "Join the relays sharing this Redis (redis://[:password@]host[:port][/db]) as one router.",
+            "Join the relays sharing this Redis (redis://[:password@]host[:port][/db], or unix:///path/redis.sock[?db=N]) as one router.",
         ],
         ["log-format", None, None, "Log lines as 'text' (default) or 'json' (one object per line, with fields)."],
         ["log-level", None, None, "Least level logged: debug, info (default), warn, error, critical."],
