@@ -78,6 +78,9 @@ class RemoteCallees:
     def has_feature(self, role: str, feature: str) -> bool:
         return True
 
+    def next_invocation_id(self) -> int:
+        return self.invocation_ids.next()
+
     def invoke(self, invocation: Any, message: list) -> bool:
         self.invoked.append((invocation, message))
         return True

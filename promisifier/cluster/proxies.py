@@ -7,9 +7,10 @@
   here. The dealer answers it like a caller; it sends the answers back to that node.
 
 Both have ``remote = True``: the dealer never forwards a call from a remote caller to a
-remote callee (no loops), and keeps meta events for its own sessions. Besides, they have
-what routing asks of any session (id, authid, authrole, peer, send, send_error,
-has_feature, next_invocation_id, details, goodbye, log_fields).
+remote callee (no loops), and keeps meta events for its own sessions. Besides, they are
+what routing asks of any session, a :class:`~promisifier.router.routed.RoutedSession`
+(mypy checks it, at the end of this module). Neither is ever in ``Realm.sessions`` (the
+sessions of this router); ``Realm.holds`` is True for one while the dealer has it attached.
 """
 
 from __future__ import annotations
@@ -24,23 +25,42 @@ from promisifier.wire.messages import ERROR, INTERRUPT, INVOCATION, RESULT
 if TYPE_CHECKING:
     from promisifier.cluster.node import ClusterNode
     from promisifier.router.realm import Realm
+    from promisifier.router.routed import RoutedSession
 
 #: features every remote session has (the node at the other end decides for its own)
 _FEATURES = {"call_canceling", "progressive_call_results", "caller_identification"}
 
 
 class _RemotePeer:
-    """What the dealer asks of a session's connection."""
+    """The connection of a remote session: the link to its node. Messages go through the
+    session's own ``send``; none is sent to, or closed on, the link itself."""
 
+    connection_id = 0
+    serializer_name: str | None = None
     congested = False
 
     def __init__(self, node: str) -> None:
         self.peer = f"cluster:{node}"
 
+    def send(self, message: list[Any]) -> None:
+        """Nothing goes to another node through here (the session's ``send`` forwards)."""
+
+    def send_shared(self, message: list[Any], encoded: dict[str, bytes]) -> bool:
+        """Events reach another node's subscribers through the broker's link, not here."""
+        return False
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        """Sessions of other nodes are closed by their own node."""
+
 
 class _RemoteSession:
+    session_id: int
+    authid: str | None
+    authrole: str | None
     remote = True
     authmethod = "cluster"
+    #: the messages forwarded are encoded by the node link, not here
+    last_send_error = ""
 
     def __init__(self, cluster: ClusterNode, realm: Realm, node: str) -> None:
         self.cluster = cluster
@@ -61,6 +81,9 @@ class _RemoteSession:
     def goodbye(self, reason: str, message: str = "") -> None:
         """Sessions of other nodes are closed by their own node."""
 
+    def protocol_violation(self, text: str) -> None:
+        """What another node forwards was checked there (its session broke nothing here)."""
+
     def log_fields(self) -> dict[str, Any]:
         realm = self.realm
         return {
@@ -75,18 +98,18 @@ class _RemoteSession:
         request_type: int,
         request_id: int,
         error_uri: str,
-        args: list | None = None,
-        kwargs: dict | None = None,
-        details: dict | None = None,
+        args: list[Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        details: dict[str, Any] | None = None,
     ) -> None:
-        message: list = [ERROR, request_type, request_id, details if details is not None else {}, error_uri]
+        message: list[Any] = [ERROR, request_type, request_id, details if details is not None else {}, error_uri]
         if args is not None or kwargs:
             message.append(args if args is not None else [])
             if kwargs:
                 message.append(kwargs)
         self.send(message)
 
-    def send(self, message: list) -> bool:  # pragma: no cover - both subclasses have their own
+    def send(self, message: list[Any]) -> bool:  # pragma: no cover - both subclasses have their own
         raise NotImplementedError
 
 
@@ -102,18 +125,20 @@ class RemoteCallee(_RemoteSession):
         #: invocation id -> the caller's session id, for the calls in flight to the node
         self.calls: dict[int, int] = {}
         #: calls not yet handed to the node: invocation id -> (the invocation, its INVOCATION)
-        self.handing: dict[int, tuple[Invocation, list]] = {}
+        self.handing: dict[int, tuple[Invocation, list[Any]]] = {}
         #: False once a call found nobody listening at the node (until one reaches it)
         self.reachable = True
 
     def __repr__(self) -> str:
         return f"<RemoteCallee {self.node} realm={self.realm and self.realm.name}>"
 
-    def invoke(self, invocation: Invocation, message: list) -> bool:
+    def invoke(self, invocation: Invocation, message: list[Any]) -> bool:
         """The dealer's INVOCATION: forward the call; False if it cannot be encoded."""
         _, invocation_id, registration_id, details, *payload = message
         assert message[0] == INVOCATION
         caller = invocation.caller
+        caller_id = caller.session_id
+        assert caller_id is not None  # routing sees only sessions that joined
         procedure = details.get("procedure", invocation.registration.uri)
         options: dict[str, Any] = {}
         if invocation.progress:
@@ -121,10 +146,10 @@ class RemoteCallee(_RemoteSession):
         if "caller" in details:
             options["disclose_me"] = True
         sent = self.cluster.forward_call(
-            self, invocation_id, caller.session_id, caller.authid, caller.authrole, procedure, options, payload
+            self, invocation_id, caller_id, caller.authid, caller.authrole, procedure, options, payload
         )
         if sent:
-            self.calls[invocation_id] = caller.session_id
+            self.calls[invocation_id] = caller_id
             self.handing[invocation_id] = (invocation, message)
         return sent
 
@@ -143,7 +168,7 @@ class RemoteCallee(_RemoteSession):
         invocation, message = pending
         self.realm.dealer.redirect(invocation, message, why)
 
-    def send(self, message: list) -> bool:
+    def send(self, message: list[Any]) -> bool:
         """The dealer's INTERRUPT (cancel, timeout, the caller left): forward it."""
         if message[0] == INTERRUPT:
             invocation_id, options = message[1], message[2]
@@ -155,7 +180,7 @@ class RemoteCallee(_RemoteSession):
                 self.cluster.forward_cancel(self, caller_id, invocation_id, options.get("mode", "killnowait"))
         return True
 
-    def answered(self, invocation_id: int, message: list) -> None:
+    def answered(self, invocation_id: int, message: list[Any]) -> None:
         """The node's RESULT or ERROR for a call: to the dealer, as this callee's answer."""
         realm = self.realm
         self.handing.pop(invocation_id, None)
@@ -195,7 +220,13 @@ class RemoteCaller(_RemoteSession):
     def __repr__(self) -> str:
         return f"<RemoteCaller {self.session_id} on {self.node}>"
 
-    def send(self, message: list) -> bool:
+    def send(self, message: list[Any]) -> bool:
         """The dealer's RESULT or ERROR for one of this caller's calls: back to its node."""
         self.cluster.forward_answer(self, message)
         return True
+
+
+if TYPE_CHECKING:
+    # mypy checks that both stand-ins are sessions as routing sees them
+    def _routed(callee: RemoteCallee, caller: RemoteCaller) -> tuple[RoutedSession, RoutedSession]:
+        return callee, caller

@@ -20,7 +20,7 @@ from promisifier.router.matching import UriIndex
 from promisifier.wire.policies import MATCH_POLICIES
 
 if TYPE_CHECKING:
-    from promisifier.router.session import RouterSession
+    from promisifier.router.routed import RoutedSession
 
 ACTIONS = ("call", "register", "publish", "subscribe")
 _CACHE_LIMIT = 100_000
@@ -113,7 +113,7 @@ class Authorizer:
         return permission
 
     def authorize(
-        self, session: RouterSession, action: str, uri: str, match: str = "exact"
+        self, session: RoutedSession, action: str, uri: str, match: str = "exact"
     ) -> bool | defer.Deferred[bool]:
         """May ``session`` perform ``action`` on ``uri``? A bool, or a Deferred for dynamic roles.
 
@@ -124,9 +124,7 @@ class Authorizer:
             return True
         dynamic = self._dynamic.get(session.authrole) if self._dynamic else None  # type: ignore[arg-type]
         if dynamic is not None:
-            from promisifier.router.meta import session_details
-
-            details = session_details(session)
+            details = session.details()
             details["match"] = match
             return defer.maybeDeferred(dynamic, details, uri, action).addCallback(lambda ok: ok is True)
         if match == "prefix" or match == "wildcard":
@@ -175,7 +173,7 @@ class Authorizer:
                 return False
         return True
 
-    def discloses(self, session: RouterSession, kind: str, uri: str) -> bool:
+    def discloses(self, session: RoutedSession, kind: str, uri: str) -> bool:
         """Must the router disclose ``session`` as ``kind`` ("caller"/"publisher") on ``uri``?"""
         if self.open:
             return False

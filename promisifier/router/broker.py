@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from twisted.internet.defer import Deferred
 
     from promisifier.router.realm import Realm
-    from promisifier.router.session import RouterSession
+    from promisifier.router.routed import RoutedSession
 
 log = Logger(namespace="promisifier.router.broker")
 
@@ -97,7 +97,7 @@ class Subscription:
         self.uri = uri
         self.match = match
         # dict as an ordered set: delivery follows subscription order
-        self.subscribers: dict[RouterSession, None] = {}
+        self.subscribers: dict[RoutedSession, None] = {}
         self.created = created
         #: EVENTs handed to its subscribers' connections (not dropped for a slow consumer)
         self.delivered = 0
@@ -126,7 +126,7 @@ class _Filter:
         history (pubsub_event_history, Security Aspects), so such events are not kept."""
         return self.exclude is None and self.eligible is None
 
-    def admits(self, session: RouterSession) -> bool:
+    def admits(self, session: RoutedSession) -> bool:
         if self.exclude is not None and session.session_id in self.exclude:
             return False
         if self.exclude_authid is not None and session.authid in self.exclude_authid:
@@ -168,7 +168,7 @@ class _Retained:
         publisher's own exclusion does not count: that would make every event limited)."""
         return self.filter is None
 
-    def admits(self, session: RouterSession) -> bool:
+    def admits(self, session: RoutedSession) -> bool:
         if self.excluded is not None and session.session_id == self.excluded:
             return False
         return self.filter is None or self.filter.admits(session)
@@ -186,7 +186,7 @@ class Broker:
         self.realm = realm
         self._index: UriIndex[Subscription] = UriIndex()
         self._by_id: dict[int, Subscription] = {}
-        self._subscriptions_of: dict[RouterSession, dict[int, Subscription]] = {}
+        self._subscriptions_of: dict[RoutedSession, dict[int, Subscription]] = {}
         #: topic -> its retained events, oldest first (see :meth:`_retain`)
         self._retained: dict[str, list[_Retained]] = {}
         config = realm.config
@@ -235,18 +235,18 @@ class Broker:
         """Subscription ids grouped by match policy (``wamp.subscription.list``)."""
         return {match: [s.id for s in self._index.items(match)] for match in MATCH_POLICIES}
 
-    def attach(self, session: RouterSession) -> None:
+    def attach(self, session: RoutedSession) -> None:
         """Make room for a session that joined the realm."""
         self._subscriptions_of[session] = {}
 
-    def detach(self, session: RouterSession) -> None:
+    def detach(self, session: RoutedSession) -> None:
         """Remove a session that left from every subscription it held."""
         for subscription in self._subscriptions_of.pop(session, {}).values():
             self._remove_subscriber(subscription, session)
 
     # -- subscriptions ----------------------------------------------------------------
 
-    def on_subscribe(self, session: RouterSession, message: Message) -> None:
+    def on_subscribe(self, session: RoutedSession, message: Message) -> None:
         """SUBSCRIBE: [32, Request|id, Options|dict, Topic|uri]."""
         realm = self.realm
         if realm.authorizer.open or realm.authorized(
@@ -254,7 +254,7 @@ class Broker:
         ):
             self._subscribe(session, message)
 
-    def _subscribe(self, session: RouterSession, message: Message) -> None:
+    def _subscribe(self, session: RoutedSession, message: Message) -> None:
         request_id, options, topic = message[1], message[2], message[3]
         try:
             match = opt.choice(options, "match", MATCH_POLICIES, "exact")
@@ -304,13 +304,13 @@ class Broker:
             else:
                 everywhere.addCallback(self._send_retained_from_everywhere, session, subscription)
 
-    def _subscribe_when_listening(self, session: RouterSession, message: Message, topic: str, match: str) -> None:
+    def _subscribe_when_listening(self, session: RoutedSession, message: Message, topic: str, match: str) -> None:
         if session in self._subscriptions_of:
             self._subscribe(session, message)
         elif self._index.get(topic, match) is None and self.link is not None:
             self.link.unlisten(self.realm.name, topic, match)  # the session left meanwhile
 
-    def on_unsubscribe(self, session: RouterSession, message: Message) -> None:
+    def on_unsubscribe(self, session: RoutedSession, message: Message) -> None:
         """UNSUBSCRIBE: [34, Request|id, SUBSCRIBED.Subscription|id]."""
         request_id, subscription_id = message[1], message[2]
         subscription = self._subscriptions_of[session].pop(subscription_id, None)
@@ -325,7 +325,7 @@ class Broker:
         session.send([UNSUBSCRIBED, request_id])
         self._remove_subscriber(subscription, session)
 
-    def remove_subscriber(self, subscription: Subscription, session: RouterSession, reason: str | None = None) -> bool:
+    def remove_subscriber(self, subscription: Subscription, session: RoutedSession, reason: str | None = None) -> bool:
         """Revoke ``session``'s subscription (``wamp.subscription.remove_subscriber``); False if
         it held none. A subscriber that announced ``subscription_revocation`` is told with
         UNSUBSCRIBED (request 0, the subscription and the reason)."""
@@ -339,7 +339,7 @@ class Broker:
         self._remove_subscriber(subscription, session)
         return True
 
-    def _remove_subscriber(self, subscription: Subscription, session: RouterSession) -> None:
+    def _remove_subscriber(self, subscription: Subscription, session: RoutedSession) -> None:
         if session not in subscription.subscribers:
             return
         del subscription.subscribers[session]
@@ -360,13 +360,13 @@ class Broker:
 
     # -- publications -----------------------------------------------------------------
 
-    def on_publish(self, publisher: RouterSession, message: Message) -> None:
+    def on_publish(self, publisher: RoutedSession, message: Message) -> None:
         """PUBLISH: [16, Request|id, Options|dict, Topic|uri, Arguments|list, ArgumentsKw|dict]."""
         realm = self.realm
         if realm.authorizer.open or realm.authorized(publisher, "publish", message[3], message, self._publish_message):
             self._publish_message(publisher, message)
 
-    def _publish_message(self, publisher: RouterSession, message: Message) -> None:
+    def _publish_message(self, publisher: RoutedSession, message: Message) -> None:
         request_id, options, topic = message[1], message[2], message[3]
         acknowledge = options.get("acknowledge") is True
         if not is_valid_uri(topic, self.realm.strict_uris) or topic.startswith("wamp."):
@@ -452,7 +452,7 @@ class Broker:
         topic: str,
         payload: list[Any],
         publication_id: int,
-        excluded: RouterSession | None,
+        excluded: RoutedSession | None,
         publisher_details: dict[str, Any],
         event_filter: _Filter | None,
     ) -> None:
@@ -478,7 +478,7 @@ class Broker:
             subscription.delivered += delivered
             self.events_delivered += delivered
 
-    def _send(self, subscriber: RouterSession, event: Message, encoded: dict[str, bytes], topic: str) -> bool:
+    def _send(self, subscriber: RoutedSession, event: Message, encoded: dict[str, bytes], topic: str) -> bool:
         """Hand ``event`` to the subscriber's connection; False when it was not (cannot be
         encoded for it, or dropped because the subscriber is a slow consumer)."""
         try:
@@ -518,7 +518,7 @@ class Broker:
             del store[next(iter(store))]
 
     def _send_retained_from_everywhere(
-        self, events: list[RetainedEvent], session: RouterSession, subscription: Subscription
+        self, events: list[RetainedEvent], session: RoutedSession, subscription: Subscription
     ) -> None:
         if subscription.subscribers.get(session, False) is not None:
             return  # unsubscribed or gone meanwhile
@@ -537,7 +537,7 @@ class Broker:
         return [(topic, k) for topic, k in self._retained.items() if subscription in self._index.all(topic)]
 
     def _send_retained(
-        self, session: RouterSession, subscription: Subscription, candidates: list[tuple[str, list[_Retained]]]
+        self, session: RoutedSession, subscription: Subscription, candidates: list[tuple[str, list[_Retained]]]
     ) -> None:
         """Send, per topic the subscription covers, the most recent retained event the
         subscriber would have received had it been subscribed when it was published."""
@@ -558,7 +558,7 @@ class Broker:
     # -- event history and gap-free resume ---------------------------------------------
 
     def get_events(
-        self, session: RouterSession, subscription: Subscription, options: dict[str, Any]
+        self, session: RoutedSession, subscription: Subscription, options: dict[str, Any]
     ) -> list[dict[str, Any]]:
         """``wamp.subscription.get_events``: the history of ``subscription``, filtered by
         ``options`` and by who asks (allowed to subscribe to it; authid/authrole lists).
@@ -585,7 +585,7 @@ class Broker:
         return details
 
     def _resume(
-        self, session: RouterSession, request_id: int, subscription: Subscription, epoch: str, offset: int
+        self, session: RoutedSession, request_id: int, subscription: Subscription, epoch: str, offset: int
     ) -> None:
         """SUBSCRIBE with ``_resume``: SUBSCRIBED with Details saying whether every event
         after ``offset`` of ``epoch`` can be given, then those events (before any live one).

@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 
     from promisifier.router.clock import DelayedCall
     from promisifier.router.realm import Realm
-    from promisifier.router.session import RouterSession
+    from promisifier.router.routed import RoutedSession
 
 log = Logger(namespace="promisifier.router.dealer")
 
@@ -69,7 +69,7 @@ DEALER_FEATURES = {
 MAX_ENDED_STREAMS = 256
 
 
-def _reroute_order(registration: Registration, unavailable: RouterSession, tried: list[Any]) -> list[RouterSession]:
+def _reroute_order(registration: Registration, unavailable: RoutedSession, tried: list[Any]) -> list[RoutedSession]:
     """The callees a call answered ``wamp.error.unavailable`` by ``unavailable`` may go to
     next, in the order the invoke policy picks them (rpc_call_rerouting, Rerouting Rules):
     none for single, the following ones for roundrobin and first (round the queue), the
@@ -120,17 +120,17 @@ class Registration:
         self.uri = uri
         self.match = match
         self.invoke = invoke
-        self.callees: list[RouterSession] = []
+        self.callees: list[RoutedSession] = []
         self.created = created
         #: callees that asked for caller disclosure (REGISTER.Options.disclose_caller)
-        self.disclosing: set[RouterSession] = set()
+        self.disclosing: set[RoutedSession] = set()
         self._next = 0
         #: calls routed to its callees (INVOCATIONs sent)
         self.calls = 0
         #: of those, calls that ended without a result: the callee's ERROR, a timeout, the callee left
         self.errors = 0
 
-    def pick_callee(self) -> RouterSession:
+    def pick_callee(self) -> RoutedSession:
         """The callee the next call goes to, by the registration's invoke policy."""
         callees = self.callees
         invoke = self.invoke
@@ -144,7 +144,7 @@ class Registration:
             return callees[-1]
         return callees[0]  # single, first
 
-    def pick_local_callee(self) -> RouterSession | None:
+    def pick_local_callee(self) -> RoutedSession | None:
         """A callee of this router (not another node's), by the invoke policy; None if
         there is none."""
         local = [callee for callee in self.callees if not callee.remote]
@@ -191,9 +191,9 @@ class Invocation:
     def __init__(
         self,
         invocation_id: int,
-        caller: RouterSession,
+        caller: RoutedSession,
         call_request_id: int,
-        callee: RouterSession,
+        callee: RoutedSession,
         registration: Registration,
         progress: bool,
         started: float = 0.0,
@@ -215,7 +215,7 @@ class Invocation:
         #: the caller's identity is disclosed to every callee (disclose_me, or the role's rule)
         self.disclose = False
         #: callees that answered wamp.error.unavailable to this call (call rerouting)
-        self.tried: list[RouterSession] | None = None
+        self.tried: list[RoutedSession] | None = None
         #: a progressive invocation whose last chunk (CALL without progress) is yet to come
         self.streaming = False
 
@@ -228,11 +228,11 @@ class Dealer:
         self._index: UriIndex[Registration] = UriIndex()
         self._by_id: dict[int, Registration] = {}
         # per-session tables, created on attach and removed on detach
-        self._registrations_of: dict[RouterSession, dict[int, Registration]] = {}
-        self._invocations_of: dict[RouterSession, dict[int, Invocation]] = {}
-        self._calls_of: dict[RouterSession, dict[int, Invocation]] = {}
+        self._registrations_of: dict[RoutedSession, dict[int, Registration]] = {}
+        self._invocations_of: dict[RoutedSession, dict[int, Invocation]] = {}
+        self._calls_of: dict[RoutedSession, dict[int, Invocation]] = {}
         #: request ids of progressive invocations answered before their last chunk, per caller
-        self._ended_streams_of: dict[RouterSession, dict[int, None]] = {}
+        self._ended_streams_of: dict[RoutedSession, dict[int, None]] = {}
         self._seconds = realm.clock.seconds
         # Calls by outcome (promisifier.router.counters.CALL_OUTCOMES): plain ints, read by
         # the status page and the metrics when they are asked (results: see calls_result).
@@ -296,17 +296,21 @@ class Dealer:
         """Registration ids grouped by match policy (``wamp.registration.list``)."""
         return {match: [r.id for r in self._index.items(match)] for match in MATCH_POLICIES}
 
-    def pending_calls_of(self, session: RouterSession) -> int:
+    def pending_calls_of(self, session: RoutedSession) -> int:
         """Calls in flight that ``session`` made."""
         return len(self._calls_of.get(session, ()))
 
-    def attach(self, session: RouterSession) -> None:
+    def attached(self, session: RoutedSession) -> bool:
+        """True from :meth:`attach` until :meth:`detach` of ``session``."""
+        return session in self._calls_of
+
+    def attach(self, session: RoutedSession) -> None:
         """Make room for a session that joined the realm."""
         self._registrations_of[session] = {}
         self._invocations_of[session] = {}
         self._calls_of[session] = {}
 
-    def detach(self, session: RouterSession, why: str = "callee left before answering") -> None:
+    def detach(self, session: RoutedSession, why: str = "callee left before answering") -> None:
         """Forget a session that left: its registrations, and its calls as callee (their
         callers get ERROR ``wamp.error.canceled`` saying ``why``) and caller."""
         for registration in self._registrations_of.pop(session, {}).values():
@@ -336,7 +340,7 @@ class Dealer:
 
     # -- registrations ----------------------------------------------------------------
 
-    def on_register(self, session: RouterSession, message: Message) -> None:
+    def on_register(self, session: RoutedSession, message: Message) -> None:
         """REGISTER: [64, Request|id, Options|dict, Procedure|uri]."""
         realm = self.realm
         if realm.authorizer.open or realm.authorized(
@@ -344,7 +348,7 @@ class Dealer:
         ):
             self._register(session, message)
 
-    def _register(self, session: RouterSession, message: Message) -> None:
+    def _register(self, session: RoutedSession, message: Message) -> None:
         request_id, options, procedure = message[1], message[2], message[3]
         try:
             match = opt.choice(options, "match", MATCH_POLICIES, "exact")
@@ -371,7 +375,7 @@ class Dealer:
     def _registered_elsewhere(
         self,
         conflict: str | None,
-        session: RouterSession,
+        session: RoutedSession,
         request_id: int,
         procedure: str,
         match: str,
@@ -396,7 +400,7 @@ class Dealer:
 
     def _add_callee(
         self,
-        session: RouterSession,
+        session: RoutedSession,
         request_id: int,
         procedure: str,
         match: str,
@@ -442,7 +446,7 @@ class Dealer:
             meta.registration_created(session, registration)
         meta.registered(session, registration)
 
-    def on_unregister(self, session: RouterSession, message: Message) -> None:
+    def on_unregister(self, session: RoutedSession, message: Message) -> None:
         """UNREGISTER: [66, Request|id, REGISTERED.Registration|id]."""
         request_id, registration_id = message[1], message[2]
         registration = self._registrations_of[session].pop(registration_id, None)
@@ -457,7 +461,7 @@ class Dealer:
         session.send([UNREGISTERED, request_id])
         self._remove_callee(registration, session)
 
-    def remove_callee(self, registration: Registration, session: RouterSession, reason: str | None = None) -> bool:
+    def remove_callee(self, registration: Registration, session: RoutedSession, reason: str | None = None) -> bool:
         """Revoke ``session``'s registration (``wamp.registration.remove_callee``); False if it
         held none. A callee that announced ``registration_revocation`` is told with
         UNREGISTERED (request 0, the registration and the reason); calls in flight go on."""
@@ -471,7 +475,7 @@ class Dealer:
         self._remove_callee(registration, session)
         return True
 
-    def _remove_callee(self, registration: Registration, session: RouterSession) -> None:
+    def _remove_callee(self, registration: Registration, session: RoutedSession) -> None:
         try:
             registration.callees.remove(session)
         except ValueError:
@@ -489,7 +493,7 @@ class Dealer:
         if self.link is not None and not remote and not registration.has_local_callee():
             self.link.unregister(self.realm.name, registration.uri, registration.match)
 
-    def link_callee(self, callee: RouterSession, uri: str, match: str, invoke: str) -> bool:
+    def link_callee(self, callee: RoutedSession, uri: str, match: str, invoke: str) -> bool:
         """Add another node's callees (one ``remote`` session standing for them) to the
         registration of ``uri``, made if needed; no REGISTERED, no meta events. False when
         it conflicts with the registration here (different invoke policy, or ``single``)."""
@@ -506,7 +510,7 @@ class Dealer:
         self._registrations_of[callee][registration.id] = registration
         return True
 
-    def unlink_callee(self, callee: RouterSession, uri: str, match: str) -> None:
+    def unlink_callee(self, callee: RoutedSession, uri: str, match: str) -> None:
         """Undo :meth:`link_callee` (calls in flight to it go on)."""
         registration = self._index.get(uri, match)
         if registration is not None and self._registrations_of.get(callee, {}).pop(registration.id, None) is not None:
@@ -520,18 +524,18 @@ class Dealer:
 
     # -- calls ----------------------------------------------------------------------
 
-    def on_call(self, caller: RouterSession, message: Message) -> None:
+    def on_call(self, caller: RoutedSession, message: Message) -> None:
         """CALL: [48, Request|id, Options|dict, Procedure|uri, Arguments|list, ArgumentsKw|dict]."""
         realm = self.realm
         if realm.authorizer.open or realm.authorized(caller, "call", message[3], message, self._call):
             self._call(caller, message)
 
-    def route_call(self, caller: RouterSession, message: Message) -> None:
+    def route_call(self, caller: RoutedSession, message: Message) -> None:
         """A CALL another node forwarded (its node authorized it); ``caller`` stands for
         the session that made it there. It goes to this router's own callees only."""
         self._call(caller, message)
 
-    def _call(self, caller: RouterSession, message: Message) -> None:
+    def _call(self, caller: RoutedSession, message: Message) -> None:
         request_id, options, procedure = message[1], message[2], message[3]
         calls = self._calls_of[caller]
         in_flight = calls.get(request_id)
@@ -647,7 +651,7 @@ class Dealer:
         if registration.match != "exact":
             details["procedure"] = procedure
         invocation = Invocation(
-            callee.invocation_ids.next(), caller, request_id, callee, registration, progress, self._seconds()
+            callee.next_invocation_id(), caller, request_id, callee, registration, progress, self._seconds()
         )
         # args and kwargs are forwarded as received: the tail of the CALL list is reused.
         invocation_message = [INVOCATION, invocation.id, registration.id, details, *message[4:]]
@@ -676,7 +680,7 @@ class Dealer:
 
     # -- progressive call invocations --------------------------------------------------
 
-    def _continue_call(self, caller: RouterSession, invocation: Invocation, message: list[Any]) -> None:
+    def _continue_call(self, caller: RoutedSession, invocation: Invocation, message: list[Any]) -> None:
         """A CALL with the request id of a call in flight: the next chunk of a progressive
         invocation, to the same callee under the same invocation id; without
         ``progress: true`` it is the last one."""
@@ -705,8 +709,8 @@ class Dealer:
         """Remember the request id of a progressive invocation answered before its last
         chunk, so that the chunks still on their way are discarded (a bounded table)."""
         caller = invocation.caller
-        if caller.realm is not self.realm:
-            return
+        if caller not in self._calls_of:
+            return  # the caller left: nothing more comes from it
         ended = self._ended_streams_of.setdefault(caller, {})
         ended[invocation.call_request_id] = None
         if len(ended) > MAX_ENDED_STREAMS:
@@ -728,7 +732,7 @@ class Dealer:
             if callee.peer.congested or len(invocations) >= limit:
                 continue
             invocation = Invocation(
-                callee.invocation_ids.next(),
+                callee.next_invocation_id(),
                 caller,
                 unavailable.call_request_id,
                 callee,
@@ -768,7 +772,7 @@ class Dealer:
             [f"every callee of {message[3]!r} is unavailable"],
         )
 
-    def on_yield(self, callee: RouterSession, message: Message) -> None:
+    def on_yield(self, callee: RoutedSession, message: Message) -> None:
         """YIELD: [70, INVOCATION.Request|id, Options|dict, Arguments|list, ArgumentsKw|dict]."""
         invocation = self._invocations_of[callee].get(message[1])
         if invocation is None:
@@ -804,7 +808,7 @@ class Dealer:
         self._forward_result(invocation, [RESULT, invocation.call_request_id, details, *message[3:]])
 
     def _result_passthru(
-        self, callee: RouterSession, invocation: Invocation, options: dict[str, Any]
+        self, callee: RoutedSession, invocation: Invocation, options: dict[str, Any]
     ) -> dict[str, Any] | None:
         """The RESULT details for a YIELD with a passthru payload, or None when the call
         ended instead (the callee did not announce the feature: protocol violation; the
@@ -842,7 +846,7 @@ class Dealer:
                 [f"result cannot be encoded for the caller: {invocation.caller.last_send_error}"],
             )
 
-    def on_invocation_error(self, callee: RouterSession, message: Message) -> None:
+    def on_invocation_error(self, callee: RoutedSession, message: Message) -> None:
         """ERROR for an INVOCATION: [8, 68, Request|id, Details|dict, Error|uri, Arguments, ArgumentsKw]."""
         invocation = self._invocations_of[callee].get(message[2])
         if invocation is None:
@@ -853,7 +857,7 @@ class Dealer:
         error_uri = message[4]
         if (
             error_uri == ErrorURI.UNAVAILABLE
-            and invocation.caller.realm is self.realm
+            and invocation.caller in self._calls_of
             and invocation.call[2].get("progress") is not True
         ):
             timer = invocation.timer
@@ -886,7 +890,7 @@ class Dealer:
                 ["error payload cannot be encoded for the caller"],
             )
 
-    def on_cancel(self, caller: RouterSession, message: Message) -> None:
+    def on_cancel(self, caller: RoutedSession, message: Message) -> None:
         """CANCEL: [49, CALL.Request|id, Options|dict]."""
         request_id, options = message[1], message[2]
         invocation = self._calls_of[caller].get(request_id)
@@ -928,7 +932,7 @@ class Dealer:
         if invocations is None or invocations.get(invocation.id) is not invocation:
             return  # answered, cancelled or timed out meanwhile
         registration = invocation.registration
-        callee: RouterSession | None = None
+        callee: RoutedSession | None = None
         for _ in range(len(registration.callees)):
             candidate = registration.pick_callee()
             if (
@@ -944,7 +948,7 @@ class Dealer:
         ):
             del invocations[invocation.id]
             invocation.callee = callee
-            invocation.id = callee.invocation_ids.next()
+            invocation.id = callee.next_invocation_id()
             moved: Message = [INVOCATION, invocation.id, *message[2:]]
             if cast(RemoteCallee, callee).invoke(invocation, moved) if callee.remote else callee.send(moved):
                 self._invocations_of[callee][invocation.id] = invocation
@@ -968,7 +972,7 @@ class Dealer:
         # INTERRUPT only goes to callees that announced call_canceling: others (autobahn-js
         # among them) drop the connection on a message they do not expect.
         callee = invocation.callee
-        if callee.realm is not None and callee.has_feature("callee", "call_canceling"):
+        if callee in self._invocations_of and callee.has_feature("callee", "call_canceling"):
             callee.send([INTERRUPT, invocation.id, {"mode": mode, "reason": reason}])
 
     def _finish(self, invocation: Invocation) -> bool:

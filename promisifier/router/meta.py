@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from promisifier.router.broker import Subscription
     from promisifier.router.dealer import Registration
     from promisifier.router.realm import Realm
-    from promisifier.router.session import RouterSession
+    from promisifier.router.routed import RoutedSession
 
 log = Logger(namespace="promisifier.router.meta")
 
@@ -56,22 +56,10 @@ class MetaError(Exception):
         self.uri = uri
 
 
-def session_details(session: RouterSession) -> dict[str, Any]:
-    """A session as the meta API describes it."""
-    peer = session.peer
-    return {
-        "session": session.session_id,
-        "authid": session.authid,
-        "authrole": session.authrole,
-        "authmethod": session.authmethod,
-        "authprovider": session.authprovider,
-        "authextra": session.authextra,
-        "transport": {
-            "type": getattr(peer, "transport_type", "websocket"),
-            "peer": peer.peer,
-            "serializer": peer.serializer_name,
-        },
-    }
+def session_details(session: RoutedSession) -> dict[str, Any]:
+    """A session as the meta API describes it: ``session.details()`` (kept for callers of
+    the former function)."""
+    return session.details()
 
 
 class MetaLink(Protocol):
@@ -98,14 +86,14 @@ class MetaApi:
 
     def __init__(self, realm: Realm) -> None:
         self.realm = realm
-        self._testaments: dict[RouterSession, dict[str, list[Testament]]] = {}
+        self._testaments: dict[RoutedSession, dict[str, list[Testament]]] = {}
         #: sessions closed by kill_all: they leave without testaments or on_leave events
-        self._silenced: set[RouterSession] = set()
+        self._silenced: set[RoutedSession] = set()
         #: sessions whose messages are traced
-        self.traces: dict[RouterSession, SessionTrace] = {}
+        self.traces: dict[RoutedSession, SessionTrace] = {}
         #: the other nodes of a cluster (None: this router is alone)
         self.link: MetaLink | None = None
-        self.procedures: dict[str, Callable[[RouterSession, list[Any], dict[str, Any]], Any]] = {
+        self.procedures: dict[str, Callable[[RoutedSession, list[Any], dict[str, Any]], Any]] = {
             "wamp.session.count": self._session_count,
             "wamp.session.list": self._session_list,
             "wamp.session.get": self._session_get,
@@ -142,7 +130,7 @@ class MetaApi:
 
     # -- calls --------------------------------------------------------------------------
 
-    def call(self, caller: RouterSession, message: Message) -> None:
+    def call(self, caller: RoutedSession, message: Message) -> None:
         """Answer a CALL to a ``wamp.`` procedure."""
         request_id, procedure = message[1], message[3]
         handler = self.procedures.get(procedure)
@@ -167,11 +155,11 @@ class MetaApi:
         caller.send([RESULT, request_id, {}, [result]])
 
     @staticmethod
-    def _answer(result: Any, caller: RouterSession, request_id: int) -> None:
+    def _answer(result: Any, caller: RoutedSession, request_id: int) -> None:
         caller.send([RESULT, request_id, {}, [result]])
 
     @staticmethod
-    def _answer_error(failure: Any, caller: RouterSession, request_id: int) -> None:
+    def _answer_error(failure: Any, caller: RoutedSession, request_id: int) -> None:
         if failure.check(MetaError):
             caller.send_error(CALL, request_id, failure.value.uri, [str(failure.value)])
         else:
@@ -179,7 +167,7 @@ class MetaApi:
 
     # -- sessions -----------------------------------------------------------------------
 
-    def _sessions(self, kwargs: dict[str, Any], args: list[Any]) -> list[RouterSession]:
+    def _sessions(self, kwargs: dict[str, Any], args: list[Any]) -> list[RoutedSession]:
         roles = args[0] if args else kwargs.get("filter_authroles")
         sessions = list(self.realm.sessions.values())
         if roles is not None:
@@ -188,13 +176,13 @@ class MetaApi:
             sessions = [s for s in sessions if s.authrole in roles]
         return sessions
 
-    def _session_count(self, caller: RouterSession, args: list[Any], kwargs: dict[str, Any]) -> int | Deferred[int]:
+    def _session_count(self, caller: RoutedSession, args: list[Any], kwargs: dict[str, Any]) -> int | Deferred[int]:
         if self.link is not None:
             return self._cluster_sessions(kwargs, args).addCallback(len)
         return len(self._sessions(kwargs, args))
 
     def _session_list(
-        self, caller: RouterSession, args: list[Any], kwargs: dict[str, Any]
+        self, caller: RoutedSession, args: list[Any], kwargs: dict[str, Any]
     ) -> list[int] | Deferred[list[int]]:
         if self.link is not None:
             return self._cluster_sessions(kwargs, args).addCallback(lambda found: [d["session"] for d in found])
@@ -210,14 +198,14 @@ class MetaApi:
             found.addCallback(lambda every: [d for d in every if d.get("authrole") in roles])
         return found
 
-    def _target(self, args: list[Any]) -> RouterSession:
+    def _target(self, args: list[Any]) -> RoutedSession:
         session = self.realm.sessions.get(args[0]) if args and type(args[0]) is int else None
         if session is None:
             raise MetaError(ErrorURI.NO_SUCH_SESSION, f"no session {args[0] if args else None!r} in this realm")
         return session
 
     def _session_get(
-        self, caller: RouterSession, args: list[Any], kwargs: dict[str, Any]
+        self, caller: RoutedSession, args: list[Any], kwargs: dict[str, Any]
     ) -> dict[str, Any] | Deferred[dict[str, Any]]:
         if self.link is not None and args and type(args[0]) is int and args[0] not in self.realm.sessions:
             wanted = args[0]
@@ -229,9 +217,9 @@ class MetaApi:
                 raise MetaError(ErrorURI.NO_SUCH_SESSION, f"no session {wanted!r} in this realm")
 
             return self.link.sessions(self.realm.name).addCallback(pick)
-        return session_details(self._target(args))
+        return self._target(args).details()
 
-    def _kill(self, sessions: list[RouterSession], kwargs: dict[str, Any], silently: bool = False) -> list[int]:
+    def _kill(self, sessions: list[RoutedSession], kwargs: dict[str, Any], silently: bool = False) -> list[int]:
         reason = kwargs.get("reason") or ErrorURI.CLOSE_KILLED
         if not is_valid_uri(reason):
             raise MetaError(ErrorURI.INVALID_URI, f"invalid reason URI {reason!r}")
@@ -250,7 +238,7 @@ class MetaApi:
         self._kill(found, {"reason": reason, "message": message}, silently)
 
     def _kill_elsewhere(
-        self, caller: RouterSession, wanted: Callable[[dict[str, Any]], bool], kwargs: dict[str, Any], silently: bool
+        self, caller: RoutedSession, wanted: Callable[[dict[str, Any]], bool], kwargs: dict[str, Any], silently: bool
     ) -> Deferred[list[int]]:
         """Close the sessions of other nodes whose details are ``wanted``; their ids."""
         assert self.link is not None
@@ -271,8 +259,8 @@ class MetaApi:
 
     def _kill_everywhere(
         self,
-        caller: RouterSession,
-        here: list[RouterSession],
+        caller: RoutedSession,
+        here: list[RoutedSession],
         wanted: Callable[[dict[str, Any]], bool],
         kwargs: dict[str, Any],
         silently: bool = False,
@@ -282,7 +270,7 @@ class MetaApi:
             return killed
         return self._kill_elsewhere(caller, wanted, kwargs, silently).addCallback(lambda more: killed + more)
 
-    def _session_kill(self, caller: RouterSession, args: list[Any], kwargs: dict[str, Any]) -> None | Deferred[None]:
+    def _session_kill(self, caller: RoutedSession, args: list[Any], kwargs: dict[str, Any]) -> None | Deferred[None]:
         if self.link is not None and args and type(args[0]) is int and args[0] not in self.realm.sessions:
             wanted = args[0]
             self._kill([], kwargs)  # checks the reason
@@ -299,21 +287,21 @@ class MetaApi:
         return None
 
     def _session_kill_by_authid(
-        self, caller: RouterSession, args: list[Any], kwargs: dict[str, Any]
+        self, caller: RoutedSession, args: list[Any], kwargs: dict[str, Any]
     ) -> list[int] | Deferred[list[int]]:
         authid = args[0]
         here = [s for s in self.realm.sessions.values() if s.authid == authid and s is not caller]
         return self._kill_everywhere(caller, here, lambda d: d.get("authid") == authid, kwargs)
 
     def _session_kill_by_authrole(
-        self, caller: RouterSession, args: list[Any], kwargs: dict[str, Any]
+        self, caller: RoutedSession, args: list[Any], kwargs: dict[str, Any]
     ) -> int | Deferred[int]:
         authrole = args[0]
         here = [s for s in self.realm.sessions.values() if s.authrole == authrole and s is not caller]
         killed = self._kill_everywhere(caller, here, lambda d: d.get("authrole") == authrole, kwargs)
         return killed.addCallback(len) if isinstance(killed, Deferred) else len(killed)
 
-    def _session_kill_all(self, caller: RouterSession, args: list[Any], kwargs: dict[str, Any]) -> int | Deferred[int]:
+    def _session_kill_all(self, caller: RoutedSession, args: list[Any], kwargs: dict[str, Any]) -> int | Deferred[int]:
         # The specification: no session meta events or testaments for these sessions (no
         # subscriber but the caller would be left to receive them).
         here = [s for s in self.realm.sessions.values() if s is not caller]
@@ -322,7 +310,7 @@ class MetaApi:
 
     # -- message trace ------------------------------------------------------------------
 
-    def _session_trace(self, caller: RouterSession, args: list[Any], kwargs: dict[str, Any]) -> dict[str, Any]:
+    def _session_trace(self, caller: RoutedSession, args: list[Any], kwargs: dict[str, Any]) -> dict[str, Any]:
         """``promisifier.session.trace(session_id, on, payloads=False)``."""
         target = self._target(args)
         on = args[1] if len(args) > 1 else kwargs.get("on", True)
@@ -332,7 +320,7 @@ class MetaApi:
         self.set_trace(target, on, payloads)
         return {"session": target.session_id, "trace": on, "payloads": payloads and on}
 
-    def set_trace(self, session: RouterSession, on: bool, payloads: bool = False) -> None:
+    def set_trace(self, session: RoutedSession, on: bool, payloads: bool = False) -> None:
         """Start (or change) or stop the message trace of ``session``."""
         if self.link is not None:
             self.link.session_left(self.realm.name, session.session_id)  # type: ignore[arg-type]
@@ -350,7 +338,7 @@ class MetaApi:
 
     # -- testaments ---------------------------------------------------------------------
 
-    def _add_testament(self, caller: RouterSession, args: list[Any], kwargs: dict[str, Any]) -> None:
+    def _add_testament(self, caller: RoutedSession, args: list[Any], kwargs: dict[str, Any]) -> None:
         topic = args[0]
         event_args = args[1] if len(args) > 1 else []
         event_kwargs = args[2] if len(args) > 2 else {}
@@ -366,11 +354,11 @@ class MetaApi:
         if self.link is not None:
             self.link.testaments(self.realm.name, caller.session_id, by_scope)  # type: ignore[arg-type]
 
-    def testaments_of(self, session: RouterSession) -> dict[str, list[Testament]]:
+    def testaments_of(self, session: RoutedSession) -> dict[str, list[Testament]]:
         """The testaments ``session`` left, by scope."""
         return self._testaments.get(session, {})
 
-    def _flush_testaments(self, caller: RouterSession, args: list[Any], kwargs: dict[str, Any]) -> int:
+    def _flush_testaments(self, caller: RoutedSession, args: list[Any], kwargs: dict[str, Any]) -> int:
         scope = kwargs.get("scope", "destroyed")
         if scope not in TESTAMENT_SCOPES:
             raise MetaError(ErrorURI.INVALID_ARGUMENT, "scope must be destroyed or detached")
@@ -417,7 +405,7 @@ class MetaApi:
             raise MetaError(ErrorURI.INVALID_ARGUMENT, "reason must be a string")
         return reason
 
-    def _registration_remove_callee(self, caller: RouterSession, args: list[Any], kwargs: dict[str, Any]) -> None:
+    def _registration_remove_callee(self, caller: RoutedSession, args: list[Any], kwargs: dict[str, Any]) -> None:
         """``wamp.registration.remove_callee(registration_id, callee_id, reason=None)``."""
         registration = self._registration(args)
         callee = self.realm.sessions.get(args[1]) if len(args) > 1 and type(args[1]) is int else None
@@ -428,7 +416,7 @@ class MetaApi:
                 f"no callee {args[1] if len(args) > 1 else None!r} on registration {registration.id}",
             )
 
-    def _subscription_remove_subscriber(self, caller: RouterSession, args: list[Any], kwargs: dict[str, Any]) -> None:
+    def _subscription_remove_subscriber(self, caller: RoutedSession, args: list[Any], kwargs: dict[str, Any]) -> None:
         """``wamp.subscription.remove_subscriber(subscription_id, subscriber_id, reason=None)``."""
         subscription = self._subscription(args)
         subscriber = self.realm.sessions.get(args[1]) if len(args) > 1 and type(args[1]) is int else None
@@ -440,7 +428,7 @@ class MetaApi:
             )
 
     def _subscription_get_events(
-        self, caller: RouterSession, args: list[Any], kwargs: dict[str, Any]
+        self, caller: RoutedSession, args: list[Any], kwargs: dict[str, Any]
     ) -> list[dict[str, Any]]:
         """``wamp.subscription.get_events(subscription_id, **filters)`` (event history)."""
         subscription = self._subscription(args)
@@ -451,19 +439,19 @@ class MetaApi:
         except PermissionError as error:
             raise MetaError(ErrorURI.NOT_AUTHORIZED, str(error)) from None
 
-    def _registration_lookup(self, caller: RouterSession, args: list[Any], kwargs: dict[str, Any]) -> int | None:
+    def _registration_lookup(self, caller: RoutedSession, args: list[Any], kwargs: dict[str, Any]) -> int | None:
         registration = self.realm.dealer.lookup(self._uri_arg(args), self._match_option(args, kwargs))
         return registration.id if registration is not None else None
 
-    def _registration_match(self, caller: RouterSession, args: list[Any], kwargs: dict[str, Any]) -> int | None:
+    def _registration_match(self, caller: RoutedSession, args: list[Any], kwargs: dict[str, Any]) -> int | None:
         registration = self.realm.dealer.match(self._uri_arg(args))
         return registration.id if registration is not None else None
 
-    def _subscription_lookup(self, caller: RouterSession, args: list[Any], kwargs: dict[str, Any]) -> int | None:
+    def _subscription_lookup(self, caller: RoutedSession, args: list[Any], kwargs: dict[str, Any]) -> int | None:
         subscription = self.realm.broker.lookup(self._uri_arg(args), self._match_option(args, kwargs))
         return subscription.id if subscription is not None else None
 
-    def _subscription_match(self, caller: RouterSession, args: list[Any], kwargs: dict[str, Any]) -> list[int] | None:
+    def _subscription_match(self, caller: RoutedSession, args: list[Any], kwargs: dict[str, Any]) -> list[int] | None:
         found = [s.id for s in self.realm.broker.match(self._uri_arg(args))]
         return found or None
 
@@ -472,14 +460,14 @@ class MetaApi:
     def _event(self, topic: str, *args: Any) -> None:
         self.realm.broker.publish(topic, list(args))
 
-    def session_joined(self, session: RouterSession) -> None:
+    def session_joined(self, session: RoutedSession) -> None:
         """Publish ``wamp.session.on_join``."""
-        details = session_details(session)
+        details = session.details()
         if self.link is not None:
             self.link.session_joined(self.realm.name, session.session_id, details)  # type: ignore[arg-type]
         self._event("wamp.session.on_join", details)
 
-    def session_left(self, session: RouterSession) -> None:
+    def session_left(self, session: RoutedSession) -> None:
         """Publish the session's testaments, then ``wamp.session.on_leave`` (neither for a
         session that ``wamp.session.kill_all`` closed)."""
         if self.link is not None:
@@ -496,26 +484,26 @@ class MetaApi:
                 self.realm.broker.publish(topic, args, kwargs)
         self._event("wamp.session.on_leave", session.session_id, session.authid, session.authrole)
 
-    def registration_created(self, session: RouterSession, registration: Registration) -> None:
+    def registration_created(self, session: RoutedSession, registration: Registration) -> None:
         self._event("wamp.registration.on_create", session.session_id, registration.details())
 
-    def registered(self, session: RouterSession, registration: Registration) -> None:
+    def registered(self, session: RoutedSession, registration: Registration) -> None:
         self._event("wamp.registration.on_register", session.session_id, registration.id)
 
-    def unregistered(self, session: RouterSession, registration: Registration) -> None:
+    def unregistered(self, session: RoutedSession, registration: Registration) -> None:
         self._event("wamp.registration.on_unregister", session.session_id, registration.id)
 
-    def registration_deleted(self, session: RouterSession, registration: Registration) -> None:
+    def registration_deleted(self, session: RoutedSession, registration: Registration) -> None:
         self._event("wamp.registration.on_delete", session.session_id, registration.id)
 
-    def subscription_created(self, session: RouterSession, subscription: Subscription) -> None:
+    def subscription_created(self, session: RoutedSession, subscription: Subscription) -> None:
         self._event("wamp.subscription.on_create", session.session_id, subscription.details())
 
-    def subscribed(self, session: RouterSession, subscription: Subscription) -> None:
+    def subscribed(self, session: RoutedSession, subscription: Subscription) -> None:
         self._event("wamp.subscription.on_subscribe", session.session_id, subscription.id)
 
-    def unsubscribed(self, session: RouterSession, subscription: Subscription) -> None:
+    def unsubscribed(self, session: RoutedSession, subscription: Subscription) -> None:
         self._event("wamp.subscription.on_unsubscribe", session.session_id, subscription.id)
 
-    def subscription_deleted(self, session: RouterSession, subscription: Subscription) -> None:
+    def subscription_deleted(self, session: RoutedSession, subscription: Subscription) -> None:
         self._event("wamp.subscription.on_delete", session.session_id, subscription.id)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from promisifier.router.session import RouterSession
+    from promisifier.router.routed import RoutedSession
 
 #: the attributes forwarded, the specification's and autobahn-python's
 PASSTHRU_ATTRIBUTES = (
@@ -45,6 +45,6 @@ def passthru_attributes(options: dict[str, Any]) -> dict[str, Any] | None:
     return found
 
 
-def supports_passthru(session: RouterSession, role: str) -> bool:
+def supports_passthru(session: RoutedSession, role: str) -> bool:
     """The session announced payload passthru for ``role`` (either feature name)."""
     return any(session.has_feature(role, feature) for feature in PASSTHRU_FEATURES)

@@ -14,12 +14,8 @@ from promisifier.router.dealer import DEALER_FEATURES, Dealer
 from promisifier.router.meta import BROKER_META_FEATURES, DEALER_META_FEATURES, MetaApi
 from promisifier.wire import ErrorURI
 from promisifier.wire.messages import (
-    ABORT,
     CALL,
     CANCEL,
-    ERROR,
-    GOODBYE,
-    INVOCATION,
     PUBLISH,
     REGISTER,
     SUBSCRIBE,
@@ -33,9 +29,10 @@ log = Logger(namespace="promisifier.router.realm")
 
 if TYPE_CHECKING:
     from promisifier.router.clock import Clock
-    from promisifier.router.session import RouterSession
+    from promisifier.router.routed import RoutedSession
 
-Handler = Callable[["RouterSession", list[Any]], None]
+#: what handles one message type of an established session: handler(session, message)
+Handler = Callable[["RoutedSession", list[Any]], None]
 
 _ROUTER_ROLES = {
     "dealer": {"features": {**DEALER_FEATURES, **DEALER_META_FEATURES}},
@@ -55,7 +52,7 @@ class Realm:
         #: the clock every timeout in the realm runs on
         self.clock = clock
         #: joined sessions by session id
-        self.sessions: dict[int, RouterSession] = {}
+        self.sessions: dict[int, RoutedSession] = {}
         self.dealer = Dealer(self)
         self.broker = Broker(self)
         self.meta = MetaApi(self)
@@ -66,30 +63,18 @@ class Realm:
         self.dispatch: dict[int, Handler] = self._make_dispatch()
 
     def _make_dispatch(self) -> dict[int, Handler]:
-        from promisifier.router.session import RouterSession
-
+        # GOODBYE, ABORT and ERROR are the session's own business (RouterSession.on_message)
         dealer, broker = self.dealer, self.broker
         return {
             CALL: dealer.on_call,
             YIELD: dealer.on_yield,
             CANCEL: dealer.on_cancel,
-            ERROR: self._on_error,
             REGISTER: dealer.on_register,
             UNREGISTER: dealer.on_unregister,
             PUBLISH: broker.on_publish,
             SUBSCRIBE: broker.on_subscribe,
             UNSUBSCRIBE: broker.on_unsubscribe,
-            GOODBYE: RouterSession.on_goodbye,
-            ABORT: RouterSession.on_abort,
         }
-
-    def _on_error(self, session: RouterSession, message: Message) -> None:
-        if message[1] == INVOCATION:
-            self.dealer.on_invocation_error(session, message)
-        else:
-            session.protocol_violation(
-                f"ERROR: a client may only send ERROR for an INVOCATION, not for type {message[1]}"
-            )
 
     def reconfigure(self, config: RealmConfig, limits: Limits | None = None) -> None:
         """Apply a new configuration of this realm to new requests.
@@ -114,7 +99,7 @@ class Realm:
             session.goodbye(reason, message)
 
     def authorized(
-        self, session: RouterSession, action: str, uri: str, message: Message, proceed: Handler, match: Any = "exact"
+        self, session: RoutedSession, action: str, uri: str, message: Message, proceed: Handler, match: Any = "exact"
     ) -> bool:
         """Check ``action`` on ``uri`` for the request ``message``.
 
@@ -131,7 +116,7 @@ class Realm:
             return False
 
         def decided(allowed: bool) -> None:
-            if session.realm is not self:
+            if not self.holds(session):
                 return  # the session left meanwhile
             if allowed:
                 proceed(session, message)
@@ -140,13 +125,13 @@ class Realm:
 
         def failed(failure: Any) -> None:
             log.failure("dynamic authorizer failed on {action} {uri}", failure, action=action, uri=uri)
-            if session.realm is self:
+            if self.holds(session):
                 self._deny(session, action, uri, message)
 
         decision.addCallbacks(decided, failed)
         return False
 
-    def _deny(self, session: RouterSession, action: str, uri: str, message: Message) -> None:
+    def _deny(self, session: RoutedSession, action: str, uri: str, message: Message) -> None:
         log.info(
             "session {session_id} ({authrole}) not authorized to {action} {uri}",
             session_id=session.session_id,
@@ -161,22 +146,30 @@ class Realm:
             return
         session.send_error(message[0], message[1], ErrorURI.NOT_AUTHORIZED, [f"not authorized to {action} {uri!r}"])
 
+    def holds(self, session: RoutedSession) -> bool:
+        """True while routing in this realm reaches ``session``: from :meth:`attach` to
+        :meth:`detach` for a session of this router; for a stand-in for sessions of another
+        node (``remote``), while the cluster keeps it attached to the dealer (a callee's
+        until its node is gone, a caller's while it has calls here). Those are never in
+        :attr:`sessions`, which lists this router's own sessions."""
+        return self.dealer.attached(session)
+
     def router_roles(self) -> dict[str, Any]:
         """WELCOME.Details.roles: the router's roles and the features really implemented."""
         return _ROUTER_ROLES
 
-    def attach(self, session: RouterSession) -> None:
+    def attach(self, session: RoutedSession) -> None:
         """Add a session that is being welcomed (before its WELCOME is sent)."""
         assert session.session_id is not None
         self.sessions[session.session_id] = session
         self.dealer.attach(session)
         self.broker.attach(session)
 
-    def announce_join(self, session: RouterSession) -> None:
+    def announce_join(self, session: RoutedSession) -> None:
         """Tell the realm a session joined (after its WELCOME was sent)."""
         self.meta.session_joined(session)
 
-    def detach(self, session: RouterSession) -> None:
+    def detach(self, session: RoutedSession) -> None:
         """Remove a session that left, and everything it held."""
         if self.sessions.pop(session.session_id, None) is None:  # type: ignore[arg-type]
             return

@@ -4,20 +4,23 @@ States (:class:`SessionState`) follow the specification's chart, with authentica
 ESTABLISHING (waiting for HELLO), CHALLENGING (CHALLENGE sent, waiting for AUTHENTICATE),
 AUTHENTICATING (the answer is being checked), ESTABLISHED, SHUTTING_DOWN (the router sent
 GOODBYE and waits for the reply) and CLOSED. Messages of an established session are
-dispatched by type to the realm's dealer and broker (docs/design.md has the chart).
+dispatched by type to the realm's dealer and broker; GOODBYE, ABORT and a client's ERROR
+the session handles itself (docs/design.md has the chart). To routing, a session is a
+:class:`~promisifier.router.routed.RoutedSession`.
 """
 
 from __future__ import annotations
 
 import enum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from twisted.logger import Logger
 
 from promisifier.router.auth import Accepted, Authenticator, Challenge
 from promisifier.router.auth_failure import AuthenticationFailed
 from promisifier.transport.closing import CloseCode
-from promisifier.wire import LIMIT_EXCEEDED, EncodeError, ErrorURI, IdSequence, ProtocolError
+from promisifier.wire import LIMIT_EXCEEDED, EncodeError, ErrorURI, ProtocolError
+from promisifier.wire.ids import MAX_ID
 from promisifier.wire.messages import (
     ABORT,
     AUTHENTICATE,
@@ -25,16 +28,17 @@ from promisifier.wire.messages import (
     ERROR,
     GOODBYE,
     HELLO,
+    INVOCATION,
     WELCOME,
     Message,
     message_name,
 )
 
 if TYPE_CHECKING:
-    from promisifier.router.clock import DelayedCall
+    from promisifier.router.clock import Clock, DelayedCall
+    from promisifier.router.config import RouterConfig
     from promisifier.router.peer import Peer
     from promisifier.router.realm import Realm
-    from promisifier.router.router import Router
 
 log = Logger(namespace="promisifier.router")
 
@@ -56,13 +60,37 @@ class SessionState(enum.Enum):
     CLOSED = "closed"
 
 
+class SessionHost(Protocol):
+    """What a session needs of its router (:class:`promisifier.router.Router`)."""
+
+    clock: Clock
+    config: RouterConfig
+    realms: dict[str, Realm]
+    authenticator: Authenticator
+    auth_failures: int
+    protocol_errors: int
+
+    @property
+    def session_count(self) -> int: ...
+
+    def new_session_id(self) -> int: ...
+
+    def release_session_id(self, session_id: int | None) -> None: ...
+
+    def session_ended(self, session: RouterSession) -> None: ...
+
+
 class RouterSession:
-    """The router's half of one client session, bound to one :class:`Peer`."""
+    """The router's half of one client session, bound to one :class:`Peer`.
+
+    Implements :class:`~promisifier.router.routed.RoutedSession` for the dealer, the
+    broker and the meta API.
+    """
 
     #: False: a session of this router (True: one standing for sessions on another node)
     remote = False
 
-    def __init__(self, router: Router, peer: Peer, authenticator: Authenticator | None = None) -> None:
+    def __init__(self, router: SessionHost, peer: Peer, authenticator: Authenticator | None = None) -> None:
         self.router = router
         self.peer = peer
         #: the authentication methods of the listener this session came through
@@ -81,8 +109,8 @@ class RouterSession:
         self.authextra: dict[str, Any] = {}
         #: the client's HELLO.Details.roles (role name -> {"features": {...}})
         self.roles: dict[str, Any] = {}
-        #: request ids of INVOCATIONs sent to this session as a callee
-        self.invocation_ids = IdSequence()
+        #: request id of the last INVOCATION sent to this session as a callee
+        self._last_invocation_id = 0
         #: why the last :meth:`send` that returned False could not encode its message
         self.last_send_error = ""
         self.joined_at: float | None = None
@@ -106,6 +134,32 @@ class RouterSession:
 
     # -- facts ----------------------------------------------------------------------
 
+    def next_invocation_id(self) -> int:
+        """The request id of the next INVOCATION sent to this session as a callee
+        (1, 2, 3, ... wrapping back to 1 after 2**53, the session scope of WAMP ids)."""
+        last = self._last_invocation_id + 1
+        if last > MAX_ID:
+            last = 1
+        self._last_invocation_id = last
+        return last
+
+    def details(self) -> dict[str, Any]:
+        """The session as the meta API describes it."""
+        peer = self.peer
+        return {
+            "session": self.session_id,
+            "authid": self.authid,
+            "authrole": self.authrole,
+            "authmethod": self.authmethod,
+            "authprovider": self.authprovider,
+            "authextra": self.authextra,
+            "transport": {
+                "type": getattr(peer, "transport_type", "websocket"),
+                "peer": peer.peer,
+                "serializer": peer.serializer_name,
+            },
+        }
+
     def has_feature(self, role: str, feature: str) -> bool:
         """True when the client announced ``feature`` for ``role`` in its HELLO."""
         role_details = self.roles.get(role)
@@ -122,6 +176,12 @@ class RouterSession:
             handler = self._dispatch.get(message[0])
             if handler is not None:
                 handler(self, message)
+            elif message[0] == GOODBYE:
+                self._on_goodbye(message)
+            elif message[0] == ABORT:
+                self._on_abort(message)
+            elif message[0] == ERROR:
+                self._on_error(message)
             else:
                 self.protocol_violation(
                     f"{message_name(message[0])} is not allowed from a client in an established session"
@@ -394,7 +454,13 @@ class RouterSession:
             event="join",
         )
 
-    def on_goodbye(self, message: Message) -> None:
+    def _on_error(self, message: Message) -> None:
+        if message[1] == INVOCATION and self.realm is not None:
+            self.realm.dealer.on_invocation_error(self, message)
+        else:
+            self.protocol_violation(f"ERROR: a client may only send ERROR for an INVOCATION, not for type {message[1]}")
+
+    def _on_goodbye(self, message: Message) -> None:
         """The client closes its session: answer GOODBYE and go back to ESTABLISHING."""
         self.send([GOODBYE, {}, ErrorURI.CLOSE_GOODBYE_AND_OUT])
         self._leave_realm(f"goodbye ({message[2]})")
@@ -402,7 +468,7 @@ class RouterSession:
         self.state = SessionState.ESTABLISHING
         self._hello_timer = self.router.clock.callLater(self.router.config.hello_timeout, self._on_hello_timeout)
 
-    def on_abort(self, message: Message) -> None:
+    def _on_abort(self, message: Message) -> None:
         """The client aborted its established session: end it and the connection."""
         log.info(
             "session {session_id} aborted by the client: {reason}",

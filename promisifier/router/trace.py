@@ -36,7 +36,7 @@ from promisifier.wire.messages import (
 )
 
 if TYPE_CHECKING:
-    from promisifier.router.session import RouterSession
+    from promisifier.router.routed import RoutedSession
 
 log = Logger(namespace="promisifier.trace")
 
@@ -87,7 +87,7 @@ def describe(message: Message, payloads: bool = False) -> str:
 class SessionTrace:
     """The trace of one session; :meth:`stop` takes every wrapper off again."""
 
-    def __init__(self, session: RouterSession, payloads: bool = False) -> None:
+    def __init__(self, session: RoutedSession, payloads: bool = False) -> None:
         self.session = session
         self.payloads = payloads
         self._wrapped_peer: list[str] = []
@@ -110,13 +110,15 @@ class SessionTrace:
     def _start(self) -> None:
         session = self.session
         peer = session.peer
-        receive: Callable[[Message], None] = session.on_message
+        # what the session receives: a session fed by a connection of this process has on_message
+        receive: Callable[[Message], None] | None = getattr(session, "on_message", None)
+        if receive is not None:
 
-        def traced_on_message(message: Message) -> None:
-            self._log("in", message)
-            receive(message)
+            def traced_on_message(message: Message) -> None:
+                self._log("in", message)
+                receive(message)
 
-        session.on_message = traced_on_message  # type: ignore[method-assign]
+            session.on_message = traced_on_message  # type: ignore[attr-defined]
         for name in ("send", "send_shared"):
             original = getattr(peer, name)
             try:
