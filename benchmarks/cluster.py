@@ -17,6 +17,12 @@ relays with ``--cluster`` and, for the baseline, one lone relay; the load comes 
   the share of the lone relay's capacity left with the cluster on
 * ``cluster.S.events.cross.{rate,relay_cpu,capacity}`` events/s from a publisher on node
   1 (``--outstanding`` acknowledged publications in flight) to one subscriber on node 2
+* ``cluster.S.sequence.{rate,relay_cpu,capacity}``: the same for ``--sequence-seconds``
+  (60) in one window, every publication numbered and checked by the subscriber; after
+  the window (and a second for the last ones to arrive) ``cluster.S.sequence.lost``
+  (publications sent but never delivered), ``.missing`` (numbers skipped by the
+  subscriber) and ``.out_of_order`` (numbers at or below one already seen): 0, 0 and 0
+  when nothing was lost or reordered
 """
 
 from __future__ import annotations
@@ -43,6 +49,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     harness.add_common_arguments(parser, transports="ws")
     parser.add_argument("--outstanding", type=int, default=8, help="calls or publications in flight (default 8)")
     parser.add_argument("--payload", type=int, default=10, help="characters in the argument (default 10)")
+    parser.add_argument(
+        "--cases",
+        type=harness.csv(),
+        default=list(CASES),
+        help=f"which of {','.join(CASES)} to measure (default all)",
+    )
+
+    parser.add_argument(
+        "--sequence-seconds",
+        type=float,
+        default=60.0,
+        help="length of the sequence-checked events window (default 60)",
+    )
+
+
+#: the cases of a run, in their order
+CASES = ("latency", "rpc", "same", "events", "sequence", "alone")
 
 
 class Nodes(harness.Server):
@@ -62,6 +85,25 @@ class Nodes(harness.Server):
 
     def system_cpu(self) -> float | None:
         return sum(node.system_cpu() or 0.0 for node in self.nodes)
+
+    def start_py_spy(self, seconds: float) -> _Spies | None:
+        spies = [spy for spy in (node.start_py_spy(seconds) for node in self.nodes) if spy is not None]
+        return _Spies(spies) if spies else None
+
+
+class _Spies:
+    """The py-spy processes of every node, waited for as one."""
+
+    def __init__(self, processes: list[subprocess.Popen]) -> None:
+        self.processes = processes
+
+    def wait(self, timeout: float) -> None:
+        for process in self.processes:
+            process.wait(timeout)
+
+    def kill(self) -> None:
+        for process in self.processes:
+            process.kill()
 
 
 class Redis:
@@ -121,6 +163,8 @@ def cluster(args: argparse.Namespace, nodes: int = 2) -> Iterator[tuple[Redis, l
             options = args if index == 1 else argparse.Namespace(**{**vars(args), "profile": None})
             argv = harness.relay_argv("relay", "ws", {"ws": port}, options) + ["--cluster", redis.url]
             node = harness.Server(argv, {"ws": f"ws://127.0.0.1:{port}/ws"}, args.log_dir, f"cluster-node{index}")
+            if getattr(args, "py_spy", None):
+                node.py_spy = (args.py_spy_bin, f"{args.py_spy}.node{index}")
             node.start()
             started.append(node)
         yield redis, started
@@ -181,10 +225,19 @@ def latencies(windows: list[dict]) -> dict[str, float]:
 
 
 def events(
-    args: argparse.Namespace, measured: harness.Server, publisher_url: str, subscriber_url: str, serializer: str
-):
+    args: argparse.Namespace,
+    measured: harness.Server,
+    publisher_url: str,
+    subscriber_url: str,
+    serializer: str,
+    sequence: bool = False,
+) -> tuple[list[dict], dict[str, dict]]:
+    """Windows of events from a publisher at ``publisher_url`` to a subscriber at
+    ``subscriber_url``, and the workers' totals (by role) a second after the last window."""
     with harness.workers() as started:
-        subscriber = harness.Worker("subscriber", subscriber_url, args.log_dir, serializer=serializer, topic=TOPIC)
+        subscriber = harness.Worker(
+            "subscriber", subscriber_url, args.log_dir, serializer=serializer, topic=TOPIC, sequence=sequence
+        )
         started.append(subscriber)
         subscriber.wait_ready(60)
         publisher = harness.Worker(
@@ -195,10 +248,24 @@ def events(
             outstanding=args.outstanding,
             payload=args.payload,
             topic=TOPIC,
+            sequence=sequence,
         )
         started.append(publisher)
         publisher.wait_ready(60)
-        return harness.measure_runs(measured, started, args)
+        if sequence:
+            windows = [harness.measure(measured, started, args.warmup, args.sequence_seconds)]
+        else:
+            windows = harness.measure_runs(measured, started, args)
+        time.sleep(1.0)  # the last publications arrive
+        totals = {}
+        for worker in started:
+            worker.send(cmd="totals")
+            totals[worker.role] = worker.read_event(30)
+        return windows, totals
+
+
+def delivered_per_second(window: dict) -> float:
+    return _count(window, "subscriber") / window["window_s"]
 
 
 def _count(window: dict, role: str) -> int:
@@ -207,65 +274,93 @@ def _count(window: dict, role: str) -> int:
 
 def run(args: argparse.Namespace) -> tuple[list[dict], dict]:
     harness.check_common(args)
+    unknown = set(args.cases) - set(CASES)
+    if unknown:
+        raise SystemExit(f"unknown --cases {','.join(sorted(unknown))} (known: {','.join(CASES)})")
     results: list[dict] = []
     runs: dict = {}
     for serializer in args.serializers:
         prefix = f"cluster.{serializer}"
+        same: dict | None = None
         with cluster(args) as (redis, nodes):
             node1, node2 = (node.urls["ws"] for node in nodes)
             both = Nodes(nodes, redis)
             runs["nodes"] = [node.command for node in nodes]
-            # sequential latency, same node and across nodes
-            stats = {}
-            for where, callee_url in (("same", node1), ("cross", node2)):
-                stats[where] = latencies(calls(args, both, node1, callee_url, serializer, 1, True))
+            if "latency" in args.cases:
+                # sequential latency, same node and across nodes
+                stats = {}
+                for where, callee_url in (("same", node1), ("cross", node2)):
+                    stats[where] = latencies(calls(args, both, node1, callee_url, serializer, 1, True))
+                    for key in ("p50", "p99"):
+                        value = round(stats[where][key] / 1000, 4)
+                        results.append({"name": f"{prefix}.latency.{where}.{key}", "value": value, "unit": "ms"})
                 for key in ("p50", "p99"):
-                    value = round(stats[where][key] / 1000, 4)
-                    results.append({"name": f"{prefix}.latency.{where}.{key}", "value": value, "unit": "ms"})
-            for key in ("p50", "p99"):
-                added = round((stats["cross"][key] - stats["same"][key]) / 1000, 4)
-                results.append({"name": f"{prefix}.latency.added.{key}", "value": added, "unit": "ms"})
-            # capacity across nodes, and what Redis does per call in the windows
-            both.commandstats.clear()
-            windows = calls(args, both, node1, node2, serializer, args.outstanding, False)
-            summary = harness.summarize(windows, rpc.calls_per_second)
-            results.extend(harness.rate_figures(f"{prefix}.rpc.cross", summary, "calls_per_s"))
-            made = sum(_count(window, "caller") for window in windows)
-            publishes = 0
-            for start, end in zip(both.commandstats[0::2], both.commandstats[1::2], strict=True):
-                # each heartbeat (a script) publishes one probe
-                scripts = sum(end.get(name, 0) - start.get(name, 0) for name in ("eval", "evalsha"))
-                publishes += end.get("publish", 0) - start.get("publish", 0) - scripts
-            if made:
-                results.append(
-                    {
-                        "name": f"{prefix}.rpc.cross.redis_publishes_per_call",
-                        "value": round(publishes / made, 3),
-                        "unit": "publishes",
-                    }
-                )
-            runs[f"{prefix}.rpc.cross"] = summary["runs"]
-            # the same load on one node of the cluster
-            windows = calls(args, nodes[0], node1, node1, serializer, args.outstanding, False)
-            same = harness.summarize(windows, rpc.calls_per_second)
-            results.extend(harness.rate_figures(f"{prefix}.rpc.same", same, "calls_per_s"))
-            # events across nodes
-            windows = events(args, both, node1, node2, serializer)
-            summary = harness.summarize(windows, lambda window: _count(window, "subscriber") / window["window_s"])
-            results.extend(harness.rate_figures(f"{prefix}.events.cross", summary, "events_per_s"))
-        # the lone relay, same load
-        with harness.server("relay", "ws", args, args.log_dir) as alone:
-            url = alone.urls["ws"]
-            windows = calls(args, alone, url, url, serializer, args.outstanding, False)
-            lone = harness.summarize(windows, rpc.calls_per_second)
-            results.extend(harness.rate_figures(f"{prefix}.rpc.alone", lone, "calls_per_s"))
-            if lone["capacity"] and same["capacity"]:
-                results.append(
-                    {
-                        "name": f"{prefix}.rpc.same_vs_alone",
-                        "value": round(same["capacity"] / lone["capacity"], 3),
-                        "unit": "share",
-                    }
-                )
+                    added = round((stats["cross"][key] - stats["same"][key]) / 1000, 4)
+                    results.append({"name": f"{prefix}.latency.added.{key}", "value": added, "unit": "ms"})
+            if "rpc" in args.cases:
+                # capacity across nodes, and what Redis does per call in the windows
+                both.commandstats.clear()
+                windows = calls(args, both, node1, node2, serializer, args.outstanding, False)
+                summary = harness.summarize(windows, rpc.calls_per_second)
+                results.extend(harness.rate_figures(f"{prefix}.rpc.cross", summary, "calls_per_s"))
+                results.extend(publishes_per_call(prefix, windows, both.commandstats))
+                runs[f"{prefix}.rpc.cross"] = summary["runs"]
+            if "same" in args.cases:
+                # the same load on one node of the cluster
+                windows = calls(args, nodes[0], node1, node1, serializer, args.outstanding, False)
+                same = harness.summarize(windows, rpc.calls_per_second)
+                results.extend(harness.rate_figures(f"{prefix}.rpc.same", same, "calls_per_s"))
+            if "events" in args.cases:
+                windows, _ = events(args, both, node1, node2, serializer)
+                summary = harness.summarize(windows, delivered_per_second)
+                results.extend(harness.rate_figures(f"{prefix}.events.cross", summary, "events_per_s"))
+            if "sequence" in args.cases:
+                windows, totals = events(args, both, node1, node2, serializer, sequence=True)
+                summary = harness.summarize(windows, delivered_per_second)
+                results.extend(harness.rate_figures(f"{prefix}.sequence", summary, "events_per_s"))
+                sent = totals["publisher"]["sequence"]["sent"]
+                check = totals["subscriber"]["sequence"]
+                for name, value in (
+                    ("lost", sent - check["received"]),
+                    ("missing", check["missing"]),
+                    ("out_of_order", check["out_of_order"]),
+                ):
+                    results.append({"name": f"{prefix}.sequence.{name}", "value": value, "unit": "events"})
+                runs[f"{prefix}.sequence"] = {"sent": sent, **check}
+        if "alone" in args.cases:
+            # the lone relay, same load
+            with harness.server("relay", "ws", args, args.log_dir) as alone:
+                url = alone.urls["ws"]
+                windows = calls(args, alone, url, url, serializer, args.outstanding, False)
+                lone = harness.summarize(windows, rpc.calls_per_second)
+                results.extend(harness.rate_figures(f"{prefix}.rpc.alone", lone, "calls_per_s"))
+                if lone["capacity"] and same and same["capacity"]:
+                    results.append(
+                        {
+                            "name": f"{prefix}.rpc.same_vs_alone",
+                            "value": round(same["capacity"] / lone["capacity"], 3),
+                            "unit": "share",
+                        }
+                    )
         time.sleep(0.2)
     return results, harness.setup_of(args, runs=runs)
+
+
+def publishes_per_call(prefix: str, windows: list[dict], commandstats: list[dict[str, int]]) -> list[dict]:
+    """Redis PUBLISH commands per call made in ``windows`` (``commandstats``: Redis's counts
+    at the start and end of each window), the heartbeats' probes left out."""
+    made = sum(_count(window, "caller") for window in windows)
+    publishes = 0
+    for start, end in zip(commandstats[0::2], commandstats[1::2], strict=True):
+        # each heartbeat (a script) publishes one probe
+        scripts = sum(end.get(name, 0) - start.get(name, 0) for name in ("eval", "evalsha"))
+        publishes += end.get("publish", 0) - start.get("publish", 0) - scripts
+    if not made:
+        return []
+    return [
+        {
+            "name": f"{prefix}.rpc.cross.redis_publishes_per_call",
+            "value": round(publishes / made, 3),
+            "unit": "publishes",
+        }
+    ]

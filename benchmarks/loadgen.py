@@ -11,7 +11,8 @@ message.
 It talks to the harness with JSON lines: on stdout ``{"event": "ready"}`` once every
 session joined (and registered or subscribed), then ``{"event": "result", ...}``; on
 stdin ``{"cmd": "run", "start": T0, "end": T1}`` (wall-clock times), ``{"cmd":
-"totals"}`` (answered with ``{"event": "totals", "total": N}``, everything counted so far)
+"totals"}`` (answered with ``{"event": "totals", "total": N}``, everything counted so far;
+with ``--sequence`` also what the sequence check found)
 and ``{"cmd": "quit"}``. Traffic starts when ``run`` arrives; what is counted is what completed
 between ``T0`` and ``T1`` (counts are snapshotted by reactor timers, not per message),
 and callers and publishers stop sending new requests at ``T1``. Every wait is bounded by
@@ -289,7 +290,8 @@ class Callee(Agent):
 
 
 class Publisher(Agent):
-    """Keeps ``--outstanding`` acknowledged publications in flight."""
+    """Keeps ``--outstanding`` acknowledged publications in flight; with ``--sequence``
+    each carries its number (1, 2, ...) as its first argument."""
 
     def __init__(self, worker: Worker) -> None:
         super().__init__(worker)
@@ -310,7 +312,11 @@ class Publisher(Agent):
 
     def _publish(self) -> None:
         self.request_id += 1
-        self.send_payload(self.encode([PUBLISH, self.request_id, {"acknowledge": True}, self.topic, self.arguments]))
+        arguments = [self.request_id, *self.arguments] if self.worker.args.sequence else self.arguments
+        self.send_payload(self.encode([PUBLISH, self.request_id, {"acknowledge": True}, self.topic, arguments]))
+
+    def sequence(self) -> dict[str, int]:
+        return {"sent": self.request_id}
 
     def on_payload(self, payload: bytes) -> None:
         if not self.joined:
@@ -323,9 +329,15 @@ class Publisher(Agent):
 
 
 class Subscriber(Agent):
-    """Subscribes to ``--topic`` and counts the frames that arrive (events, not decoded)."""
+    """Subscribes to ``--topic`` and counts the frames that arrive (events, not decoded);
+    with ``--sequence`` decodes each event and checks the publisher's numbers: each one
+    after the last one seen (``missing`` counts the numbers skipped), never one at or
+    below it (``out_of_order``: late, repeated or reordered)."""
 
     subscribed = False
+    last = 0
+    missing = 0
+    out_of_order = 0
 
     def on_join(self) -> None:
         self.send([SUBSCRIBE, 1, {}, self.worker.args.topic])
@@ -333,6 +345,8 @@ class Subscriber(Agent):
     def on_payload(self, payload: bytes) -> None:
         if self.subscribed:
             self.count += 1
+            if self.worker.args.sequence:
+                self._check(self.decode(payload))
             return
         if not self.joined:
             Agent.on_payload(self, payload)
@@ -343,6 +357,19 @@ class Subscriber(Agent):
             self.worker.agent_ready(self)
         else:
             Agent.on_payload(self, payload)
+
+    def _check(self, message: list) -> None:
+        number = message[4][0] if message[0] == EVENT and len(message) > 4 and message[4] else None
+        if type(number) is not int:
+            self.out_of_order += 1
+        elif number > self.last:
+            self.missing += number - self.last - 1
+            self.last = number
+        else:
+            self.out_of_order += 1
+
+    def sequence(self) -> dict[str, int]:
+        return {"received": self.count, "last": self.last, "missing": self.missing, "out_of_order": self.out_of_order}
 
 
 class Idle(Agent):
@@ -469,7 +496,9 @@ class Worker:
             reactor.callLater(max(command["start"] - now, 0), self._window_start)
             reactor.callLater(max(command["end"] - now, 0), self._window_end)
         elif command["cmd"] == "totals":
-            emit(event="totals", pid=os.getpid(), total=sum(agent.count for agent in self.agents))
+            checks = [agent.sequence() for agent in self.agents if hasattr(agent, "sequence")]
+            sequence = {key: sum(check[key] for check in checks) for key in checks[0]} if checks else None
+            emit(event="totals", pid=os.getpid(), total=sum(agent.count for agent in self.agents), sequence=sequence)
         elif command["cmd"] == "quit":
             self.quit()
 
@@ -529,6 +558,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--procedure", default="com.bench.echo")
     parser.add_argument("--topic", default="com.bench.topic")
     parser.add_argument("--latency", action="store_true", help="time each call (callers)")
+    parser.add_argument(
+        "--sequence", action="store_true", help="number the publications and check their order (publisher, subscriber)"
+    )
     parser.add_argument("--connect-concurrency", type=int, default=32, help="handshakes in progress at a time")
     parser.add_argument("--deadline", type=float, default=120.0, help="seconds after which the worker gives up")
     parser.add_argument(

@@ -75,6 +75,7 @@ def test_cluster_benchmark_runs_two_nodes_and_a_redis(tmp_path):
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     command = [sys.executable, "-m", "benchmarks", "cluster", "--serializers", "msgpack", "--seconds", "0.4"]
+    command += ["--sequence-seconds", "0.5"]
     command += ["--warmup", "0.1", "--log-dir", str(tmp_path / "logs"), "--json", str(report)]
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -82,6 +83,9 @@ def test_cluster_benchmark_runs_two_nodes_and_a_redis(tmp_path):
     for name in ("latency.cross.p50", "rpc.cross.rate", "rpc.same.rate", "rpc.alone.rate", "events.cross.rate"):
         assert figures[f"cluster.msgpack.{name}"] > 0, name
     assert figures["cluster.msgpack.rpc.cross.redis_publishes_per_call"] > 0
+    assert figures["cluster.msgpack.sequence.rate"] > 0
+    for name in ("lost", "missing", "out_of_order"):
+        assert figures[f"cluster.msgpack.sequence.{name}"] == 0, name
 
 
 @pytest.mark.process

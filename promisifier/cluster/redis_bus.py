@@ -33,6 +33,14 @@ not subscribe again after a reconnect, so ours does; a connection that answers n
 more is only noticed by a heartbeat that times out (then the connection is aborted); a
 subscriber connection that silently stopped delivering is noticed by a probe the node sends
 itself through its own inbox with every heartbeat.
+
+The path every cross-node call and publication takes is kept short: replies are parsed by
+hiredis (txredisapi's own parser takes a reactor turn, and pauses the connection, after every
+bulk string of a reply), a subscriber message goes from the parser straight to the bus, and a
+PUBLISH is written as ready-made bytes whose reply is taken from the connection's reply queue
+(txredisapi builds a command argument by argument and chains two Deferreds per reply).
+Writes need no batching of their own: Twisted sends everything written to a connection
+in one reactor turn with one system call.
 """
 
 from __future__ import annotations
@@ -51,6 +59,9 @@ from promisifier.cluster.bus import SLOTS, Bus, BusHandler, LinkDown, Registrati
 from promisifier.cluster.config import ClusterConfig, RedisAddress
 
 log = Logger(namespace="promisifier.cluster")
+
+if txredisapi.hiredis is None:  # a dependency of promisifier; txredisapi only tries it
+    raise ImportError("promisifier's cluster needs hiredis (pip install hiredis)")
 
 PREFIX = "promisifier:"
 NODES_KEY = PREFIX + "nodes"
@@ -267,8 +278,19 @@ def listen_target(realm: str, uri: str, match: str) -> tuple[bool, str]:
     raise ValueError(f"unknown match policy {match!r}")
 
 
-def _received(receivers: int) -> bool:
-    return receivers > 0
+def _publish_command(channel: bytes, payload: bytes) -> bytes:
+    """``PUBLISH channel payload`` in Redis's protocol."""
+    return b"*3\r\n$7\r\nPUBLISH\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n" % (len(channel), channel, len(payload), payload)
+
+
+def _received(reply: Any) -> bool:
+    """A PUBLISH's reply (the number of receivers, or the error instance the reply queue
+    holds): whether anybody received it."""
+    if type(reply) is int:
+        return reply > 0
+    if isinstance(reply, txredisapi.ConnectionError):
+        raise LinkDown(f"cluster link to Redis: {reply}")
+    raise reply
 
 
 def registration_key(realm: str, uri: str, match: str) -> str:
@@ -372,7 +394,23 @@ class _Notifying:
         self.bus._disconnected(self, conn)
 
 
+class _Commands(txredisapi.HiredisProtocol):
+    """The command connection: every reply goes to the reply queue as hiredis gives it
+    (the bus uses neither MULTI nor pipelining, and reads bytes)."""
+
+    def dataReceived(self, data: bytes, unpause: bool = False) -> None:  # noqa: N802 - Twisted API
+        reader = self._reader
+        reader.feed(data)
+        put = self.replyQueue.put
+        reply = reader.gets()
+        while reply is not False:
+            put(reply)
+            reply = reader.gets()
+
+
 class _CommandFactory(_Notifying, txredisapi.RedisFactory):
+    protocol = _Commands
+
     def __init__(self, bus: RedisBus) -> None:
         address = bus.config.redis
         super().__init__(
@@ -382,6 +420,22 @@ class _CommandFactory(_Notifying, txredisapi.RedisFactory):
 
 
 class _Subscriber(txredisapi.SubscriberProtocol):
+    def dataReceived(self, data: bytes, unpause: bool = False) -> None:  # noqa: N802 - Twisted API
+        reader = self._reader
+        reader.feed(data)
+        deliver = self.factory.bus._message
+        reply = reader.gets()
+        while reply is not False:
+            # ["message", channel, payload] and ["pmessage", pattern, channel, payload]
+            # straight to the bus; acknowledgements and errors as txredisapi handles them
+            if type(reply) is list and len(reply) == 3 and reply[0] == b"message":
+                deliver(reply[1], reply[2])
+            elif type(reply) is list and len(reply) == 4 and reply[0] == b"pmessage":
+                deliver(reply[2], reply[3])
+            else:
+                self.replyReceived(reply)
+            reply = reader.gets()
+
     def messageReceived(self, pattern: bytes | None, channel: bytes, message: bytes) -> None:  # noqa: N802
         self.factory.bus._message(channel, message)
 
@@ -445,6 +499,8 @@ class RedisBus(Bus):
         self._judge_after = 0.0
         self._probe_seen = 0.0
         self._last_message: tuple[bytes, bytes] | None = None
+        #: the inbox channel of each node sent to
+        self._inboxes: dict[str, bytes] = {}
         self._stopping = False
         #: facts for the status page and the metrics
         self.reconnects = 0
@@ -678,10 +734,10 @@ class RedisBus(Bus):
         channel = topic_channel(realm, topic)
         if retain:
             keys = (channel, RETAINED_PREFIX + realm, RETAINED_ORDER_PREFIX + realm)
-            d = conn.execute_command("EVAL", _PUBLISH_RETAINED, 3, *keys, payload, topic, retain)
-        else:
-            d = conn.execute_command("PUBLISH", channel, payload)
-        d.addErrback(self._ignore)
+            conn.execute_command("EVAL", _PUBLISH_RETAINED, 3, *keys, payload, topic, retain).addErrback(self._ignore)
+        elif conn.connected:
+            conn.transport.write(_publish_command(channel.encode(), payload))
+            conn.replyQueue.get()  # the reply (or the error instance) is not looked at
         return True
 
     def retained(self, realm: str) -> defer.Deferred[list[bytes]]:
@@ -738,8 +794,16 @@ class RedisBus(Bus):
     # -- node messages ------------------------------------------------------------------------
 
     def send(self, node: str, payload: bytes) -> defer.Deferred[bool]:
-        d = self._command("PUBLISH", INBOX + node, payload, timeout=None)
-        return d.addCallback(_received)
+        conn = self._command_conn
+        if not self._up or conn is None or not conn.connected:
+            return defer.fail(LinkDown("cluster link to Redis is down"))
+        channel = self._inboxes.get(node)
+        if channel is None:
+            channel = self._inboxes[node] = (INBOX + node).encode()
+        # no timer of its own, as for the other small commands of routing (see _command)
+        conn.transport.write(_publish_command(channel, payload))
+        received: defer.Deferred[bool] = conn.replyQueue.get().addCallback(_received)
+        return received
 
     # -- registrations -------------------------------------------------------------------------
 
