@@ -31,6 +31,7 @@ from promisifier.relay import bridge_config
 from promisifier.relay import endpoints as ep
 from promisifier.relay.bridge_config import BRIDGE_KEYS, StaticConfig
 from promisifier.relay.checks import MISSING, Checker, describe, key_path
+from promisifier.relay.worker_count import parse_workers
 from promisifier.router.auth import AUTH_METHODS, AuthConfig, Principal
 from promisifier.router.authz import Permission, RoleConfig
 from promisifier.router.config import CANCEL_REPLIES, Limits, RealmConfig, RouterConfig
@@ -189,6 +190,9 @@ class RelayConfig:
     endpoints: tuple[EndpointConfig, ...] = ()
     #: the ``[cluster]`` table: relays sharing one Redis act as one router (None: alone)
     cluster: ClusterConfig | None = None
+    #: ``workers``: relay processes sharing the listeners (``"auto"``: one per CPU), see
+    #: :mod:`promisifier.relay.workers`
+    workers: int = 1
     #: the file this came from (None for the built-in default)
     source: str | None = field(default=None, compare=False)
 
@@ -286,7 +290,9 @@ def parse_config(document: dict[str, Any], *, base_dir: str | None = None, sourc
     (default: the current directory)."""
     check = Checker()
     base_dir = base_dir or os.getcwd()
-    top = check.table(document, "", ("listeners", "realms", "limits", "trusted_proxies", "endpoints", "cluster"))
+    top = check.table(
+        document, "", ("listeners", "realms", "limits", "trusted_proxies", "endpoints", "cluster", "workers")
+    )
 
     limits = _limits(check, top)
     proxies = check.strings(top, "trusted_proxies", "", (), nonempty=False)
@@ -304,6 +310,12 @@ def parse_config(document: dict[str, Any], *, base_dir: str | None = None, sourc
     endpoints = [_endpoint(check, path, table) for path, table in check.tables(top, "endpoints", "")]
     _check_paths(check, listeners or [("the default listener", ListenerConfig())], endpoints)
     cluster = _cluster(check, top["cluster"]) if "cluster" in top else None
+    workers = 1
+    if "workers" in top:
+        try:
+            workers = parse_workers(top["workers"])
+        except ValueError as error:
+            check.error("workers", str(error))
 
     if check.errors:
         raise ConfigError(source, check.errors)
@@ -320,6 +332,7 @@ def parse_config(document: dict[str, Any], *, base_dir: str | None = None, sourc
         listeners=tuple(listener for _, listener in listeners) or (ListenerConfig(),),
         endpoints=tuple(endpoints),
         cluster=cluster,
+        workers=workers,
         source=source,
     )
 

@@ -16,6 +16,7 @@ from promisifier.relay.config import (
     RelayConfig,
     load_config,
 )
+from promisifier.relay.worker_count import parse_workers
 from promisifier.router import RouterConfig
 from promisifier.transport.limits import DEFAULT_MAX_MESSAGE_SIZE
 
@@ -37,6 +38,13 @@ def _bytes_option(text: str) -> int:
         return int(text)
     except ValueError:
         raise usage.UsageError(f"--max-message-size takes a number of bytes, got {text!r}") from None
+
+
+def _workers_option(text: str) -> int:
+    try:
+        return parse_workers(text)
+    except ValueError as error:
+        raise usage.UsageError(f"--workers: {error}") from None
 
 
 def _grace_option(text: str) -> float:
@@ -103,6 +111,14 @@ class RelayOptions(usage.Options):
             None,
             None,
             "Join the relays sharing this Redis (redis://[:password@]host[:port][/db], or unix:///path/redis.sock[?db=N]) as one router.",
+        ],
+        [
+            "workers",
+            None,
+            None,
+            "Run N relay processes sharing the listeners, joined as one router (auto: one per CPU; "
+            "wins over the config file's workers).",
+            _workers_option,
         ],
         ["log-format", None, None, "Log lines as 'text' (default) or 'json' (one object per line, with fields)."],
         ["log-level", None, None, "Least level logged: debug, info (default), warn, error, critical."],
@@ -199,6 +215,13 @@ class RelayOptions(usage.Options):
                 relay_logging.use_under_twistd(parent, log_format or "text", level or "info")
             except ValueError as error:
                 raise usage.UsageError(str(error)) from None
+
+    @property
+    def workers(self) -> int:
+        """How many relay processes to run: ``--workers``, else the config file's, else 1."""
+        if self["workers"] is not None:
+            return int(self["workers"])
+        return self.relay_config.workers if self.relay_config is not None else 1
 
     def router_config(self) -> RouterConfig:
         """The :class:`~promisifier.router.RouterConfig` these options describe."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from twisted.application.service import IService, Service
@@ -35,6 +36,7 @@ from promisifier.relay.endpoints import cannot_listen
 from promisifier.relay.memory import release_startup_memory
 from promisifier.relay.open_files import raise_open_file_limit
 from promisifier.relay.options import RelayOptions
+from promisifier.relay.shared_sockets import InheritedSocket, worker_endpoint
 from promisifier.relay.site import (
     listener_options,
     listener_rawsocket_factory,
@@ -58,22 +60,34 @@ STOP_TIMEOUT = 10.0
 
 
 def make_service(options: RelayOptions, reactor=None) -> IService:
-    """The relay service for parsed :class:`RelayOptions` (not started yet).
+    """The relay service for parsed :class:`RelayOptions` (not started yet): with
+    ``--workers N`` (N > 1), the parent of N workers
+    (:class:`~promisifier.relay.workers.WorkersService`).
 
     A malformed endpoint string raises ``ValueError`` here, before anything runs.
     """
-    if options.relay_config is not None:
-        return RelayService(options.relay_config, config_file=options["config"], reactor=reactor, own_process=True)
-    config = default_config(
-        endpoint=options["endpoint"],
-        path=options["path"],
-        realms=options["realms"],
-        max_message_size=options["max-message-size"],
-        shutdown_grace=options["shutdown-grace"],
-        rawsockets=options["rawsockets"],
-        cluster=options.cluster_config,
-    )
-    return RelayService(config, reactor=reactor, own_process=True)
+    settings = {
+        "endpoint": options["endpoint"],
+        "path": options["path"],
+        "realms": options["realms"],
+        "max_message_size": options["max-message-size"],
+        "shutdown_grace": options["shutdown-grace"],
+        "rawsockets": options["rawsockets"],
+    }
+    config = options.relay_config or default_config(**settings, cluster=options.cluster_config)
+    if options.workers > 1:
+        from promisifier.relay.workers import WorkersService
+
+        return WorkersService(
+            config,
+            options.workers,
+            config_file=options["config"],
+            options={key: list(value) if isinstance(value, tuple) else value for key, value in settings.items()},
+            log_format=options["log-format"] or "text",
+            log_level=options["log-level"] or "info",
+            reactor=reactor,
+        )
+    return RelayService(config, config_file=options["config"], reactor=reactor, own_process=True)
 
 
 def start_cluster_node(router: Router, config: ClusterConfig, reactor: Any) -> ClusterNode:
@@ -114,10 +128,16 @@ def _quiet_paths(config: ListenerConfig) -> frozenset[bytes]:
 class Listener:
     """One listening endpoint of the relay: its settings, its web site and its port."""
 
-    def __init__(self, config: ListenerConfig, reactor: Any) -> None:
+    def __init__(
+        self, config: ListenerConfig, reactor: Any, shared: Mapping[str, InheritedSocket] | None = None
+    ) -> None:
         self.config = config
         #: raises ValueError for a malformed endpoint string
         self.endpoint: IStreamServerEndpoint = server_endpoint(reactor, config.endpoint, config.client_ca)
+        if shared is not None:  # a worker: the socket its parent listens on
+            if config.endpoint not in shared:
+                raise ValueError(f"a worker cannot listen on {config.endpoint} (new since start): restart the relay")
+            self.endpoint = worker_endpoint(reactor, config.endpoint, self.endpoint, shared[config.endpoint])
         self.files_state = _files_state(config.files)
         self.site: HandshakeDeadlineSite | None = None
         #: the RawSocket server factory of a ``transport = "rawsocket"`` listener
@@ -185,6 +205,11 @@ class RelayService(Service):
     the hard limit (:func:`~promisifier.relay.open_files.raise_open_file_limit`), and
     once started, it tidies up after start-up for the whole process
     (:func:`~promisifier.relay.memory.release_startup_memory`).
+
+    A worker of ``--workers N`` (:mod:`promisifier.relay.worker`) passes
+    ``shared_sockets``: endpoint string -> the listening socket its parent handed it; its
+    listeners adopt those instead of listening themselves. ``adjust_config`` changes every
+    configuration read (at start and at reload) before it is used.
     """
 
     name = "promisifier-relay"
@@ -198,6 +223,8 @@ class RelayService(Service):
         stop_timeout: float = STOP_TIMEOUT,
         handle_sighup: bool = True,
         own_process: bool = False,
+        shared_sockets: Mapping[str, InheritedSocket] | None = None,
+        adjust_config: Callable[[RelayConfig], RelayConfig] | None = None,
     ) -> None:
         if reactor is None:
             from twisted.internet import reactor
@@ -208,12 +235,15 @@ class RelayService(Service):
         self.handle_sighup = handle_sighup and config_file is not None
         self.own_process = own_process
         self._reactor = reactor
+        self.shared_sockets = shared_sockets
+        self._adjust_config = adjust_config or (lambda config: config)
+        config = self.config = self._adjust_config(config)
         self.router: Router | None = None
         #: the status page, health check and metrics of the router (made at start)
         self.web: RelayWeb | None = None
         #: this relay as a node of a cluster (``[cluster]`` / ``--cluster``; made at start)
         self.cluster: ClusterNode | None = None
-        self.listeners: list[Listener] = [Listener(listener, reactor) for listener in config.listeners]
+        self.listeners: list[Listener] = [Listener(listener, reactor, shared_sockets) for listener in config.listeners]
         self._reloading = DeferredLock()
         #: id of every listener auth configuration so far -> (it, its endpoint): what
         #: admitted a session, for revoke_on_reload
@@ -416,7 +446,7 @@ class RelayService(Service):
             log.warn("promisifier relay: nothing to reload (no config file, or not running)")
             return succeed(False)
         try:
-            config = load_config(self.config_file)
+            config = self._adjust_config(load_config(self.config_file))
         except ConfigError as error:
             log.error(
                 "promisifier relay: configuration not reloaded, the running one stays; {file}: {errors}",
@@ -501,7 +531,7 @@ class RelayService(Service):
                 kept[index] = listener
             else:
                 try:
-                    fresh[index] = Listener(listener_config, self._reactor)
+                    fresh[index] = Listener(listener_config, self._reactor, self.shared_sockets)
                 except Exception:  # noqa: BLE001 - e.g. a TLS file that changed since the check
                     log.failure("promisifier relay cannot use {endpoint}", endpoint=listener_config.endpoint)
         for listener in old.values():
