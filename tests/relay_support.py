@@ -183,6 +183,8 @@ class Process:
         if self.popen.poll() is None:
             self.popen.kill()
             self.popen.wait(PROCESS_WAIT)
+        # the output ends once every process holding it (children too) is gone
+        self._reader.join(PROCESS_WAIT)
         self.popen.stdout.close()
 
 

@@ -325,3 +325,61 @@ def test_twistd_runs_the_workers_too(processes, tmp_path):
     redis_pid = int(re.search(r"private redis-server \(pid (\d+)\)", process.output).group(1))
     assert process.stop(signal.SIGTERM) == 0
     assert not _alive(redis_pid)
+
+
+@defer.inlineCallbacks
+def get_json(url: str):
+    """GET on a new connection (so either worker may answer)."""
+    import warnings
+
+    from twisted.internet import reactor
+    from twisted.web.client import Agent, readBody
+
+    response = yield within(Agent(reactor).request(b"GET", url.encode()))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        body = yield within(readBody(response))
+    return orjson.loads(body)
+
+
+@pytest_twisted.inlineCallbacks
+def test_the_status_page_and_health_add_up_every_worker(workers_relay):
+    relay = workers_relay(2)
+    sessions = yield sessions_on_every_worker(relay.url)
+    whole_from: dict[str, dict] = {}
+    for _ in range(400):  # answers from both workers, each counting both sessions
+        status = yield get_json(f"http://127.0.0.1:{relay.port}/status.json")
+        if status["totals"]["sessions"] == 2 and len(status["relay"]["workers"]) == 2:
+            whole_from[status["relay"]["cluster"]["node"]] = status
+        if len(whole_from) == 2:
+            break
+        yield until(lambda: False, seconds=0.02)
+    assert len(whole_from) == 2, "both workers never answered for the whole relay"
+    for status in whole_from.values():
+        assert sorted(w["sessions"] for w in status["relay"]["workers"]) == [1, 1]
+        (realm,) = status["realms"]
+        assert realm["counts"]["sessions"] == 2
+        rows = {row["id"]: row["worker"] for row in realm["sessions"]}
+        assert set(rows) == {s.session_id for s in sessions.values()}
+        assert len(set(rows.values())) == 2
+    health = yield get_json(f"http://127.0.0.1:{relay.port}/health")
+    assert health["workers"] == {"count": 2, "reporting": 2} and health["status"] == "serving"
+    for session in sessions.values():
+        yield leave(session)
+
+
+@pytest_twisted.inlineCallbacks
+def test_sighup_reaches_every_worker(workers_relay, tmp_path):
+    port = free_ports(1)[0]
+    listener = f'[[listeners]]\nendpoint = "tcp:{port}:interface=127.0.0.1"\n'
+    relay = workers_relay(2, config=listener + '[[realms]]\nname = "realm1"\n')
+    (tmp_path / "relay.toml").write_text(listener + '[[realms]]\nname = "realm1"\n[[realms]]\nname = "realm2"\n')
+    relay.process.popen.send_signal(signal.SIGHUP)
+    relay.process.wait_for_output("the workers read")
+    reloaded = f"configuration reloaded from {tmp_path / 'relay.toml'}"
+    assert (yield until(lambda: relay.process.output.count(reloaded) == 2)), relay.process.output
+    url = f"ws://127.0.0.1:{port}/ws"
+    sessions = yield sessions_on_every_worker(url, connect=lambda: promisifier.connect(url, "realm2"))
+    for session in sessions.values():
+        yield leave(session)
+    assert relay.process.stop() == 0

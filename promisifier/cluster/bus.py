@@ -19,6 +19,8 @@ another implementation of the same few operations:
   node from registering the procedure; every node hears of every change.
 * **session id slot**: a number unique among the live nodes, so that session ids stay
   unique cluster-wide (:func:`session_id_in_slot`).
+* **figures**: a node's status figures, kept for a while where other nodes can read them
+  (the workers of one relay show one status page).
 
 Payloads are bytes; what they mean is the cluster layer's business.
 """
@@ -181,3 +183,13 @@ class Bus(ABC):
     def send(self, node: str, payload: bytes) -> Deferred[bool]:
         """Send ``payload`` to ``node``: True once handed to it, False if that node is not
         listening (gone); fails with :class:`LinkDown`."""
+
+    @abstractmethod
+    def share_figures(self, payload: bytes, ttl: float) -> None:
+        """Keep this node's status figures for ``ttl`` seconds where the others can read
+        them (best effort)."""
+
+    @abstractmethod
+    def figures(self, nodes: list[str]) -> Deferred[dict[str, bytes]]:
+        """The figures ``nodes`` shared and that have not expired, by node; fails with
+        :class:`LinkDown`."""

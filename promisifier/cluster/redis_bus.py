@@ -18,6 +18,8 @@ Keys and channels, all under the prefix ``promisifier:``:
 ``regs``                  set of every ``reg:`` key; ``node-regs:<node>``: those of a node
 ``sessions:<realm>``      hash: session id -> its details (msgpack), every node's sessions
 ``node-sessions:<node>``  set of ``<realm> <session id>`` of a node's sessions
+``figures:<node>``        a node's status figures (JSON, expiring), for the workers of one
+                          relay to show one status page
 ``testaments:<realm>``    hash: session id -> its testaments (msgpack), for the reaper
 ``retained:<realm>``      hash: topic -> its retained publication; ``retained-order:<realm>``:
                           sorted set of those topics by time (the oldest go over the cap)
@@ -80,6 +82,8 @@ TESTAMENTS_PREFIX = PREFIX + "testaments:"
 RETAINED_PREFIX = PREFIX + "retained:"
 RETAINED_ORDER_PREFIX = PREFIX + "retained-order:"
 NODE_SESSIONS_PREFIX = PREFIX + "node-sessions:"
+#: a node's figures for status pages (expire with their time-to-live)
+FIGURES_PREFIX = PREFIX + "figures:"
 #: the channel of registration table changes
 CHANGES = PREFIX + "c"
 _CHANGES_BYTES = CHANGES.encode()
@@ -867,3 +871,17 @@ class RedisBus(Bus):
 
     def sessions(self, realm: str) -> defer.Deferred[list[bytes]]:
         return self._command("HVALS", SESSIONS_PREFIX + realm, timeout=self.command_timeout)
+
+    # -- figures ---------------------------------------------------------------------------------
+
+    def share_figures(self, payload: bytes, ttl: float) -> None:
+        d = self._command(
+            "SET", FIGURES_PREFIX + self.node, payload, "PX", int(ttl * 1000), timeout=self.command_timeout
+        )
+        d.addErrback(self._ignore)
+
+    def figures(self, nodes: list[str]) -> defer.Deferred[dict[str, bytes]]:
+        if not nodes:
+            return defer.succeed({})
+        d = self._command("MGET", *(FIGURES_PREFIX + node for node in nodes), timeout=self.command_timeout)
+        return d.addCallback(lambda values: {node: value for node, value in zip(nodes, values) if value is not None})

@@ -23,6 +23,7 @@ pages read the counts when asked.
 from __future__ import annotations
 
 import html
+import os
 import time
 from collections import deque
 from collections.abc import Callable
@@ -95,6 +96,9 @@ class RelayWeb:
         self.listener_urls: Callable[[], list[str]] = lambda: []
         #: the relay's node of a cluster as /health shows it (set by the relay service)
         self.cluster_status: Callable[[], dict[str, Any]] | None = None
+        #: the other workers' figures, in a worker of ``--workers N``
+        #: (:class:`~promisifier.relay.worker_status.WorkerFigures`, set by the worker)
+        self.workers: Any = None
         self._samples: deque[dict[str, float]] = deque(maxlen=int(HISTORY_SECONDS / SAMPLE_INTERVAL) + 1)
         self._sampler: LoopingCall | None = None
         self._registry: Any = None
@@ -136,8 +140,10 @@ class RelayWeb:
             sampler.stop()
 
     def sample(self) -> None:
-        """Record the totals now."""
+        """Record the totals now (of every worker, in a worker of ``--workers N``)."""
         totals = self.totals()
+        if self.workers is not None:
+            totals = self.workers.merged_totals(totals)
         self._samples.append(
             {
                 "t": self.clock.seconds(),
@@ -200,7 +206,16 @@ class RelayWeb:
         return totals
 
     def snapshot(self) -> dict[str, Any]:
-        """Everything the status page shows (``/status.json``)."""
+        """Everything the status page shows (``/status.json``): in a worker of ``--workers
+        N``, of every worker (:mod:`promisifier.relay.worker_status`)."""
+        found = self.local_snapshot()
+        if self.workers is not None:
+            found = self.workers.merged(found)
+        found["history"] = {"interval": SAMPLE_INTERVAL, "seconds": HISTORY_SECONDS, "points": self.history()}
+        return found
+
+    def local_snapshot(self) -> dict[str, Any]:
+        """The figures of this process: :meth:`snapshot` without the charts' history."""
         router = self.router
         now = self.clock.seconds()
         return {
@@ -211,6 +226,7 @@ class RelayWeb:
                 "started": self.wall(router.started_at),
                 "uptime": round(now - router.started_at, 3),
                 "serving": self.serving,
+                "pid": os.getpid(),
                 "listeners": list(self.listener_urls()),
                 "cluster": self.cluster_status() if self.cluster_status is not None else None,
             },
@@ -219,7 +235,6 @@ class RelayWeb:
                 (name or "in-process"): stats.as_dict()
                 for name, stats in sorted(router.traffic().items(), key=_by_name)
             },
-            "history": {"interval": SAMPLE_INTERVAL, "seconds": HISTORY_SECONDS, "points": self.history()},
             "realms": [self._realm(realm) for realm in router.realms.values()],
         }
 
@@ -278,6 +293,8 @@ class RelayWeb:
         if self.cluster_status is not None:
             # a node cut off from the others still serves its own sessions: 200 all the same
             body["cluster"] = self.cluster_status()
+        if self.workers is not None:
+            body["workers"] = self.workers.health()
         return (200 if self.serving else 503), body
 
     # -- resources ------------------------------------------------------------------------

@@ -129,6 +129,7 @@ def run(spec: WorkerSpec) -> int:
 
     from promisifier.relay.service import RelayService
     from promisifier.relay.shared_sockets import InheritedSocket
+    from promisifier.relay.worker_status import WorkerFigures
 
     globalLogBeginner.beginLoggingTo([_observer(spec)], redirectStandardIO=False)
     cluster = spec.cluster_config()
@@ -146,6 +147,10 @@ def run(spec: WorkerSpec) -> int:
     except (Exception, SystemExit) as failure:  # noqa: BLE001 - told to the parent by the exit code
         log.error("promisifier relay worker {index} could not start: {why}", index=spec.index, why=failure)
         return 1
+    figures = WorkerFigures(service.web, service.cluster, spec.group, spec.workers, reactor)
+    service.web.workers = figures  # type: ignore[union-attr]
+    figures.start()
+    reactor.addSystemEventTrigger("before", "shutdown", figures.stop)
     reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
 
     def parent_gone() -> None:
