@@ -33,6 +33,7 @@ SCENARIOS = {
     "cluster": "benchmarks.cluster",
     "cluster-soak": "benchmarks.cluster_soak",
     "cluster-death": "benchmarks.cluster_death",
+    "workers": "benchmarks.workers",
     "all": "benchmarks.all",
 }
 

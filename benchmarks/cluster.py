@@ -126,15 +126,7 @@ class Redis:
     def commandstats(self) -> dict[str, int]:
         """Calls per command since start."""
         with socket.create_connection(("127.0.0.1", self.port), timeout=5) as sock:
-            sock.sendall(b"*2\r\n$4\r\nINFO\r\n$12\r\ncommandstats\r\n")
-            reply = b""
-            while b"\r\n" not in reply:
-                reply += sock.recv(65536)
-            header, _, body = reply.partition(b"\r\n")
-            length = int(header[1:])  # a bulk string: $LENGTH
-            while len(body) < length:
-                body += sock.recv(65536)
-        return {name: int(count) for name, count in re.findall(r"cmdstat_(\w+):calls=(\d+)", body.decode())}
+            return read_commandstats(sock)
 
     def dbsize(self) -> int:
         """Keys in the database."""
@@ -149,6 +141,19 @@ class Redis:
         self.process.terminate()
         self.process.wait(10)
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def read_commandstats(sock: socket.socket) -> dict[str, int]:
+    """Calls per command since start, asked of the Redis at the other end of ``sock``."""
+    sock.sendall(b"*2\r\n$4\r\nINFO\r\n$12\r\ncommandstats\r\n")
+    reply = b""
+    while b"\r\n" not in reply:
+        reply += sock.recv(65536)
+    header, _, body = reply.partition(b"\r\n")
+    length = int(header[1:])  # a bulk string: $LENGTH
+    while len(body) < length:
+        body += sock.recv(65536)
+    return {name: int(count) for name, count in re.findall(r"cmdstat_(\w+):calls=(\d+)", body.decode())}
 
 
 @contextmanager

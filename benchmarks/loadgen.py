@@ -273,7 +273,8 @@ class Callee(Agent):
     """Registers ``--procedure`` and answers every INVOCATION with its arguments."""
 
     def on_join(self) -> None:
-        self.send([REGISTER, 1, {}, self.worker.args.procedure])
+        invoke = self.worker.args.invoke
+        self.send([REGISTER, 1, {"invoke": invoke} if invoke else {}, self.worker.args.procedure])
 
     def on_payload(self, payload: bytes) -> None:
         if not self.joined:
@@ -557,6 +558,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--payload", type=int, default=10, help="characters in the call / event argument")
     parser.add_argument("--procedure", default="com.bench.echo")
     parser.add_argument("--topic", default="com.bench.topic")
+    parser.add_argument("--invoke", help="callees: register with this invoke policy (shared), e.g. roundrobin")
     parser.add_argument("--latency", action="store_true", help="time each call (callers)")
     parser.add_argument(
         "--sequence", action="store_true", help="number the publications and check their order (publisher, subscriber)"

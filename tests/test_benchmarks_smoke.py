@@ -89,6 +89,27 @@ def test_cluster_benchmark_runs_two_nodes_and_a_redis(tmp_path):
 
 
 @pytest.mark.process
+def test_workers_benchmark_compares_two_workers_with_one(tmp_path):
+    report = tmp_path / "workers.json"
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    command = [sys.executable, "-m", "benchmarks", "workers", "--seconds", "0.4", "--warmup", "0.1"]
+    command += ["--callers", "1", "--sessions", "2", "--callees", "2"]
+    command += ["--log-dir", str(tmp_path / "logs"), "--json", str(report)]
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stdout + done.stderr
+    figures = {match[1]: float(match[2]) for match in map(RESULT_LINE.match, done.stdout.splitlines()) if match}
+    for count in ("w1", "w2"):
+        assert figures[f"workers.msgpack.{count}.rpc.rate"] > 0
+        assert figures[f"workers.msgpack.{count}.rpc.capacity"] > 0
+    assert 0 <= figures["workers.msgpack.w2.crossed"] <= 1
+    assert figures["workers.msgpack.w2.vs_w1.rate"] > 0
+    runs = json.loads(report.read_text())["setup"]["runs"]
+    assert sum(runs["workers.msgpack.w2.sessions_per_worker"]) == 2 + 2
+    assert runs["workers.msgpack.w1.call_errors"] == runs["workers.msgpack.w2.call_errors"] == 0
+
+
+@pytest.mark.process
 def test_cluster_soak_leaves_redis_and_the_nodes_tables_as_it_found_them(tmp_path):
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
