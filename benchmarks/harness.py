@@ -107,8 +107,23 @@ def _env() -> dict[str, str]:
     return env
 
 
+#: open files the harness asks for its processes (each connection is one on both sides)
+OPEN_FILES = 1 << 18
+
+
 def _raise_fd_limit() -> None:
+    """In a process the harness starts: open files up to :data:`OPEN_FILES` where this
+    process may raise its hard limit (root, or CAP_SYS_RESOURCE; never beyond the kernel's
+    ``fs.nr_open``), else up to its hard limit. Only the harness's own processes change."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < OPEN_FILES:
+        try:
+            with open("/proc/sys/fs/nr_open") as f:
+                wanted = min(OPEN_FILES, int(f.read()))
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, wanted))
+            return
+        except (OSError, ValueError):
+            pass
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 

@@ -9,11 +9,16 @@ Connections to one address and port from one source address are limited by the
 ephemeral port range (about 28,000 on Linux), so the worker processes connect from
 several source addresses of 127.0.0.0/8 (127.0.0.1, 127.0.0.2, ...), at most
 ``--sessions-per-source`` sessions from each: ``--sessions 100000`` takes 5. The relay
-raises its own open files limit at start, the workers theirs. Figures per transport and N:
+raises its own open files limit at start, the workers theirs (beyond the hard limit where
+the harness may: see ``harness.OPEN_FILES``); a relay whose limit is too low for N is not
+started (the figure says so). Keep-alive is the relay's default (a WebSocket ping every
+30 s). While the N sessions are connected, one caller makes one call at a time to a
+callee (``--seconds``, ``--repeat``), both on the relay. Figures per transport and N:
 
 * ``idle.T.nN.bytes_per_session``  (RSS after - RSS before) / N, in KB
 * ``idle.T.nN.rss``                 the relay's RSS with the N sessions, in MB
 * ``idle.T.nN.join_rate``           sessions connected and joined per second
+* ``idle.T.nN.call.p50``, ``.p99``  latency of those calls, in ms
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import argparse
 import math
 import time
 
-from benchmarks import harness
+from benchmarks import harness, rpc
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,6 +48,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=SESSIONS_PER_SOURCE,
         help=f"sessions per source address in 127.0.0.0/8 (default {SESSIONS_PER_SOURCE})",
     )
+
+
+#: files the relay keeps open besides its sessions (listeners, logs, the callee and caller)
+SPARE_FILES = 64
+
+
+def open_files_limit(pid: int | None) -> int | None:
+    """The soft limit on open files of process ``pid`` (from /proc), None if unknown."""
+    if pid is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/limits") as f:
+            for line in f:
+                if line.startswith("Max open files"):
+                    soft = line.split()[3]
+                    return None if soft == "unlimited" else int(soft)
+    except OSError:
+        pass
+    return None
 
 
 #: below the default ephemeral port range of Linux (32768-60999: 28,232 ports)
@@ -85,6 +109,12 @@ def run(args: argparse.Namespace) -> tuple[list[dict], dict]:
         for n in args.sessions:
             with harness.server("relay", transport, args, args.log_dir) as relay:
                 runs[f"{transport}.server"] = relay.command
+                limit = open_files_limit(relay.pid)
+                if limit is not None and n + SPARE_FILES > limit:
+                    raise SystemExit(
+                        f"the relay may open {limit} files: too few for {n} sessions (a connection is one); "
+                        f"at most {limit - SPARE_FILES} sessions on this machine"
+                    )
                 time.sleep(args.settle)
                 before = relay.rss()
                 plan = spread(n, args.sessions_per_process, args.sessions_per_source)
@@ -107,6 +137,20 @@ def run(args: argparse.Namespace) -> tuple[list[dict], dict]:
                     time.sleep(args.settle)
                     after = relay.rss()
                     counts = None
+                    windows = rpc.call_round(
+                        args,
+                        relay,
+                        relay.urls[transport],
+                        serializer,
+                        outstanding=1,
+                        payload=10,
+                        latency=True,
+                        callers=1,
+                        sessions=1,
+                    )
+                latencies = harness.percentiles(
+                    [v for w in windows for r in w["results"] for v in r.get("latencies_us", ())]
+                )
                 prefix = f"idle.{transport}.n{n}"
                 if before is not None and after is not None:
                     results.append(
@@ -120,6 +164,10 @@ def run(args: argparse.Namespace) -> tuple[list[dict], dict]:
                 results.append(
                     {"name": f"{prefix}.join_rate", "value": round(n / joined_in, 1), "unit": "sessions_per_s"}
                 )
+                for key in ("p50", "p99"):
+                    if key in latencies:
+                        value = round(latencies[key] / 1000, 4)
+                        results.append({"name": f"{prefix}.call.{key}", "value": value, "unit": "ms"})
                 runs[prefix] = {
                     "rss_before": before,
                     "rss_after": after,
@@ -127,5 +175,8 @@ def run(args: argparse.Namespace) -> tuple[list[dict], dict]:
                     "processes": len(plan),
                     "source_addresses": len({source for _, source in plan}),
                     "state": counts,
+                    "relay_open_files_limit": limit,
+                    "calls": {k: round(v / 1000, 4) if k != "n" else v for k, v in latencies.items()},
+                    "call_windows": harness.summarize(windows, rpc.calls_per_second)["runs"],
                 }
     return results, harness.setup_of(args, runs=runs)

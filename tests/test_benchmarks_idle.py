@@ -46,3 +46,4 @@ def test_idle_benchmark_runs_from_several_source_addresses(tmp_path):
     run = json.loads(report.read_text())["setup"]["runs"]["idle.ws.n6"]
     assert (run["processes"], run["source_addresses"]) == (2, 2)
     assert "idle.ws.n6.join_rate" in done.stdout
+    assert run["calls"]["n"] > 0 and "idle.ws.n6.call.p99" in done.stdout
