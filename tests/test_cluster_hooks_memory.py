@@ -1,7 +1,8 @@
 """The router's links to other nodes, driven in memory (tests/memory_router.py): what the
 broker and the dealer hand to their link and wait for, and how they route to a session
-standing for another node's callees. The link here is a recording one of the test's own
-(the interfaces are the router's: ``BrokerLink``, ``DealerLink``); the real one, over
+standing for another node's callees; which ids they give registrations and subscriptions;
+what the meta API hands over. The link here is a recording one of the test's own (the
+interfaces are the router's: ``BrokerLink``, ``DealerLink``, ``MetaLink``); the real one, over
 Redis, is tested with relay processes in tests/test_cluster_*.py."""
 
 from __future__ import annotations
@@ -34,6 +35,28 @@ class Link:
         self.unlistened: list[tuple[str, str]] = []
         self.registering: dict[tuple[str, str], defer.Deferred] = {}
         self.unregistered: list[tuple[str, str]] = []
+        #: (kind, uri, match) -> the id every node gives it
+        self.ids: dict[tuple[str, str, str], int] = {}
+        self.item_events: list[tuple[str, int, int]] = []
+
+    def _id(self, kind: str, uri: str, match: str) -> int:
+        return self.ids.setdefault((kind, uri, match), 1000 + len(self.ids))
+
+    def registration_id(self, realm: str, uri: str, match: str) -> int:
+        return self._id("registration", uri, match)
+
+    def subscription_id(self, realm: str, uri: str, match: str) -> int:
+        return self._id("subscription", uri, match)
+
+    # MetaLink
+    def session_joined(self, *args: Any) -> None:
+        pass
+
+    def session_left(self, *args: Any) -> None:
+        pass
+
+    def item_event(self, realm: str, topic: str, session_id: int, item: Any) -> None:
+        self.item_events.append((topic, session_id, item.id))
 
     # BrokerLink
     def published(self, *args: Any) -> None:
@@ -228,3 +251,47 @@ def test_a_call_that_finds_another_node_gone_moves_to_a_live_callee(memory):
     assert error[4] == "wamp.error.canceled" and error[5] == ["cluster node other is gone"]
     dealer.detach(remote)
     caller.leave()
+
+
+def test_ids_come_from_the_link_and_meta_events_go_through_it(memory):
+    link = memory.link
+    realm = memory.realm()
+    realm.meta.link = link
+    link.ids[("subscription", "com.taken", "exact")] = 1000  # a hash collision with com.t
+    for topic in ("wamp.subscription.on_create", "com.t", "com.taken"):
+        link.listen("realm1", topic, "exact").callback(None)
+    watcher = memory.join()
+    watcher.subscribe("wamp.subscription.on_create")
+    subscriber = memory.join()
+    first = subscriber.subscribe("com.t")
+    assert first == link.ids[("subscription", "com.t", "exact")]
+    # the id another subscription has here already: this node picks one of its own
+    second = subscriber.subscribe("com.taken")
+    assert second != first and realm.broker.subscription(second).uri == "com.taken"
+    assert [e for e in link.item_events if e[2] == first] == [
+        ("wamp.subscription.on_create", subscriber.session_id, first),
+        ("wamp.subscription.on_subscribe", subscriber.session_id, first),
+    ]
+    assert watcher.events() == [], "the link publishes them, not the meta API"
+
+    callee = memory.join()
+    request_id = callee.next_request_id()
+    callee.send_raw([REGISTER, request_id, {}, "com.p"])
+    link.registering[("com.p", "exact")].callback(None)
+    registration_id = callee.last()[2]
+    assert registration_id == link.ids[("registration", "com.p", "exact")]
+    remote = RemoteCallees(realm)
+    realm.dealer.attach(remote)
+    assert realm.dealer.link_callee(remote, "com.q", "exact", "single")
+    assert realm.dealer.lookup("com.q").id == link.ids[("registration", "com.q", "exact")]
+    callee.leave()
+    assert [topic for topic, _, i in link.item_events if i == registration_id] == [
+        "wamp.registration.on_create",
+        "wamp.registration.on_register",
+        "wamp.registration.on_unregister",
+        "wamp.registration.on_delete",
+    ]
+    realm.dealer.detach(remote)
+    realm.meta.link = None
+    subscriber.leave()
+    watcher.leave()

@@ -1,8 +1,12 @@
-"""Meta events across the nodes of a cluster: ``wamp.session.on_join``/``on_leave``,
-``wamp.registration.on_register`` and testaments of a session on one node reach the
-subscribers on the other, once."""
+"""The meta API of a cluster: ``wamp.session.on_join``/``on_leave``, testaments and the
+registration and subscription events of a session on one node reach the subscribers on
+the others once (``on_create``/``on_delete`` once for the whole cluster, also when a node
+dies); the session, registration and subscription procedures answer for the whole
+cluster, with the same ids on every node."""
 
 from __future__ import annotations
+
+import signal
 
 import pytest
 import pytest_twisted
@@ -10,7 +14,12 @@ from twisted.internet import defer, reactor, task
 
 import promisifier
 from promisifier import ApplicationError
-from tests.support import until, within
+from tests.cluster_support import HEARTBEAT_INTERVAL, TTL
+from tests.support import connect_autobahn, leave_and_wait, until, within
+
+#: how long the others may take to remove a dead node's entries, with their events (the
+#: issue's 6 s, bounded loosely for a busy machine)
+REAPED_WITHIN = TTL + 4 * HEARTBEAT_INTERVAL + 4
 
 pytestmark = pytest.mark.slow
 
@@ -108,3 +117,208 @@ def test_sessions_of_other_nodes_can_be_killed(cluster):
     assert (yield until(lambda: not any(v.is_joined for v in victims)))
     assert (yield counts_to(killer, 1))
     yield within(killer.leave())
+
+
+class MetaWatcher:
+    """Records the registration and subscription meta events an autobahn-python session
+    receives, as (event, session id, registration or subscription id)."""
+
+    EVENTS = [
+        f"wamp.{kind}.{event}"
+        for kind, events in (
+            ("registration", ("on_create", "on_register", "on_unregister", "on_delete")),
+            ("subscription", ("on_create", "on_subscribe", "on_unsubscribe", "on_delete")),
+        )
+        for event in events
+    ]
+
+    def __init__(self, session) -> None:
+        self.session = session
+        self.seen: list[tuple[str, int, int]] = []
+
+    @defer.inlineCallbacks
+    def start(self):
+        for topic in self.EVENTS:
+            yield within(self.session.subscribe(self._handler(topic), topic))
+
+    def _handler(self, topic: str):
+        short = topic[len("wamp.") :]
+
+        def record(session_id, item):
+            item_id = item["id"] if isinstance(item, dict) else item
+            self.seen.append((short, session_id, item_id))
+
+        return record
+
+    def of(self, item_id: int) -> list[tuple[str, int]]:
+        return [(event, session_id) for event, session_id, seen_id in self.seen if seen_id == item_id]
+
+
+def in_order_per_session(seen: list[tuple[str, int]], expected: list[tuple[str, int]]) -> bool:
+    """The events of each session came in the expected order (those of sessions on
+    different nodes may interleave: each node publishes its own)."""
+    return all(
+        [e for e in seen if e[1] == session_id] == [e for e in expected if e[1] == session_id]
+        for session_id in {e[1] for e in expected}
+    )
+
+
+@defer.inlineCallbacks
+def answers(session, procedure: str, expected, *args, seconds: float = 5.0):
+    """Call ``procedure`` until it answers ``expected`` (the tables catch up a moment
+    after the change); its last answer."""
+    deadline = reactor.seconds() + seconds
+    while True:
+        answer = yield within(session.call(procedure, *args))
+        if answer == expected or reactor.seconds() > deadline:
+            return answer
+        yield task.deferLater(reactor, 0.05, lambda: None)
+
+
+@pytest.mark.process
+@pytest_twisted.inlineCallbacks
+def test_a_shared_registration_is_one_registration_with_one_id_and_its_events_fire_once(cluster):
+    n1, n2 = cluster("n1"), cluster("n2")
+    watcher = MetaWatcher((yield connect_autobahn(n2.url)))
+    yield watcher.start()
+    a = yield within(promisifier.connect(n1.url, "realm1"))
+    b = yield within(promisifier.connect(n2.url, "realm1"))
+    first = yield within(a.register("com.meta.shared", lambda: "a", invoke="roundrobin"))
+    # b's node may or may not have heard of a's registration yet: one registration all the same
+    second = yield within(b.register("com.meta.shared", lambda: "b", invoke="roundrobin"))
+    registration_id = first.id
+    assert second.id == registration_id
+    for session in (a, b):
+        assert (yield within(session.call("wamp.registration.lookup", "com.meta.shared"))) == registration_id
+        assert (yield within(session.call("wamp.registration.match", "com.meta.shared"))) == registration_id
+        details = yield within(session.call("wamp.registration.get", registration_id))
+        assert (details["uri"], details["invoke"]) == ("com.meta.shared", "roundrobin")
+        listed = yield within(session.call("wamp.registration.list"))
+        assert registration_id in listed["exact"]
+    everyone = sorted([a.session_id, b.session_id])
+    for session in (a, b):
+        callees = yield answers(session, "wamp.registration.list_callees", everyone, registration_id)
+        assert sorted(callees) == everyone
+        assert (yield within(session.call("wamp.registration.count_callees", registration_id))) == 2
+
+    yield within(first.unregister())
+    assert (yield answers(b, "wamp.registration.list_callees", [b.session_id], registration_id)) == [b.session_id]
+    yield within(second.unregister())
+    expected = [
+        ("registration.on_create", a.session_id),
+        ("registration.on_register", a.session_id),
+        ("registration.on_register", b.session_id),
+        ("registration.on_unregister", a.session_id),
+        ("registration.on_unregister", b.session_id),
+        ("registration.on_delete", b.session_id),
+    ]
+    assert (yield until(lambda: len(watcher.of(registration_id)) >= len(expected)))
+    yield task.deferLater(reactor, 2 * HEARTBEAT_INTERVAL, lambda: None)  # room for a duplicate to show
+    seen = watcher.of(registration_id)
+    assert sorted(seen) == sorted(expected)
+    assert in_order_per_session(seen, expected)
+    with pytest.raises(ApplicationError) as info:
+        yield within(a.call("wamp.registration.get", registration_id))
+    assert info.value.error == "wamp.error.no_such_registration"
+    for session in (a, b):
+        yield within(session.leave())
+    yield leave_and_wait(watcher.session)
+
+
+@pytest.mark.process
+@pytest_twisted.inlineCallbacks
+def test_subscription_procedures_answer_for_the_cluster_and_its_events_fire_once(cluster):
+    n1, n2 = cluster("n1"), cluster("n2")
+    watcher = MetaWatcher((yield connect_autobahn(n1.url, serializer="msgpack")))
+    yield watcher.start()
+    a = yield within(promisifier.connect(n1.url, "realm1"))
+    b = yield within(promisifier.connect(n2.url, "realm1"))
+    c = yield within(promisifier.connect(n2.url, "realm1"))
+    on_a = yield within(a.subscribe("com.meta.topic", lambda *args: None))
+    on_b = yield within(b.subscribe("com.meta.topic", lambda *args: None))
+    on_c = yield within(c.subscribe("com.meta.", lambda *args: None, match="prefix"))
+    topic_id, prefix_id = on_a.id, on_c.id
+    assert on_b.id == topic_id and prefix_id != topic_id
+    everyone = sorted([a.session_id, b.session_id])
+    for session in (a, b):
+        subscribers = yield answers(session, "wamp.subscription.list_subscribers", everyone, topic_id)
+        assert sorted(subscribers) == everyone
+        assert (yield within(session.call("wamp.subscription.count_subscribers", topic_id))) == 2
+        assert (yield within(session.call("wamp.subscription.lookup", "com.meta.topic"))) == topic_id
+        assert (yield within(session.call("wamp.subscription.lookup", "com.meta.", {"match": "prefix"}))) == prefix_id
+        assert sorted((yield within(session.call("wamp.subscription.match", "com.meta.topic")))) == sorted(
+            [topic_id, prefix_id]
+        )
+        listed = yield within(session.call("wamp.subscription.list"))
+        assert topic_id in listed["exact"] and prefix_id in listed["prefix"]
+        details = yield within(session.call("wamp.subscription.get", prefix_id))
+        assert (details["id"], details["uri"], details["match"]) == (prefix_id, "com.meta.", "prefix")
+    # a's node has no subscription of its own to the prefix: it answers from the cluster's table
+    assert (yield within(a.call("wamp.subscription.list_subscribers", prefix_id))) == [c.session_id]
+
+    yield within(on_b.unsubscribe())
+    yield within(on_a.unsubscribe())
+    with pytest.raises(ApplicationError) as info:
+        yield answers(a, "wamp.subscription.get", None, topic_id)
+    assert info.value.error == "wamp.error.no_such_subscription"
+    assert (yield within(b.call("wamp.subscription.lookup", "com.meta.topic"))) is None
+    expected = [
+        ("subscription.on_create", a.session_id),
+        ("subscription.on_subscribe", a.session_id),
+        ("subscription.on_subscribe", b.session_id),
+        ("subscription.on_unsubscribe", b.session_id),
+        ("subscription.on_unsubscribe", a.session_id),
+        ("subscription.on_delete", a.session_id),
+    ]
+    assert (yield until(lambda: len(watcher.of(topic_id)) >= len(expected)))
+    yield task.deferLater(reactor, 2 * HEARTBEAT_INTERVAL, lambda: None)  # room for a duplicate to show
+    assert sorted(watcher.of(topic_id)) == sorted(expected)
+    assert in_order_per_session(watcher.of(topic_id), expected)
+    for session in (a, b, c):
+        yield within(session.leave())
+    yield leave_and_wait(watcher.session)
+
+
+@pytest.mark.process
+@pytest_twisted.inlineCallbacks
+def test_a_dead_nodes_registrations_and_subscriptions_go_with_their_events_once(cluster):
+    n1, n2, n3 = cluster("n1"), cluster("n2"), cluster("n3")
+    watcher = MetaWatcher((yield connect_autobahn(n2.url)))
+    yield watcher.start()
+    observer = yield within(promisifier.connect(n3.url, "realm1"))
+    doomed = yield within(promisifier.connect(n1.url, "realm1"))
+    survivor = yield within(promisifier.connect(n2.url, "realm1"))
+    shared = yield within(doomed.register("com.meta.shared", lambda: 1, invoke="first"))
+    yield within(survivor.register("com.meta.shared", lambda: 2, invoke="first"))
+    alone = yield within(doomed.register("com.meta.alone", lambda: 3))
+    topic = yield within(doomed.subscribe("com.meta.news", lambda *args: None))
+    yield within(survivor.subscribe("com.meta.news", lambda *args: None))
+    gone = yield within(doomed.subscribe("com.meta.gone", lambda *args: None))
+    assert (yield answers(observer, "wamp.subscription.count_subscribers", 2, topic.id)) == 2
+    assert (yield answers(observer, "wamp.registration.count_callees", 2, shared.id)) == 2
+    assert (yield answers(observer, "wamp.subscription.count_subscribers", 1, gone.id)) == 1
+    ids = {shared.id, alone.id, topic.id, gone.id}
+    assert (yield until(lambda: sum(len(watcher.of(i)) for i in ids) == 10))
+
+    n1.process.popen.send_signal(signal.SIGKILL)
+    d = doomed.session_id
+    expected = {
+        shared.id: [("registration.on_unregister", d)],
+        alone.id: [("registration.on_unregister", d), ("registration.on_delete", d)],
+        topic.id: [("subscription.on_unsubscribe", d)],
+        gone.id: [("subscription.on_unsubscribe", d), ("subscription.on_delete", d)],
+    }
+    assert (yield until(lambda: sum(len(watcher.of(i)) for i in ids) >= 16, seconds=REAPED_WITHIN))
+    yield task.deferLater(reactor, 4 * HEARTBEAT_INTERVAL, lambda: None)  # room for a duplicate to show
+    for item_id, events in expected.items():
+        assert watcher.of(item_id)[-len(events) :] == events
+    assert sum(len(watcher.of(i)) for i in ids) == 16
+    # and the tables say so on every node
+    for session in (observer, survivor):
+        assert (yield within(session.call("wamp.registration.count_callees", shared.id))) == 1
+        assert (yield within(session.call("wamp.registration.lookup", "com.meta.alone"))) is None
+        assert (yield within(session.call("wamp.subscription.list_subscribers", topic.id))) == [survivor.session_id]
+        assert (yield within(session.call("wamp.subscription.lookup", "com.meta.gone"))) is None
+    yield within(observer.leave())
+    yield within(survivor.leave())
+    yield leave_and_wait(watcher.session)

@@ -17,6 +17,10 @@ another implementation of the same few operations:
 * **registrations**: which nodes have callees for which procedure (and with which invoke
   policy), changed atomically: a ``single`` registration on one node keeps every other
   node from registering the procedure; every node hears of every change.
+* **meta tables**: which sessions of which node hold which registration or subscription
+  (for the registration and subscription meta API and its events), changed one session
+  at a time; a change answers whether it made the first or removed the last entry of the
+  whole cluster, so that ``on_create`` and ``on_delete`` fire once.
 * **session id slot**: a number unique among the live nodes, so that session ids stay
   unique cluster-wide (:func:`session_id_in_slot`).
 * **figures**: a node's status figures, kept for a while where other nodes can read them
@@ -59,6 +63,24 @@ class RegistrationChange:
     invoke: str
     node: str
     added: bool
+
+
+#: what the meta tables hold: registrations (their callees) and subscriptions (their subscribers)
+META_KINDS = ("registration", "subscription")
+
+
+@dataclass(frozen=True)
+class MetaEntry:
+    """A session of ``node`` holds the registration (``kind`` "registration") or the
+    subscription of ``uri`` with ``match`` since ``created`` (seconds since the epoch)."""
+
+    kind: str
+    realm: str
+    uri: str
+    match: str
+    node: str
+    session_id: int
+    created: float = 0.0
 
 
 class LinkDown(Exception):
@@ -193,3 +215,36 @@ class Bus(ABC):
     def figures(self, nodes: list[str]) -> Deferred[dict[str, bytes]]:
         """The figures ``nodes`` shared and that have not expired, by node; fails with
         :class:`LinkDown`."""
+
+    # -- meta tables ---------------------------------------------------------------------
+
+    @abstractmethod
+    def meta_add(self, entry: MetaEntry) -> Deferred[int]:
+        """Record an entry of this node: fires with 1 when it is the first of its
+        registration or subscription in the cluster, 0 when there were others, -1 when it
+        was there already; fails with :class:`LinkDown`."""
+
+    @abstractmethod
+    def meta_remove(self, entry: MetaEntry) -> Deferred[int]:
+        """Remove an entry of this node: fires with 1 when it was the last of its
+        registration or subscription in the cluster, 0 when others are left, -1 when it
+        was not there; fails with :class:`LinkDown`."""
+
+    @abstractmethod
+    def meta_announce(self, entries: list[MetaEntry]) -> Deferred[tuple[bool, list[int]]]:
+        """Replace every entry of this node with ``entries``: fires with (whether the node
+        had been reaped since it last announced, :meth:`meta_add`'s answer for each entry)."""
+
+    @abstractmethod
+    def meta_forget(self, node: str, reaped: bool) -> Deferred[list[tuple[MetaEntry, bool]]]:
+        """Remove every entry of ``node`` (``reaped``: it was lost, and is told so when it
+        announces itself again); fires with the entries removed, each with whether it was
+        the last of its registration or subscription."""
+
+    @abstractmethod
+    def meta_table(self, kind: str, realm: str) -> Deferred[list[MetaEntry]]:
+        """Every entry of one kind in the realm; fails with :class:`LinkDown`."""
+
+    @abstractmethod
+    def meta_item(self, kind: str, realm: str, uri: str, match: str) -> Deferred[list[MetaEntry]]:
+        """The entries of one registration or subscription; fails with :class:`LinkDown`."""

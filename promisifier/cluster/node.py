@@ -16,6 +16,9 @@ crosses the bus:
   answers (progressive results, RESULT, ERROR) come back the same way; cancels and
   timeouts (enforced by the caller's node) travel as CANCEL.
 
+The registration and subscription meta API of the whole cluster (one table in Redis,
+the same ids on every node, events once) is :mod:`promisifier.cluster.meta`'s.
+
 A call in flight to another node fails with ``wamp.error.canceled`` when that node is
 lost, when the call could not be handed to it, or when this node's link goes down (its
 answer could be lost): at-most-once, never a hang.
@@ -40,6 +43,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from promisifier.cluster.bus import Bus, LinkDown, RegistrationChange, session_id_in_slot
+from promisifier.cluster.meta import ClusterMeta, item_id
 from promisifier.cluster.proxies import RemoteCallee, RemoteCaller
 from promisifier.router.broker import FILTER_OPTIONS, RetainedEvent
 from promisifier.router.meta import TESTAMENT_SCOPES, Testament, session_details
@@ -48,6 +52,8 @@ from promisifier.wire import messages as wamp
 
 if TYPE_CHECKING:
     from promisifier.router import Router
+    from promisifier.router.broker import Subscription
+    from promisifier.router.dealer import Registration
     from promisifier.router.realm import Realm
 
 log = Logger(namespace="promisifier.cluster")
@@ -92,6 +98,8 @@ class ClusterNode:
         #: version of the mirrored registration table (None: loading it; changes wait)
         self._table_version: int | None = None
         self._waiting_changes: list[RegistrationChange] = []
+        #: the registration and subscription meta API of the whole cluster
+        self.meta = ClusterMeta(router, bus)
 
     # -- start and stop --------------------------------------------------------------------
 
@@ -113,9 +121,11 @@ class ClusterNode:
             realm.broker.link = None
             realm.dealer.link = None
             realm.meta.link = None
+            self.meta.unlink(realm)
         self._drop_remote_sessions("this node left the cluster")
         if self.bus.up:
             try:
+                yield self.meta.leave()
                 yield self.bus.forget(self.node)
             except LinkDown:
                 pass  # the reaper does it
@@ -125,6 +135,7 @@ class ClusterNode:
         realm.broker.link = self
         realm.dealer.link = self
         realm.meta.link = self
+        self.meta.link(realm)
         for subscription in realm.broker.subscriptions():
             self.bus.listen(realm.name, subscription.uri, subscription.match)
 
@@ -182,6 +193,9 @@ class ClusterNode:
 
         return self.bus.retained(realm).addCallbacks(read, failed)
 
+    def subscription_id(self, realm: str, uri: str, match: str) -> int:
+        return item_id("subscription", realm, uri, match)
+
     def listen(self, realm: str, uri: str, match: str) -> defer.Deferred[None]:
         return self.bus.listen(realm, uri, match)
 
@@ -216,6 +230,7 @@ class ClusterNode:
             self._waiting_changes = []
 
     def bus_announce(self) -> None:
+        self.meta.announce()
         for realm in self.router.realms.values():
             for session in list(realm.sessions.values()):
                 self.session_joined(realm.name, session.session_id, session_details(session))  # type: ignore[arg-type]
@@ -251,6 +266,7 @@ class ClusterNode:
     def bus_reap(self, nodes: list[str]) -> None:
         for node in nodes:
             log.info("cluster: removing the sessions and registrations of lost node {node}", node=node)
+            self.meta.reap(node)
             self.bus.forget(node).addCallbacks(self._sessions_lost, self._not_announced)
 
     def _sessions_lost(self, sessions: list[tuple[str, bytes, bytes | None]]) -> None:
@@ -308,6 +324,9 @@ class ClusterNode:
             return found
 
         return self.bus.sessions(realm).addCallbacks(read, here)
+
+    def item_event(self, realm: str, topic: str, session_id: int, item: Registration | Subscription) -> None:
+        self.meta.item_event(realm, topic, session_id, item)
 
     def kill(self, realm: str, session_ids: list[int], reason: str, message: str, silently: bool) -> None:
         by_node: dict[str, list[int]] = {}
@@ -375,6 +394,9 @@ class ClusterNode:
 
         self.bus.register(realm, uri, match, invoke).addCallbacks(answered, failed)
         return answer
+
+    def registration_id(self, realm: str, uri: str, match: str) -> int:
+        return item_id("registration", realm, uri, match)
 
     def unregister(self, realm: str, uri: str, match: str) -> None:
         if self._announced.pop((realm, uri, match), None) is None:

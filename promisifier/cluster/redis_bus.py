@@ -28,6 +28,9 @@ Keys and channels, all under the prefix ``promisifier:``:
                           ``[version, realm, uri, match, invoke, node, added]``
 ========================  ===================================================================
 
+The meta tables (``m:``, ``mi:``, ``mn:``, ``reaped:``) are described in
+:mod:`promisifier.cluster.redis_meta`.
+
 txredisapi facts this is built around: while a connection is being re-established its
 commands wait forever, so nothing is sent unless the link is up and every awaited reply has
 a timeout; its subscriber factory reads neither bytes nor a password, so ours does; it does
@@ -57,7 +60,8 @@ from twisted.internet.endpoints import HostnameEndpoint, UNIXClientEndpoint
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
-from promisifier.cluster.bus import SLOTS, Bus, BusHandler, LinkDown, RegistrationChange
+from promisifier.cluster import redis_meta
+from promisifier.cluster.bus import SLOTS, Bus, BusHandler, LinkDown, MetaEntry, RegistrationChange
 from promisifier.cluster.config import ClusterConfig, RedisAddress
 
 log = Logger(namespace="promisifier.cluster")
@@ -885,3 +889,33 @@ class RedisBus(Bus):
             return defer.succeed({})
         d = self._command("MGET", *(FIGURES_PREFIX + node for node in nodes), timeout=self.command_timeout)
         return d.addCallback(lambda values: {node: value for node, value in zip(nodes, values) if value is not None})
+
+    # -- meta tables (promisifier.cluster.redis_meta) ---------------------------------------------
+
+    def _meta(self, script: str, *args: Any) -> defer.Deferred:
+        return self._command("EVAL", script, 0, PREFIX, *args, timeout=self.command_timeout)
+
+    def meta_add(self, entry: MetaEntry) -> defer.Deferred[int]:
+        return self._meta(redis_meta.META_ADD, self.node, *redis_meta.entry_args(entry))
+
+    def meta_remove(self, entry: MetaEntry) -> defer.Deferred[int]:
+        return self._meta(redis_meta.META_REMOVE, self.node, *redis_meta.entry_args(entry)[:5])
+
+    def meta_announce(self, entries: list[MetaEntry]) -> defer.Deferred[tuple[bool, list[int]]]:
+        args = [value for entry in entries for value in redis_meta.entry_args(entry)]
+        d = self._meta(redis_meta.META_ANNOUNCE, self.node, *args)
+        return d.addCallback(lambda answers: (bool(answers[0]), list(answers[1:])))
+
+    def meta_forget(self, node: str, reaped: bool) -> defer.Deferred[list[tuple[MetaEntry, bool]]]:
+        mark = redis_meta.REAPED_MARK_SECONDS if reaped else 0
+        d = self._meta(redis_meta.META_FORGET, node, mark)
+        return d.addCallback(lambda flat: redis_meta.read_removed(node, flat))
+
+    def meta_table(self, kind: str, realm: str) -> defer.Deferred[list[MetaEntry]]:
+        d = self._meta(redis_meta.META_TABLE, kind, realm)
+        return d.addCallback(lambda flat: redis_meta.read_table(kind, realm, flat))
+
+    def meta_item(self, kind: str, realm: str, uri: str, match: str) -> defer.Deferred[list[MetaEntry]]:
+        key = redis_meta.item_key(PREFIX, kind, realm, uri, match)
+        d = self._command("HGETALL", key, timeout=self.command_timeout)
+        return d.addCallback(lambda flat: redis_meta.read_fields(kind, realm, uri, match, flat))

@@ -81,6 +81,9 @@ class BrokerLink(Protocol):
     def retained(self, realm: str) -> Deferred[list[RetainedEvent]] | None:
         """Every retained event of the realm, on every node (None: only this router's)."""
 
+    def subscription_id(self, realm: str, uri: str, match: str) -> int:
+        """The id of the subscription to ``uri`` (the same on every node)."""
+
 
 #: a retained event from elsewhere: (topic, publication id, payload, publisher details,
 #: the PUBLISH options that say who may receive it)
@@ -281,7 +284,9 @@ class Broker:
             return
         created = subscription is None
         if subscription is None:
-            subscription = Subscription(self._new_subscription_id(), topic, match, self.realm.clock.seconds())
+            subscription = Subscription(
+                self._new_subscription_id(topic, match), topic, match, self.realm.clock.seconds()
+            )
             self._index.add(topic, match, subscription)
             self._by_id[subscription.id] = subscription
         # A repeated SUBSCRIBE of the same topic answers with the same subscription id.
@@ -352,7 +357,11 @@ class Broker:
                 self.link.unlisten(self.realm.name, subscription.uri, subscription.match)
             meta.subscription_deleted(session, subscription)
 
-    def _new_subscription_id(self) -> int:
+    def _new_subscription_id(self, uri: str, match: str) -> int:
+        if self.link is not None:
+            wanted = self.link.subscription_id(self.realm.name, uri, match)
+            if wanted not in self._by_id:
+                return wanted
         while True:
             subscription_id = random_id()
             if subscription_id not in self._by_id:

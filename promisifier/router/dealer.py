@@ -101,6 +101,9 @@ class DealerLink(Protocol):
     def unregister(self, realm: str, uri: str, match: str) -> None:
         """This router's last callee for ``uri`` is gone."""
 
+    def registration_id(self, realm: str, uri: str, match: str) -> int:
+        """The id of the registration of ``uri`` (the same on every node)."""
+
 
 class RemoteCallee(Protocol):
     """A session standing for another node's callees (``remote`` is True): the dealer hands
@@ -431,7 +434,7 @@ class Dealer:
             created = False
         else:
             registration = Registration(
-                self._new_registration_id(), procedure, match, invoke, self.realm.clock.seconds()
+                self._new_registration_id(procedure, match), procedure, match, invoke, self.realm.clock.seconds()
             )
             self._index.add(procedure, match, registration)
             self._by_id[registration.id] = registration
@@ -499,7 +502,8 @@ class Dealer:
         it conflicts with the registration here (different invoke policy, or ``single``)."""
         registration = self._index.get(uri, match)
         if registration is None:
-            registration = Registration(self._new_registration_id(), uri, match, invoke, self.realm.clock.seconds())
+            registration_id = self._new_registration_id(uri, match)
+            registration = Registration(registration_id, uri, match, invoke, self.realm.clock.seconds())
             self._index.add(uri, match, registration)
             self._by_id[registration.id] = registration
         elif callee in registration.callees:
@@ -516,7 +520,11 @@ class Dealer:
         if registration is not None and self._registrations_of.get(callee, {}).pop(registration.id, None) is not None:
             self._remove_callee(registration, callee)
 
-    def _new_registration_id(self) -> int:
+    def _new_registration_id(self, uri: str, match: str) -> int:
+        if self.link is not None:
+            wanted = self.link.registration_id(self.realm.name, uri, match)
+            if wanted not in self._by_id:
+                return wanted
         while True:
             registration_id = random_id()
             if registration_id not in self._by_id:

@@ -80,6 +80,12 @@ class MetaLink(Protocol):
     def kill(self, realm: str, session_ids: list[int], reason: str, message: str, silently: bool) -> None:
         """Close these sessions of other nodes (found in :meth:`sessions` just before)."""
 
+    def item_event(self, realm: str, topic: str, session_id: int, item: Registration | Subscription) -> None:
+        """A registration or subscription meta event of a session of this router
+        (``wamp.registration.on_create``, ...): the link publishes what the whole cluster
+        should see (``on_create`` and ``on_delete`` only for the first and the last of all
+        the nodes' sessions)."""
+
 
 class MetaApi:
     """Meta events and meta procedures of one realm."""
@@ -485,25 +491,31 @@ class MetaApi:
         self._event("wamp.session.on_leave", session.session_id, session.authid, session.authrole)
 
     def registration_created(self, session: RoutedSession, registration: Registration) -> None:
-        self._event("wamp.registration.on_create", session.session_id, registration.details())
+        self._item_event("wamp.registration.on_create", session, registration, registration.details())
 
     def registered(self, session: RoutedSession, registration: Registration) -> None:
-        self._event("wamp.registration.on_register", session.session_id, registration.id)
+        self._item_event("wamp.registration.on_register", session, registration, registration.id)
 
     def unregistered(self, session: RoutedSession, registration: Registration) -> None:
-        self._event("wamp.registration.on_unregister", session.session_id, registration.id)
+        self._item_event("wamp.registration.on_unregister", session, registration, registration.id)
 
     def registration_deleted(self, session: RoutedSession, registration: Registration) -> None:
-        self._event("wamp.registration.on_delete", session.session_id, registration.id)
+        self._item_event("wamp.registration.on_delete", session, registration, registration.id)
 
     def subscription_created(self, session: RoutedSession, subscription: Subscription) -> None:
-        self._event("wamp.subscription.on_create", session.session_id, subscription.details())
+        self._item_event("wamp.subscription.on_create", session, subscription, subscription.details())
 
     def subscribed(self, session: RoutedSession, subscription: Subscription) -> None:
-        self._event("wamp.subscription.on_subscribe", session.session_id, subscription.id)
+        self._item_event("wamp.subscription.on_subscribe", session, subscription, subscription.id)
 
     def unsubscribed(self, session: RoutedSession, subscription: Subscription) -> None:
-        self._event("wamp.subscription.on_unsubscribe", session.session_id, subscription.id)
+        self._item_event("wamp.subscription.on_unsubscribe", session, subscription, subscription.id)
 
     def subscription_deleted(self, session: RoutedSession, subscription: Subscription) -> None:
-        self._event("wamp.subscription.on_delete", session.session_id, subscription.id)
+        self._item_event("wamp.subscription.on_delete", session, subscription, subscription.id)
+
+    def _item_event(self, topic: str, session: RoutedSession, item: Registration | Subscription, argument: Any) -> None:
+        if self.link is not None:  # published once for the whole cluster
+            self.link.item_event(self.realm.name, topic, session.session_id, item)  # type: ignore[arg-type]
+        else:
+            self._event(topic, session.session_id, argument)
