@@ -322,3 +322,93 @@ def test_a_dead_nodes_registrations_and_subscriptions_go_with_their_events_once(
     yield within(observer.leave())
     yield within(survivor.leave())
     yield leave_and_wait(watcher.session)
+
+
+@defer.inlineCallbacks
+def meta_counts(session, registration_id: int, subscription_id: int):
+    """What the meta API counts, asked on ``session``'s node."""
+    sessions = yield within(session.call("wamp.session.count"))
+    callees = yield within(session.call("wamp.registration.count_callees", registration_id))
+    subscribers = yield within(session.call("wamp.subscription.count_subscribers", subscription_id))
+    listed = yield within(session.call("wamp.subscription.list"))
+    return sessions, callees, subscribers, sorted(listed["exact"])
+
+
+@defer.inlineCallbacks
+def counts_become(session, expected, registration_id: int, subscription_id: int, seconds: float):
+    """Ask :func:`meta_counts` until it answers ``expected`` (any error counts as not
+    yet: the link may still be coming back); the last answer."""
+    deadline = reactor.seconds() + seconds
+    while True:
+        try:
+            found = yield meta_counts(session, registration_id, subscription_id)
+        except (ApplicationError, defer.TimeoutError) as error:
+            found = error
+        if found == expected or reactor.seconds() > deadline:
+            return found
+        yield task.deferLater(reactor, 0.1, lambda: None)
+
+
+@pytest.mark.process
+@pytest_twisted.inlineCallbacks
+def test_counts_of_the_meta_api_return_to_their_values_when_redis_comes_back_empty(cluster, redis_server):
+    n1, n2 = cluster("n1"), cluster("n2")
+    a = yield within(promisifier.connect(n1.url, "realm1"))
+    b = yield within(promisifier.connect(n2.url, "realm1"))
+    registration = yield within(a.register("com.meta.kept", lambda: 1, invoke="roundrobin"))
+    yield within(b.register("com.meta.kept", lambda: 2, invoke="roundrobin"))
+    subscription = yield within(a.subscribe("com.meta.kept", lambda *args: None))
+    yield within(b.subscribe("com.meta.kept", lambda *args: None))
+    other = yield within(b.subscribe("com.meta.other", lambda *args: None))
+    ids = (registration.id, subscription.id)
+    expected = (2, 2, 2, sorted([subscription.id, other.id]))
+    assert (yield counts_become(a, expected, *ids, seconds=5)) == expected
+    assert (yield counts_become(b, expected, *ids, seconds=5)) == expected
+
+    redis_server.stop()
+    redis_server.start()  # empty: every node announces itself again within 5 s
+    assert (yield counts_become(a, expected, *ids, seconds=5 + TTL)) == expected
+    assert (yield counts_become(b, expected, *ids, seconds=5)) == expected
+    for session in (a, b):
+        yield within(session.leave())
+
+
+@pytest.mark.process
+@pytest_twisted.inlineCallbacks
+def test_a_node_frozen_past_its_ttl_leaves_the_tables_and_comes_back_with_its_events(cluster):
+    n1, n2 = cluster("n1"), cluster("n2")
+    watcher = MetaWatcher((yield connect_autobahn(n2.url)))
+    yield watcher.start()
+    sleeper = yield within(promisifier.connect(n1.url, "realm1"))
+    observer = yield within(promisifier.connect(n2.url, "realm1"))
+    registration = yield within(sleeper.register("com.meta.sleepy", lambda: "awake"))
+    subscription = yield within(sleeper.subscribe("com.meta.sleepy", lambda *args: None))
+    s, r, t = sleeper.session_id, registration.id, subscription.id
+    assert (yield answers(observer, "wamp.registration.count_callees", 1, r)) == 1
+    assert (yield until(lambda: len(watcher.of(r)) == 2 and len(watcher.of(t)) == 2))
+
+    n1.process.popen.send_signal(signal.SIGSTOP)
+    try:
+        gone = [("registration.on_unregister", s), ("registration.on_delete", s)]
+        assert (yield until(lambda: watcher.of(r)[2:] == gone, seconds=REAPED_WITHIN))
+        assert (yield answers(observer, "wamp.subscription.lookup", None, "com.meta.sleepy")) is None
+        assert (yield within(observer.call("wamp.registration.lookup", "com.meta.sleepy"))) is None
+    finally:
+        n1.process.popen.send_signal(signal.SIGCONT)
+    # it announces itself again: its entries are new to the others, with the same ids
+    back = [("registration.on_create", s), ("registration.on_register", s)]
+    assert (yield until(lambda: watcher.of(r)[4:] == back, seconds=5 + TTL))
+    assert (yield answers(observer, "wamp.subscription.lookup", t, "com.meta.sleepy")) == t
+    assert (yield answers(observer, "wamp.registration.lookup", r, "com.meta.sleepy")) == r
+    assert (yield within(observer.call("com.meta.sleepy"))) == "awake"
+    assert watcher.of(t) == [
+        ("subscription.on_create", s),
+        ("subscription.on_subscribe", s),
+        ("subscription.on_unsubscribe", s),
+        ("subscription.on_delete", s),
+        ("subscription.on_create", s),
+        ("subscription.on_subscribe", s),
+    ]
+    yield within(sleeper.leave())
+    yield within(observer.leave())
+    yield leave_and_wait(watcher.session)
