@@ -34,6 +34,7 @@ SCENARIOS = {
     "cluster-soak": "benchmarks.cluster_soak",
     "cluster-death": "benchmarks.cluster_death",
     "workers": "benchmarks.workers",
+    "xconn": "benchmarks.versus_xconn",
     "all": "benchmarks.all",
 }
 

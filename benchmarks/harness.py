@@ -225,6 +225,8 @@ def relay_argv(kind: str, transport: str, ports: dict[str, int], args: argparse.
     """The command line of the server for ``kind`` (relay, embedded, echo)."""
     python = sys.executable
     profile = getattr(args, "profile", None)
+    if getattr(args, "relay", "promisifier") == "xconn":
+        return xconn_argv(kind, ports, args)
     use_script = kind != "relay" or getattr(args, "relay", "promisifier") == "script"
     if not use_script:
         argv = [python]
@@ -244,6 +246,23 @@ def relay_argv(kind: str, transport: str, ports: dict[str, int], args: argparse.
     if profile:
         argv += ["--profile", profile]
     return argv
+
+
+#: the virtualenv with ``xconn`` installed, for ``--relay xconn``
+XCONN_VENV = REPO / "benchmarks" / ".venv-xconn"
+
+
+def xconn_argv(kind: str, ports: dict[str, int], args: argparse.Namespace) -> list[str]:
+    """XConn's router (:mod:`benchmarks.xconn_router`), under the interpreter of its own
+    virtualenv: WebSocket only, no profile."""
+    if kind != "relay" or set(ports) != {"ws"}:
+        raise SystemExit(f"--relay xconn: only the relay over WebSocket, not {kind} over {', '.join(ports)}")
+    python = Path(getattr(args, "xconn_python", None) or XCONN_VENV / "bin" / "python")
+    if not python.exists():
+        raise SystemExit(
+            f"--relay xconn needs {python}: python3 -m venv {XCONN_VENV} && {XCONN_VENV}/bin/pip install xconn"
+        )
+    return [str(python), str(REPO / "benchmarks" / "xconn_router.py"), "--port", str(ports["ws"])]
 
 
 @contextmanager
@@ -550,15 +569,26 @@ def add_common_arguments(
     )
     parser.add_argument(
         "--relay",
-        choices=("promisifier", "script"),
+        choices=("promisifier", "script", "xconn"),
         default="promisifier",
-        help="relay process: `python -m promisifier relay` (default; --rawsocket for RawSocket) or the benchmarks' "
-        "`python -m benchmarks.servers relay` (a bare Router, no relay service)",
+        help="relay process: `python -m promisifier relay` (default; --rawsocket for RawSocket), the benchmarks' "
+        "`python -m benchmarks.servers relay` (a bare Router, no relay service), or XConn's router "
+        "(benchmarks/xconn_router.py, WebSocket only; see --xconn-python)",
+    )
+    parser.add_argument(
+        "--xconn-python",
+        help="with --relay xconn: the interpreter of a virtualenv with xconn installed "
+        "(default benchmarks/.venv-xconn/bin/python)",
     )
     parser.add_argument(
         "--url", help="measure this router instead of starting one (ws://host:port/path or rs://host:port)"
     )
     parser.add_argument("--relay-pid", type=int, help="with --url: the router's pid, to sample its CPU")
+    parser.add_argument(
+        "--lean",
+        action="store_true",
+        help="callers and callees over WebSocket use the load generator's minimal client instead of autobahn's",
+    )
     parser.add_argument("--profile", help="run the relay under cProfile and write its stats to this file")
     parser.add_argument(
         "--py-spy",

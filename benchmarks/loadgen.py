@@ -2,7 +2,8 @@
 
 One worker runs one role (caller, callee, publisher, subscriber, idle, echo) for one or
 more sessions on its own Twisted reactor, talking to a WAMP router at ``--url``:
-``ws://host:port/path`` (WebSocket, autobahn's plain ``WebSocketClientProtocol``) or
+``ws://host:port/path`` (WebSocket, autobahn's plain ``WebSocketClientProtocol``; with
+``--lean`` a minimal client of this module instead, :class:`LeanWsLink`) or
 ``rs://host:port`` (RawSocket, :mod:`promisifier.transport.rawsocket`'s client
 protocol). Messages are encoded and decoded with promisifier's wire serializers and are
 not checked (the router under test is trusted to speak WAMP); nothing is logged per
@@ -22,6 +23,7 @@ and callers and publishers stop sending new requests at ``T1``. Every wait is bo
 from __future__ import annotations
 
 import argparse
+import base64
 import gc
 import json
 import os
@@ -33,6 +35,7 @@ from urllib.parse import urlparse
 from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol
 from twisted.internet import reactor
 from twisted.internet.endpoints import TCP4ClientEndpoint
+from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.stdio import StandardIO
 from twisted.protocols.basic import LineReceiver
 
@@ -112,6 +115,92 @@ class RsLink(RawSocketClientProtocol):
         self.transport.abortConnection()
 
 
+class LeanWsLink(Protocol):
+    """A minimal WebSocket client, so that what a latency figure measures is the router:
+    the opening handshake written by hand (and only its status line checked), frames of one
+    piece each way, masked with one random key per connection (XOR of two integers), the
+    server's frames read in place, its pings answered; no extensions, no fragments, no close
+    handshake (the connection is dropped)."""
+
+    agent: Any = None
+    factory: Any
+
+    def connectionMade(self) -> None:  # noqa: N802 - Twisted API
+        self.transport.setTcpNoDelay(True)
+        self.buffer = b""
+        self.open = False
+        self.mask = os.urandom(4)
+        self.opcode = 0x82 if self.factory.binary else 0x81
+        url = urlparse(self.factory.worker.args.url)
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.transport.write(
+            (
+                f"GET {url.path or '/'} HTTP/1.1\r\nHost: {url.netloc}\r\nUpgrade: websocket\r\n"
+                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+                f"Sec-WebSocket-Protocol: {self.factory.subprotocol}\r\n\r\n"
+            ).encode()
+        )
+
+    def send_payload(self, payload: bytes) -> None:
+        self._send(self.opcode, payload)
+
+    def _send(self, opcode: int, payload: bytes) -> None:
+        size = len(payload)
+        if size < 126:
+            header = bytes((opcode, 0x80 | size))
+        elif size < 65536:
+            header = bytes((opcode, 0x80 | 126)) + size.to_bytes(2, "big")
+        else:
+            header = bytes((opcode, 0x80 | 127)) + size.to_bytes(8, "big")
+        mask = self.mask
+        key = int.from_bytes((mask * (size // 4 + 1))[:size], "big")
+        masked = (int.from_bytes(payload, "big") ^ key).to_bytes(size, "big")
+        self.transport.write(header + mask + masked)
+
+    def dataReceived(self, data: bytes) -> None:  # noqa: N802 - Twisted API
+        buffer = self.buffer + data
+        if not self.open:
+            head, separator, buffer = buffer.partition(b"\r\n\r\n")
+            if not separator:
+                self.buffer = head
+                return
+            if not head.startswith(b"HTTP/1.1 101"):
+                self.factory.worker.failed(f"WebSocket refused: {head[:200]!r}")
+                return
+            self.open = True
+            self.agent = self.factory.make_agent()
+            self.agent.opened(self)
+        position, end = 0, len(buffer)
+        while end - position >= 2:
+            first, size = buffer[position], buffer[position + 1] & 0x7F
+            start = position + 2
+            if size == 126:
+                size, start = int.from_bytes(buffer[start : start + 2], "big"), start + 2
+            elif size == 127:
+                size, start = int.from_bytes(buffer[start : start + 8], "big"), start + 8
+            if end < start + size:
+                break
+            payload = buffer[start : start + size]
+            position = start + size
+            opcode = first & 0x0F
+            if opcode in (1, 2):
+                self.agent.on_payload(payload)
+            elif opcode == 9:
+                self._send(0x8A, payload)
+            elif opcode == 8:
+                self.transport.loseConnection()
+        self.buffer = buffer[position:]
+
+    def connectionLost(self, reason: Any = None) -> None:  # noqa: N802 - Twisted API
+        if self.agent is not None:
+            self.agent.closed(1006, str(reason))
+        else:
+            self.factory.worker.failed(f"WebSocket not opened: {reason}")
+
+    def lose(self) -> None:
+        self.transport.abortConnection()
+
+
 def connect(worker: Worker, make_agent: Any, bind: str | None = None) -> None:
     """Open one connection to the worker's URL whose agent ``make_agent()`` builds.
 
@@ -120,7 +209,11 @@ def connect(worker: Worker, make_agent: Any, bind: str | None = None) -> None:
     url = urlparse(worker.args.url)
     serializer = worker.args.serializer
     host, port = url.hostname or "127.0.0.1", url.port
-    if url.scheme == "ws":
+    if url.scheme == "ws" and worker.args.lean:
+        factory = Factory.forProtocol(LeanWsLink)
+        factory.subprotocol = SERIALIZERS[serializer].subprotocol  # type: ignore[attr-defined]
+        factory.binary = SERIALIZERS[serializer].binary
+    elif url.scheme == "ws":
         factory = WebSocketClientFactory(
             url=worker.args.url,
             protocols=[SERIALIZERS[serializer].subprotocol],  # type: ignore[attr-defined]
@@ -560,6 +653,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--topic", default="com.bench.topic")
     parser.add_argument("--invoke", help="callees: register with this invoke policy (shared), e.g. roundrobin")
     parser.add_argument("--latency", action="store_true", help="time each call (callers)")
+    parser.add_argument(
+        "--lean", action="store_true", help="WebSocket: a minimal client of this module instead of autobahn's"
+    )
     parser.add_argument(
         "--sequence", action="store_true", help="number the publications and check their order (publisher, subscriber)"
     )

@@ -58,9 +58,10 @@ def call_round(
 ) -> list[dict]:
     """The measured windows of calls (``--repeat`` of them) with one set of processes."""
     log_dir: Path = args.log_dir
+    lean = getattr(args, "lean", False)
     with harness.workers() as started:
         if with_callee:
-            callee = harness.Worker("callee", url, log_dir, serializer=serializer, procedure=PROCEDURE)
+            callee = harness.Worker("callee", url, log_dir, serializer=serializer, procedure=PROCEDURE, lean=lean)
             started.append(callee)
             callee.wait_ready(60)
         for _ in range(callers if callers is not None else args.callers):
@@ -75,6 +76,7 @@ def call_round(
                     payload=payload,
                     procedure=PROCEDURE,
                     latency=latency,
+                    lean=lean,
                 )
             )
         for worker in started:

@@ -133,3 +133,20 @@ def test_cluster_death_benchmark_times_a_killed_node(tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     figures = {match[1]: float(match[2]) for match in map(RESULT_LINE.match, done.stdout.splitlines()) if match}
     assert figures["cluster_death.call_failed.max"] > 0 and figures["cluster_death.detected.max"] > 0
+
+
+@pytest.mark.process
+def test_latency_with_the_lean_websocket_client(tmp_path):
+    report = tmp_path / "latency.json"
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    command = [sys.executable, "-m", "benchmarks", "latency", "--transports", "ws", "--serializers", "msgpack,json"]
+    command += ["--lean", "--seconds", "0.3", "--warmup", "0.1", "--log-dir", str(tmp_path / "logs")]
+    done = subprocess.run(
+        command + ["--json", str(report)], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    figures = {match[1]: float(match[2]) for match in map(RESULT_LINE.match, done.stdout.splitlines()) if match}
+    for serializer in ("msgpack", "json"):
+        assert figures[f"latency.ws.{serializer}.p50"] > 0
+    assert json.loads(report.read_text())["setup"]["lean"] is True
