@@ -32,6 +32,8 @@ it is:
 * :data:`ANSWER` ``[ANSWER, realm, invocation id, RESULT or ERROR message]``
 * :data:`CANCEL` ``[CANCEL, realm, caller id, invocation id, mode]``
 * :data:`KILL` ``[KILL, realm, session ids, reason, message, silently]`` (``wamp.session.kill*``)
+* :data:`CHUNK` ``[CHUNK, realm, caller id, invocation id, procedure, progress, payload]``:
+  the next chunk of a progressive invocation (a CALL with ``progress``), after its CALL
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ CALL = 2
 ANSWER = 3
 CANCEL = 4
 KILL = 5
+CHUNK = 6
 
 _Key = tuple[str, str, str]
 
@@ -351,6 +354,7 @@ class ClusterNode:
             if node is None or key[1] == node:
                 del self._callees[key]
                 callee.calls.clear()
+                callee.streams.clear()
                 if callee.realm is not None:
                     callee.realm.dealer.detach(callee, why)
         self._drop_remote_callers(node)
@@ -502,6 +506,19 @@ class ClusterNode:
         message = self._packer.pack([CANCEL, realm, caller_id, invocation_id, mode])
         self.bus.send(callee.node, self._header + message).addErrback(self._lost)
 
+    def forward_chunk(
+        self, callee: RemoteCallee, caller_id: int, invocation_id: int, procedure: str, progress: bool, payload: list
+    ) -> bool:
+        """Send the next chunk of a progressive invocation after its CALL; False if it
+        cannot be encoded."""
+        realm = callee.realm.name if callee.realm is not None else ""
+        try:
+            message = self._packer.pack([CHUNK, realm, caller_id, invocation_id, procedure, progress, payload])
+        except (TypeError, ValueError, OverflowError):
+            return False
+        self.bus.send(callee.node, self._header + message).addErrback(self._lost)
+        return True
+
     def forward_answer(self, caller: RemoteCaller, message: list) -> None:
         realm = caller.realm
         if realm is None:
@@ -514,6 +531,8 @@ class ClusterNode:
             packed = self._packer.pack([ANSWER, realm.name, invocation_id, error])
         self.bus.send(caller.node, self._header + packed).addErrback(self._lost)
         final = message[0] == wamp.ERROR or not (type(message[2]) is dict and message[2].get("progress") is True)
+        if final:
+            caller.streams.discard(invocation_id)
         if final and realm.dealer.pending_calls_of(caller) == 0:  # type: ignore[arg-type]
             self._callers.pop((realm.name, caller.node, caller.session_id), None)
             realm.dealer.detach(caller)  # type: ignore[arg-type]
@@ -544,7 +563,19 @@ class ClusterNode:
         if caller is None:
             caller = self._callers[key] = RemoteCaller(self, realm, origin, caller_id, authid, authrole)
             realm.dealer.attach(caller)  # type: ignore[arg-type]
+        if options.get("progress") is True:
+            caller.streams.add(invocation_id)
         realm.dealer.route_call(caller, [wamp.CALL, invocation_id, options, procedure, *payload])  # type: ignore[arg-type]
+
+    def _on_chunk(self, origin: str, message: list) -> None:
+        _, realm_name, caller_id, invocation_id, procedure, progress, payload = message
+        caller = self._callers.get((realm_name, origin, caller_id))
+        if caller is None or caller.realm is None or invocation_id not in caller.streams:
+            return  # the invocation ended here meanwhile: its remaining chunks are dropped
+        if progress is not True:
+            caller.streams.discard(invocation_id)
+        options = {"progress": True} if progress is True else {}
+        caller.realm.dealer.route_call(caller, [wamp.CALL, invocation_id, options, procedure, *payload])  # type: ignore[arg-type]
 
     def _on_answer(self, origin: str, message: list) -> None:
         _, realm_name, invocation_id, answer = message
@@ -581,7 +612,13 @@ class ClusterNode:
             return
         handler(self, origin, message)
 
-    _handlers = {(CALL, 9): _on_call, (ANSWER, 4): _on_answer, (CANCEL, 5): _on_cancel, (KILL, 6): _on_kill}
+    _handlers = {
+        (CALL, 9): _on_call,
+        (ANSWER, 4): _on_answer,
+        (CANCEL, 5): _on_cancel,
+        (KILL, 6): _on_kill,
+        (CHUNK, 7): _on_chunk,
+    }
 
     def _read(self, payload: bytes) -> list | None:
         _, separator, body = payload.partition(b"\0")

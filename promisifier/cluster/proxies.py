@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from promisifier.router.dealer import Invocation
+from promisifier.router.passthru import PASSTHRU_ATTRIBUTES
 from promisifier.wire import ErrorURI
 from promisifier.wire.ids import IdSequence
 from promisifier.wire.messages import ERROR, INTERRUPT, INVOCATION, RESULT
@@ -28,7 +29,13 @@ if TYPE_CHECKING:
     from promisifier.router.routed import RoutedSession
 
 #: features every remote session has (the node at the other end decides for its own)
-_FEATURES = {"call_canceling", "progressive_call_results", "caller_identification"}
+_FEATURES = {
+    "call_canceling",
+    "progressive_call_results",
+    "progressive_call_invocations",
+    "caller_identification",
+    "payload_passthru_mode",
+}
 
 
 class _RemotePeer:
@@ -128,6 +135,8 @@ class RemoteCallee(_RemoteSession):
         self.handing: dict[int, tuple[Invocation, list[Any]]] = {}
         #: False once a call found nobody listening at the node (until one reaches it)
         self.reachable = True
+        #: progressive invocations whose last chunk is yet to come: invocation id -> procedure
+        self.streams: dict[int, str] = {}
 
     def __repr__(self) -> str:
         return f"<RemoteCallee {self.node} realm={self.realm and self.realm.name}>"
@@ -145,12 +154,20 @@ class RemoteCallee(_RemoteSession):
             options["receive_progress"] = True
         if "caller" in details:
             options["disclose_me"] = True
+        streaming = details.get("progress") is True
+        if streaming:
+            options["progress"] = True
+        for key in PASSTHRU_ATTRIBUTES:
+            if key in details:
+                options[key] = details[key]
         sent = self.cluster.forward_call(
             self, invocation_id, caller_id, caller.authid, caller.authrole, procedure, options, payload
         )
         if sent:
             self.calls[invocation_id] = caller_id
             self.handing[invocation_id] = (invocation, message)
+            if streaming:
+                self.streams[invocation_id] = procedure
         return sent
 
     def handed(self, invocation_id: int) -> None:
@@ -160,8 +177,12 @@ class RemoteCallee(_RemoteSession):
 
     def not_handed(self, invocation_id: int, why: str) -> None:
         """Nobody listens at the node (it is gone): nothing was invoked, so the call may
-        go to another callee of its registration."""
+        go to another callee of its registration (not a progressive invocation: its next
+        chunks may have gone to the node already)."""
         self.reachable = False
+        if invocation_id in self.streams:
+            self.fail(invocation_id, why)
+            return
         pending = self.handing.pop(invocation_id, None)
         if pending is None or self.calls.pop(invocation_id, None) is None or self.realm is None:
             return
@@ -169,16 +190,29 @@ class RemoteCallee(_RemoteSession):
         self.realm.dealer.redirect(invocation, message, why)
 
     def send(self, message: list[Any]) -> bool:
-        """The dealer's INTERRUPT (cancel, timeout, the caller left): forward it."""
-        if message[0] == INTERRUPT:
-            invocation_id, options = message[1], message[2]
-            caller_id = self.calls.get(invocation_id)
-            if caller_id is not None:
-                if options.get("mode") != "kill":
-                    del self.calls[invocation_id]
-                    self.handing.pop(invocation_id, None)
-                self.cluster.forward_cancel(self, caller_id, invocation_id, options.get("mode", "killnowait"))
+        """The dealer's INTERRUPT (cancel, timeout, the caller left) or the next chunk of a
+        progressive invocation (INVOCATION): forward it. False: the chunk cannot be encoded."""
+        kind, invocation_id = message[0], message[1]
+        caller_id = self.calls.get(invocation_id)
+        if caller_id is None:
+            return True  # finished meanwhile
+        if kind == INVOCATION:
+            progress = message[3].get("progress") is True
+            procedure = self.streams.get(invocation_id) if progress else self.streams.pop(invocation_id, None)
+            if procedure is None:
+                return True
+            return self.cluster.forward_chunk(self, caller_id, invocation_id, procedure, progress, message[4:])
+        if kind == INTERRUPT:
+            options = message[2]
+            if options.get("mode") != "kill":
+                self._forget(invocation_id)
+            self.cluster.forward_cancel(self, caller_id, invocation_id, options.get("mode", "killnowait"))
         return True
+
+    def _forget(self, invocation_id: int) -> None:
+        self.calls.pop(invocation_id, None)
+        self.handing.pop(invocation_id, None)
+        self.streams.pop(invocation_id, None)
 
     def answered(self, invocation_id: int, message: list[Any]) -> None:
         """The node's RESULT or ERROR for a call: to the dealer, as this callee's answer."""
@@ -187,19 +221,24 @@ class RemoteCallee(_RemoteSession):
         if realm is None or invocation_id not in self.calls:
             return  # finished meanwhile (timeout, cancel, the caller left)
         dealer = realm.dealer
+        details = message[3 if message[0] == ERROR else 2]
+        # what the caller's node passes on of the answer's details: passthru attributes
+        options = {key: details[key] for key in PASSTHRU_ATTRIBUTES if key in details} if type(details) is dict else {}
         if message[0] == RESULT:
-            options = message[2]
-            progress = type(options) is dict and options.get("progress") is True
-            if not progress:
-                del self.calls[invocation_id]
-            dealer.on_yield(self, [70, invocation_id, {"progress": True} if progress else {}, *message[3:]])
+            progress = type(details) is dict and details.get("progress") is True
+            if progress:
+                options["progress"] = True
+            else:
+                self._forget(invocation_id)
+            dealer.on_yield(self, [70, invocation_id, options, *message[3:]])
         elif message[0] == ERROR and len(message) >= 5:
-            del self.calls[invocation_id]
-            dealer.on_invocation_error(self, [ERROR, INVOCATION, invocation_id, {}, *message[4:]])
+            self._forget(invocation_id)
+            dealer.on_invocation_error(self, [ERROR, INVOCATION, invocation_id, options, *message[4:]])
 
     def fail(self, invocation_id: int, why: str) -> None:
         """The call may never have reached the node (the link is down, or it is lost)."""
         self.handing.pop(invocation_id, None)
+        self.streams.pop(invocation_id, None)
         if self.calls.pop(invocation_id, None) is not None and self.realm is not None:
             self.realm.dealer.on_invocation_error(
                 self, [ERROR, INVOCATION, invocation_id, {}, ErrorURI.CANCELED, [why]]
@@ -216,6 +255,8 @@ class RemoteCaller(_RemoteSession):
         self.session_id = session_id
         self.authid = authid
         self.authrole = authrole
+        #: its progressive invocations here whose next chunks may still come (invocation ids)
+        self.streams: set[int] = set()
 
     def __repr__(self) -> str:
         return f"<RemoteCaller {self.session_id} on {self.node}>"
