@@ -200,6 +200,10 @@ def test_a_shared_registration_is_one_registration_with_one_id_and_its_events_fi
         callees = yield answers(session, "wamp.registration.list_callees", everyone, registration_id)
         assert sorted(callees) == everyone
         assert (yield within(session.call("wamp.registration.count_callees", registration_id))) == 2
+    # created when its first callee anywhere registered, whichever node is asked
+    on_a = yield within(a.call("wamp.registration.get", registration_id))
+    on_b = yield within(b.call("wamp.registration.get", registration_id))
+    assert on_a == on_b
 
     yield within(first.unregister())
     assert (yield answers(b, "wamp.registration.list_callees", [b.session_id], registration_id)) == [b.session_id]

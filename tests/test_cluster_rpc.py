@@ -281,3 +281,40 @@ def test_a_killed_callers_node_interrupts_its_calls_on_other_nodes(two_nodes):
     # n2 counts n1 lost after its TTL: the callee gets INTERRUPT for both calls
     assert (yield until(lambda: sorted(slow.cancelled) == [0, 1], seconds=TTL + 4 * HEARTBEAT_INTERVAL + 1))
     yield leave_and_wait(callee)
+
+
+@pytest.mark.process
+@pytest_twisted.inlineCallbacks
+def test_a_late_result_for_a_killed_callers_call_is_dropped(two_nodes):
+    n1, n2 = two_nodes
+    callee = yield connect_autobahn(n2.url, session_class=WireSession)
+    callee.hold_interrupts = True  # the callee goes on as if it had not heard
+    pending: list[defer.Deferred] = []
+
+    def late(n):
+        pending.append(defer.Deferred())
+        return pending[-1]
+
+    yield within(callee.register(late, "com.late"))
+    yield within(callee.register(lambda: "alive", "com.alive"))
+    yield registered_on(n1, "com.late")
+    caller = yield within(promisifier.connect(n1.url, "realm1"))
+    caller.call("com.late", 1).addErrback(lambda _: None)
+    assert (yield until(lambda: len(pending) == 1))
+    n1.process.popen.send_signal(signal.SIGKILL)
+    assert (yield until(lambda: len(callee.held) == 1, seconds=TTL + 4 * HEARTBEAT_INTERVAL + 1))
+    assert callee.held[0].mode == "killnowait"
+
+    # the result comes after all: n2 drops it, and goes on serving
+    sent = len(callee.wire_sent)
+    pending[0].callback("too late")
+    assert (yield until(lambda: any(frame[0] == 70 for frame in callee.wire_sent[sent:])))
+    neighbour = yield within(promisifier.connect(n2.url, "realm1"))
+    assert (yield within(neighbour.call("com.alive"))) == "alive"
+    response = yield within(Agent(reactor).request(b"GET", f"{n2.http}/metrics".encode()))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # readBody over Agent's transport
+        metrics = yield within(readBody(response))
+    assert b'promisifier_pending_calls{realm="realm1"} 0.0' in metrics
+    yield within(neighbour.leave())
+    yield leave_and_wait(callee)

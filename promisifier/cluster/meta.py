@@ -19,9 +19,9 @@ one stream of meta events for all the nodes.
   (frozen past its time-to-live) and comes back publishes its entries again as new. While
   the link to Redis is down a node publishes the events as a lone router would, to its own
   subscribers.
-* **Procedures.** ``wamp.registration.list``/``lookup``/``match``/``get`` are answered by
-  the node's dealer (which mirrors every node's registrations); ``list_callees`` and
-  ``count_callees`` and every ``wamp.subscription`` procedure but ``remove_subscriber``
+* **Procedures.** ``wamp.registration.list``/``lookup``/``match`` are answered by the
+  node's dealer (which mirrors every node's registrations); ``get`` (whose ``created`` is
+  when the first callee anywhere registered), ``list_callees`` and ``count_callees`` and every ``wamp.subscription`` procedure but ``remove_subscriber``
   and ``get_events`` read the meta table (this node's own entries come from its own
   tables, the freshest). While the link is down they answer for this node alone.
 """
@@ -66,12 +66,14 @@ def item_id(kind: str, realm: str, uri: str, match: str) -> int:
 class _Item:
     """A registration or subscription of the whole cluster, as the meta table has it."""
 
-    __slots__ = ("id", "uri", "match", "created", "sessions")
+    __slots__ = ("id", "uri", "match", "invoke", "created", "sessions")
 
-    def __init__(self, item_id: int, uri: str, match: str) -> None:
+    def __init__(self, item_id: int, uri: str, match: str, invoke: str | None = None) -> None:
         self.id = item_id
         self.uri = uri
         self.match = match
+        #: a registration's invoke policy
+        self.invoke = invoke
         self.created = float("inf")
         self.sessions: list[int] = []
 
@@ -80,7 +82,10 @@ class _Item:
         self.created = min(self.created, created)
 
     def details(self) -> dict[str, Any]:
-        return {"id": self.id, "created": iso_8601(self.created), "uri": self.uri, "match": self.match}
+        details = {"id": self.id, "created": iso_8601(self.created), "uri": self.uri, "match": self.match}
+        if self.invoke is not None:
+            details["invoke"] = self.invoke
+        return details
 
 
 class _Table:
@@ -248,8 +253,13 @@ class ClusterMeta:
         procedures = realm.meta.procedures
         alone = self._alone.setdefault(realm.name, {})
         cluster: dict[str, _Handler] = {
-            "wamp.registration.list_callees": lambda c, a, k: self._callees(realm, a).addCallback(list),
-            "wamp.registration.count_callees": lambda c, a, k: self._callees(realm, a).addCallback(len),
+            "wamp.registration.get": lambda c, a, k: self._callees(realm, a).addCallback(lambda found: found.details()),
+            "wamp.registration.list_callees": lambda c, a, k: self._callees(realm, a).addCallback(
+                lambda found: found.sessions
+            ),
+            "wamp.registration.count_callees": lambda c, a, k: self._callees(realm, a).addCallback(
+                lambda found: len(found.sessions)
+            ),
             "wamp.subscription.list": lambda c, a, k: self._subscription_list(realm),
             "wamp.subscription.lookup": lambda c, a, k: self._subscription_lookup(realm, c, a, k),
             "wamp.subscription.match": lambda c, a, k: self._subscription_match(realm, c, a, k),
@@ -288,15 +298,25 @@ class ClusterMeta:
 
         return answer
 
-    def _callees(self, realm: Realm, args: list[Any]) -> defer.Deferred[list[int]]:
+    def _callees(self, realm: Realm, args: list[Any]) -> defer.Deferred[_Item]:
+        """The registration (which every node's dealer mirrors) with the callees of every
+        node, created when its first callee anywhere registered."""
         registration = realm.dealer.registration(args[0]) if args and type(args[0]) is int else None
         if registration is None:
             raise MetaError(ErrorURI.NO_SUCH_REGISTRATION, f"no registration {args[0] if args else None!r}")
-        here: list[int] = [callee.session_id for callee in registration.callees if not callee.remote]  # type: ignore[misc]
         node = self.bus.node
 
-        def merge(entries: list[MetaEntry]) -> list[int]:
-            return here + [e.session_id for e in entries if e.node != node]
+        def merge(entries: list[MetaEntry]) -> _Item:
+            found = _Item(registration.id, registration.uri, registration.match, registration.invoke)
+            for callee in registration.callees:
+                if not callee.remote:
+                    found.add(callee.session_id, registration.created)  # type: ignore[arg-type]
+            for e in entries:
+                if e.node != node:
+                    found.add(e.session_id, e.created)
+            if not found.sessions:
+                found.created = registration.created
+            return found
 
         return self.bus.meta_item("registration", realm.name, registration.uri, registration.match).addCallback(merge)
 
