@@ -416,3 +416,36 @@ def test_a_node_frozen_past_its_ttl_leaves_the_tables_and_comes_back_with_its_ev
     yield within(sleeper.leave())
     yield within(observer.leave())
     yield leave_and_wait(watcher.session)
+
+
+@pytest.mark.process
+@pytest_twisted.inlineCallbacks
+def test_callees_and_subscribers_on_another_node_can_be_removed(cluster):
+    n1, n2 = cluster("n1"), cluster("n2")
+    admin = yield within(promisifier.connect(n1.url, "realm1"))
+    here = yield within(promisifier.connect(n1.url, "realm1"))
+    there = yield within(promisifier.connect(n2.url, "realm1"))
+    registration = yield within(here.register("com.meta.both", lambda: "here", invoke="first"))
+    yield within(there.register("com.meta.both", lambda: "there", invoke="first"))
+    events: list = []
+    subscription = yield within(there.subscribe("com.meta.news", events.append))
+    r, t = registration.id, subscription.id
+    assert (yield answers(admin, "wamp.registration.count_callees", 2, r)) == 2
+    assert (yield answers(admin, "wamp.subscription.count_subscribers", 1, t)) == 1
+
+    assert (yield within(admin.call("wamp.registration.remove_callee", r, there.session_id))) is None
+    assert (yield answers(admin, "wamp.registration.list_callees", [here.session_id], r)) == [here.session_id]
+    assert (yield within(admin.call("wamp.subscription.remove_subscriber", t, there.session_id, "go away"))) is None
+    with pytest.raises(ApplicationError) as info:
+        yield answers(admin, "wamp.subscription.get", None, t)
+    assert info.value.error == "wamp.error.no_such_subscription"
+    yield within(admin.publish("com.meta.news", "unheard", acknowledge=True))
+    # a session that does not hold it, here or elsewhere
+    for session_id in (there.session_id, 12345):
+        with pytest.raises(ApplicationError) as info:
+            yield within(admin.call("wamp.registration.remove_callee", r, session_id))
+        assert info.value.error == "wamp.error.no_such_session"
+    assert (yield within(there.call("com.meta.both"))) == "here"
+    assert events == []
+    for session in (admin, here, there):
+        yield within(session.leave())

@@ -21,9 +21,11 @@ one stream of meta events for all the nodes.
   subscribers.
 * **Procedures.** ``wamp.registration.list``/``lookup``/``match`` are answered by the
   node's dealer (which mirrors every node's registrations); ``get`` (whose ``created`` is
-  when the first callee anywhere registered), ``list_callees`` and ``count_callees`` and every ``wamp.subscription`` procedure but ``remove_subscriber``
-  and ``get_events`` read the meta table (this node's own entries come from its own
-  tables, the freshest). While the link is down they answer for this node alone.
+  when the first callee anywhere registered), ``list_callees``, ``count_callees`` and every
+  ``wamp.subscription`` procedure but ``get_events`` read the meta table (this node's own
+  entries come from its own tables, the freshest); ``remove_callee`` and
+  ``remove_subscriber`` of another node's session are sent to that node, which revokes it.
+  While the link is down they answer for this node alone.
 """
 
 from __future__ import annotations
@@ -66,7 +68,7 @@ def item_id(kind: str, realm: str, uri: str, match: str) -> int:
 class _Item:
     """A registration or subscription of the whole cluster, as the meta table has it."""
 
-    __slots__ = ("id", "uri", "match", "invoke", "created", "sessions")
+    __slots__ = ("id", "uri", "match", "invoke", "created", "sessions", "nodes")
 
     def __init__(self, item_id: int, uri: str, match: str, invoke: str | None = None) -> None:
         self.id = item_id
@@ -76,9 +78,12 @@ class _Item:
         self.invoke = invoke
         self.created = float("inf")
         self.sessions: list[int] = []
+        #: session id -> its node
+        self.nodes: dict[int, str] = {}
 
-    def add(self, session_id: int, created: float) -> None:
+    def add(self, session_id: int, created: float, node: str) -> None:
         self.sessions.append(session_id)
+        self.nodes[session_id] = node
         self.created = min(self.created, created)
 
     def details(self) -> dict[str, Any]:
@@ -95,13 +100,13 @@ class _Table:
         self.by_id: dict[int, _Item] = {}
         self.index: UriIndex[_Item] = UriIndex()
 
-    def add(self, kind: str, realm: str, uri: str, match: str, session_id: int, created: float) -> None:
+    def add(self, kind: str, realm: str, uri: str, match: str, session_id: int, created: float, node: str) -> None:
         found = self.index.get(uri, match)
         if found is None:
             found = _Item(item_id(kind, realm, uri, match), uri, match)
             self.index.add(uri, match, found)
             self.by_id[found.id] = found
-        found.add(session_id, created)
+        found.add(session_id, created, node)
 
     def get(self, args: list[Any]) -> _Item:
         found = self.by_id.get(args[0]) if args and type(args[0]) is int else None
@@ -113,9 +118,11 @@ class _Table:
 class ClusterMeta:
     """The meta API's cluster-wide part for one node (see the module docstring)."""
 
-    def __init__(self, router: Router, bus: Bus) -> None:
+    def __init__(self, router: Router, bus: Bus, send: Callable[[str, list[Any]], None]) -> None:
         self.router = router
         self.bus = bus
+        #: sends a revocation to another node: (node, [realm, kind, uri, match, session id, reason])
+        self._send = send
         #: realm name -> the meta procedures the realm answers alone, replaced while linked
         self._alone: dict[str, dict[str, _Handler]] = {}
 
@@ -272,6 +279,8 @@ class ClusterMeta:
             "wamp.subscription.count_subscribers": lambda c, a, k: self._subscriptions(realm).addCallback(
                 lambda table: len(table.get(a).sessions)
             ),
+            "wamp.registration.remove_callee": lambda c, a, k: self._revoke(realm, "registration", c, a, k),
+            "wamp.subscription.remove_subscriber": lambda c, a, k: self._revoke(realm, "subscription", c, a, k),
         }
         for name, handler in cluster.items():
             alone.setdefault(name, procedures[name])
@@ -310,10 +319,10 @@ class ClusterMeta:
             found = _Item(registration.id, registration.uri, registration.match, registration.invoke)
             for callee in registration.callees:
                 if not callee.remote:
-                    found.add(callee.session_id, registration.created)  # type: ignore[arg-type]
+                    found.add(callee.session_id, registration.created, node)  # type: ignore[arg-type]
             for e in entries:
                 if e.node != node:
-                    found.add(e.session_id, e.created)
+                    found.add(e.session_id, e.created, e.node)
             if not found.sessions:
                 found.created = registration.created
             return found
@@ -334,10 +343,11 @@ class ClusterMeta:
                         subscription.match,
                         subscriber.session_id,  # type: ignore[arg-type]
                         subscription.created,
+                        node,
                     )
             for e in entries:
                 if e.node != node:
-                    table.add(e.kind, e.realm, e.uri, e.match, e.session_id, e.created)
+                    table.add(e.kind, e.realm, e.uri, e.match, e.session_id, e.created, e.node)
             return table
 
         return self.bus.meta_table("subscription", realm.name).addCallback(merge)
@@ -366,3 +376,47 @@ class ClusterMeta:
         self._alone[realm.name]["wamp.subscription.match"](caller, args, kwargs)  # checks the arguments
         uri = args[0]
         return self._subscriptions(realm).addCallback(lambda table: [i.id for i in table.index.all(uri)] or None)
+
+    # -- revocation ---------------------------------------------------------------------------
+
+    def _revoke(
+        self, realm: Realm, kind: str, caller: Any, args: list[Any], kwargs: dict[str, Any]
+    ) -> defer.Deferred[None]:
+        """``remove_callee`` / ``remove_subscriber``: here for a session of this node, else
+        by the node of the session."""
+        name = "wamp.registration.remove_callee" if kind == "registration" else "wamp.subscription.remove_subscriber"
+        session_id = args[1] if len(args) > 1 and type(args[1]) is int else None
+        if session_id is None or session_id in realm.sessions:
+            return defer.maybeDeferred(self._alone[realm.name][name], caller, args, kwargs)
+        reason = args[2] if len(args) > 2 else kwargs.get("reason")
+        if reason is not None and type(reason) is not str:
+            raise MetaError(ErrorURI.INVALID_ARGUMENT, "reason must be a string")
+        if kind == "registration":
+            found = self._callees(realm, args)
+        else:
+            found = self._subscriptions(realm).addCallback(lambda table: table.get(args))
+
+        def revoke(item: _Item) -> None:
+            node = item.nodes.get(session_id)
+            if node is None or node == self.bus.node:
+                raise MetaError(ErrorURI.NO_SUCH_SESSION, f"no session {session_id!r} on {kind} {item.id}")
+            self._send(node, [realm.name, kind, item.uri, item.match, session_id, reason])
+
+        return found.addCallback(revoke)
+
+    def revoke_here(
+        self, realm_name: str, kind: str, uri: str, match: str, session_id: int, reason: str | None
+    ) -> None:
+        """Another node asked to revoke a registration or subscription of a session here."""
+        realm = self.router.realms.get(realm_name)
+        session = realm.sessions.get(session_id) if realm is not None else None
+        if realm is None or session is None:
+            return  # gone meanwhile
+        if kind == "registration":
+            registration = realm.dealer.lookup(uri, match)
+            if registration is not None:
+                realm.dealer.remove_callee(registration, session, reason)
+        else:
+            subscription = realm.broker.lookup(uri, match)
+            if subscription is not None:
+                realm.broker.remove_subscriber(subscription, session, reason)

@@ -34,6 +34,8 @@ it is:
 * :data:`KILL` ``[KILL, realm, session ids, reason, message, silently]`` (``wamp.session.kill*``)
 * :data:`CHUNK` ``[CHUNK, realm, caller id, invocation id, procedure, progress, payload]``:
   the next chunk of a progressive invocation (a CALL with ``progress``), after its CALL
+* :data:`REVOKE` ``[REVOKE, realm, kind, uri, match, session id, reason]``
+  (``wamp.registration.remove_callee``, ``wamp.subscription.remove_subscriber``)
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ ANSWER = 3
 CANCEL = 4
 KILL = 5
 CHUNK = 6
+REVOKE = 7
 
 _Key = tuple[str, str, str]
 
@@ -102,7 +105,7 @@ class ClusterNode:
         self._table_version: int | None = None
         self._waiting_changes: list[RegistrationChange] = []
         #: the registration and subscription meta API of the whole cluster
-        self.meta = ClusterMeta(router, bus)
+        self.meta = ClusterMeta(router, bus, self._send_revoke)
 
     # -- start and stop --------------------------------------------------------------------
 
@@ -340,6 +343,14 @@ class ClusterNode:
         for node, ids in by_node.items():
             payload = self._header + self._packer.pack([KILL, realm, ids, reason, message, silently])
             self.bus.send(node, payload).addErrback(self._lost)
+
+    def _send_revoke(self, node: str, fields: list) -> None:
+        payload = self._header + self._packer.pack([REVOKE, *fields])
+        self.bus.send(node, payload).addErrback(self._lost)
+
+    def _on_revoke(self, origin: str, message: list) -> None:
+        _, realm_name, kind, uri, match, session_id, reason = message
+        self.meta.revoke_here(realm_name, kind, uri, match, session_id, reason)
 
     def _on_kill(self, origin: str, message: list) -> None:
         _, realm_name, session_ids, reason, text, silently = message
@@ -618,6 +629,7 @@ class ClusterNode:
         (CANCEL, 5): _on_cancel,
         (KILL, 6): _on_kill,
         (CHUNK, 7): _on_chunk,
+        (REVOKE, 7): _on_revoke,
     }
 
     def _read(self, payload: bytes) -> list | None:
