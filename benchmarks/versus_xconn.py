@@ -4,9 +4,10 @@ The same harness and load generators measure promisifier's relay and XConn's rou
 (``Router`` + ``Server`` on aiohttp, :mod:`benchmarks.xconn_router`, run under the
 interpreter of a virtualenv that has ``xconn``: ``python3 -m venv benchmarks/.venv-xconn &&
 benchmarks/.venv-xconn/bin/pip install xconn``; not a dependency of promisifier). For each
-of ``--rounds`` rounds, promisifier then XConn: ``rpc`` (W = 16 per caller, 2 callers),
-``fanout`` to ``--subscribers`` (100) subscribers and ``latency`` (one call at a time), each
-with its own defaults and the ``--seconds``/``--repeat`` given here. Figures per serializer S:
+of ``--rounds`` rounds, promisifier then XConn, per serializer and each on a router of its
+own: ``rpc`` (W = 16 per caller, 2 callers), ``fanout`` to ``--subscribers`` (100)
+subscribers and ``latency`` (one call at a time), each with its own defaults and the
+``--seconds``/``--repeat`` given here. Figures per serializer S:
 
 * ``xconn.R.rpc.S.capacity``, ``xconn.R.fanout.S.capacity``, ``xconn.R.latency.S.p50`` /
   ``.p99`` for R = promisifier and xconn (medians over the rounds; every figure of every
@@ -62,8 +63,13 @@ def run(args: argparse.Namespace) -> tuple[list[dict], dict]:
     rounds: list[dict] = []
     for _ in range(args.rounds):
         for relay in RELAYS:
-            figures = _part(rpc, args, relay) + _part(fanout, args, relay, subscribers=[args.subscribers])
-            figures += _part(latency, args, relay)
+            figures = []
+            # a fresh router per serializer: XConn's keeps the registrations of sessions
+            # that are gone (its Server never detaches them), so a second callee of the
+            # same procedure would be refused
+            for serializer in args.serializers:
+                for module, more in ((rpc, {}), (fanout, {"subscribers": [args.subscribers]}), (latency, {})):
+                    figures += _part(module, args, relay, serializers=[serializer], **more)
             rounds.append({"relay": relay, "results": figures})
             for figure in figures:
                 seen.setdefault(f"{relay}.{figure['name']}", []).append(figure["value"])

@@ -373,6 +373,13 @@ def test_json_with_long_digit_runs_is_still_checked_by_orjson(payload: bytes) ->
         JSON.decode(payload)
 
 
+def test_json_integers_just_beyond_64_bits_alone_in_a_message_are_exact() -> None:
+    """19 digits in all, the fewest an integer beyond 64 bits has: the digit count before
+    the scan lets them through."""
+    assert same(JSON.decode(b"[-9223372036854775809]"), [-9223372036854775809])
+    assert same(JSON.decode(b"[18446744073709551616]"), [18446744073709551616])
+
+
 def test_json_long_digit_runs_in_strings_stay_strings() -> None:
     assert JSON.decode(b'[1,"12345678901234567890",12345678901234567890]') == [
         1,

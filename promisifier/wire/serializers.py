@@ -106,10 +106,13 @@ def _check_no_nul_text(root: Any) -> None:
 # to write them. Such an integer has 19 digits or more (-9223372036854775809 has 19): a
 # payload without a run of 19 digits, nearly every payload, is read by orjson alone. With
 # one, the stdlib json (integers of any size) reads it again after orjson has checked it.
-# The run is found by mapping every digit to "0" and searching for 19 of them: about a
-# third of orjson's own time on a small message (a regular expression takes three times
-# orjson's).
-_DIGITS_AS_ZERO = bytes.maketrans(b"0123456789", b"0000000000")
+# The run is found by mapping every digit to "0" and searching for 19 of them: about as
+# long as orjson's own time on a small message (a regular expression takes two to five
+# times that). Before it, a cheaper test: a payload with fewer than 19 digits in all (what
+# deleting the digits takes off its length), such as most messages a client sends, has no
+# such run.
+_DIGITS = b"0123456789"
+_DIGITS_AS_ZERO = bytes.maketrans(_DIGITS, b"0" * 10)
 _LONG_DIGIT_RUN = b"0" * 19
 _ORJSON_INT_OVERFLOW = "Integer exceeds 64-bit range"
 
@@ -155,7 +158,8 @@ class JsonSerializer:
             message = orjson.loads(payload)
         except orjson.JSONDecodeError as error:
             raise DecodeError(f"invalid JSON: {error}") from None
-        if _LONG_DIGIT_RUN in payload.translate(_DIGITS_AS_ZERO):
+        digits = len(payload) - len(payload.translate(None, _DIGITS))
+        if digits >= 19 and _LONG_DIGIT_RUN in payload.translate(_DIGITS_AS_ZERO):
             # orjson has checked the text; the stdlib json keeps integers beyond 64 bits.
             try:
                 message = json.loads(payload, parse_constant=_refuse_constant)
