@@ -4,7 +4,8 @@ The parent process listens on every listener's endpoint string itself, with Twis
 endpoints (so ``tcp:``, ``tcp6:``, ``ssl:`` and ``unix:`` mean, and fail, exactly what they
 mean for a lone relay), but never accepts: it stops reading at once and hands the socket to
 each worker as an inherited file descriptor. Each worker adopts it
-(``reactor.adoptStreamPort``): one accept queue, served by whichever worker is free. A TLS
+(as ``reactor.adoptStreamPort`` does): one accept queue, served by whichever worker is
+free, one connection at a time. A TLS
 listener shares its TCP socket, and each worker runs TLS itself with the context its own
 endpoint string gives (what Twisted's ``listenSSL`` does over a TCP port).
 
@@ -22,7 +23,7 @@ import stat
 from dataclasses import dataclass
 from typing import Any
 
-from twisted.internet import defer, unix
+from twisted.internet import defer, tcp, unix
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
 from twisted.internet.protocol import Factory, Protocol
@@ -69,7 +70,26 @@ def listen_unread(endpoint: IStreamServerEndpoint) -> IListeningPort:
     return port
 
 
-class _SharedUnixPort(unix.Port):
+class _OneAtATime:
+    """A shared port accepts one connection each time its socket is ready: every idle
+    worker is woken, and each takes one, so connections arriving together spread over the
+    workers (Twisted's ports take up to a hundred at once, growing the batch under load: one
+    worker would take a whole burst), and a busy worker, woken later, takes fewer."""
+
+    @property
+    def numberAccepts(self) -> int:  # noqa: N802 - Twisted's attribute
+        return 1
+
+    @numberAccepts.setter
+    def numberAccepts(self, value: int) -> None:  # noqa: N802
+        pass
+
+
+class _SharedTCPPort(_OneAtATime, tcp.Port):
+    """A TCP port on an adopted socket (Twisted's spares an adopted socket when it stops)."""
+
+
+class _SharedUnixPort(_OneAtATime, unix.Port):
     """A UNIX port on an adopted socket that leaves the socket alone when it stops: the
     parent owns the file, and the other workers still serve it. (Twisted's own shuts the
     socket down, which stops it for every process, and removes the file; its TCP port
@@ -112,7 +132,10 @@ class AdoptedEndpoint:
                 port.mode = stat.S_IMODE(os.stat(port._bindPath).st_mode)
                 port.startListening()
             else:
-                port = self.reactor.adoptStreamPort(self.inherited.fd, self.inherited.family, factory)
+                port = _SharedTCPPort._fromListeningDescriptor(
+                    self.reactor, self.inherited.fd, self.inherited.family, factory
+                )
+                port.startListening()
         except Exception:  # noqa: BLE001 - handed to the caller as listen() failures are
             return defer.fail()
         return defer.succeed(port)
