@@ -13,6 +13,7 @@ import re
 import signal
 import socket
 import ssl
+import stat
 import sys
 from pathlib import Path
 
@@ -256,7 +257,8 @@ def test_a_worker_that_dies_is_replaced(workers_relay):
 
 def test_the_workers_share_a_unix_socket_that_outlives_one_of_them(workers_relay, tmp_path):
     path = tmp_path / "relay.sock"
-    relay = workers_relay(2, "--endpoint", f"unix:{path}")
+    relay = workers_relay(2, "--endpoint", f"unix:{path}:mode=600")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600  # the workers keep the endpoint's mode
     nodes = set()
     for _ in range(ATTEMPTS):
         nodes.add(_health_over_unix(path)["cluster"]["node"])
@@ -383,3 +385,32 @@ def test_sighup_reaches_every_worker(workers_relay, tmp_path):
     for session in sessions.values():
         yield leave(session)
     assert relay.process.stop() == 0
+
+
+def test_a_worker_that_dies_before_serving_stops_the_relay_with_exit_code_1(processes, tmp_path):
+    broken = tmp_path / "broken" / "promisifier"
+    broken.mkdir(parents=True)
+    (broken / "__init__.py").write_text("raise SystemExit(3)\n")
+    port = free_ports(1)[0]
+    # the parent runs the real promisifier; the workers it spawns find the broken one first
+    process = processes(
+        [
+            sys.executable,
+            "-c",
+            "import os, sys, runpy; import promisifier.relay.workers;"
+            " os.environ['PYTHONPATH'] = sys.argv[1] + os.pathsep + os.environ['PYTHONPATH']; sys.argv[1:] = sys.argv[2:];"
+            " runpy.run_module('promisifier', run_name='__main__')",
+            str(broken.parent),
+            "relay",
+            "--workers",
+            "2",
+            "--endpoint",
+            f"tcp:{port}:interface=127.0.0.1",
+        ]
+    )
+    assert process.wait() == 1
+    assert re.search(r"a worker failed: worker \d exited with code 3 before it served; stopping", process.output)
+    redis_pid = int(re.search(r"private redis-server \(pid (\d+)\)", process.output).group(1))
+    assert not _alive(redis_pid)
+    with socket.socket() as probe:  # nothing listens any more
+        assert probe.connect_ex(("127.0.0.1", port)) != 0
