@@ -449,3 +449,22 @@ def test_callees_and_subscribers_on_another_node_can_be_removed(cluster):
     assert events == []
     for session in (admin, here, there):
         yield within(session.leave())
+
+
+@pytest.mark.process
+@pytest_twisted.inlineCallbacks
+def test_a_node_that_stops_cleanly_takes_its_registrations_and_subscriptions_with_their_events(cluster):
+    n1, n2 = cluster("n1"), cluster("n2")
+    watcher = MetaWatcher((yield connect_autobahn(n2.url)))
+    yield watcher.start()
+    leaving = yield within(promisifier.connect(n1.url, "realm1"))
+    registration = yield within(leaving.register("com.meta.bye", lambda: None))
+    subscription = yield within(leaving.subscribe("com.meta.bye", lambda *args: None))
+    r, t, s = registration.id, subscription.id, leaving.session_id
+    assert (yield until(lambda: len(watcher.of(r)) == 2 and len(watcher.of(t)) == 2))
+
+    n1.process.stop()
+    assert (yield until(lambda: len(watcher.of(r)) == 4 and len(watcher.of(t)) == 4))
+    assert watcher.of(r)[2:] == [("registration.on_unregister", s), ("registration.on_delete", s)]
+    assert watcher.of(t)[2:] == [("subscription.on_unsubscribe", s), ("subscription.on_delete", s)]
+    yield leave_and_wait(watcher.session)

@@ -120,6 +120,13 @@ class ClusterNode:
     @defer.inlineCallbacks
     def stop(self) -> Any:
         """Leave the cluster (the router goes on alone)."""
+        if self.bus.up:
+            try:
+                # the meta table's answers to changes on their way come first: their events
+                # still go to the other nodes
+                yield self.meta.leave()
+            except LinkDown:
+                pass  # the reaper does it
         router = self.router
         router.session_id_source = random_id
         router.on_realm_opened = None
@@ -131,7 +138,6 @@ class ClusterNode:
         self._drop_remote_sessions("this node left the cluster")
         if self.bus.up:
             try:
-                yield self.meta.leave()
                 yield self.bus.forget(self.node)
             except LinkDown:
                 pass  # the reaper does it
