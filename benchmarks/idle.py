@@ -19,15 +19,22 @@ callee (``--seconds``, ``--repeat``), both on the relay. Figures per transport a
 * ``idle.T.nN.rss``                 the relay's RSS with the N sessions, in MB
 * ``idle.T.nN.join_rate``           sessions connected and joined per second
 * ``idle.T.nN.call.p50``, ``.p99``  latency of those calls, in ms
+
+With ``--workers N`` the relay is ``relay --workers N`` (N processes sharing the port, joined
+on a private redis-server; each process has its own open files limit): its memory is that
+of all its processes, and the JSON has the sessions each worker holds.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-from benchmarks import harness, rpc
+from benchmarks import harness, rpc, workers
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,10 +55,47 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=SESSIONS_PER_SOURCE,
         help=f"sessions per source address in 127.0.0.0/8 (default {SESSIONS_PER_SOURCE})",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="run the relay as `relay --workers N` (WebSocket; its memory: every process of it together)",
+    )
 
+
+#: seconds the sessions of one run may take to join (100,000 take several minutes here)
+JOIN_TIMEOUT = 900
 
 #: files the relay keeps open besides its sessions (listeners, logs, the callee and caller)
 SPARE_FILES = 64
+
+
+class _WorkersRelay(workers.WorkersRelay):
+    """``relay --workers N``: its memory is that of the parent, every worker and the
+    private redis-server together."""
+
+    def rss(self) -> int | None:
+        return sum(harness.rss_bytes(pid) for pid in self.processes()) if self.pid else None
+
+
+@contextmanager
+def relay_of(args: argparse.Namespace, transport: str) -> Iterator[harness.Server]:
+    """The relay under test: ``--workers 1``, the lone relay; more, ``relay --workers N``."""
+    if args.workers == 1:
+        with harness.server("relay", transport, args, args.log_dir) as relay:
+            yield relay
+        return
+    if transport != "ws":
+        raise SystemExit("idle --workers: WebSocket only")
+    port = harness.free_port()
+    argv = harness.relay_argv("relay", "ws", {"ws": port}, args) + ["--workers", str(args.workers)]
+    name = f"idle-workers-{args.workers}-{os.getpid()}"
+    running = _WorkersRelay(argv, f"ws://127.0.0.1:{port}/ws", args.log_dir, name, args.workers)
+    try:
+        running.start()
+        yield running
+    finally:
+        running.stop(timeout=60.0)
 
 
 def open_files_limit(pid: int | None) -> int | None:
@@ -107,10 +151,10 @@ def run(args: argparse.Namespace) -> tuple[list[dict], dict]:
     serializer = args.serializers[0]
     for transport in args.transports:
         for n in args.sessions:
-            with harness.server("relay", transport, args, args.log_dir) as relay:
+            with relay_of(args, transport) as relay:
                 runs[f"{transport}.server"] = relay.command
                 limit = open_files_limit(relay.pid)
-                if limit is not None and n + SPARE_FILES > limit:
+                if limit is not None and n / args.workers + SPARE_FILES > limit:
                     raise SystemExit(
                         f"the relay may open {limit} files: too few for {n} sessions (a connection is one); "
                         f"at most {limit - SPARE_FILES} sessions on this machine"
@@ -129,14 +173,16 @@ def run(args: argparse.Namespace) -> tuple[list[dict], dict]:
                                 serializer=serializer,
                                 sessions=count,
                                 bind=source,
+                                deadline=JOIN_TIMEOUT + 600,
                             )
                         )
                     for worker in started:
-                        worker.wait_ready(300)
+                        worker.wait_ready(JOIN_TIMEOUT)
                     joined_in = time.perf_counter() - started_at
                     time.sleep(args.settle)
                     after = relay.rss()
                     counts = None
+                    spread_over_workers = workers.spread(relay.urls[transport]) if args.workers > 1 else None
                     windows = rpc.call_round(
                         args,
                         relay,
@@ -147,6 +193,15 @@ def run(args: argparse.Namespace) -> tuple[list[dict], dict]:
                         latency=True,
                         callers=1,
                         sessions=1,
+                        before_callers=(
+                            (
+                                lambda url=relay.urls[transport]: workers.routed_everywhere(
+                                    url, args.workers, rpc.PROCEDURE
+                                )
+                            )
+                            if args.workers > 1
+                            else None
+                        ),
                     )
                 latencies = harness.percentiles(
                     [v for w in windows for r in w["results"] for v in r.get("latencies_us", ())]
@@ -176,6 +231,7 @@ def run(args: argparse.Namespace) -> tuple[list[dict], dict]:
                     "source_addresses": len({source for _, source in plan}),
                     "state": counts,
                     "relay_open_files_limit": limit,
+                    "sessions_per_worker": spread_over_workers,
                     "calls": {k: round(v / 1000, 4) if k != "n" else v for k, v in latencies.items()},
                     "call_windows": harness.summarize(windows, rpc.calls_per_second)["runs"],
                 }

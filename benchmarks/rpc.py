@@ -55,6 +55,7 @@ def call_round(
     latency: bool = False,
     callers: int | None = None,
     sessions: int | None = None,
+    before_callers: Any = None,
 ) -> list[dict]:
     """The measured windows of calls (``--repeat`` of them) with one set of processes."""
     log_dir: Path = args.log_dir
@@ -64,6 +65,8 @@ def call_round(
             callee = harness.Worker("callee", url, log_dir, serializer=serializer, procedure=PROCEDURE, lean=lean)
             started.append(callee)
             callee.wait_ready(60)
+        if before_callers is not None:
+            before_callers()  # e.g. until every worker of a relay routes the procedure
         for _ in range(callers if callers is not None else args.callers):
             started.append(
                 harness.Worker(
