@@ -2,7 +2,7 @@
 
 No sockets, kernel or scheduler are involved.
 
-A :class:`promisifier.router.Router` gets two connections built by the factories of
+A :class:`promisifier.router.RouterCore` gets two connections built by the factories of
 :mod:`promisifier.listen` (``websocket_factory`` for ``ws``: autobahn's WebSocket server
 protocol, HTTP upgrade included; ``rawsocket_factory`` for ``rs``) on in-memory transports
 that count and drop what is written. A callee session registers ``com.bench.echo`` and a caller
@@ -42,7 +42,7 @@ from twisted.internet.task import Clock
 from benchmarks import harness
 from benchmarks.servers import EchoRawSocket, EchoWebSocket
 from promisifier.listen import ListenerOptions, rawsocket_factory, websocket_factory
-from promisifier.router import Router, RouterConfig
+from promisifier.router import RouterConfig, RouterCore
 from promisifier.transport.rawsocket import RawSocketServerFactory
 from promisifier.transport.rawsocket_framing import SERIALIZER_IDS, handshake_octets
 from promisifier.wire import SERIALIZERS
@@ -206,7 +206,7 @@ def _best_run(run: Any, repeat: int) -> tuple[float, list[float]]:
 
 def relay_path(transport_kind: str, serializer: str, calls: int, batch: int, repeat: int, payload: int) -> dict:
     """µs per relayed call (the best of ``repeat`` runs of ``calls`` calls)."""
-    router = Router(RouterConfig(realms=("realm1",)), reactor=Clock())
+    router = RouterCore(RouterConfig(realms=("realm1",)), reactor=Clock())
     options = ListenerOptions.from_config(router.config)
     factory = websocket_factory(router, options) if transport_kind == "ws" else rawsocket_factory(router, options)
     callee = Client(factory, transport_kind, serializer)

@@ -1,6 +1,6 @@
 """Servers the benchmarks start as processes: ``python -m benchmarks.servers KIND ...``.
 
-* ``relay``     a :class:`promisifier.router.Router` listening for WebSocket (``--ws``) and
+* ``relay``     a :class:`promisifier.router.RouterCore` listening for WebSocket (``--ws``) and
   RawSocket (``--rs``) clients, realm ``realm1``. ``--embedded`` uses
   :class:`promisifier.embed.Router` instead and registers ``com.bench.echo`` from an
   in-process session (a procedure inside the relay; it returns its first argument).
@@ -74,9 +74,9 @@ def start_relay(args: argparse.Namespace):
 
         yield session.register("com.bench.echo", echo)
     else:
-        from promisifier.router import Router
+        from promisifier.router import RouterCore
 
-        router = Router(config)
+        router = RouterCore(config)
     if args.ws:
         yield listen(router, ListenerOptions.from_config(config, endpoint=args.ws, path="/ws"))
     if args.rs:

@@ -1,6 +1,6 @@
 """The router inside your own Twisted program, with in-process sessions.
 
-:class:`Router` is the core router (:class:`promisifier.router.Router`) plus its
+:class:`Router` is the core router (:class:`promisifier.router.RouterCore`) plus its
 network entry points (:mod:`promisifier.listen`) and :meth:`Router.session`: a client :class:`~promisifier.client.Session` joined to a realm
 of the same router through an in-process link. Messages cross the link as lists, without
 serialization (arguments are passed by reference: don't mutate what you receive).
@@ -23,7 +23,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from promisifier.client.session import Session
 from promisifier.listen import Listening
 from promisifier.router.auth import AuthConfig, Authenticator
-from promisifier.router.router import Router as CoreRouter
+from promisifier.router.router import RouterCore
 from promisifier.transport.closing import CloseCode
 from promisifier.transport.stats import ConnectionStats
 
@@ -118,7 +118,7 @@ def local_link(clock: IReactorTime, description: str = "local") -> tuple[_LocalE
     return client_end, router_end
 
 
-class Router(Listening, CoreRouter):
+class Router(Listening, RouterCore):
     """A WAMP router to embed in a Twisted program: the core router, its network entry
     points (:class:`~promisifier.listen.Listening`: ``listen``, ``site``, ``resource``,
     ``websocket_factory``, ``rawsocket_factory``) and in-process sessions.

@@ -40,7 +40,7 @@ from promisifier.transport.websocket import WampServerFactory
 
 if TYPE_CHECKING:
     from promisifier.router.config import RouterConfig
-    from promisifier.router.router import Router
+    from promisifier.router.router import RouterCore
     from promisifier.router.session import RouterSession
 
 DEFAULT_PATH = "/ws"
@@ -100,7 +100,7 @@ class ListenerOptions:
         return replace(options, **chosen) if chosen else options
 
 
-def session_factory(router: Router, auth: AuthConfig | None) -> Callable[[Peer], RouterSession]:
+def session_factory(router: RouterCore, auth: AuthConfig | None) -> Callable[[Peer], RouterSession]:
     """What a transport calls for each new connection: a router session using ``auth``'s
     methods (None: the router's)."""
     if auth is None:
@@ -109,7 +109,7 @@ def session_factory(router: Router, auth: AuthConfig | None) -> Callable[[Peer],
     return lambda peer: router.new_session(peer, authenticator)
 
 
-def websocket_factory(router: Router, options: ListenerOptions) -> WampServerFactory:
+def websocket_factory(router: RouterCore, options: ListenerOptions) -> WampServerFactory:
     """An autobahn server factory that feeds WebSocket connections into ``router``."""
     return WampServerFactory(
         session_factory(router, options.auth),
@@ -137,7 +137,7 @@ def _rawsocket_settings(options: ListenerOptions) -> dict[str, Any]:
     }
 
 
-def rawsocket_factory(router: Router, options: ListenerOptions) -> RawSocketServerFactory:
+def rawsocket_factory(router: RouterCore, options: ListenerOptions) -> RawSocketServerFactory:
     """A Twisted server factory speaking WAMP over RawSocket (length-prefixed frames on
     TCP, TLS or a UNIX socket) into ``router``; listen with any server endpoint."""
     return RawSocketServerFactory(
@@ -145,13 +145,15 @@ def rawsocket_factory(router: Router, options: ListenerOptions) -> RawSocketServ
     )
 
 
-def reconfigure_rawsocket_factory(factory: RawSocketServerFactory, router: Router, options: ListenerOptions) -> None:
+def reconfigure_rawsocket_factory(
+    factory: RawSocketServerFactory, router: RouterCore, options: ListenerOptions
+) -> None:
     """Give a listening RawSocket factory new options (after a reload): new connections
     get them; open ones keep their session."""
     factory.configure(session_factory(router, options.auth), **_rawsocket_settings(options))
 
 
-def websocket_resource(router: Router, options: ListenerOptions) -> WebSocketResource:
+def websocket_resource(router: RouterCore, options: ListenerOptions) -> WebSocketResource:
     """A ``twisted.web`` resource speaking WAMP over WebSocket into ``router``."""
     return WebSocketResource(websocket_factory(router, options))
 
@@ -190,13 +192,13 @@ def deadline_site(root: IResource, options: ListenerOptions, reactor: Any) -> Ha
     return HandshakeDeadlineSite(root, options.open_handshake_timeout, reactor=reactor)
 
 
-def site(router: Router, options: ListenerOptions) -> HandshakeDeadlineSite:
+def site(router: RouterCore, options: ListenerOptions) -> HandshakeDeadlineSite:
     """A web site serving :func:`websocket_resource` at ``options.path``."""
     root = mount({options.path: websocket_resource(router, options)})
     return deadline_site(root, options, router.reactor)
 
 
-def listen(router: Router, options: ListenerOptions) -> defer.Deferred[IListeningPort]:
+def listen(router: RouterCore, options: ListenerOptions) -> defer.Deferred[IListeningPort]:
     """Serve WAMP over WebSocket at ``options.path`` on ``options.endpoint``."""
     endpoint = options.endpoint
     if isinstance(endpoint, str):

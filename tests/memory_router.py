@@ -1,6 +1,6 @@
 """The router driven in memory: decoded WAMP messages in, messages out, no sockets.
 
-:class:`MemoryRouter` is a :class:`promisifier.router.Router` on a
+:class:`MemoryRouter` is a :class:`promisifier.router.RouterCore` on a
 :class:`twisted.internet.task.Clock`; :class:`MemoryClient` is one client connection to it,
 seen by the router as a :class:`~promisifier.router.peer.Peer` (``send``, ``send_shared``,
 ``close``) and by the test as a list of the messages the router sent it.
@@ -28,9 +28,9 @@ from typing import Any
 
 from twisted.internet.task import Clock
 
-from promisifier.router import Router, RouterConfig
+from promisifier.router import RouterConfig, RouterCore
 from promisifier.router.config import RealmConfig
-from promisifier.router.session import RouterSession, SessionState
+from promisifier.router.session import RouterSession, RouterSessionState
 from promisifier.wire import SERIALIZERS, ProtocolError, check_message
 from promisifier.wire.messages import (
     CALL,
@@ -93,7 +93,7 @@ class MemoryRouter:
         if config is None:
             config = RouterConfig(realms=tuple(RealmConfig(name) for name in (realms or ("realm1",))))
         self.clock = Clock()
-        self.router = Router(config, reactor=self.clock)
+        self.router = RouterCore(config, reactor=self.clock)
         self.clients: list[MemoryClient] = []
 
     def realm(self, name: str = "realm1") -> Any:
@@ -124,7 +124,7 @@ class MemoryRouter:
     def leave_all(self) -> None:
         """Every client that is still connected leaves (GOODBYE) and closes."""
         for client in self.clients:
-            if client.open and client.state is SessionState.ESTABLISHED:
+            if client.open and client.state is RouterSessionState.ESTABLISHED:
                 client.leave()
             client.close()
         self.advance()
@@ -334,7 +334,7 @@ class MemoryClient:
         return any(m[0] == PUBLISHED and m[1] == request_id for m in self.received)
 
     @property
-    def state(self) -> SessionState:
+    def state(self) -> RouterSessionState:
         return self.session.state
 
 

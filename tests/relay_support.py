@@ -22,7 +22,7 @@ from twisted.web.client import Agent, readBody
 import promisifier
 from promisifier.relay.config import RelayConfig, parse_config
 from promisifier.relay.service import RelayService
-from promisifier.router import Router
+from promisifier.router import RouterCore
 from tests.support import within
 
 REPO = Path(__file__).resolve().parent.parent
@@ -51,7 +51,7 @@ class Relay:
         self.sessions: list = []
 
     @property
-    def router(self) -> Router:
+    def router(self) -> RouterCore:
         return self.service.router  # type: ignore[return-value]
 
     @property

@@ -93,7 +93,7 @@ class RemoteCallees:
 
     def __init__(self, realm: Any) -> None:
         self.realm = realm
-        self.peer = self._Peer()
+        self.connection = self._Peer()
         self.invocation_ids = IdSequence()
         self.invoked: list[tuple[Any, list]] = []
         self.sent: list[list] = []

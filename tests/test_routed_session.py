@@ -60,7 +60,7 @@ class FarSession:
         self.session_id = session_id
         self.authid = "far"
         self.authrole = "anonymous"
-        self.peer = _FarPeer()
+        self.connection = _FarPeer()
         self.sent: list[list] = []
         self.closed_with: str | None = None
         self.last_send_error = ""
@@ -131,7 +131,7 @@ def test_a_session_that_is_not_a_router_session_is_routed_to():
     assert near.finals_of(request_id) == [[RESULT, request_id, {}, [3]]]
 
     near.publish("com.far.news", ["hello"])
-    assert [event[0] for event in far.peer.shared] == [EVENT]
+    assert [event[0] for event in far.connection.shared] == [EVENT]
 
     described = near.call_and_answer("wamp.session.get", [4242])
     assert described[3] == [far.details()]

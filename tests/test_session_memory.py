@@ -19,7 +19,7 @@ from promisifier.router import RouterConfig
 from promisifier.router.auth import AuthConfig, Principal
 from promisifier.router.authz import ALLOW_ALL, RoleConfig
 from promisifier.router.config import RealmConfig
-from promisifier.router.session import GOODBYE_CLOSE_GRACE, SessionState
+from promisifier.router.session import GOODBYE_CLOSE_GRACE, RouterSessionState
 from promisifier.wire.cra import compute_signature
 from promisifier.wire.messages import (
     ABORT,
@@ -65,7 +65,7 @@ def assert_aborted(client: MemoryClient, reason: str, close_code: int = 1002) ->
     assert abort[0] == ABORT and abort[2] == reason, abort
     assert isinstance(abort[1].get("message"), str) and abort[1]["message"]
     assert client.closed_with is not None and client.closed_with[0] == close_code, client.closed_with
-    assert client.state is SessionState.CLOSED
+    assert client.state is RouterSessionState.CLOSED
     return abort[1]["message"]
 
 
@@ -249,7 +249,7 @@ def test_goodbye_answered_and_new_hello_joins_again(memory, client_reason):
         "subscriptions": 0,
         "pending_calls": 0,
     }
-    assert client.open and client.state is SessionState.ESTABLISHING
+    assert client.open and client.state is RouterSessionState.ESTABLISHING
     assert client.join() != first_session
     client.register("com.hostile.mine")  # the old registration is gone
 
@@ -265,7 +265,7 @@ def test_abort_from_the_client_ends_the_session_and_the_connection(memory):
 def test_a_router_goodbye_waits_for_the_reply_then_closes_after_a_grace(memory):
     killer, client = memory.join(), memory.join()
     killer.call_and_answer("wamp.session.kill", [client.session_id])
-    assert client.last()[0] == GOODBYE and client.state is SessionState.SHUTTING_DOWN
+    assert client.last()[0] == GOODBYE and client.state is RouterSessionState.SHUTTING_DOWN
     # while shutting down, anything but the GOODBYE reply is ignored
     received = len(client.received)
     client.send_raw([CALL, 1, {}, "com.example.proc"])
@@ -358,10 +358,10 @@ def test_ticket_challenge_then_welcome():
     memory = auth_router(methods=("ticket",), tickets={"joe": Principal("joe", "user", "pw")})
     client = memory.connect()
     assert ticket_hello(client) == [CHALLENGE, "ticket", {}]
-    assert client.state is SessionState.CHALLENGING
+    assert client.state is RouterSessionState.CHALLENGING
     client.send_raw([AUTHENTICATE, "pw", {}])
     welcome = client.last()
-    assert welcome[0] == WELCOME and client.state is SessionState.ESTABLISHED
+    assert welcome[0] == WELCOME and client.state is RouterSessionState.ESTABLISHED
     assert (welcome[2]["authid"], welcome[2]["authrole"], welcome[2]["authmethod"]) == ("joe", "user", "ticket")
     memory.assert_idle()
 
@@ -419,7 +419,7 @@ def test_a_slow_authenticator_holds_the_session_in_authenticating():
     client = memory.connect()
     ticket_hello(client)
     client.send_raw([AUTHENTICATE, "pw", {}])
-    assert client.state is SessionState.AUTHENTICATING and client.last()[0] == CHALLENGE
+    assert client.state is RouterSessionState.AUTHENTICATING and client.last()[0] == CHALLENGE
     answers[0].callback("user")
     assert client.last()[0] == WELCOME
     # a message while AUTHENTICATING is a protocol violation

@@ -73,7 +73,7 @@ class _RemoteSession:
         self.cluster = cluster
         self.realm: Realm | None = realm
         self.node = node
-        self.peer = _RemotePeer(node)
+        self.connection = _RemotePeer(node)
         self.invocation_ids = IdSequence()
 
     def has_feature(self, role: str, feature: str) -> bool:
@@ -97,7 +97,7 @@ class _RemoteSession:
             "session_id": self.session_id,
             "realm": realm.name if realm is not None else None,
             "authid": self.authid,
-            "peer": self.peer.peer,
+            "peer": self.connection.peer,
         }
 
     def send_error(

@@ -52,12 +52,12 @@ from prometheus_client.utils import floatToGoString
 
 if TYPE_CHECKING:
     from promisifier.relay.web import RelayWeb
-    from promisifier.router import Router
+    from promisifier.router import RouterCore
 
 PREFIX = "promisifier_"
 
 
-def router_registry(router: Router, web: RelayWeb | None = None) -> CollectorRegistry:
+def router_registry(router: RouterCore, web: RelayWeb | None = None) -> CollectorRegistry:
     """A new registry holding the router's collector and the process collector."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(RouterCollector(router, web))  # type: ignore[arg-type]
@@ -68,7 +68,7 @@ def router_registry(router: Router, web: RelayWeb | None = None) -> CollectorReg
 class RouterCollector:
     """Reads a router's figures at scrape time."""
 
-    def __init__(self, router: Router, web: RelayWeb | None = None) -> None:
+    def __init__(self, router: RouterCore, web: RelayWeb | None = None) -> None:
         self.router = router
         self.web = web
 

@@ -1,6 +1,6 @@
 """The relay service run by ``twistd promisifier-relay`` and ``python -m promisifier relay``.
 
-Starting it builds a :class:`~promisifier.router.Router` and listens on every listener of
+Starting it builds a :class:`~promisifier.router.RouterCore` and listens on every listener of
 its :class:`~promisifier.relay.config.RelayConfig`, each with a web site serving WAMP at the
 listener's path and the plain WebSocket endpoints at theirs, or (``transport =
 "rawsocket"``) with the router's RawSocket factory. Stopping it stops listening,
@@ -45,7 +45,7 @@ from promisifier.relay.site import (
 )
 from promisifier.relay.tls_listener import server_endpoint
 from promisifier.relay.web import RelayWeb
-from promisifier.router import Router
+from promisifier.router import RouterCore
 from promisifier.router.auth import AuthConfig
 from promisifier.router.revocation import still_admitted
 from promisifier.transport.closing import CloseCode
@@ -90,7 +90,7 @@ def make_service(options: RelayOptions, reactor=None) -> IService:
     return RelayService(config, config_file=options["config"], reactor=reactor, own_process=True)
 
 
-def start_cluster_node(router: Router, config: ClusterConfig, reactor: Any) -> ClusterNode:
+def start_cluster_node(router: RouterCore, config: ClusterConfig, reactor: Any) -> ClusterNode:
     """Link ``router`` to the other relays on the Redis of ``config``."""
     from promisifier.cluster.redis_bus import RedisBus  # txredisapi only for a cluster
 
@@ -193,7 +193,7 @@ class Listener:
 
 
 class RelayService(Service):
-    """A :class:`Router` listening on the listeners of a :class:`RelayConfig`, for as long
+    """A :class:`RouterCore` listening on the listeners of a :class:`RelayConfig`, for as long
     as the service runs.
 
     After start, :attr:`router` is the router, :attr:`listeners` the listening endpoints,
@@ -238,7 +238,7 @@ class RelayService(Service):
         self.shared_sockets = shared_sockets
         self._adjust_config = adjust_config or (lambda config: config)
         config = self.config = self._adjust_config(config)
-        self.router: Router | None = None
+        self.router: RouterCore | None = None
         #: the status page, health check and metrics of the router (made at start)
         self.web: RelayWeb | None = None
         #: this relay as a node of a cluster (``[cluster]`` / ``--cluster``; made at start)
@@ -277,7 +277,7 @@ class RelayService(Service):
         if self.own_process:
             # each connection is a file descriptor: allow as many as the system does
             raise_open_file_limit()
-        self.router = Router(self.config.router, reactor=self._reactor)
+        self.router = RouterCore(self.config.router, reactor=self._reactor)
         self.web = RelayWeb.of(self.router)
         self.web.listener_urls = lambda: self.urls
         if self.config.cluster is not None:
@@ -390,7 +390,7 @@ class RelayService(Service):
         stopped.addErrback(self._log_stop_error, "stop listening")
         return stopped
 
-    def _stop_router(self, router: Router) -> Deferred:
+    def _stop_router(self, router: RouterCore) -> Deferred:
         if self.own_process:
             self._hurry_on_second_signal(router)
         stopping = router.stop()
@@ -398,7 +398,7 @@ class RelayService(Service):
         stopping.addCallbacks(self._stopped_cleanly, self._log_stop_error, errbackArgs=("close sessions",))
         return stopping
 
-    def _hurry_on_second_signal(self, router: Router) -> None:
+    def _hurry_on_second_signal(self, router: RouterCore) -> None:
         """While stopping, a second SIGTERM or Ctrl-C ends the grace period for calls in
         flight and the wait for GOODBYE answers at once."""
 
@@ -412,7 +412,7 @@ class RelayService(Service):
             except ValueError:  # not the main thread: no signals here
                 return
 
-    def _hurry(self, router: Router) -> None:
+    def _hurry(self, router: RouterCore) -> None:
         log.warn("promisifier relay: second signal, stopping at once (calls in flight fail)")
         router.hurry()
 

@@ -22,12 +22,12 @@ from promisifier.listen import (
     websocket_resource,
 )
 from promisifier.relay.config import EndpointConfig, ListenerConfig
-from promisifier.router import Router
+from promisifier.router import RouterCore
 from promisifier.transport.plain_websocket import PlainWebSocketFactory, create_websocket
 from promisifier.transport.rawsocket import RawSocketServerFactory
 
 
-def listener_options(router: Router, listener: ListenerConfig) -> ListenerOptions:
+def listener_options(router: RouterCore, listener: ListenerConfig) -> ListenerOptions:
     """A relay listener's options: its own path, auth, serializers and message size, the
     router configuration's settings for what it leaves open."""
     return ListenerOptions.from_config(
@@ -40,20 +40,20 @@ def listener_options(router: Router, listener: ListenerConfig) -> ListenerOption
     )
 
 
-def listener_rawsocket_factory(router: Router, listener: ListenerConfig) -> RawSocketServerFactory:
+def listener_rawsocket_factory(router: RouterCore, listener: ListenerConfig) -> RawSocketServerFactory:
     """The RawSocket server factory of a listener with ``transport = "rawsocket"``."""
     return rawsocket_factory(router, listener_options(router, listener))
 
 
 def reconfigure_listener_rawsocket_factory(
-    factory: RawSocketServerFactory, router: Router, listener: ListenerConfig
+    factory: RawSocketServerFactory, router: RouterCore, listener: ListenerConfig
 ) -> None:
     """Give a listening RawSocket factory the listener's settings after a reload."""
     reconfigure_rawsocket_factory(factory, router, listener_options(router, listener))
 
 
 def listener_root(
-    router: Router,
+    router: RouterCore,
     listener: ListenerConfig,
     endpoints: tuple[EndpointConfig, ...],
     reactor: Any = None,

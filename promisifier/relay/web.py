@@ -35,7 +35,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.web.resource import IResource, Resource
 
-from promisifier.router import Router
+from promisifier.router import RouterCore
 from promisifier.router.counters import CALL_OUTCOMES
 
 log = Logger(namespace="promisifier.relay.web")
@@ -79,7 +79,7 @@ class RelayWeb:
     """The HTTP side of one router: status data, chart history, health and metrics."""
 
     @classmethod
-    def of(cls, router: Router) -> RelayWeb:
+    def of(cls, router: RouterCore) -> RelayWeb:
         """The one RelayWeb of ``router`` (made on first use, kept on the router)."""
         web = getattr(router, "_relay_web", None)
         if web is None:
@@ -87,7 +87,7 @@ class RelayWeb:
             router._relay_web = web  # type: ignore[attr-defined]
         return web
 
-    def __init__(self, router: Router) -> None:
+    def __init__(self, router: RouterCore) -> None:
         self.router = router
         self.clock = router.clock
         #: set by the relay service when it starts to stop: /health answers 503 from then on
@@ -261,7 +261,7 @@ class RelayWeb:
         }
 
     def _session(self, session: Any, dealer: Any) -> dict[str, Any]:
-        peer = session.peer
+        peer = session.connection
         stats = getattr(peer, "stats", None)
         traces = session.realm.meta.traces if session.realm is not None else {}
         return {

@@ -90,7 +90,7 @@ class BrokerLink(Protocol):
 RetainedEvent = tuple[str, int, list[Any], dict[str, Any], dict[str, Any]]
 
 
-class Subscription:
+class RouterSubscription:
     """A topic URI (or pattern) and the sessions subscribed to it, in subscription order."""
 
     __slots__ = ("id", "uri", "match", "subscribers", "created", "delivered")
@@ -108,6 +108,10 @@ class Subscription:
     def details(self) -> dict[str, Any]:
         """The subscription as the meta API describes it."""
         return {"id": self.id, "created": iso_8601(self.created), "uri": self.uri, "match": self.match}
+
+
+#: the former name (the client has a Subscription handle of its own)
+Subscription = RouterSubscription
 
 
 class _Filter:
@@ -187,9 +191,9 @@ class Broker:
 
     def __init__(self, realm: Realm) -> None:
         self.realm = realm
-        self._index: UriIndex[Subscription] = UriIndex()
-        self._by_id: dict[int, Subscription] = {}
-        self._subscriptions_of: dict[RoutedSession, dict[int, Subscription]] = {}
+        self._index: UriIndex[RouterSubscription] = UriIndex()
+        self._by_id: dict[int, RouterSubscription] = {}
+        self._subscriptions_of: dict[RoutedSession, dict[int, RouterSubscription]] = {}
         #: topic -> its retained events, oldest first (see :meth:`_retain`)
         self._retained: dict[str, list[_Retained]] = {}
         config = realm.config
@@ -218,19 +222,19 @@ class Broker:
         """Number of topics with a retained event."""
         return len(self._retained)
 
-    def subscriptions(self) -> list[Subscription]:
+    def subscriptions(self) -> list[RouterSubscription]:
         """All subscriptions of the realm."""
         return list(self._by_id.values())
 
-    def subscription(self, subscription_id: int) -> Subscription | None:
+    def subscription(self, subscription_id: int) -> RouterSubscription | None:
         """The subscription with this id, or None."""
         return self._by_id.get(subscription_id)
 
-    def lookup(self, uri: str, match: str = "exact") -> Subscription | None:
+    def lookup(self, uri: str, match: str = "exact") -> RouterSubscription | None:
         """The subscription of exactly (uri, match), or None."""
         return self._index.get(uri, match)
 
-    def match(self, uri: str) -> list[Subscription]:
+    def match(self, uri: str) -> list[RouterSubscription]:
         """Every subscription an event on ``uri`` would be delivered to."""
         return self._index.all(uri)
 
@@ -284,7 +288,7 @@ class Broker:
             return
         created = subscription is None
         if subscription is None:
-            subscription = Subscription(
+            subscription = RouterSubscription(
                 self._new_subscription_id(topic, match), topic, match, self.realm.clock.seconds()
             )
             self._index.add(topic, match, subscription)
@@ -330,7 +334,9 @@ class Broker:
         session.send([UNSUBSCRIBED, request_id])
         self._remove_subscriber(subscription, session)
 
-    def remove_subscriber(self, subscription: Subscription, session: RoutedSession, reason: str | None = None) -> bool:
+    def remove_subscriber(
+        self, subscription: RouterSubscription, session: RoutedSession, reason: str | None = None
+    ) -> bool:
         """Revoke ``session``'s subscription (``wamp.subscription.remove_subscriber``); False if
         it held none. A subscriber that announced ``subscription_revocation`` is told with
         UNSUBSCRIBED (request 0, the subscription and the reason)."""
@@ -344,7 +350,7 @@ class Broker:
         self._remove_subscriber(subscription, session)
         return True
 
-    def _remove_subscriber(self, subscription: Subscription, session: RoutedSession) -> None:
+    def _remove_subscriber(self, subscription: RouterSubscription, session: RoutedSession) -> None:
         if session not in subscription.subscribers:
             return
         del subscription.subscribers[session]
@@ -492,7 +498,7 @@ class Broker:
         encoded for it, or dropped because the subscriber is a slow consumer)."""
         try:
             # send_shared returns False when it dropped the event (older peers return None)
-            return subscriber.peer.send_shared(event, encoded) is not False
+            return subscriber.connection.send_shared(event, encoded) is not False
         except EncodeError as error:
             self.undeliverable_events += 1
             log.info(
@@ -501,7 +507,7 @@ class Broker:
                 session_id=subscriber.session_id,
                 realm=self.realm.name,
                 authid=subscriber.authid,
-                peer=subscriber.peer.peer,
+                peer=subscriber.connection.peer,
                 error=error,
             )
             return False
@@ -527,7 +533,7 @@ class Broker:
             del store[next(iter(store))]
 
     def _send_retained_from_everywhere(
-        self, events: list[RetainedEvent], session: RoutedSession, subscription: Subscription
+        self, events: list[RetainedEvent], session: RoutedSession, subscription: RouterSubscription
     ) -> None:
         if subscription.subscribers.get(session, False) is not None:
             return  # unsubscribed or gone meanwhile
@@ -538,7 +544,7 @@ class Broker:
                 found.setdefault(topic, []).append(_Retained(publication_id, payload, details, event_filter))
         self._send_retained(session, subscription, list(found.items()))
 
-    def _retained_for(self, subscription: Subscription) -> list[tuple[str, list[_Retained]]]:
+    def _retained_for(self, subscription: RouterSubscription) -> list[tuple[str, list[_Retained]]]:
         """This router's retained events that ``subscription`` covers, by topic."""
         if subscription.match == "exact":
             kept = self._retained.get(subscription.uri)
@@ -546,7 +552,7 @@ class Broker:
         return [(topic, k) for topic, k in self._retained.items() if subscription in self._index.all(topic)]
 
     def _send_retained(
-        self, session: RoutedSession, subscription: Subscription, candidates: list[tuple[str, list[_Retained]]]
+        self, session: RoutedSession, subscription: RouterSubscription, candidates: list[tuple[str, list[_Retained]]]
     ) -> None:
         """Send, per topic the subscription covers, the most recent retained event the
         subscriber would have received had it been subscribed when it was published."""
@@ -567,7 +573,7 @@ class Broker:
     # -- event history and gap-free resume ---------------------------------------------
 
     def get_events(
-        self, session: RoutedSession, subscription: Subscription, options: dict[str, Any]
+        self, session: RoutedSession, subscription: RouterSubscription, options: dict[str, Any]
     ) -> list[dict[str, Any]]:
         """``wamp.subscription.get_events``: the history of ``subscription``, filtered by
         ``options`` and by who asks (allowed to subscribe to it; authid/authrole lists).
@@ -585,7 +591,7 @@ class Broker:
         events = [e for e in events if e.filter is None or e.filter.admits(session)]
         return [as_record(e, subscription.id, self._stored_details(e, subscription)) for e in select(events, options)]
 
-    def _stored_details(self, event: StoredEvent, subscription: Subscription) -> dict[str, Any]:
+    def _stored_details(self, event: StoredEvent, subscription: RouterSubscription) -> dict[str, Any]:
         """The details of a stored event as its subscription would have got them."""
         history = self.history
         details = {**event.details, "_offset": event.offset, "_epoch": history.epoch if history else None}
@@ -594,7 +600,7 @@ class Broker:
         return details
 
     def _resume(
-        self, session: RoutedSession, request_id: int, subscription: Subscription, epoch: str, offset: int
+        self, session: RoutedSession, request_id: int, subscription: RouterSubscription, epoch: str, offset: int
     ) -> None:
         """SUBSCRIBE with ``_resume``: SUBSCRIBED with Details saying whether every event
         after ``offset`` of ``epoch`` can be given, then those events (before any live one).

@@ -79,7 +79,7 @@ class RealmConfig:
 
 @dataclass(frozen=True)
 class RouterConfig:
-    """Settings of one :class:`~promisifier.router.Router`; every field has a default."""
+    """Settings of one :class:`~promisifier.router.RouterCore`; every field has a default."""
 
     #: the realms clients may join (names or RealmConfig); HELLO for any other gets ABORT
     #: no_such_realm. Names are turned into RealmConfig(name, strict_uris=strict_uris).

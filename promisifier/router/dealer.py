@@ -69,7 +69,9 @@ DEALER_FEATURES = {
 MAX_ENDED_STREAMS = 256
 
 
-def _reroute_order(registration: Registration, unavailable: RoutedSession, tried: list[Any]) -> list[RoutedSession]:
+def _reroute_order(
+    registration: RouterRegistration, unavailable: RoutedSession, tried: list[Any]
+) -> list[RoutedSession]:
     """The callees a call answered ``wamp.error.unavailable`` by ``unavailable`` may go to
     next, in the order the invoke policy picks them (rpc_call_rerouting, Rerouting Rules):
     none for single, the following ones for roundrobin and first (round the queue), the
@@ -113,7 +115,7 @@ class RemoteCallee(Protocol):
         """Forward the call; False when it cannot be encoded."""
 
 
-class Registration:
+class RouterRegistration:
     """A procedure URI (or pattern) and the callees registered for it, in order of registration."""
 
     __slots__ = ("id", "uri", "match", "invoke", "callees", "created", "disclosing", "_next", "calls", "errors")
@@ -172,6 +174,10 @@ class Registration:
         return {"id": self.id, "created": created, "uri": self.uri, "match": self.match, "invoke": self.invoke}
 
 
+#: the former name (the client has a Registration handle of its own)
+Registration = RouterRegistration
+
+
 class Invocation:
     """One call in flight: from the caller's CALL to the callee's final answer."""
 
@@ -197,7 +203,7 @@ class Invocation:
         caller: RoutedSession,
         call_request_id: int,
         callee: RoutedSession,
-        registration: Registration,
+        registration: RouterRegistration,
         progress: bool,
         started: float = 0.0,
     ) -> None:
@@ -228,10 +234,10 @@ class Dealer:
 
     def __init__(self, realm: Realm) -> None:
         self.realm = realm
-        self._index: UriIndex[Registration] = UriIndex()
-        self._by_id: dict[int, Registration] = {}
+        self._index: UriIndex[RouterRegistration] = UriIndex()
+        self._by_id: dict[int, RouterRegistration] = {}
         # per-session tables, created on attach and removed on detach
-        self._registrations_of: dict[RoutedSession, dict[int, Registration]] = {}
+        self._registrations_of: dict[RoutedSession, dict[int, RouterRegistration]] = {}
         self._invocations_of: dict[RoutedSession, dict[int, Invocation]] = {}
         self._calls_of: dict[RoutedSession, dict[int, Invocation]] = {}
         #: request ids of progressive invocations answered before their last chunk, per caller
@@ -279,19 +285,19 @@ class Dealer:
         """Number of calls in flight in the realm."""
         return sum(len(calls) for calls in self._calls_of.values())
 
-    def registrations(self) -> list[Registration]:
+    def registrations(self) -> list[RouterRegistration]:
         """All registrations of the realm."""
         return list(self._by_id.values())
 
-    def registration(self, registration_id: int) -> Registration | None:
+    def registration(self, registration_id: int) -> RouterRegistration | None:
         """The registration with this id, or None."""
         return self._by_id.get(registration_id)
 
-    def lookup(self, uri: str, match: str = "exact") -> Registration | None:
+    def lookup(self, uri: str, match: str = "exact") -> RouterRegistration | None:
         """The registration of exactly (uri, match), or None."""
         return self._index.get(uri, match)
 
-    def match(self, uri: str) -> Registration | None:
+    def match(self, uri: str) -> RouterRegistration | None:
         """The registration a call to ``uri`` would go to, or None."""
         return self._index.best(uri)
 
@@ -433,7 +439,7 @@ class Dealer:
                 return
             created = False
         else:
-            registration = Registration(
+            registration = RouterRegistration(
                 self._new_registration_id(procedure, match), procedure, match, invoke, self.realm.clock.seconds()
             )
             self._index.add(procedure, match, registration)
@@ -464,7 +470,9 @@ class Dealer:
         session.send([UNREGISTERED, request_id])
         self._remove_callee(registration, session)
 
-    def remove_callee(self, registration: Registration, session: RoutedSession, reason: str | None = None) -> bool:
+    def remove_callee(
+        self, registration: RouterRegistration, session: RoutedSession, reason: str | None = None
+    ) -> bool:
         """Revoke ``session``'s registration (``wamp.registration.remove_callee``); False if it
         held none. A callee that announced ``registration_revocation`` is told with
         UNREGISTERED (request 0, the registration and the reason); calls in flight go on."""
@@ -478,7 +486,7 @@ class Dealer:
         self._remove_callee(registration, session)
         return True
 
-    def _remove_callee(self, registration: Registration, session: RoutedSession) -> None:
+    def _remove_callee(self, registration: RouterRegistration, session: RoutedSession) -> None:
         try:
             registration.callees.remove(session)
         except ValueError:
@@ -503,7 +511,7 @@ class Dealer:
         registration = self._index.get(uri, match)
         if registration is None:
             registration_id = self._new_registration_id(uri, match)
-            registration = Registration(registration_id, uri, match, invoke, self.realm.clock.seconds())
+            registration = RouterRegistration(registration_id, uri, match, invoke, self.realm.clock.seconds())
             self._index.add(uri, match, registration)
             self._by_id[registration.id] = registration
         elif callee in registration.callees:
@@ -639,7 +647,7 @@ class Dealer:
             )
             return
         invocations = self._invocations_of[callee]
-        if callee.peer.congested:
+        if callee.connection.congested:
             self.calls_rejected += 1
             caller.send_error(
                 CALL, request_id, LIMIT_EXCEEDED, ["the callee is a slow consumer: too many bytes queued for it"]
@@ -737,7 +745,7 @@ class Dealer:
         limit = self.realm.limits.max_pending_invocations_per_callee
         for callee in _reroute_order(registration, unavailable.callee, tried):
             invocations = self._invocations_of[callee]
-            if callee.peer.congested or len(invocations) >= limit:
+            if callee.connection.congested or len(invocations) >= limit:
                 continue
             invocation = Invocation(
                 callee.next_invocation_id(),

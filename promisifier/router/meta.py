@@ -27,8 +27,8 @@ from promisifier.wire.messages import CALL, RESULT, Message
 from promisifier.wire.policies import MATCH_POLICIES
 
 if TYPE_CHECKING:
-    from promisifier.router.broker import Subscription
-    from promisifier.router.dealer import Registration
+    from promisifier.router.broker import RouterSubscription
+    from promisifier.router.dealer import RouterRegistration
     from promisifier.router.realm import Realm
     from promisifier.router.routed import RoutedSession
 
@@ -80,7 +80,9 @@ class MetaLink(Protocol):
     def kill(self, realm: str, session_ids: list[int], reason: str, message: str, silently: bool) -> None:
         """Close these sessions of other nodes (found in :meth:`sessions` just before)."""
 
-    def item_event(self, realm: str, topic: str, session_id: int, item: Registration | Subscription) -> None:
+    def item_event(
+        self, realm: str, topic: str, session_id: int, item: RouterRegistration | RouterSubscription
+    ) -> None:
         """A registration or subscription meta event of a session of this router
         (``wamp.registration.on_create``, ...): the link publishes what the whole cluster
         should see (``on_create`` and ``on_delete`` only for the first and the last of all
@@ -376,13 +378,13 @@ class MetaApi:
 
     # -- registrations and subscriptions ---------------------------------------------------
 
-    def _registration(self, args: list[Any]) -> Registration:
+    def _registration(self, args: list[Any]) -> RouterRegistration:
         registration = self.realm.dealer.registration(args[0]) if args else None
         if registration is None:
             raise MetaError(ErrorURI.NO_SUCH_REGISTRATION, f"no registration {args[0] if args else None!r}")
         return registration
 
-    def _subscription(self, args: list[Any]) -> Subscription:
+    def _subscription(self, args: list[Any]) -> RouterSubscription:
         subscription = self.realm.broker.subscription(args[0]) if args else None
         if subscription is None:
             raise MetaError(ErrorURI.NO_SUCH_SUBSCRIPTION, f"no subscription {args[0] if args else None!r}")
@@ -490,31 +492,33 @@ class MetaApi:
                 self.realm.broker.publish(topic, args, kwargs)
         self._event("wamp.session.on_leave", session.session_id, session.authid, session.authrole)
 
-    def registration_created(self, session: RoutedSession, registration: Registration) -> None:
+    def registration_created(self, session: RoutedSession, registration: RouterRegistration) -> None:
         self._item_event("wamp.registration.on_create", session, registration, registration.details())
 
-    def registered(self, session: RoutedSession, registration: Registration) -> None:
+    def registered(self, session: RoutedSession, registration: RouterRegistration) -> None:
         self._item_event("wamp.registration.on_register", session, registration, registration.id)
 
-    def unregistered(self, session: RoutedSession, registration: Registration) -> None:
+    def unregistered(self, session: RoutedSession, registration: RouterRegistration) -> None:
         self._item_event("wamp.registration.on_unregister", session, registration, registration.id)
 
-    def registration_deleted(self, session: RoutedSession, registration: Registration) -> None:
+    def registration_deleted(self, session: RoutedSession, registration: RouterRegistration) -> None:
         self._item_event("wamp.registration.on_delete", session, registration, registration.id)
 
-    def subscription_created(self, session: RoutedSession, subscription: Subscription) -> None:
+    def subscription_created(self, session: RoutedSession, subscription: RouterSubscription) -> None:
         self._item_event("wamp.subscription.on_create", session, subscription, subscription.details())
 
-    def subscribed(self, session: RoutedSession, subscription: Subscription) -> None:
+    def subscribed(self, session: RoutedSession, subscription: RouterSubscription) -> None:
         self._item_event("wamp.subscription.on_subscribe", session, subscription, subscription.id)
 
-    def unsubscribed(self, session: RoutedSession, subscription: Subscription) -> None:
+    def unsubscribed(self, session: RoutedSession, subscription: RouterSubscription) -> None:
         self._item_event("wamp.subscription.on_unsubscribe", session, subscription, subscription.id)
 
-    def subscription_deleted(self, session: RoutedSession, subscription: Subscription) -> None:
+    def subscription_deleted(self, session: RoutedSession, subscription: RouterSubscription) -> None:
         self._item_event("wamp.subscription.on_delete", session, subscription, subscription.id)
 
-    def _item_event(self, topic: str, session: RoutedSession, item: Registration | Subscription, argument: Any) -> None:
+    def _item_event(
+        self, topic: str, session: RoutedSession, item: RouterRegistration | RouterSubscription, argument: Any
+    ) -> None:
         if self.link is not None:  # published once for the whole cluster
             self.link.item_event(self.realm.name, topic, session.session_id, item)  # type: ignore[arg-type]
         else:

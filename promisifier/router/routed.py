@@ -50,10 +50,11 @@ class RoutedSession(Protocol):
         ...
 
     @property
-    def peer(self) -> Peer:
+    def connection(self) -> Peer:
         """The connection the session's messages go through. Routing uses only
-        ``peer.congested`` (no calls to a slow consumer), ``peer.send_shared`` (an event
-        encoded once for all its subscribers) and ``peer.peer`` (the address, for logs)."""
+        ``connection.congested`` (no calls to a slow consumer), ``connection.send_shared``
+        (an event encoded once for all its subscribers) and ``connection.peer`` (the
+        address, for logs)."""
         ...
 
     @property

@@ -1,6 +1,6 @@
 """The router: its realms, the sessions of every connection, reload and shutdown.
 
-No network here: transports hand connections to :meth:`Router.new_session`. The relay
+No network here: transports hand connections to :meth:`RouterCore.new_session`. The relay
 (``twistd promisifier-relay``) and :mod:`promisifier.listen` build the transport factories
 and listeners; :class:`promisifier.Router` (embedding) adds them as methods.
 """
@@ -18,7 +18,7 @@ from promisifier.router.clock import Clock
 from promisifier.router.config import RouterConfig
 from promisifier.router.peer import Peer
 from promisifier.router.realm import Realm
-from promisifier.router.session import RouterSession, SessionState
+from promisifier.router.session import RouterSession
 from promisifier.transport.closing import CloseCode
 from promisifier.transport.stats import ConnectionStats
 from promisifier.wire import ErrorURI, random_id
@@ -26,7 +26,7 @@ from promisifier.wire import ErrorURI, random_id
 log = Logger(namespace="promisifier.router")
 
 
-class Router:
+class RouterCore:
     """A WAMP v2 router (dealer and broker) for the realms of its configuration."""
 
     def __init__(self, config: RouterConfig | None = None, *, reactor: Any = None) -> None:
@@ -96,7 +96,7 @@ class Router:
     def session_ended(self, session: RouterSession) -> None:
         """Called by a session whose connection is gone."""
         if session in self._sessions:
-            self._keep_traffic(session.peer)
+            self._keep_traffic(session.connection)
         self._sessions.discard(session)
         if session.session_id is not None:
             self._session_ids.discard(session.session_id)
@@ -130,7 +130,7 @@ class Router:
         for name, kept in self._closed_traffic.items():
             totals[name] = ConnectionStats(**kept.as_dict())
         for session in self._sessions:
-            peer = session.peer
+            peer = session.connection
             stats = getattr(peer, "stats", None)
             if stats is None:
                 continue
@@ -250,11 +250,11 @@ class Router:
 
         def drop_remaining() -> None:
             for session in list(self._sessions):
-                drop = getattr(session.peer, "drop", None)
+                drop = getattr(session.connection, "drop", None)
                 if drop is not None:
                     drop()
                 else:
-                    session.peer.close(CloseCode.GOING_AWAY, "router stopped")
+                    session.connection.close(CloseCode.GOING_AWAY, "router stopped")
 
         timer = self._drop_timer = self.clock.callLater(0 if self._hurried else timeout, drop_remaining)
 
@@ -275,4 +275,7 @@ def _add_stats(total: ConnectionStats, stats: ConnectionStats) -> None:
         setattr(total, name, getattr(total, name) + getattr(stats, name, 0))
 
 
-__all__ = ["Router", "RouterConfig", "SessionState"]
+#: the former name (``promisifier.Router`` is the embeddable router, with network entry points)
+Router = RouterCore
+
+__all__ = ["Router", "RouterConfig", "RouterCore"]

@@ -1,6 +1,6 @@
 """One client's WAMP session as the router sees it: the session state machine.
 
-States (:class:`SessionState`) follow the specification's chart, with authentication's two:
+States (:class:`RouterSessionState`) follow the specification's chart, with authentication's two:
 ESTABLISHING (waiting for HELLO), CHALLENGING (CHALLENGE sent, waiting for AUTHENTICATE),
 AUTHENTICATING (the answer is being checked), ESTABLISHED, SHUTTING_DOWN (the router sent
 GOODBYE and waits for the reply) and CLOSED. Messages of an established session are
@@ -49,7 +49,7 @@ GOODBYE_CLOSE_GRACE = 2.0
 _CLIENT_ROLES = frozenset(("caller", "callee", "publisher", "subscriber"))
 
 
-class SessionState(enum.Enum):
+class RouterSessionState(enum.Enum):
     """Where a session is in its lifetime."""
 
     ESTABLISHING = "establishing"
@@ -60,8 +60,12 @@ class SessionState(enum.Enum):
     CLOSED = "closed"
 
 
+#: the former name (the client's session has a SessionState of its own)
+SessionState = RouterSessionState
+
+
 class SessionHost(Protocol):
-    """What a session needs of its router (:class:`promisifier.router.Router`)."""
+    """What a session needs of its router (:class:`promisifier.router.RouterCore`)."""
 
     clock: Clock
     config: RouterConfig
@@ -92,12 +96,13 @@ class RouterSession:
 
     def __init__(self, router: SessionHost, peer: Peer, authenticator: Authenticator | None = None) -> None:
         self.router = router
-        self.peer = peer
+        #: the connection this session's messages go through (its ``peer`` is the address)
+        self.connection = peer
         #: the authentication methods of the listener this session came through
         self.authenticator = authenticator if authenticator is not None else router.authenticator
         self._challenge: tuple[Realm, Challenge] | None = None
         self._goodbye_timer: DelayedCall | None = None
-        self.state = SessionState.ESTABLISHING
+        self.state = RouterSessionState.ESTABLISHING
         self.session_id: int | None = None
         self.realm: Realm | None = None
         self.authid: str | None = None
@@ -129,10 +134,15 @@ class RouterSession:
             "session_id": self.session_id,
             "realm": realm.name if realm is not None else None,
             "authid": self.authid,
-            "peer": self.peer.peer,
+            "peer": self.connection.peer,
         }
 
     # -- facts ----------------------------------------------------------------------
+
+    @property
+    def peer(self) -> Peer:
+        """The former name of :attr:`connection` (``peer`` means an address elsewhere)."""
+        return self.connection
 
     def next_invocation_id(self) -> int:
         """The request id of the next INVOCATION sent to this session as a callee
@@ -145,7 +155,7 @@ class RouterSession:
 
     def details(self) -> dict[str, Any]:
         """The session as the meta API describes it."""
-        peer = self.peer
+        peer = self.connection
         return {
             "session": self.session_id,
             "authid": self.authid,
@@ -172,7 +182,7 @@ class RouterSession:
 
     def on_message(self, message: Message) -> None:
         """Handle one received message that passed the wire check."""
-        if self.state is SessionState.ESTABLISHED:
+        if self.state is RouterSessionState.ESTABLISHED:
             handler = self._dispatch.get(message[0])
             if handler is not None:
                 handler(self, message)
@@ -186,23 +196,23 @@ class RouterSession:
                 self.protocol_violation(
                     f"{message_name(message[0])} is not allowed from a client in an established session"
                 )
-        elif self.state is SessionState.ESTABLISHING:
+        elif self.state is RouterSessionState.ESTABLISHING:
             if message[0] == HELLO:
                 self._on_hello(message)
             elif message[0] == ABORT:
                 self._close_transport(CloseCode.NORMAL, "client aborted")
             else:
                 self.protocol_violation(f"{message_name(message[0])} before HELLO")
-        elif self.state is SessionState.CHALLENGING:
+        elif self.state is RouterSessionState.CHALLENGING:
             if message[0] == AUTHENTICATE:
                 self.on_authenticate(message)
             elif message[0] == ABORT:
                 self._close_transport(CloseCode.NORMAL, "client aborted")
             else:
                 self.protocol_violation(f"{message_name(message[0])} while waiting for AUTHENTICATE")
-        elif self.state is SessionState.AUTHENTICATING:
+        elif self.state is RouterSessionState.AUTHENTICATING:
             self.protocol_violation(f"{message_name(message[0])} before WELCOME")
-        elif self.state is SessionState.SHUTTING_DOWN:
+        elif self.state is RouterSessionState.SHUTTING_DOWN:
             # We sent GOODBYE: everything but the GOODBYE reply is ignored. The client
             # closes the connection after its reply; closing from both ends at once can
             # lose a close frame, so the router only closes if the client does not.
@@ -213,7 +223,7 @@ class RouterSession:
 
     def on_protocol_error(self, error: ProtocolError) -> None:
         """A received message decoded but broke the protocol."""
-        if self.state is not SessionState.CLOSED:
+        if self.state is not RouterSessionState.CLOSED:
             self.protocol_violation(str(error))
 
     def on_close(self, code: int, reason: str) -> None:
@@ -223,7 +233,7 @@ class RouterSession:
         if timer is not None and timer.active():
             timer.cancel()
         self._leave_realm(f"connection closed ({code})")
-        self.state = SessionState.CLOSED
+        self.state = RouterSessionState.CLOSED
         self.router.session_ended(self)
 
     # -- sending --------------------------------------------------------------------
@@ -231,7 +241,7 @@ class RouterSession:
     def send(self, message: Message) -> bool:
         """Send ``message`` to the client; False when it cannot be encoded for it."""
         try:
-            self.peer.send(message)
+            self.connection.send(message)
         except EncodeError as error:
             self.last_send_error = str(error)
             log.info(
@@ -262,13 +272,13 @@ class RouterSession:
 
     def goodbye(self, reason: str = ErrorURI.CLOSE_SYSTEM_SHUTDOWN, message: str = "") -> None:
         """Close an established session from the router's side with GOODBYE."""
-        if self.state is not SessionState.ESTABLISHED:
+        if self.state is not RouterSessionState.ESTABLISHED:
             self._close_transport(CloseCode.GOING_AWAY, message or reason)
             return
         details = {"message": message} if message else {}
         self.send([GOODBYE, details, reason])
         self._leave_realm(reason)
-        self.state = SessionState.SHUTTING_DOWN
+        self.state = RouterSessionState.SHUTTING_DOWN
 
     def abort(self, reason: str, message: str, close_code: int = CloseCode.NORMAL, *, quiet: bool = False) -> None:
         """Send ABORT with ``reason`` (a URI) and close the transport. Logged (event
@@ -300,8 +310,8 @@ class RouterSession:
         if realm is None:
             log.info(
                 "connection {connection_id} from {peer}: HELLO for unknown realm {realm!r}",
-                connection_id=self.peer.connection_id,
-                peer=self.peer.peer,
+                connection_id=self.connection.connection_id,
+                peer=self.connection.peer,
                 realm=realm_name,
                 authid=details.get("authid"),
                 session_id=None,
@@ -322,8 +332,8 @@ class RouterSession:
             log.info(
                 "connection {connection_id} from {peer}: {limit}, HELLO refused",
                 limit=reached,
-                connection_id=self.peer.connection_id,
-                peer=self.peer.peer,
+                connection_id=self.connection.connection_id,
+                peer=self.connection.peer,
                 realm=realm_name,
                 authid=details.get("authid"),
                 session_id=None,
@@ -348,7 +358,7 @@ class RouterSession:
             return
         if method == "tls":
             try:
-                accepted = self.authenticator.tls(self.peer)
+                accepted = self.authenticator.tls(self.connection)
             except AuthenticationFailed as error:
                 self._auth_failure(
                     realm.name, authid, ErrorURI.AUTHENTICATION_FAILED, "authentication failed", f"tls: {error}"
@@ -360,8 +370,8 @@ class RouterSession:
                 return
             self._accept(realm, accepted)
             return
-        challenge = self.authenticator.challenge(method, realm.name, authid, self.session_id, details, self.peer)
-        self.state = SessionState.CHALLENGING
+        challenge = self.authenticator.challenge(method, realm.name, authid, self.session_id, details, self.connection)
+        self.state = RouterSessionState.CHALLENGING
         self.send([CHALLENGE, method, challenge.extra])
         self._challenge = (realm, challenge)
 
@@ -373,10 +383,10 @@ class RouterSession:
             return
         realm, challenge = pending
         # Nothing else may arrive until the answer: a dynamic check may take a while.
-        self.state = SessionState.AUTHENTICATING
+        self.state = RouterSessionState.AUTHENTICATING
 
         def accepted(result: Accepted) -> None:
-            if self.state is SessionState.AUTHENTICATING:
+            if self.state is RouterSessionState.AUTHENTICATING:
                 self._accept(realm, result)
 
         def refused(failure: Any) -> None:
@@ -385,7 +395,7 @@ class RouterSession:
             else:
                 log.failure("authenticator failed for authid {authid!r}", failure, authid=challenge.authid)
                 why = f"{challenge.method}: the authenticator raised {failure.type.__name__}"
-            if self.state is SessionState.AUTHENTICATING:
+            if self.state is RouterSessionState.AUTHENTICATING:
                 self._auth_failure(
                     realm.name, challenge.authid, ErrorURI.AUTHENTICATION_FAILED, "authentication failed", why
                 )
@@ -396,8 +406,8 @@ class RouterSession:
         """ABORT with ``reason`` and ``text``; the log says ``why`` (the client never learns it)."""
         log.info(
             "authentication failure on connection {connection_id} from {peer}: realm {realm!r}, authid {authid!r}: {text}",
-            connection_id=self.peer.connection_id,
-            peer=self.peer.peer,
+            connection_id=self.connection.connection_id,
+            peer=self.connection.peer,
             realm=realm,
             authid=authid,
             session_id=self.session_id,
@@ -425,7 +435,7 @@ class RouterSession:
         self._cancel_hello_timer()
         self.realm = realm
         self._dispatch = realm.dispatch
-        self.state = SessionState.ESTABLISHED
+        self.state = RouterSessionState.ESTABLISHED
         self.joined_at = self.router.clock.seconds()
         realm.attach(self)
         details: dict[str, Any] = {
@@ -446,8 +456,8 @@ class RouterSession:
             "session {session_id} joined realm {realm} from {peer} ({serializer})",
             session_id=self.session_id,
             realm=realm.name,
-            peer=self.peer.peer,
-            serializer=self.peer.serializer_name,
+            peer=self.connection.peer,
+            serializer=self.connection.serializer_name,
             authid=self.authid,
             authrole=self.authrole,
             authmethod=self.authmethod,
@@ -465,7 +475,7 @@ class RouterSession:
         self.send([GOODBYE, {}, ErrorURI.CLOSE_GOODBYE_AND_OUT])
         self._leave_realm(f"goodbye ({message[2]})")
         # The transport may carry a new session; it must start within the HELLO deadline.
-        self.state = SessionState.ESTABLISHING
+        self.state = RouterSessionState.ESTABLISHING
         self._hello_timer = self.router.clock.callLater(self.router.config.hello_timeout, self._on_hello_timeout)
 
     def _on_abort(self, message: Message) -> None:
@@ -494,7 +504,7 @@ class RouterSession:
             realm=realm.name,
             why=why,
             authid=self.authid,
-            peer=self.peer.peer,
+            peer=self.connection.peer,
             event="leave",
         )
 
@@ -502,7 +512,7 @@ class RouterSession:
         """ABORT the session with wamp.error.protocol_violation and close (1002)."""
         log.info(
             "protocol violation by session {session_id} (connection {connection_id} from {peer}): {text}",
-            connection_id=self.peer.connection_id,
+            connection_id=self.connection.connection_id,
             text=text,
             event="protocol_error",
             **self.log_fields(),
@@ -514,8 +524,8 @@ class RouterSession:
         self._hello_timer = None
         log.info(
             "connection {connection_id} from {peer}: no HELLO within {timeout} s, closing",
-            connection_id=self.peer.connection_id,
-            peer=self.peer.peer,
+            connection_id=self.connection.connection_id,
+            peer=self.connection.peer,
             timeout=self.router.config.hello_timeout,
         )
         self._close_transport(CloseCode.POLICY_VIOLATION, "no HELLO received in time")
@@ -528,6 +538,6 @@ class RouterSession:
 
     def _close_transport(self, code: int, reason: str) -> None:
         self._cancel_hello_timer()
-        if self.state is not SessionState.CLOSED:
-            self.state = SessionState.CLOSED
-            self.peer.close(code, reason)
+        if self.state is not RouterSessionState.CLOSED:
+            self.state = RouterSessionState.CLOSED
+            self.connection.close(code, reason)

@@ -109,7 +109,7 @@ class SessionTrace:
 
     def _start(self) -> None:
         session = self.session
-        peer = session.peer
+        peer = session.connection
         # what the session receives: a session fed by a connection of this process has on_message
         receive: Callable[[Message], None] | None = getattr(session, "on_message", None)
         if receive is not None:
@@ -145,7 +145,7 @@ class SessionTrace:
     def stop(self) -> None:
         session = self.session
         session.__dict__.pop("on_message", None)
-        peer = session.peer
+        peer = session.connection
         for name in self._wrapped_peer:
             try:
                 delattr(peer, name)
