@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from promisifier.embed import Router
     from promisifier.router.auth import AuthConfig, Principal
     from promisifier.router.authz import Permission, RoleConfig
-    from promisifier.router.config import RealmConfig, RouterConfig
+    from promisifier.router.router_config import RealmConfig, RouterConfig
     from promisifier.wire import EncodeError
 
 # Imported on first use: the relay process needs the router, not the client library
@@ -56,8 +56,8 @@ _HOMES = {
     "Principal": "promisifier.router.auth",
     "Permission": "promisifier.router.authz",
     "RoleConfig": "promisifier.router.authz",
-    "RealmConfig": "promisifier.router.config",
-    "RouterConfig": "promisifier.router.config",
+    "RealmConfig": "promisifier.router.router_config",
+    "RouterConfig": "promisifier.router.router_config",
     "EncodeError": "promisifier.wire",
 }
 

@@ -37,7 +37,7 @@ def relay(argv: list[str]) -> int:
     from twisted.internet import reactor, task
     from twisted.python import usage
 
-    from promisifier.relay.options import RelayOptions
+    from promisifier.relay.command_line import RelayOptions
     from promisifier.relay.service import make_service
 
     options = RelayOptions()

@@ -39,8 +39,8 @@ from promisifier.transport.rawsocket import RawSocketServerFactory
 from promisifier.transport.websocket import WampServerFactory
 
 if TYPE_CHECKING:
-    from promisifier.router.config import RouterConfig
     from promisifier.router.router import RouterCore
+    from promisifier.router.router_config import RouterConfig
     from promisifier.router.session import RouterSession
 
 DEFAULT_PATH = "/ws"

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from promisifier.router import RouterConfig
-from promisifier.router.config import RealmConfig
+from promisifier.router.router_config import RealmConfig
 from tests.memory_router import ALL_ROLES, MemoryClient, MemoryRouter
 
 #: HELLO roles announcing the client features the advanced profile tests use

@@ -32,7 +32,7 @@ from autobahn.wamp.role import DEFAULT_CLIENT_ROLES, RoleCalleeFeatures
 from twisted.internet import defer
 
 from promisifier.router import RouterConfig
-from promisifier.router.config import RealmConfig
+from promisifier.router.router_config import RealmConfig
 from tests.support import (
     SERIALIZER_NAMES,
     RecordingSession,

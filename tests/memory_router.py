@@ -29,7 +29,7 @@ from typing import Any
 from twisted.internet.task import Clock
 
 from promisifier.router import RouterConfig, RouterCore
-from promisifier.router.config import RealmConfig
+from promisifier.router.router_config import RealmConfig
 from promisifier.router.session import RouterSession, RouterSessionState
 from promisifier.wire import SERIALIZERS, ProtocolError, check_message
 from promisifier.wire.messages import (

@@ -20,7 +20,7 @@ from twisted.internet import defer, reactor
 from twisted.web.client import Agent, readBody
 
 import promisifier
-from promisifier.relay.config import RelayConfig, parse_config
+from promisifier.relay.relay_config import RelayConfig, parse_config
 from promisifier.relay.service import RelayService
 from promisifier.router import RouterCore
 from tests.support import within

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from promisifier.router.authz import Permission, RoleConfig
-from promisifier.router.config import RealmConfig
+from promisifier.router.router_config import RealmConfig
 from promisifier.wire.messages import (
     ABORT,
     CALL,

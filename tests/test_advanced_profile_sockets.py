@@ -10,8 +10,8 @@ from autobahn.wamp.types import PublishOptions
 from twisted.internet import defer
 
 from promisifier.client import Passthru, connect
-from promisifier.router.config import RealmConfig, RouterConfig
 from promisifier.router.history import HistoryRule
+from promisifier.router.router_config import RealmConfig, RouterConfig
 from promisifier.wire.messages import EVENT, INVOCATION
 from tests.support import connect_autobahn, leave_and_wait, start_router, until, within
 

@@ -20,7 +20,7 @@ from twisted.internet import defer, reactor, task
 from promisifier.router import RouterConfig
 from promisifier.router.auth import AuthConfig, AuthenticationFailed, Principal, load_callable
 from promisifier.router.authz import Permission, RoleConfig
-from promisifier.router.config import RealmConfig
+from promisifier.router.router_config import RealmConfig
 from tests.auth_support import Routers, connect_auth, leave
 from tests.support import within
 

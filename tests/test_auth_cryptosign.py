@@ -19,13 +19,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from twisted.logger import globalLogPublisher
 
 from promisifier.client import SessionAborted, connect
-from promisifier.relay.config import load_config
+from promisifier.relay.relay_config import load_config
 from promisifier.relay.service import RelayService
 from promisifier.router import RouterConfig
 from promisifier.router.auth import AuthConfig
 from promisifier.router.authz import Permission, RoleConfig
-from promisifier.router.config import RealmConfig
 from promisifier.router.cryptosign import CryptosignPrincipal
+from promisifier.router.router_config import RealmConfig
 from promisifier.wire import cryptosign
 from tests.auth_support import Routers, connect_auth, leave
 from tests.js_support import run_node, skip_or_fail_without_node

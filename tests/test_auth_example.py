@@ -14,7 +14,7 @@ import pytest
 import pytest_twisted
 from twisted.internet import defer, utils
 
-from promisifier.relay.config import load_config
+from promisifier.relay.relay_config import load_config
 from promisifier.relay.service import RelayService
 from tests.support import within
 

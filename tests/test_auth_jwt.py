@@ -20,12 +20,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from promisifier.client import SessionAborted, connect
-from promisifier.relay.config import ConfigError, parse_config
+from promisifier.relay.relay_config import ConfigError, parse_config
 from promisifier.router import RouterConfig
 from promisifier.router.auth import AuthConfig, Principal
 from promisifier.router.authz import Permission, RoleConfig
-from promisifier.router.config import RealmConfig
 from promisifier.router.jwt_tickets import JwtConfig
+from promisifier.router.router_config import RealmConfig
 from tests.auth_support import Routers, connect_auth, leave
 from tests.support import within
 

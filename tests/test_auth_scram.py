@@ -19,7 +19,7 @@ from promisifier.client import SessionAborted, connect
 from promisifier.router import RouterConfig
 from promisifier.router.auth import AuthConfig
 from promisifier.router.authz import Permission, RoleConfig
-from promisifier.router.config import RealmConfig
+from promisifier.router.router_config import RealmConfig
 from promisifier.router.scram import ScramPrincipal
 from promisifier.wire import scram
 from tests.auth_support import Routers, connect_auth, leave

@@ -17,12 +17,12 @@ import pytest_twisted
 from twisted.internet import reactor, ssl, utils
 
 from promisifier.client import SessionAborted, connect
-from promisifier.relay.config import ConfigError, load_config
+from promisifier.relay.relay_config import ConfigError, load_config
 from promisifier.relay.tls_listener import server_endpoint
 from promisifier.router import RouterConfig
 from promisifier.router.auth import AuthConfig
 from promisifier.router.authz import Permission, RoleConfig
-from promisifier.router.config import RealmConfig
+from promisifier.router.router_config import RealmConfig
 from promisifier.router.tls_auth import TlsPrincipal
 from tests.auth_support import Routers, connect_auth, leave
 from tests.pki_support import issue, make_ca

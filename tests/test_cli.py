@@ -21,7 +21,7 @@ from promisifier.cli import parse_value, to_json
 from promisifier.client import CallResult, connect
 from promisifier.router import RouterConfig
 from promisifier.router.authz import Permission, RoleConfig
-from promisifier.router.config import RealmConfig
+from promisifier.router.router_config import RealmConfig
 from tests.support import start_router, until, within
 
 pytestmark = pytest.mark.slow

@@ -15,7 +15,7 @@ from promisifier.client import connect
 from promisifier.embed import Router
 from promisifier.router import RouterConfig
 from promisifier.router.auth import AuthConfig, Principal
-from promisifier.router.config import RealmConfig
+from promisifier.router.router_config import RealmConfig
 from tests.support import RunningRouter, start_router, until, within
 from tests.test_cli import REPO, Child, child_env
 

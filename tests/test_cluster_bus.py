@@ -10,7 +10,7 @@ import pytest_twisted
 from twisted.internet import defer
 
 from promisifier.cluster.bus import SLOTS, LinkDown, session_id_in_slot
-from promisifier.cluster.config import ClusterConfig
+from promisifier.cluster.cluster_config import ClusterConfig
 from promisifier.cluster.redis_bus import RedisBus, glob_escape, listen_target
 from tests.support import until, within
 

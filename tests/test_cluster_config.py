@@ -12,9 +12,9 @@ import tomllib
 import pytest
 from twisted.python import usage
 
-from promisifier.cluster.config import ClusterConfig, RedisAddress
-from promisifier.relay.config import ConfigError, parse_config
-from promisifier.relay.options import RelayOptions, check_config
+from promisifier.cluster.cluster_config import ClusterConfig, RedisAddress
+from promisifier.relay.command_line import RelayOptions, check_config
+from promisifier.relay.relay_config import ConfigError, parse_config
 from promisifier.relay.service import make_service
 
 pytestmark = pytest.mark.slow

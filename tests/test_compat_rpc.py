@@ -23,7 +23,7 @@ from promisifier.embed import Router
 from promisifier.router import RouterConfig
 from promisifier.router.auth import AuthConfig, Principal
 from promisifier.router.authz import Permission, RoleConfig
-from promisifier.router.config import RealmConfig
+from promisifier.router.router_config import RealmConfig
 from tests.support import within
 
 pytestmark = pytest.mark.slow

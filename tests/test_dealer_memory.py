@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from promisifier.router import RouterConfig
-from promisifier.router.config import RealmConfig
+from promisifier.router.router_config import RealmConfig
 from promisifier.wire.messages import CALL, CANCEL, ERROR, INTERRUPT, INVOCATION, REGISTER, RESULT, WELCOME
 from tests.memory_router import ROLES_WITHOUT_CANCELING, MemoryClient, MemoryRouter
 

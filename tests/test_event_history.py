@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from promisifier.router.authz import Permission, RoleConfig
-from promisifier.router.config import RealmConfig
 from promisifier.router.history import HistoryRule
+from promisifier.router.router_config import RealmConfig
 from promisifier.wire.messages import RESULT, SUBSCRIBE, SUBSCRIBED
 from tests.advanced_memory import Memory
 

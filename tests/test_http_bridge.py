@@ -21,7 +21,7 @@ from twisted.web.http_headers import Headers
 
 from promisifier import ApplicationError
 from promisifier.bridge.http import sign
-from promisifier.relay.config import parse_config
+from promisifier.relay.relay_config import parse_config
 from tests.raw_support import no_unhandled_errors  # noqa: F401 - autouse: no exception may reach the log
 from tests.relay_support import relay_config
 from tests.rpc_support import FrameClient

@@ -28,8 +28,8 @@ from twisted.internet import defer
 
 from promisifier.embed import Router as EmbeddedRouter
 from promisifier.router import RouterConfig
-from promisifier.router.config import RealmConfig
 from promisifier.router.history import HistoryRule
+from promisifier.router.router_config import RealmConfig
 from tests.js_support import JS_DIR, run_node, scenario_reports, skip_or_fail_without_node
 from tests.support import SERIALIZER_NAMES, router_idle, start_router, until
 

@@ -76,7 +76,7 @@ def test_importing_the_router_loads_no_networking():
 
 def test_the_relay_does_not_import_the_facades():
     probe = (
-        "import sys, promisifier.relay.service, promisifier.relay.site, promisifier.relay.config\n"
+        "import sys, promisifier.relay.service, promisifier.relay.site, promisifier.relay.relay_config\n"
         "print(','.join(sorted(m for m in sys.modules if m.startswith('promisifier.compat'))))\n"
     )
     result = subprocess.run(

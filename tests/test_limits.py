@@ -35,7 +35,7 @@ from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.protocol import Protocol
 
 from promisifier.router import RouterConfig
-from promisifier.router.config import Limits
+from promisifier.router.router_config import Limits
 from promisifier.wire import LIMIT_EXCEEDED
 from tests.raw_support import (  # noqa: F401 - no_unhandled_errors is an autouse fixture
     CALL,

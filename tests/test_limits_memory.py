@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from promisifier.router import RouterConfig
-from promisifier.router.config import Limits
+from promisifier.router.router_config import Limits
 from promisifier.wire import LIMIT_EXCEEDED
 from promisifier.wire.messages import (
     ABORT,

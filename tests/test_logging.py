@@ -18,7 +18,7 @@ from twisted.python import usage
 
 from promisifier import ApplicationError
 from promisifier.relay import logging as relay_logging
-from promisifier.relay.options import RelayOptions
+from promisifier.relay.command_line import RelayOptions
 from promisifier.router import Router, RouterConfig
 from promisifier.router.trace import describe
 from promisifier.transport.stats import ConnectionStats

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from promisifier.router import RouterConfig
-from promisifier.router.config import RealmConfig
+from promisifier.router.router_config import RealmConfig
 from promisifier.wire.messages import ERROR, GOODBYE, RESULT, WELCOME
 from tests.memory_router import MemoryClient, MemoryRouter
 

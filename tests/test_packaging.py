@@ -113,7 +113,7 @@ def test_regular_install_ships_the_plugin_module(venvs):
 def test_editable_install_runs_the_checkout(venvs, tmp_path):
     venv = venvs["editable"]
     source = venv.parent / "src-editable"
-    code = "import os, promisifier.relay.options as m; print(os.path.realpath(m.__file__))"
+    code = "import os, promisifier.relay.command_line as m; print(os.path.realpath(m.__file__))"
     imported = Path(run([str(venv / "bin" / "python"), "-c", code], cwd=tmp_path).strip())
     assert imported == (source / "promisifier" / "relay" / "options.py").resolve()
     # twistd's plugin cache went next to the linked plugin, not into the sources

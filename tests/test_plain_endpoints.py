@@ -14,7 +14,7 @@ from twisted.web.server import Site
 
 from promisifier import websockets
 from promisifier.compat import websockets as compat_websockets
-from promisifier.relay.config import load_config
+from promisifier.relay.relay_config import load_config
 from promisifier.relay.service import RelayService
 from promisifier.relay.site import mount
 from tests.support import connect_autobahn, leave_and_wait, within

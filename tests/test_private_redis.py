@@ -13,7 +13,7 @@ import stat
 import pytest
 import pytest_twisted
 
-from promisifier.cluster.config import ClusterConfig, RedisAddress
+from promisifier.cluster.cluster_config import ClusterConfig, RedisAddress
 from promisifier.cluster.private_redis import PrivateRedis, RedisNotInstalled, find_redis_server
 from promisifier.cluster.redis_bus import RedisBus
 from tests.support import until, within

@@ -27,8 +27,8 @@ from twisted.python import usage
 from promisifier.client import connect
 from promisifier.client.connection import parse_rawsocket_url
 from promisifier.client.errors import ConnectionClosed
-from promisifier.relay.config import ConfigError, load_config
-from promisifier.relay.options import RelayOptions
+from promisifier.relay.command_line import RelayOptions
+from promisifier.relay.relay_config import ConfigError, load_config
 from promisifier.relay.service import RelayService, make_service
 from tests.support import SERIALIZER_NAMES, connect_autobahn, free_ports, leave_and_wait, within
 

@@ -19,7 +19,8 @@ import pytest_twisted
 from autobahn.wamp.exception import ApplicationError
 from twisted.internet import defer, reactor, threads
 
-from promisifier.relay.config import (
+from promisifier.relay.command_line import RelayOptions
+from promisifier.relay.relay_config import (
     ConfigError,
     EndpointConfig,
     ListenerConfig,
@@ -28,7 +29,6 @@ from promisifier.relay.config import (
     load_config,
     parse_config,
 )
-from promisifier.relay.options import RelayOptions
 from promisifier.relay.service import RelayService, make_service
 from promisifier.router import RouterConfig
 from promisifier.router.auth import Principal

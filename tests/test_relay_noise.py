@@ -8,7 +8,7 @@ import pytest
 import pytest_twisted
 from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 
-from promisifier.relay.options import RelayOptions
+from promisifier.relay.command_line import RelayOptions
 from tests.relay_support import Relay, relay_config
 
 pytestmark = pytest.mark.slow

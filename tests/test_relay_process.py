@@ -16,7 +16,7 @@ import pytest_twisted
 from twisted.internet.error import CannotListenError
 from twisted.python import usage
 
-from promisifier.relay.options import RelayOptions
+from promisifier.relay.command_line import RelayOptions
 from promisifier.relay.service import make_service
 from promisifier.router import RouterConfig
 from tests.relay_support import Process, subprocess_env

@@ -8,7 +8,7 @@ from autobahn.wamp.exception import ApplicationError
 
 from promisifier.router import RouterConfig
 from promisifier.router.authz import Permission, RoleConfig
-from promisifier.router.config import RealmConfig
+from promisifier.router.router_config import RealmConfig
 from tests.support import connect_autobahn, leave_and_wait, start_router, within
 
 pytestmark = pytest.mark.slow

@@ -453,7 +453,7 @@ def test_invalid_utf8_in_a_text_frame_closes_with_1007(relays):
 
 
 def test_config_checks_the_paths():
-    from promisifier.relay.config import ConfigError
+    from promisifier.relay.relay_config import ConfigError
 
     with pytest.raises(ConfigError) as raised:
         relay_config(

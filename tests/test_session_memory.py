@@ -18,7 +18,7 @@ from twisted.internet import defer
 from promisifier.router import RouterConfig
 from promisifier.router.auth import AuthConfig, Principal
 from promisifier.router.authz import ALLOW_ALL, RoleConfig
-from promisifier.router.config import RealmConfig
+from promisifier.router.router_config import RealmConfig
 from promisifier.router.session import GOODBYE_CLOSE_GRACE, RouterSessionState
 from promisifier.wire.cra import compute_signature
 from promisifier.wire.messages import (

@@ -14,8 +14,8 @@ from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.python import usage
 
 from promisifier.client import ApplicationError, ConnectionLost, connect
-from promisifier.relay.config import ConfigError, parse_config
-from promisifier.relay.options import RelayOptions
+from promisifier.relay.command_line import RelayOptions
+from promisifier.relay.relay_config import ConfigError, parse_config
 from tests.support import start_router, within
 
 pytestmark = pytest.mark.slow

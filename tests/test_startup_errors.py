@@ -18,9 +18,9 @@ from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.python import usage
 
 from promisifier.client import Client
-from promisifier.relay.config import ConfigError, parse_config
+from promisifier.relay.command_line import RelayOptions
 from promisifier.relay.endpoints import cannot_listen
-from promisifier.relay.options import RelayOptions
+from promisifier.relay.relay_config import ConfigError, parse_config
 from tests.relay_support import subprocess_env
 from tests.support import within
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import pytest_twisted
 
-from promisifier.relay.config import ConfigError
+from promisifier.relay.relay_config import ConfigError
 from tests.relay_support import relay_config
 
 pytestmark = pytest.mark.slow

@@ -14,7 +14,7 @@ from twisted.internet import defer
 from twisted.internet.task import Clock
 
 from promisifier import ApplicationError
-from promisifier.relay.config import ConfigError, ListenerConfig, RelayConfig, default_config, parse_config
+from promisifier.relay.relay_config import ConfigError, ListenerConfig, RelayConfig, default_config, parse_config
 from promisifier.relay.web import RelayWeb
 from promisifier.router import Router, RouterConfig
 from tests.relay_support import LOOPBACK, relay_config
@@ -276,7 +276,7 @@ def test_each_can_be_switched_off_and_the_status_page_moved(relays):
 def test_a_reload_can_switch_the_status_page_on_and_off(relays, tmp_path):
     config_file = tmp_path / "relay.toml"
     config_file.write_text(f'[[listeners]]\nendpoint = "{LOOPBACK}"\nstatus = false\n')
-    from promisifier.relay.config import load_config
+    from promisifier.relay.relay_config import load_config
 
     relay = relays()
     relay.service.config_file = str(config_file)

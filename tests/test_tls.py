@@ -14,7 +14,7 @@ from autobahn.wamp.types import ComponentConfig
 from twisted.internet import defer, reactor
 from twisted.internet.endpoints import TCP4ClientEndpoint, wrapClientTLS
 
-from promisifier.relay.config import load_config
+from promisifier.relay.relay_config import load_config
 from promisifier.relay.service import RelayService
 from tests.support import RecordingSession, autobahn_serializer, within
 

@@ -7,7 +7,7 @@ import pytest
 import pytest_twisted
 
 from promisifier.client import ConnectFailed, connect
-from promisifier.relay.config import load_config
+from promisifier.relay.relay_config import load_config
 from promisifier.relay.service import RelayService
 from tests.support import within
 from tests.test_tls import make_certificate

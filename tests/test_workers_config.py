@@ -9,8 +9,8 @@ import tomllib
 import pytest
 from twisted.python import usage
 
-from promisifier.relay.config import ConfigError, parse_config
-from promisifier.relay.options import RelayOptions
+from promisifier.relay.command_line import RelayOptions
+from promisifier.relay.relay_config import ConfigError, parse_config
 from promisifier.relay.service import RelayService, make_service
 from promisifier.relay.worker_count import MAX_WORKERS, parse_workers
 from promisifier.relay.workers import WorkerSpec, WorkersService

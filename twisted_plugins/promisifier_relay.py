@@ -17,7 +17,7 @@ class _RelayServiceMaker:
 
     @property
     def options(self):
-        from promisifier.relay.options import RelayOptions
+        from promisifier.relay.command_line import RelayOptions
 
         return RelayOptions
 

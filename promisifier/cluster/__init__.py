@@ -7,6 +7,6 @@ what other nodes need: publications, calls and their answers, and the cluster-wi
 implementation on Redis 7 with txredisapi.
 """
 
-from promisifier.cluster.config import ClusterConfig, RedisAddress
+from promisifier.cluster.cluster_config import ClusterConfig, RedisAddress
 
 __all__ = ["ClusterConfig", "RedisAddress"]

@@ -22,7 +22,7 @@ from twisted.internet.protocol import ProcessProtocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from promisifier.cluster.config import RedisAddress
+from promisifier.cluster.cluster_config import RedisAddress
 
 log = Logger(namespace="promisifier.cluster")
 

@@ -62,7 +62,7 @@ from twisted.logger import Logger
 
 from promisifier.cluster import redis_meta
 from promisifier.cluster.bus import SLOTS, Bus, BusHandler, LinkDown, MetaEntry, RegistrationChange
-from promisifier.cluster.config import ClusterConfig, RedisAddress
+from promisifier.cluster.cluster_config import ClusterConfig, RedisAddress
 
 log = Logger(namespace="promisifier.cluster")
 

@@ -101,7 +101,7 @@ from promisifier.compat.common import (
 from promisifier.embed import Router
 from promisifier.router.auth import AuthConfig, load_callable
 from promisifier.router.authz import ALLOW_ALL, RoleConfig
-from promisifier.router.config import RealmConfig, RouterConfig
+from promisifier.router.router_config import RealmConfig, RouterConfig
 from promisifier.transport.handshake import HandshakeDeadlineSite
 from promisifier.wire import ErrorURI
 

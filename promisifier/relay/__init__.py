@@ -1,9 +1,9 @@
 """The relay as a program: options, config file, the twistd service, its web pages and logs.
 
-- :mod:`promisifier.relay.options`: :class:`RelayOptions`, the command line of
+- :mod:`promisifier.relay.command_line`: :class:`RelayOptions`, the command line of
   ``twistd promisifier-relay`` and ``python -m promisifier relay`` (``--config``,
   ``--check-config``).
-- :mod:`promisifier.relay.config`: the TOML config file -> :class:`RelayConfig` (checked,
+- :mod:`promisifier.relay.relay_config`: the TOML config file -> :class:`RelayConfig` (checked,
   with errors naming the key path); :mod:`promisifier.relay.checks` does the checking,
   :mod:`promisifier.relay.endpoints` looks into Twisted endpoint strings and
   :mod:`promisifier.relay.bridge_config` reads the bridges' listener sections.

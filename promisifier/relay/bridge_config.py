@@ -1,7 +1,7 @@
 """The bridge keys of a listener in the relay's TOML file: ``[[listeners.rpc_websockets]]``,
 ``[listeners.http]`` and ``[[listeners.static]]``.
 
-Checked like the rest of the file (:mod:`promisifier.relay.config`): every problem names
+Checked like the rest of the file (:mod:`promisifier.relay.relay_config`): every problem names
 its key path.
 """
 

@@ -1,7 +1,7 @@
 """The relay service run by ``twistd promisifier-relay`` and ``python -m promisifier relay``.
 
 Starting it builds a :class:`~promisifier.router.RouterCore` and listens on every listener of
-its :class:`~promisifier.relay.config.RelayConfig`, each with a web site serving WAMP at the
+its :class:`~promisifier.relay.relay_config.RelayConfig`, each with a web site serving WAMP at the
 listener's path and the plain WebSocket endpoints at theirs, or (``transport =
 "rawsocket"``) with the router's RawSocket factory. Stopping it stops listening,
 then closes every session with ``router.stop()`` (GOODBYE ``wamp.close.system_shutdown``),
@@ -28,14 +28,14 @@ from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from promisifier.cluster.config import ClusterConfig
+from promisifier.cluster.cluster_config import ClusterConfig
 from promisifier.cluster.node import ClusterNode
 from promisifier.listen import deadline_site
-from promisifier.relay.config import ConfigError, ListenerConfig, RelayConfig, default_config, load_config
+from promisifier.relay.command_line import RelayOptions
 from promisifier.relay.endpoints import cannot_listen
 from promisifier.relay.memory import release_startup_memory
 from promisifier.relay.open_files import raise_open_file_limit
-from promisifier.relay.options import RelayOptions
+from promisifier.relay.relay_config import ConfigError, ListenerConfig, RelayConfig, default_config, load_config
 from promisifier.relay.shared_sockets import InheritedSocket, worker_endpoint
 from promisifier.relay.site import (
     listener_options,

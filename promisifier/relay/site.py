@@ -21,7 +21,7 @@ from promisifier.listen import (
     reconfigure_rawsocket_factory,
     websocket_resource,
 )
-from promisifier.relay.config import EndpointConfig, ListenerConfig
+from promisifier.relay.relay_config import EndpointConfig, ListenerConfig
 from promisifier.router import RouterCore
 from promisifier.transport.plain_websocket import PlainWebSocketFactory, create_websocket
 from promisifier.transport.rawsocket import RawSocketServerFactory

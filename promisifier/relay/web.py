@@ -300,7 +300,7 @@ class RelayWeb:
     # -- resources ------------------------------------------------------------------------
 
     def resources(self, listener: Any) -> dict[str, IResource]:
-        """The resources a listener (:class:`~promisifier.relay.config.ListenerConfig`)
+        """The resources a listener (:class:`~promisifier.relay.relay_config.ListenerConfig`)
         serves beside its WebSocket, by path."""
         found: dict[str, IResource] = {}
         paths = listener.web_paths()

@@ -69,7 +69,7 @@ def _observer(spec: WorkerSpec) -> ILogObserver:
 
 
 def _config(spec: WorkerSpec) -> Any:
-    from promisifier.relay.config import default_config, load_config
+    from promisifier.relay.relay_config import default_config, load_config
 
     if spec.config_file is not None:
         return load_config(spec.config_file)

@@ -50,7 +50,7 @@ from twisted.internet.protocol import ProcessProtocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from promisifier.cluster.config import (
+from promisifier.cluster.cluster_config import (
     DEFAULT_HEARTBEAT_INTERVAL,
     DEFAULT_TTL,
     ClusterConfig,
@@ -58,8 +58,8 @@ from promisifier.cluster.config import (
     default_node_name,
 )
 from promisifier.cluster.private_redis import PrivateRedis, RedisNotInstalled, find_redis_server
-from promisifier.relay.config import RelayConfig
 from promisifier.relay.endpoints import cannot_listen
+from promisifier.relay.relay_config import RelayConfig
 from promisifier.relay.shared_sockets import family_of, listen_unread
 
 log = Logger(namespace="promisifier.relay")
@@ -84,7 +84,7 @@ class WorkerSpec:
     workers: int
     #: the config file (absolute), or None: ``options`` build the configuration
     config_file: str | None
-    #: keyword arguments of :func:`~promisifier.relay.config.default_config` (no file)
+    #: keyword arguments of :func:`~promisifier.relay.relay_config.default_config` (no file)
     options: dict[str, Any]
     #: the Redis the workers meet on (with its password) and the cluster settings
     redis: str

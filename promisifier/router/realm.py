@@ -9,9 +9,9 @@ from twisted.logger import Logger
 
 from promisifier.router.authz import Authorizer
 from promisifier.router.broker import BROKER_FEATURES, Broker
-from promisifier.router.config import Limits, RealmConfig
 from promisifier.router.dealer import DEALER_FEATURES, Dealer
 from promisifier.router.meta import BROKER_META_FEATURES, DEALER_META_FEATURES, MetaApi
+from promisifier.router.router_config import Limits, RealmConfig
 from promisifier.wire import ErrorURI
 from promisifier.wire.messages import (
     CALL,

@@ -15,9 +15,9 @@ from twisted.logger import Logger
 
 from promisifier.router.auth import Authenticator
 from promisifier.router.clock import Clock
-from promisifier.router.config import RouterConfig
 from promisifier.router.peer import Peer
 from promisifier.router.realm import Realm
+from promisifier.router.router_config import RouterConfig
 from promisifier.router.session import RouterSession
 from promisifier.transport.closing import CloseCode
 from promisifier.transport.stats import ConnectionStats

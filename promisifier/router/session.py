@@ -36,9 +36,9 @@ from promisifier.wire.messages import (
 
 if TYPE_CHECKING:
     from promisifier.router.clock import Clock, DelayedCall
-    from promisifier.router.config import RouterConfig
     from promisifier.router.peer import Peer
     from promisifier.router.realm import Realm
+    from promisifier.router.router_config import RouterConfig
 
 log = Logger(namespace="promisifier.router")
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from promisifier.bridge.http import HttpBridgeConfig
 from promisifier.bridge.mount import RpcWebSocketsConfig
-from promisifier.cluster.config import ClusterConfig, RedisAddress
+from promisifier.cluster.cluster_config import ClusterConfig, RedisAddress
 from promisifier.relay import bridge_config
 from promisifier.relay import endpoints as ep
 from promisifier.relay.bridge_config import BRIDGE_KEYS, StaticConfig
@@ -34,11 +34,11 @@ from promisifier.relay.checks import MISSING, Checker, describe, key_path
 from promisifier.relay.worker_count import parse_workers
 from promisifier.router.auth import AUTH_METHODS, AuthConfig, Principal
 from promisifier.router.authz import Permission, RoleConfig
-from promisifier.router.config import CANCEL_REPLIES, Limits, RealmConfig, RouterConfig
 from promisifier.router.cryptosign import CryptosignPrincipal
 from promisifier.router.history import HistoryRule
 from promisifier.router.jwt_tickets import ALGORITHMS as JWT_ALGORITHMS
 from promisifier.router.jwt_tickets import JwtConfig
+from promisifier.router.router_config import CANCEL_REPLIES, Limits, RealmConfig, RouterConfig
 from promisifier.router.scram import ScramPrincipal
 from promisifier.router.tls_auth import TlsPrincipal, normalize_fingerprint
 from promisifier.transport.limits import DEFAULT_MAX_MESSAGE_SIZE

@@ -7,7 +7,7 @@ import sys
 
 from twisted.python import usage
 
-from promisifier.relay.config import (
+from promisifier.relay.relay_config import (
     DEFAULT_ENDPOINT,
     DEFAULT_PATH,
     DEFAULT_REALM,
@@ -142,7 +142,7 @@ class RelayOptions(usage.Options):
 
     def opt_realm(self, realm: str) -> None:
         """Realm clients may join; repeat for several [default: realm1]."""
-        from promisifier.relay.config import REALM_NAME
+        from promisifier.relay.relay_config import REALM_NAME
         from promisifier.wire import is_valid_uri
 
         if not is_valid_uri(realm):
