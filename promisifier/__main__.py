@@ -3,33 +3,17 @@
 Each command is a function that takes the arguments after its name and returns the exit
 code; it parses them itself (argparse, or ``twisted.python.usage`` like ``relay``, whose
 options are the ones of ``twistd promisifier-relay``). To add one, write the function and
-decorate it with ``@command(name, summary)``.
+decorate it with ``@command(name, summary)`` (:mod:`promisifier.commands`, the one
+registry; the client commands are in :mod:`promisifier.cli`).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 
 from promisifier import __version__
-
-PROG = "python -m promisifier"
-
-CommandFunction = Callable[[list[str]], int]
-
-#: name -> (one-line summary, function), in the order they were added
-COMMANDS: dict[str, tuple[str, CommandFunction]] = {}
-
-
-def command(name: str, summary: str) -> Callable[[CommandFunction], CommandFunction]:
-    """Register ``function(argv) -> exit code`` as the command ``name``."""
-
-    def register(function: CommandFunction) -> CommandFunction:
-        COMMANDS[name] = (summary, function)
-        return function
-
-    return register
+from promisifier.commands import COMMANDS, PROG, command
 
 
 @command("relay", "run the relay (the options of `twistd -n promisifier-relay`; see relay --help)")
@@ -157,11 +141,8 @@ def _run_service(reactor, service, options=None):
     return Deferred()
 
 
-# the client commands (call, publish, subscribe, list, register) live in promisifier.cli
-from promisifier.cli import COMMANDS as _CLIENT_COMMANDS  # noqa: E402
-
-for _name, (_summary, _function) in _CLIENT_COMMANDS.items():
-    command(_name, _summary)(_function)
+# the client commands (call, publish, subscribe, list, register) register themselves
+import promisifier.cli  # noqa: E402, F401
 
 
 def _parser() -> argparse.ArgumentParser:

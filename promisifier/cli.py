@@ -45,22 +45,10 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-PROG = "python -m promisifier"
-
-CommandFunction = Callable[[list[str]], int]
-
-#: name -> (one-line summary, function); __main__ adds them to its commands
-COMMANDS: dict[str, tuple[str, CommandFunction]] = {}
+from promisifier.commands import COMMANDS, PROG
+from promisifier.commands import command as _command
 
 BYTES_KEY = "$base64"
-
-
-def _command(name: str, summary: str) -> Callable[[CommandFunction], CommandFunction]:
-    def register(function: CommandFunction) -> CommandFunction:
-        COMMANDS[name] = (summary, function)
-        return function
-
-    return register
 
 
 # -- values -----------------------------------------------------------------------------
