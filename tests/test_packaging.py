@@ -115,7 +115,7 @@ def test_editable_install_runs_the_checkout(venvs, tmp_path):
     source = venv.parent / "src-editable"
     code = "import os, promisifier.relay.command_line as m; print(os.path.realpath(m.__file__))"
     imported = Path(run([str(venv / "bin" / "python"), "-c", code], cwd=tmp_path).strip())
-    assert imported == (source / "promisifier" / "relay" / "options.py").resolve()
+    assert imported == (source / "promisifier" / "relay" / "command_line.py").resolve()
     # twistd's plugin cache went next to the linked plugin, not into the sources
     run([str(venv / "bin" / "twistd"), "--help"], cwd=tmp_path)
     assert not (source / "twisted_plugins" / "dropin.cache").exists()
