@@ -132,3 +132,8 @@ def test_the_routers_only_import_cycle_is_a_realm_and_its_parts():
     cycles = _cycles(_import_graph(ROUTER))
     assert all(cycle <= REALM_AND_ITS_PARTS for cycle in cycles), cycles
     assert len(cycles) <= 1
+
+
+def test_the_relay_has_no_import_cycles():
+    # metrics reads the relay's serving state through a protocol of its own, not web.RelayWeb
+    assert _cycles(_import_graph(REPO / "promisifier" / "relay")) == []

@@ -44,20 +44,33 @@ promisifier_protocol_errors_total           layer                         ``wamp
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
 
 if TYPE_CHECKING:
-    from promisifier.relay.web import RelayWeb
     from promisifier.router import RouterCore
 
 PREFIX = "promisifier_"
 
 
-def router_registry(router: RouterCore, web: RelayWeb | None = None) -> CollectorRegistry:
+class ServingState(Protocol):
+    """What the collector reads of the relay beyond its router (the relay's
+    :class:`~promisifier.relay.web.RelayWeb`)."""
+
+    @property
+    def serving(self) -> bool:
+        """False once the relay or the router started to shut down."""
+        ...
+
+    def wall(self, router_seconds: float | None) -> float | None:
+        """A time on the router clock as seconds since the epoch."""
+        ...
+
+
+def router_registry(router: RouterCore, web: ServingState | None = None) -> CollectorRegistry:
     """A new registry holding the router's collector and the process collector."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(RouterCollector(router, web))  # type: ignore[arg-type]
@@ -68,7 +81,7 @@ def router_registry(router: RouterCore, web: RelayWeb | None = None) -> Collecto
 class RouterCollector:
     """Reads a router's figures at scrape time."""
 
-    def __init__(self, router: RouterCore, web: RelayWeb | None = None) -> None:
+    def __init__(self, router: RouterCore, web: ServingState | None = None) -> None:
         self.router = router
         self.web = web
 
