@@ -5,8 +5,9 @@
   ``--check-config``).
 - :mod:`promisifier.relay.relay_config`: the TOML config file -> :class:`RelayConfig` (checked,
   with errors naming the key path); :mod:`promisifier.relay.checks` does the checking,
-  :mod:`promisifier.relay.endpoints` looks into Twisted endpoint strings and
-  :mod:`promisifier.relay.bridge_config` reads the bridges' listener sections.
+  :mod:`promisifier.relay.endpoints` looks into Twisted endpoint strings,
+  :mod:`promisifier.relay.auth_config` reads a listener's ``auth`` table and
+  :mod:`promisifier.relay.bridge_config` the bridges' listener sections.
 - :mod:`promisifier.relay.site`: the web site of a listener (WAMP, plain WebSocket
   endpoints, bridges and the web pages on one port).
 - :mod:`promisifier.relay.web` (with ``status/``) and :mod:`promisifier.relay.metrics`:
