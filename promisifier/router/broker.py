@@ -19,6 +19,7 @@ from promisifier.router import request_options as opt
 from promisifier.router.history import History, StoredEvent, as_record, select
 from promisifier.router.matching import UriIndex, covers, iso_8601
 from promisifier.router.passthru import PassthruError, passthru_attributes, supports_passthru
+from promisifier.router.realm_view import RealmView
 from promisifier.wire import LIMIT_EXCEEDED, EncodeError, ErrorURI, fast_random_id, is_valid_uri, random_id
 from promisifier.wire.messages import (
     EVENT,
@@ -35,7 +36,6 @@ from promisifier.wire.policies import MATCH_POLICIES
 if TYPE_CHECKING:
     from twisted.internet.defer import Deferred
 
-    from promisifier.router.realm import Realm
     from promisifier.router.routed import RoutedSession
 
 log = Logger(namespace="promisifier.router.broker")
@@ -54,6 +54,25 @@ BROKER_FEATURES = {
 
 #: the PUBLISH options that say who may receive a publication
 FILTER_OPTIONS = ("exclude", "exclude_authid", "exclude_authrole", "eligible", "eligible_authid", "eligible_authrole")
+
+
+class BrokerMeta(Protocol):
+    """What the broker tells the meta API of its realm (:class:`~promisifier.router.meta.MetaApi`)."""
+
+    def subscription_created(self, session: RoutedSession, subscription: RouterSubscription) -> None: ...
+
+    def subscribed(self, session: RoutedSession, subscription: RouterSubscription) -> None: ...
+
+    def unsubscribed(self, session: RoutedSession, subscription: RouterSubscription) -> None: ...
+
+    def subscription_deleted(self, session: RoutedSession, subscription: RouterSubscription) -> None: ...
+
+
+class BrokerRealm(RealmView, Protocol):
+    """The realm as its broker sees it."""
+
+    @property
+    def meta(self) -> BrokerMeta: ...
 
 
 class BrokerLink(Protocol):
@@ -189,7 +208,7 @@ MAX_LIMITED_RETAINED = 8
 class Broker:
     """Publish/subscribe routing for one realm."""
 
-    def __init__(self, realm: Realm) -> None:
+    def __init__(self, realm: BrokerRealm) -> None:
         self.realm = realm
         self._index: UriIndex[RouterSubscription] = UriIndex()
         self._by_id: dict[int, RouterSubscription] = {}

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import random
 from bisect import bisect_left
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from twisted.logger import Logger
@@ -24,8 +25,8 @@ from twisted.logger import Logger
 from promisifier.router import request_options as opt
 from promisifier.router.counters import LatencyHistogram
 from promisifier.router.matching import UriIndex, covers, iso_8601
-from promisifier.router.meta import ROUTER_PROCEDURES
 from promisifier.router.passthru import PassthruError, passthru_attributes, supports_passthru
+from promisifier.router.realm_view import RealmView
 from promisifier.wire import LIMIT_EXCEEDED, ErrorURI, is_valid_uri, random_id
 from promisifier.wire.messages import (
     CALL,
@@ -45,7 +46,6 @@ if TYPE_CHECKING:
     from twisted.internet.defer import Deferred
 
     from promisifier.router.clock import DelayedCall
-    from promisifier.router.realm import Realm
     from promisifier.router.routed import RoutedSession
 
 log = Logger(namespace="promisifier.router.dealer")
@@ -105,6 +105,39 @@ class DealerLink(Protocol):
 
     def registration_id(self, realm: str, uri: str, match: str) -> int:
         """The id of the registration of ``uri`` (the same on every node)."""
+
+
+class DealerMeta(Protocol):
+    """What the dealer tells and asks the meta API of its realm
+    (:class:`~promisifier.router.meta.MetaApi`)."""
+
+    @property
+    def procedures(self) -> Mapping[str, object]:
+        """The procedures the meta API serves (``wamp.*`` and the router's own)."""
+        ...
+
+    @property
+    def router_procedures(self) -> tuple[str, ...]:
+        """The router's own procedures outside ``wamp.``: no registration may cover them."""
+        ...
+
+    def call(self, caller: RoutedSession, message: Message) -> None:
+        """Answer a CALL of one of :attr:`procedures`."""
+
+    def registration_created(self, session: RoutedSession, registration: RouterRegistration) -> None: ...
+
+    def registered(self, session: RoutedSession, registration: RouterRegistration) -> None: ...
+
+    def unregistered(self, session: RoutedSession, registration: RouterRegistration) -> None: ...
+
+    def registration_deleted(self, session: RoutedSession, registration: RouterRegistration) -> None: ...
+
+
+class DealerRealm(RealmView, Protocol):
+    """The realm as its dealer sees it."""
+
+    @property
+    def meta(self) -> DealerMeta: ...
 
 
 class RemoteCallee(Protocol):
@@ -232,7 +265,7 @@ class Invocation:
 class Dealer:
     """RPC routing for one realm."""
 
-    def __init__(self, realm: Realm) -> None:
+    def __init__(self, realm: DealerRealm) -> None:
         self.realm = realm
         self._index: UriIndex[RouterRegistration] = UriIndex()
         self._by_id: dict[int, RouterRegistration] = {}
@@ -369,7 +402,7 @@ class Dealer:
         if (
             not is_valid_uri(procedure, self.realm.strict_uris, match != "exact")
             or procedure.startswith("wamp.")
-            or any(covers(procedure, match, served) for served in ROUTER_PROCEDURES)
+            or any(covers(procedure, match, served) for served in self.realm.meta.router_procedures)
         ):
             session.send_error(REGISTER, request_id, ErrorURI.INVALID_URI, [f"invalid procedure URI {procedure!r}"])
             return

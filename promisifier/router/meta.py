@@ -27,9 +27,8 @@ from promisifier.wire.messages import CALL, RESULT, Message
 from promisifier.wire.policies import MATCH_POLICIES
 
 if TYPE_CHECKING:
-    from promisifier.router.broker import RouterSubscription
-    from promisifier.router.dealer import RouterRegistration
-    from promisifier.router.realm import Realm
+    from promisifier.router.broker import Broker, RouterSubscription
+    from promisifier.router.dealer import Dealer, RouterRegistration
     from promisifier.router.routed import RoutedSession
 
 log = Logger(namespace="promisifier.router.meta")
@@ -89,10 +88,34 @@ class MetaLink(Protocol):
         the nodes' sessions)."""
 
 
+class MetaRealm(Protocol):
+    """The realm as its meta API sees it (:class:`~promisifier.router.realm.Realm`)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def strict_uris(self) -> bool: ...
+
+    @property
+    def sessions(self) -> dict[int, RoutedSession]:
+        """This router's sessions joined to the realm, by session id."""
+        ...
+
+    @property
+    def dealer(self) -> Dealer: ...
+
+    @property
+    def broker(self) -> Broker: ...
+
+
 class MetaApi:
     """Meta events and meta procedures of one realm."""
 
-    def __init__(self, realm: Realm) -> None:
+    #: the router's own procedures outside ``wamp.`` (no registration may cover them)
+    router_procedures = ROUTER_PROCEDURES
+
+    def __init__(self, realm: MetaRealm) -> None:
         self.realm = realm
         self._testaments: dict[RoutedSession, dict[str, list[Testament]]] = {}
         #: sessions closed by kill_all: they leave without testaments or on_leave events

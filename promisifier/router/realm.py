@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from twisted.logger import Logger
@@ -11,6 +10,7 @@ from promisifier.router.authz import Authorizer
 from promisifier.router.broker import BROKER_FEATURES, Broker
 from promisifier.router.dealer import DEALER_FEATURES, Dealer
 from promisifier.router.meta import BROKER_META_FEATURES, DEALER_META_FEATURES, MetaApi
+from promisifier.router.realm_view import Handler
 from promisifier.router.router_config import Limits, RealmConfig
 from promisifier.wire import ErrorURI
 from promisifier.wire.messages import (
@@ -30,9 +30,6 @@ log = Logger(namespace="promisifier.router.realm")
 if TYPE_CHECKING:
     from promisifier.router.clock import Clock
     from promisifier.router.routed import RoutedSession
-
-#: what handles one message type of an established session: handler(session, message)
-Handler = Callable[["RoutedSession", list[Any]], None]
 
 _ROUTER_ROLES = {
     "dealer": {"features": {**DEALER_FEATURES, **DEALER_META_FEATURES}},
