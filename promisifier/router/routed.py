@@ -8,7 +8,8 @@ machine of a client's session (HELLO, authentication, GOODBYE, ABORT) is
 stand-ins for sessions of other nodes (:mod:`promisifier.cluster.proxies`, ``remote``
 True) are the others.
 
-This module is a leaf: it imports nothing else of the router.
+Of the router, this module imports only the :class:`~promisifier.router.peer.Peer` protocol
+(for type checking).
 """
 
 from __future__ import annotations
