@@ -348,6 +348,11 @@ def worker_main(argv: list[str]) -> int:
     parser.add_argument("--max-churns", type=int, default=10_000_000)
     parser.add_argument("--deadline", type=float, default=300.0)
     args = parser.parse_args(argv)
+    # The agents are the load generator's, which read its options: give them its defaults
+    # (a new load generator option must not stop the soak's workers).
+    for name, value in vars(loadgen.parse_args(["--role", "caller", "--url", args.url])).items():
+        if not hasattr(args, name):
+            setattr(args, name, value)
     args.procedure, args.topic = PROCEDURE, TOPIC
     argument = ["x" * args.payload]
     #: requests in flight per session at most (paced roles); over it a tick is skipped
