@@ -69,15 +69,23 @@ class WorkersRelay(harness.Server):
         self.readings: list[tuple[dict[str, int], float]] = []
 
     def start(self, timeout: float = 60.0) -> None:
+        # the log file is appended to: read only what this start writes
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         super().start(timeout)
         if self.workers == 1:
             return
+
+        def logged() -> str:
+            with open(self.log_path, encoding="utf-8", errors="replace") as log:
+                log.seek(offset)
+                return log.read()
+
         deadline = time.monotonic() + timeout
-        while f"{self.workers} workers serving" not in self.log_path.read_text():
+        while f"{self.workers} workers serving" not in logged():
             if time.monotonic() > deadline or self.process.poll() is not None:  # type: ignore[union-attr]
                 raise RuntimeError(f"the workers did not come up; see {self.log_path}")
             time.sleep(0.05)
-        found = re.findall(r"private redis-server \(pid (\d+)\) on (\S+)", self.log_path.read_text())
+        found = re.findall(r"private redis-server \(pid (\d+)\) on (\S+)", logged())
         self.redis_pid, self.redis_socket = int(found[-1][0]), found[-1][1]
 
     def processes(self) -> list[int]:
