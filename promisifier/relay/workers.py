@@ -185,7 +185,7 @@ class WorkersService(Service):
         self.group = cluster.node if cluster is not None else default_node_name()
         self.private_redis: PrivateRedis | None = None
         self.redis_url: str | None = None
-        #: the parent's listeners (endpoint string -> Listener with its unread port)
+        #: the listeners (relay.service.Listener), each with its port that never accepts
         self.listeners: list[Any] = []
         self.workers: dict[int, _Worker] = {}
         self.exit_code = 0
