@@ -105,7 +105,7 @@ def test_a_router_session_has_every_member_of_the_interface(member):
     memory.assert_idle()
 
 
-@pytest.mark.parametrize("module", ["dealer", "broker", "meta", "authz", "realm", "trace"])
+@pytest.mark.parametrize("module", ["dealer", "broker", "meta", "authz", "realm", "realm_view", "routed", "trace"])
 def test_routing_modules_do_not_know_the_session_state_machine(module):
     tree = ast.parse((ROUTER / f"{module}.py").read_text())
     imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
