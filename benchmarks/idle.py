@@ -63,6 +63,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+#: opening handshakes in progress at a time over all worker processes: more only wait in
+#: the relay's queues, and one that takes longer than the relay's handshake deadline (10 s)
+#: is dropped
+HANDSHAKES_IN_FLIGHT = 256
+
 #: seconds the sessions of one run may take to join (100,000 take several minutes here)
 JOIN_TIMEOUT = 900
 
@@ -174,6 +179,7 @@ def run(args: argparse.Namespace) -> tuple[list[dict], dict]:
                                 sessions=count,
                                 bind=source,
                                 deadline=JOIN_TIMEOUT + 600,
+                                connect_concurrency=max(1, HANDSHAKES_IN_FLIGHT // len(plan)),
                             )
                         )
                     for worker in started:
