@@ -20,9 +20,10 @@ relays with ``--cluster`` and, for the baseline, one lone relay; the load comes 
 * ``cluster.S.sequence.{rate,relay_cpu,capacity}``: the same for ``--sequence-seconds``
   (60) in one window, every publication numbered and checked by the subscriber; after
   the window (and a second for the last ones to arrive) ``cluster.S.sequence.lost``
-  (publications sent but never delivered), ``.missing`` (numbers skipped by the
-  subscriber) and ``.out_of_order`` (numbers at or below one already seen): 0, 0 and 0
-  when nothing was lost or reordered
+  (publications sent but not delivered by then: lost, or still queued for a subscribing
+  node that fell behind), ``.missing`` (numbers skipped by the subscriber) and
+  ``.out_of_order`` (numbers at or below one already seen): 0, 0 and 0 when nothing was
+  lost, late or reordered
 """
 
 from __future__ import annotations
