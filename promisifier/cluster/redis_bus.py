@@ -510,6 +510,8 @@ class RedisBus(Bus):
         #: the inbox channel of each node sent to
         self._inboxes: dict[str, bytes] = {}
         self._stopping = False
+        #: the command connection that loaded the meta-table scripts
+        self._meta_scripts_on: Any = None
         #: facts for the status page and the metrics
         self.reconnects = 0
         self.dropped_publications = 0
@@ -893,7 +895,16 @@ class RedisBus(Bus):
     # -- meta tables (promisifier.cluster.redis_meta) ---------------------------------------------
 
     def _meta(self, script: str, *args: Any) -> defer.Deferred:
-        return self._command("EVAL", script, 0, PREFIX, *args, timeout=self.command_timeout)
+        """Run a meta-table script by its SHA1 (a script body is sent once per connection:
+        SCRIPT LOAD goes first on a connection that has not loaded them, and Redis runs a
+        connection's commands in order)."""
+        conn = self._command_conn
+        if conn is not None and self._up and self._meta_scripts_on is not conn:
+            self._meta_scripts_on = conn
+            for body in redis_meta.SCRIPTS:
+                self._command("SCRIPT", "LOAD", body, timeout=self.command_timeout).addErrback(self._ignore)
+        sha = redis_meta.script_sha(script)
+        return self._command("EVALSHA", sha, 0, PREFIX, *args, timeout=self.command_timeout)
 
     def meta_add(self, entry: MetaEntry) -> defer.Deferred[int]:
         return self._meta(redis_meta.META_ADD, self.node, *redis_meta.entry_args(entry))

@@ -21,6 +21,8 @@ policies and URIs hold no white space (WAMP URIs cannot), so a space separates t
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from typing import Any
 
 from promisifier.cluster.bus import MetaEntry
@@ -28,8 +30,9 @@ from promisifier.cluster.bus import MetaEntry
 #: seconds the reaper's mark on a lost node is kept (until the node announces itself again)
 REAPED_MARK_SECONDS = 3600
 
-# Functions every script shares. ARGV[1] is the key prefix.
-_FUNCTIONS = """
+# Functions the scripts share (each script takes only those it uses: the smaller a script,
+# the less SCRIPT LOAD sends). ARGV[1] is the key prefix.
+_KEYS = """
 local P = ARGV[1]
 local function item_key(kind, realm, match, uri)
   return P .. 'm:' .. kind .. ':' .. realm .. ':' .. match .. ':' .. uri
@@ -37,6 +40,8 @@ end
 local function index_key(kind, realm)
   return P .. 'mi:' .. kind .. ':' .. realm
 end
+"""
+_ADD = """
 local function add(node, kind, realm, match, uri, session, created)
   local key = item_key(kind, realm, match, uri)
   if redis.call('HSET', key, node .. ' ' .. session, created) == 0 then
@@ -49,6 +54,8 @@ local function add(node, kind, realm, match, uri, session, created)
   end
   return 0
 end
+"""
+_FORGET = """
 local function forget(node)
   local removed = {}
   local head = node .. ' '
@@ -81,7 +88,8 @@ end
 
 # ARGV: prefix, node, kind, realm, match, uri, session id, created
 META_ADD = (
-    _FUNCTIONS
+    _KEYS
+    + _ADD
     + """
 return add(ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8])
 """
@@ -89,7 +97,7 @@ return add(ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8])
 
 # ARGV: prefix, node, kind, realm, match, uri, session id
 META_REMOVE = (
-    _FUNCTIONS
+    _KEYS
     + """
 local node, kind, realm, match, uri = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local key = item_key(kind, realm, match, uri)
@@ -111,7 +119,8 @@ return 0
 # ARGV: prefix, node, seconds to keep the reaper's mark (0: no mark). Answers the entries
 # removed: kind, realm, match, uri, session id, 1 if it was the last of its item, ...
 META_FORGET = (
-    _FUNCTIONS
+    _KEYS
+    + _FORGET
     + """
 local removed = forget(ARGV[2])
 if tonumber(ARGV[3]) > 0 then
@@ -124,7 +133,9 @@ return removed
 # ARGV: prefix, node, then kind, realm, match, uri, session id, created for each entry.
 # Answers whether the node had been reaped, then add's answer for each entry.
 META_ANNOUNCE = (
-    _FUNCTIONS
+    _KEYS
+    + _ADD
+    + _FORGET
     + """
 local node = ARGV[2]
 local answers = {redis.call('DEL', P .. 'reaped:' .. node)}
@@ -138,7 +149,7 @@ return answers
 
 # ARGV: prefix, kind, realm. Answers each item's "<match> <uri>" and its fields (HGETALL).
 META_TABLE = (
-    _FUNCTIONS
+    _KEYS
     + """
 local out = {}
 for _, member in ipairs(redis.call('SMEMBERS', index_key(ARGV[2], ARGV[3]))) do
@@ -149,6 +160,16 @@ end
 return out
 """
 )
+
+
+#: every script, as SCRIPT LOAD takes them (each connection loads them before it runs one)
+SCRIPTS = (META_ADD, META_REMOVE, META_FORGET, META_ANNOUNCE, META_TABLE)
+
+
+@functools.cache
+def script_sha(script: str) -> str:
+    """The name Redis knows ``script`` by (EVALSHA)."""
+    return hashlib.sha1(script.encode()).hexdigest()
 
 
 def item_key(prefix: str, kind: str, realm: str, uri: str, match: str) -> str:
