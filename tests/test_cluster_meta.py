@@ -166,12 +166,18 @@ def in_order_per_session(seen: list[tuple[str, int]], expected: list[tuple[str, 
 @defer.inlineCallbacks
 def answers(session, procedure: str, expected, *args, seconds: float = 5.0):
     """Call ``procedure`` until it answers ``expected`` (the tables catch up a moment
-    after the change); its last answer."""
+    after the change: until then it may also answer with an error, such as
+    ``no_such_subscription`` for an item the table does not hold yet); its last answer."""
     deadline = reactor.seconds() + seconds
     while True:
-        answer = yield within(session.call(procedure, *args))
-        if answer == expected or reactor.seconds() > deadline:
-            return answer
+        try:
+            answer = yield within(session.call(procedure, *args))
+        except ApplicationError:
+            if reactor.seconds() > deadline:
+                raise
+        else:
+            if answer == expected or reactor.seconds() > deadline:
+                return answer
         yield task.deferLater(reactor, 0.05, lambda: None)
 
 
