@@ -78,17 +78,8 @@ class SessionRequests:
             raise ValueError(f"timeout must be >= 0 seconds (0: none), got {timeout}")
         if self.state is not SessionState.JOINED:
             return defer.fail(NotConnected(f"cannot call {procedure}: session is {self.state.value}"))
-        request_id = self._ids.next()
         options: dict[str, Any] = {}
-        if timeout:
-            options["timeout"] = int(math.ceil(timeout * 1000))
-        if on_progress is not None:
-            options["receive_progress"] = True
-        if disclose_me:
-            options["disclose_me"] = True
-        d: defer.Deferred[Any] = defer.Deferred(lambda _: self._cancel_call(request_id))
-        request = Request(CALL, d, procedure, CallData(timeout))
-        request.on_progress = on_progress
+        request_id, request, d = self._new_call(procedure, options, timeout, on_progress, disclose_me)
         return (
             self._start_call(
                 request_id, request, [CALL, request_id, options, procedure, *payload(args, kwargs, options)]
@@ -126,17 +117,8 @@ class SessionRequests:
             return defer.fail(
                 ApplicationError(FEATURE_NOT_SUPPORTED_URI, "the router does not support progressive call invocations")
             )
-        request_id = self._ids.next()
         options: dict[str, Any] = {"progress": True}
-        if timeout:
-            options["timeout"] = int(math.ceil(timeout * 1000))
-        if on_progress is not None:
-            options["receive_progress"] = True
-        if disclose_me:
-            options["disclose_me"] = True
-        d: defer.Deferred[Any] = defer.Deferred(lambda _: self._cancel_call(request_id))
-        request = Request(CALL, d, procedure, CallData(timeout))
-        request.on_progress = on_progress
+        request_id, request, d = self._new_call(procedure, options, timeout, on_progress, disclose_me)
         stream = CallStream(
             self._start_call,
             self._send,
@@ -149,6 +131,28 @@ class SessionRequests:
         )
         defer.Deferred.fromCoroutine(stream.pump(chunks))
         return d
+
+    def _new_call(
+        self,
+        procedure: str,
+        options: dict[str, Any],
+        timeout: float | None,
+        on_progress: Callable[..., Any] | None,
+        disclose_me: bool,
+    ) -> tuple[int, Request, defer.Deferred[Any]]:
+        """A new call's request id, its entry for the table and its Deferred (whose
+        ``cancel()`` cancels the call); the call's options are added to ``options``."""
+        request_id = self._ids.next()
+        if timeout:
+            options["timeout"] = int(math.ceil(timeout * 1000))
+        if on_progress is not None:
+            options["receive_progress"] = True
+        if disclose_me:
+            options["disclose_me"] = True
+        d: defer.Deferred[Any] = defer.Deferred(lambda _: self._cancel_call(request_id))
+        request = Request(CALL, d, procedure, CallData(timeout))
+        request.on_progress = on_progress
+        return request_id, request, d
 
     def _start_call(self, request_id: int, request: Request, message: list[Any]) -> defer.Deferred[Any] | None:
         """Send the first CALL of a call and enter it in the table (a failed Deferred if it

@@ -21,7 +21,7 @@ from promisifier.router.dealer import Invocation
 from promisifier.router.passthru import PASSTHRU_ATTRIBUTES
 from promisifier.wire import ErrorURI
 from promisifier.wire.ids import IdSequence
-from promisifier.wire.messages import ERROR, INTERRUPT, INVOCATION, RESULT
+from promisifier.wire.messages import ERROR, INTERRUPT, INVOCATION, RESULT, error_message
 
 if TYPE_CHECKING:
     from promisifier.cluster.node import ClusterNode
@@ -109,12 +109,7 @@ class _RemoteSession:
         kwargs: dict[str, Any] | None = None,
         details: dict[str, Any] | None = None,
     ) -> None:
-        message: list[Any] = [ERROR, request_type, request_id, details if details is not None else {}, error_uri]
-        if args is not None or kwargs:
-            message.append(args if args is not None else [])
-            if kwargs:
-                message.append(kwargs)
-        self.send(message)
+        self.send(error_message(request_type, request_id, error_uri, args, kwargs, details))
 
     def send(self, message: list[Any]) -> bool:  # pragma: no cover - both subclasses have their own
         raise NotImplementedError

@@ -31,6 +31,7 @@ from promisifier.wire.messages import (
     INVOCATION,
     WELCOME,
     Message,
+    error_message,
     message_name,
 )
 
@@ -263,12 +264,7 @@ class RouterSession:
         details: dict[str, Any] | None = None,
     ) -> None:
         """Send ERROR for the client's request ``request_id`` of type ``request_type``."""
-        message: Message = [ERROR, request_type, request_id, details if details is not None else {}, error_uri]
-        if args is not None or kwargs:
-            message.append(args if args is not None else [])
-            if kwargs:
-                message.append(kwargs)
-        self.send(message)
+        self.send(error_message(request_type, request_id, error_uri, args, kwargs, details))
 
     def goodbye(self, reason: str = ErrorURI.CLOSE_SYSTEM_SHUTDOWN, message: str = "") -> None:
         """Close an established session from the router's side with GOODBYE."""

@@ -222,6 +222,24 @@ def message_name(code: object) -> str:
     return spec.name if spec is not None else f"UNKNOWN({code!r})"
 
 
+def error_message(
+    request_type: int,
+    request_id: int,
+    error_uri: str,
+    args: list[Any] | None = None,
+    kwargs: dict[str, Any] | None = None,
+    details: dict[str, Any] | None = None,
+) -> Message:
+    """An ERROR for the request ``request_id`` of type ``request_type``; ``args`` and
+    ``kwargs`` are appended only when there is something to carry."""
+    message: Message = [ERROR, request_type, request_id, details if details is not None else {}, error_uri]
+    if args is not None or kwargs:
+        message.append(args if args is not None else [])
+        if kwargs:
+            message.append(kwargs)
+    return message
+
+
 def check_message(msg: Any) -> Message:
     """Check a decoded message against its type's table row and return it unchanged.
 
