@@ -118,6 +118,9 @@ def test_wss_client_calls_through_a_tls_listener(tls_relay):
     caller = yield connect_wss(url, cert_file, hostname="127.0.0.1")  # the IP address SAN works too
     yield within(callee.register(lambda a, b: a + b, "com.example.add"))
     assert (yield within(caller.call("com.example.add", 2, 3))) == 5
+    # TLS records are not the socket's octets: these connections write through Twisted
+    peers = [session.peer for session in service.router.connections]
+    assert len(peers) == 2 and all(peer._turn_writer is None for peer in peers)
     for session in (caller, callee):
         session.leave()
         yield within(session.disconnected)

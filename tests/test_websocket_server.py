@@ -147,6 +147,8 @@ def test_autobahn_reads_events_across_every_frame_length_form(serializer):
         yield within(subscriber.subscribe(on_event, "com.test.frames"))
         connections = _server_connections(running.router)
         assert connections and all(connection._direct_frames for connection in connections)
+        # ... gathered per reactor turn by the turn writer (65 KiB events: partial sends too)
+        assert all(connection._turn_writer is not None for connection in connections)
         publisher = yield within(promisifier.connect(running.url, "realm1"))
         sent = ["x" * size for size in sizes]
         for text in sent:

@@ -48,6 +48,7 @@ from promisifier.transport.limits import (
 from promisifier.transport.proxies import TrustedProxies
 from promisifier.transport.stats import PROTOCOL_ERROR_CODES, ConnectionStats, handler_log_fields
 from promisifier.transport.tls_errors import tls_failure
+from promisifier.transport.turn_writer import TurnWriter, turn_writer
 from promisifier.transport.websocket_reader import Close, Event, Failure, FrameReader, Message, Ping
 from promisifier.wire import SERIALIZERS, DecodeError, ProtocolError, check_message
 from promisifier.wire.serializers import Serializer
@@ -110,6 +111,9 @@ class _WampConnection:
     #: ... and masked (a client's)
     _masked_frames: bool = False
     _direct_limit: int = 0
+    #: a server's frames are gathered over a reactor turn and sent at its end (None: each
+    #: goes to transport.write)
+    _turn_writer: TurnWriter | None = None
     #: received frames are read here (None: by autobahn, also before the WebSocket is open)
     _frame_reader: FrameReader | None = None
 
@@ -187,10 +191,24 @@ class _WampConnection:
         if self._direct_frames and length <= self._direct_limit and not self.send_queue:  # type: ignore[attr-defined]
             if self._masked_frames:
                 self.transport.write(client_frame(payload, binary))  # type: ignore[attr-defined]
+            elif self._turn_writer is not None:
+                self._turn_writer.write(server_frame_header(length, binary) + payload)
             else:
                 self.transport.write(server_frame_header(length, binary) + payload)  # type: ignore[attr-defined]
         else:
             self.sendMessage(payload, binary)  # type: ignore[attr-defined]
+
+    def sendData(self, data: bytes, sync: bool = False, chopsize: int | None = None) -> None:  # noqa: N802
+        # autobahn writes its own frames (close, ping, pong, sendMessage) here: after ours.
+        if self._turn_writer is not None:
+            self._turn_writer.flush()
+        super().sendData(data, sync, chopsize)  # type: ignore[misc]
+
+    def _closeConnection(self, abort: bool = False) -> None:  # noqa: N802 - autobahn API
+        # what was written this turn goes out before the connection is closed
+        if self._turn_writer is not None:
+            self._turn_writer.flush()
+        super()._closeConnection(abort)  # type: ignore[misc]
 
     def _decide_direct_frames(self) -> None:
         # Messages over the payload limit go to sendMessage, which refuses them as before.
@@ -198,6 +216,8 @@ class _WampConnection:
         self._masked_frames = not self.factory.isServer  # type: ignore[attr-defined]
         limit = self.maxMessagePayloadSize  # type: ignore[attr-defined]
         self._direct_limit = limit if limit > 0 else 1 << 62
+        if self._direct_frames and not self._masked_frames:
+            self._turn_writer = turn_writer(self.transport)  # type: ignore[attr-defined]
 
     @property
     def congested(self) -> bool:
