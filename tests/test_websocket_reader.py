@@ -57,11 +57,16 @@ def test_masking_matches_autobahn_for_every_size_and_offset(length, offset):
     assert masking.mask(frame_payload[offset:], key, offset) == expected[offset:]
 
 
-def test_both_masking_implementations_agree():
+@pytest.mark.parametrize("length", [0, 1, 7, 60, 5000])
+def test_every_masking_implementation_agrees(length):
     key = os.urandom(4)
-    payload = os.urandom(5000)
-    assert masking.HAS_COMPILED_MASKER  # autobahn ships it built for this platform
-    assert masking._mask_compiled(payload, key, len(payload)) == masking._mask_by_int(payload, key, len(payload))
+    payload = os.urandom(length)
+    # both compiled maskers ship built for this platform (websockets and autobahn wheels)
+    assert masking.HAS_WEBSOCKETS_MASKER and masking.HAS_COMPILED_MASKER
+    by_int = masking._mask_by_int(payload, key, length)
+    assert masking._apply_mask(payload, key) == by_int
+    if length:
+        assert masking._mask_compiled(payload, key, length) == by_int
     assert masking.mask(masking.mask(payload, key), key) == payload
 
 

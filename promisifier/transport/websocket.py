@@ -114,6 +114,8 @@ class _WampConnection:
     #: a server's frames are gathered over a reactor turn and sent at its end (None: each
     #: goes to transport.write)
     _turn_writer: TurnWriter | None = None
+    #: where send_shared keeps the frame it built for the connections of this serializer
+    _shared_frame_key: str = ""
     #: received frames are read here (None: by autobahn, also before the WebSocket is open)
     _frame_reader: FrameReader | None = None
 
@@ -177,6 +179,23 @@ class _WampConnection:
             return False
         serializer = self.serializer
         name = serializer.name  # type: ignore[union-attr]
+        writer = self._turn_writer
+        if writer is not None and not self.send_queue:  # type: ignore[attr-defined]
+            # A server's frame is the same for every connection of this serializer: built once.
+            frame = encoded.get(self._shared_frame_key)
+            if frame is None:
+                payload = encoded.get(name)
+                if payload is None:
+                    payload = encoded[name] = serializer.encode(message)  # type: ignore[union-attr]
+                if len(payload) <= self._direct_limit:
+                    frame = server_frame_header(len(payload), serializer.binary) + payload  # type: ignore[union-attr]
+                    encoded[self._shared_frame_key] = frame
+            if frame is not None:
+                stats = self.stats
+                stats.messages_out += 1
+                stats.bytes_out += len(encoded[name])
+                writer.write(frame)
+                return True
         payload = encoded.get(name)
         if payload is None:
             payload = encoded[name] = serializer.encode(message)  # type: ignore[union-attr]
@@ -218,6 +237,7 @@ class _WampConnection:
         self._direct_limit = limit if limit > 0 else 1 << 62
         if self._direct_frames and not self._masked_frames:
             self._turn_writer = turn_writer(self.transport)  # type: ignore[attr-defined]
+            self._shared_frame_key = f"websocket frame {self.serializer.name}"  # type: ignore[union-attr]
 
     @property
     def congested(self) -> bool:

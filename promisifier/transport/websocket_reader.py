@@ -255,7 +255,8 @@ class FrameReader:
             if key and length:
                 payload = apply_mask(payload, key)
             self._message_parts = None
-            if opcode == _TEXT and self._validate_utf8 and not self._utf8.check(payload, True):
+            # (ASCII, most WAMP text, is UTF-8: a C check that allocates nothing decides it)
+            if opcode == _TEXT and self._validate_utf8 and not (payload.isascii() or self._utf8.check(payload, True)):
                 self._fail(events, INVALID_PAYLOAD, "invalid UTF-8 in a text message")
             else:
                 events.append(Message(payload, opcode == _BINARY))
