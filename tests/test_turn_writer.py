@@ -107,26 +107,6 @@ def test_the_writes_of_one_turn_leave_together_at_its_end_in_order(connection):
 
 
 @pytest_twisted.inlineCallbacks
-def test_writes_made_while_a_read_is_handled_leave_when_it_is_done(connection):
-    server, writer, peer = connection
-    end = writer.end
-    end.reading = True  # as the WebSocket connection does around the frames of one read
-    try:
-        writer.write(b"an answer,")
-        writer.write(b"another")
-        # no callLater for the turn's end: the reader flushes
-        assert not [call for call in reactor.getDelayedCalls() if call.func == end.flush]
-        with pytest.raises(BlockingIOError):
-            peer.recv(1)
-    finally:
-        end.reading = False
-    end.flush()
-    assert OutgoingBuffer(server.transport).size() == 0
-    received = yield _read_all(peer, len(b"an answer,another"))
-    assert received == b"an answer,another"
-
-
-@pytest_twisted.inlineCallbacks
 def test_what_the_socket_does_not_take_goes_to_twisteds_buffer_in_order(connection):
     server, writer, peer = connection
     server.transport.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SMALL_BUFFER)

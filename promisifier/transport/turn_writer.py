@@ -8,10 +8,7 @@ as the rest of delivering an event (``benchmarks/RESULTS.md``: fan-out).
 
 A :class:`TurnWriter` keeps what one connection writes during a turn in a list and a
 reactor-wide :class:`TurnEnd` sends each connection's list with one ``socket.send`` right
-after the turn (a ``callLater(0)``, which runs before the reactor polls again), or, for
-what was written while a connection's received data was handled (:meth:`TurnEnd.reading`),
-as soon as that data is done: most writes of a router answer a read, and a ``callLater``
-costs about as much as the ``send`` it would save at low load. Whatever
+after the turn (a ``callLater(0)``, which runs before the reactor polls again). Whatever
 the socket does not take at once (a partial write, ``EAGAIN``), and everything written
 while Twisted's own buffer holds data, goes to ``transport.write``: Twisted's buffer then
 keeps the order, the flow control (the slow-consumer check reads that buffer) and the
@@ -37,25 +34,21 @@ __all__ = ["TurnEnd", "TurnWriter", "turn_writer"]
 class TurnEnd:
     """The writers of one reactor with data pending this turn, flushed once at its end."""
 
-    __slots__ = ("_call", "_reactor", "_writers", "reading")
+    __slots__ = ("_call", "_reactor", "_writers")
 
     def __init__(self, reactor: Any) -> None:
         self._reactor = reactor
         self._writers: list[TurnWriter] = []
         self._call: Any = None
-        #: True while a connection's received data is handled: whoever set it calls
-        #: :meth:`flush` when that is done (no ``callLater`` is needed meanwhile)
-        self.reading = False
 
     def add(self, writer: TurnWriter) -> None:
-        """Flush ``writer`` at the end of this read, or else of this turn."""
+        """Flush ``writer`` at the end of this turn."""
         self._writers.append(writer)
-        if self._call is None and not self.reading:
+        if self._call is None:
             self._call = self._reactor.callLater(0, self.flush)
 
     def flush(self) -> None:
-        """Send what every writer gathered (called by the turn's ``callLater``, and at the
-        end of a read)."""
+        """Send what every writer gathered (also called by the turn's ``callLater``)."""
         call, self._call = self._call, None
         if call is not None and call.active():
             call.cancel()
@@ -97,13 +90,12 @@ class TurnWriter:
     connection is closed), so that the octets keep their order.
     """
 
-    __slots__ = ("_pending", "_socket", "_transport", "end")
+    __slots__ = ("_end", "_pending", "_socket", "_transport")
 
     def __init__(self, transport: tcp.Connection, end: TurnEnd) -> None:
         self._transport = transport
         self._socket = transport.socket
-        #: the reactor's :class:`TurnEnd` that flushes this writer
-        self.end = end
+        self._end = end
         self._pending: list[bytes] | None = None
 
     def write(self, data: bytes) -> None:
@@ -118,7 +110,7 @@ class TurnWriter:
             transport.write(data)
             return
         self._pending = [data]
-        self.end.add(self)
+        self._end.add(self)
 
     def flush(self) -> None:
         """Send what was written this turn now (what the socket does not take goes to the

@@ -310,19 +310,8 @@ class _WampConnection:
         reader = self._frame_reader
         if reader is None:
             super().dataReceived(data)  # type: ignore[misc]
-            return
-        writer = self._turn_writer
-        end = writer.end if writer is not None else None
-        if end is None or end.reading:
+        else:
             self._read_frames(reader, data)
-            return
-        # what the messages of this read make the relay write leaves when they are done
-        end.reading = True
-        try:
-            self._read_frames(reader, data)
-        finally:
-            end.reading = False
-            end.flush()
 
     def consumeData(self) -> None:  # noqa: N802 - autobahn API
         # autobahn calls this for what it has buffered, also right after onOpen for octets
