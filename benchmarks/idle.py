@@ -12,7 +12,9 @@ several source addresses of 127.0.0.0/8 (127.0.0.1, 127.0.0.2, ...), at most
 raises its own open files limit at start, the workers theirs (beyond the hard limit where
 the harness may: see ``harness.OPEN_FILES``); a relay whose limit is too low for N is not
 started (the figure says so). Keep-alive is the relay's default (a WebSocket ping every
-30 s). While the N sessions are connected, one caller makes one call at a time to a
+30 s). ``--lean``: the sessions (and the caller and callee) use the load generator's
+minimal WebSocket client, which answers the relay's pings and costs the load generator
+far less CPU per handshake than autobahn's. While the N sessions are connected, one caller makes one call at a time to a
 callee (``--seconds``, ``--repeat``), both on the relay. Figures per transport and N:
 
 * ``idle.T.nN.bytes_per_session``  (RSS after - RSS before) / N, in KB
@@ -180,6 +182,7 @@ def run(args: argparse.Namespace) -> tuple[list[dict], dict]:
                                 bind=source,
                                 deadline=JOIN_TIMEOUT + 600,
                                 connect_concurrency=max(1, HANDSHAKES_IN_FLIGHT // len(plan)),
+                                lean=args.lean,
                             )
                         )
                     for worker in started:

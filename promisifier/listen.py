@@ -24,6 +24,7 @@ from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
 from twisted.web.resource import IResource, Resource
 
+from promisifier.relay.endpoints import with_backlog
 from promisifier.router.auth import AuthConfig, Authenticator
 from promisifier.router.peer import Peer
 from promisifier.transport.handshake import HandshakeDeadlineSite
@@ -199,10 +200,12 @@ def site(router: RouterCore, options: ListenerOptions) -> HandshakeDeadlineSite:
 
 
 def listen(router: RouterCore, options: ListenerOptions) -> defer.Deferred[IListeningPort]:
-    """Serve WAMP over WebSocket at ``options.path`` on ``options.endpoint``."""
+    """Serve WAMP over WebSocket at ``options.path`` on ``options.endpoint`` (an endpoint
+    string without ``backlog=`` listens with a backlog of
+    :data:`~promisifier.relay.endpoints.DEFAULT_BACKLOG`)."""
     endpoint = options.endpoint
     if isinstance(endpoint, str):
-        endpoint = serverFromString(router.reactor, endpoint)
+        endpoint = serverFromString(router.reactor, with_backlog(endpoint))
     return endpoint.listen(site(router, options))
 
 

@@ -13,6 +13,7 @@ import pytest
 from twisted.python import usage
 
 from promisifier.cluster.cluster_config import ClusterConfig, RedisAddress
+from promisifier.cluster.redis_bus import RedisBus
 from promisifier.relay.command_line import RelayOptions, check_config
 from promisifier.relay.relay_config import ConfigError, parse_config
 from promisifier.relay.service import make_service
@@ -52,6 +53,15 @@ def test_the_cluster_table_with_every_key():
     assert "s3cret" not in repr(config)
 
 
+def test_a_cluster_table_without_redis_sets_the_heartbeat_of_the_workers_private_cluster():
+    config = parse("[cluster]\nheartbeat_interval = 2\nttl = 10").cluster
+    assert config.redis is None and config.private
+    assert (config.heartbeat_interval, config.ttl) == (2.0, 10.0)
+    assert not parse('[cluster]\nredis = "redis://localhost"').cluster.private
+    with pytest.raises(ValueError, match="needs the address of its Redis"):
+        RedisBus(config)
+
+
 def test_defaults_node_host_and_pid_heartbeat_and_ttl():
     config = parse('[cluster]\nredis = "redis://localhost"').cluster
     assert config.redis == RedisAddress("localhost", 6379, 0, None)
@@ -63,7 +73,7 @@ def test_defaults_node_host_and_pid_heartbeat_and_ttl():
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("[cluster]", "cluster.redis: missing; expected a redis:// or unix:// URL"),
+        ('[cluster]\npassword = "x"', "cluster.password: a password needs a redis URL beside it"),
         (
             '[cluster]\nredis = "http://127.0.0.1"',
             "cluster.redis: expected a redis:// or unix:// URL, got 'http://127.0.0.1'",
@@ -120,3 +130,11 @@ def test_the_redis_fixture_runs_its_own_server_and_restarts_it_empty(redis_serve
         redis_server.command("PING")
     redis_server.start()
     assert redis_server.command("DBSIZE") == b":0\r\n"
+
+
+def test_a_lone_relay_with_a_cluster_table_without_redis_runs_alone(relays):
+    from tests.relay_support import relay_config
+
+    relay = relays(relay_config("[cluster]\nttl = 10\n"))
+    assert relay.service.config.cluster.private
+    assert relay.service.cluster is None

@@ -387,6 +387,20 @@ def test_sighup_reaches_every_worker(workers_relay, tmp_path):
     assert relay.process.stop() == 0
 
 
+@pytest_twisted.inlineCallbacks
+def test_a_cluster_table_without_redis_sets_the_heartbeat_of_the_private_cluster(workers_relay):
+    port = free_ports(1)[0]
+    listener = f'[[listeners]]\nendpoint = "tcp:{port}:interface=127.0.0.1"\n'
+    relay = workers_relay(2, config=listener + "[cluster]\nheartbeat_interval = 0.5\nttl = 3\n")
+    assert relay.redis()  # the private one
+    assert relay.process.output.count("(a heartbeat every 0.5 s, lost after 3 s)") == 2, relay.process.output
+    url = f"ws://127.0.0.1:{port}/ws"
+    sessions = yield sessions_on_every_worker(url)
+    for session in sessions.values():
+        yield leave(session)
+    assert relay.process.stop() == 0
+
+
 def test_a_worker_that_dies_before_serving_stops_the_relay_with_exit_code_1(processes, tmp_path):
     broken = tmp_path / "broken" / "promisifier"
     broken.mkdir(parents=True)

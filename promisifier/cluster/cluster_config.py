@@ -101,9 +101,13 @@ class RedisAddress:
 @dataclass(frozen=True)
 class ClusterConfig:
     """How this relay joins the others: the shared Redis, its own node name, and the
-    heartbeat that tells the others it is alive."""
+    heartbeat that tells the others it is alive.
 
-    redis: RedisAddress
+    ``redis`` None: the relay's workers (``--workers N``) meet on the private
+    ``redis-server`` the relay starts itself; only the heartbeat settings are given. A
+    cluster node itself always needs an address."""
+
+    redis: RedisAddress | None
     #: this node's name in the cluster (unique among the live nodes)
     node: str = field(default_factory=default_node_name)
     #: seconds between heartbeats
@@ -118,6 +122,11 @@ class ClusterConfig:
             raise ValueError("heartbeat_interval must be > 0")
         if self.ttl <= self.heartbeat_interval:
             raise ValueError("ttl must be longer than heartbeat_interval")
+
+    @property
+    def private(self) -> bool:
+        """True when no Redis is named: the private one of ``--workers``."""
+        return self.redis is None
 
     @classmethod
     def from_url(cls, url: str, **settings: object) -> ClusterConfig:

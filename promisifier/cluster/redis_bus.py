@@ -420,7 +420,7 @@ class _CommandFactory(_Notifying, txredisapi.RedisFactory):
     protocol = _Commands
 
     def __init__(self, bus: RedisBus) -> None:
-        address = bus.config.redis
+        address = bus.address
         super().__init__(
             None, address.db, 1, isLazy=True, charset=None, password=address.password, convertNumbers=False
         )
@@ -457,7 +457,7 @@ class _SubscriberFactory(_Notifying, txredisapi.SubscriberFactory):
     def __init__(self, bus: RedisBus) -> None:
         # SubscriberFactory's own __init__ takes no charset or password: skip it
         txredisapi.RedisFactory.__init__(
-            self, None, None, 1, isLazy=True, charset=None, password=bus.config.redis.password, convertNumbers=False
+            self, None, None, 1, isLazy=True, charset=None, password=bus.address.password, convertNumbers=False
         )
         self.bus = bus
 
@@ -484,11 +484,20 @@ class RedisBus(Bus):
     def __init__(self, config: ClusterConfig, reactor: Any = None) -> None:
         if reactor is None:
             from twisted.internet import reactor
+        if config.redis is None:
+            raise ValueError("a cluster node needs the address of its Redis")
         self.config = config
+        #: the Redis server of the cluster
+        self.address: RedisAddress = config.redis
         self.node = config.node
         self.reactor = reactor
-        #: seconds any awaited Redis reply may take
-        self.command_timeout = config.heartbeat_interval
+        #: seconds any awaited Redis reply may take: the time-to-live, not the heartbeat
+        #: interval. A reply later than one interval is merely late (a busy machine, a
+        #: garbage collection, a reactor turn with thousands of handshakes); only one later
+        #: than the time-to-live, past which the others count this node lost anyway, means
+        #: the link is broken and worth reconnecting. With the interval as the limit, a
+        #: saturated machine made every node reconnect and announce itself again and again.
+        self.command_timeout = config.ttl
         self._handler: BusHandler | None = None
         self._commands: _CommandFactory | None = None
         self._subscriptions: _SubscriberFactory | None = None
@@ -538,7 +547,7 @@ class RedisBus(Bus):
 
     def start(self, handler: BusHandler) -> None:
         self._handler = handler
-        address = self.config.redis
+        address = self.address
         self._commands = _CommandFactory(self)
         self._subscriptions = _SubscriberFactory(self)
         for factory in (self._commands, self._subscriptions):
@@ -546,7 +555,13 @@ class RedisBus(Bus):
             connector = _Connector(factory, redis_endpoint(self.reactor, address), self.reactor)
             self._connectors.append(connector)
             connector.start()
-        log.info("cluster node {node} connecting to {redis}", node=self.node, redis=str(address))
+        log.info(
+            "cluster node {node} connecting to {redis} (a heartbeat every {interval:g} s, lost after {ttl:g} s)",
+            node=self.node,
+            redis=str(address),
+            interval=self.config.heartbeat_interval,
+            ttl=self.config.ttl,
+        )
 
     def _connection_error(self, failure: Any) -> None:
         # txredisapi gives up for good after a failed AUTH or SELECT

@@ -99,6 +99,7 @@ from promisifier.compat.common import (
     realm_for_namespace,
 )
 from promisifier.embed import Router
+from promisifier.relay.endpoints import with_backlog
 from promisifier.router.auth import AuthConfig, load_callable
 from promisifier.router.authz import ALLOW_ALL, RoleConfig
 from promisifier.router.router_config import RealmConfig, RouterConfig
@@ -411,7 +412,9 @@ class Server:
             self._managed = set()
         self._default = self.of("/")
         if router is None:
-            listening = serverFromString(reactor, f"tcp:{port or 0}:interface={host}").listen(self._site())
+            listening = serverFromString(reactor, with_backlog(f"tcp:{port or 0}:interface={host}")).listen(
+                self._site()
+            )
         else:
             listening = defer.succeed(None)
         self._listening = Outcome(listening.addCallbacks(self._now_listening, self._listen_failed))

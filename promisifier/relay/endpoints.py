@@ -18,6 +18,16 @@ from dataclasses import dataclass
 #: endpoint types a listener may use
 LISTENER_TYPES = ("tcp", "tcp6", "ssl", "unix")
 
+#: the listen backlog of a listener whose endpoint string names none (the kernel caps it at
+#: ``net.core.somaxconn``). Twisted's own default, 50, overflows when a few hundred clients
+#: connect at once (a relay restart, a burst of reconnects): the kernel then drops the
+#: client's final ACK, and the client, which thinks it is connected, waits for TCP
+#: retransmissions, seconds each, before its opening handshake even reaches the relay.
+DEFAULT_BACKLOG = 1024
+
+#: endpoint types that take a ``backlog`` argument
+_BACKLOG_TYPES = ("tcp", "tcp6", "ssl", "unix")
+
 #: ssl: arguments that name files read when listening
 TLS_FILE_ARGUMENTS = ("privateKey", "certKey", "extraCertChain", "dhParameters")
 
@@ -83,6 +93,15 @@ def parse_endpoint(description: str) -> EndpointDescription:
         else:
             args.append(_unescape(part))
     return EndpointDescription(_unescape(kind).strip().lower(), tuple(args), tuple(kwargs))
+
+
+def with_backlog(description: str, backlog: int = DEFAULT_BACKLOG) -> str:
+    """``description`` with ``backlog=`` added when it is a tcp, tcp6, ssl or unix
+    endpoint that names none (see :data:`DEFAULT_BACKLOG`); any other string unchanged."""
+    parsed = parse_endpoint(description)
+    if parsed.kind not in _BACKLOG_TYPES or "backlog" in parsed.options:
+        return description
+    return f"{description}:backlog={backlog}"
 
 
 def tls_files(description: EndpointDescription) -> list[tuple[str, str]]:

@@ -338,22 +338,28 @@ def _cluster(check: Checker, value: Any) -> ClusterConfig | None:
     table = check.table(value, path, ("redis", "password", "node", "heartbeat_interval", "ttl"))
     if not isinstance(value, dict):
         return None
-    url = check.string(table, "redis", path, what="a redis:// or unix:// URL, e.g. redis://127.0.0.1:6379/0")
+    # no redis: the private Redis of `workers = N`; the table only sets the heartbeat
+    url = check.string(table, "redis", path, None, what="a redis:// or unix:// URL, e.g. redis://127.0.0.1:6379/0")
+    redis: RedisAddress | None = None
+    valid = True
     try:
         redis = RedisAddress.parse(url) if url else None
     except ValueError as error:
         check.error(key_path(path, "redis"), f"{error}, got {describe(url)}")
-        redis = None
+        valid = False
     password = check.string(table, "password", path, None)
+    if password is not None and url is None:
+        check.error(key_path(path, "password"), "a password needs a redis URL beside it")
+        valid = False
     node = check.string(table, "node", path, None)
     defaults = ClusterConfig(RedisAddress("localhost"))
     interval = check.seconds(table, "heartbeat_interval", path, defaults.heartbeat_interval)
     ttl = check.seconds(table, "ttl", path, defaults.ttl)
     if ttl <= interval:
         check.error(key_path(path, "ttl"), f"must be longer than heartbeat_interval ({interval}), got {ttl}")
-    if redis is None or ttl <= interval:
+    if not valid or ttl <= interval:
         return None
-    if password is not None:
+    if password is not None and redis is not None:
         redis = dataclasses.replace(redis, password=password)
     settings: dict[str, Any] = {"heartbeat_interval": interval, "ttl": ttl}
     if node is not None:

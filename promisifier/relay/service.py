@@ -280,8 +280,11 @@ class RelayService(Service):
         self.router = RouterCore(self.config.router, reactor=self._reactor)
         self.web = RelayWeb.of(self.router)
         self.web.listener_urls = lambda: self.urls
-        if self.config.cluster is not None:
-            self.cluster = start_cluster_node(self.router, self.config.cluster, self._reactor)
+        cluster = self.config.cluster
+        if cluster is not None and cluster.private:
+            log.info("promisifier relay: [cluster] names no redis and the relay runs one process: it runs alone")
+        elif cluster is not None:
+            self.cluster = start_cluster_node(self.router, cluster, self._reactor)
             self.web.cluster_status = self.cluster.status
         self._log_warnings(self.config)
         for listener in self.listeners:

@@ -37,7 +37,7 @@ def server_endpoint(reactor: Any, description: str, client_ca: str | None = None
     from twisted.internet.endpoints import serverFromString
 
     if client_ca is None:
-        return serverFromString(reactor, description)
+        return serverFromString(reactor, ep.with_backlog(description))
     from twisted.internet import ssl
     from twisted.internet.endpoints import SSL4ServerEndpoint
     from twisted.python.filepath import FilePath
@@ -71,6 +71,6 @@ def server_endpoint(reactor: Any, description: str, client_ca: str | None = None
         reactor,
         int(parsed.args[0]),
         context,
-        backlog=int(options.get("backlog", 50)),
+        backlog=int(options.get("backlog", ep.DEFAULT_BACKLOG)),
         interface=options.get("interface", ""),
     )

@@ -28,6 +28,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from importlib import resources as package_files
+from itertools import islice
 from typing import Any
 
 import orjson
@@ -179,11 +180,13 @@ class RelayWeb:
 
     # -- figures ------------------------------------------------------------------------
 
-    def totals(self) -> dict[str, Any]:
-        """Relay-wide totals: state now, and counts since start."""
+    def totals(self, traffic: dict[str | None, Any] | None = None) -> dict[str, Any]:
+        """Relay-wide totals: state now, and counts since start (``traffic``: the
+        router's :meth:`~promisifier.router.RouterCore.traffic`, if already at hand)."""
         router = self.router
         totals: dict[str, Any] = dict(router.state_counts())
-        traffic = router.traffic()
+        if traffic is None:
+            traffic = router.traffic()
         for key in ("messages_in", "messages_out", "bytes_in", "bytes_out", "dropped_events"):
             totals[key] = sum(getattr(stats, key) for stats in traffic.values())
         calls = dict.fromkeys(CALL_OUTCOMES, 0)
@@ -218,6 +221,7 @@ class RelayWeb:
         """The figures of this process: :meth:`snapshot` without the charts' history."""
         router = self.router
         now = self.clock.seconds()
+        traffic = router.traffic()  # one pass over the connections for both figures
         return {
             "relay": {
                 "agent": router.config.agent,
@@ -230,17 +234,16 @@ class RelayWeb:
                 "listeners": list(self.listener_urls()),
                 "cluster": self.cluster_status() if self.cluster_status is not None else None,
             },
-            "totals": self.totals(),
+            "totals": self.totals(traffic),
             "traffic": {
-                (name or "in-process"): stats.as_dict()
-                for name, stats in sorted(router.traffic().items(), key=_by_name)
+                (name or "in-process"): stats.as_dict() for name, stats in sorted(traffic.items(), key=_by_name)
             },
             "realms": [self._realm(realm) for realm in router.realms.values()],
         }
 
     def _realm(self, realm: Any) -> dict[str, Any]:
         dealer, broker = realm.dealer, realm.broker
-        sessions = list(realm.sessions.values())
+        sessions = list(islice(realm.sessions.values(), MAX_ROWS))
         registrations = dealer.registrations()
         subscriptions = broker.subscriptions()
         latency = dealer.call_latency
@@ -255,7 +258,7 @@ class RelayWeb:
             },
             "events_published": broker.events_published,
             "events_delivered": broker.events_delivered,
-            "sessions": [self._session(session, dealer) for session in sessions[:MAX_ROWS]],
+            "sessions": [self._session(session, dealer) for session in sessions],
             "registrations": [_registration(r) for r in registrations[:MAX_ROWS]],
             "subscriptions": [_subscription(s) for s in subscriptions[:MAX_ROWS]],
         }

@@ -156,7 +156,7 @@ def run(spec: WorkerSpec) -> int:
     def parent_gone() -> None:
         if reactor.running:
             log.warn("promisifier relay worker {index}: the parent process is gone; stopping", index=spec.index)
-            if spec.private_redis and spec.index == 0:  # nobody else will stop it
+            if spec.private_redis and spec.index == 0 and cluster.redis is not None:  # nobody else will stop it
                 reactor.addSystemEventTrigger("after", "shutdown", _stop_private_redis, cluster.redis.socket)
             reactor.stop()
 

@@ -8,7 +8,9 @@ promisifier-relay --workers N``) is the parent: it serves no client itself. It
    worker is free takes the next connection; every listener kind works, UNIX sockets too);
 2. picks the Redis the workers meet on: the ``[cluster]`` one when configured (the workers
    are then nodes of that cluster beside any other relay on it), else its own
-   :class:`~promisifier.cluster.private_redis.PrivateRedis` on a UNIX socket;
+   :class:`~promisifier.cluster.private_redis.PrivateRedis` on a UNIX socket (a
+   ``[cluster]`` table without ``redis`` only sets the heartbeat of this private cluster:
+   ``heartbeat_interval`` and ``ttl``, e.g. longer on a machine the relay saturates);
 3. starts N workers (``python -m promisifier.relay.worker``), each a complete relay
    (:class:`~promisifier.relay.service.RelayService`) with the same configuration, a
    cluster node named ``<node>/w<i>`` (``<node>``: the ``[cluster]`` node name, default
@@ -206,7 +208,7 @@ class WorkersService(Service):
 
         super().startService()
         raise_open_file_limit()
-        if self.config.cluster is None:
+        if self._private:
             try:
                 find_redis_server()
             except RedisNotInstalled as missing:
@@ -224,7 +226,7 @@ class WorkersService(Service):
                 raise SystemExit(f"promisifier relay: {cannot_listen(failure)}") from None
             self.listeners.append(listener)
         self._install_sighup()
-        if self.config.cluster is not None:
+        if self.config.cluster is not None and self.config.cluster.redis is not None:
             self.redis_url = str(self.config.cluster.redis)
             self._start_workers()
             return
@@ -243,6 +245,11 @@ class WorkersService(Service):
         for index in range(self.count):
             self._spawn(index)
 
+    @property
+    def _private(self) -> bool:
+        """The workers meet on a Redis of their own: the config names none."""
+        return self.config.cluster is None or self.config.cluster.private
+
     def spec(self, index: int) -> WorkerSpec:
         """What worker ``index`` is told."""
         cluster = self.config.cluster
@@ -259,7 +266,7 @@ class WorkersService(Service):
             config_file=self.config_file,
             options=self.options,
             redis=self.redis_url,
-            password=cluster.redis.password if cluster is not None else None,
+            password=cluster.redis.password if cluster is not None and cluster.redis is not None else None,
             node=node,
             heartbeat_interval=cluster.heartbeat_interval if cluster is not None else DEFAULT_HEARTBEAT_INTERVAL,
             ttl=cluster.ttl if cluster is not None else DEFAULT_TTL,

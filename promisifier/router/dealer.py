@@ -316,7 +316,7 @@ class Dealer:
     @property
     def pending_call_count(self) -> int:
         """Number of calls in flight in the realm."""
-        return sum(len(calls) for calls in self._calls_of.values())
+        return sum(map(len, self._calls_of.values()))
 
     def registrations(self) -> list[RouterRegistration]:
         """All registrations of the realm."""
