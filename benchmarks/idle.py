@@ -12,7 +12,9 @@ several source addresses of 127.0.0.0/8 (127.0.0.1, 127.0.0.2, ...), at most
 raises its own open files limit at start, the workers theirs (beyond the hard limit where
 the harness may: see ``harness.OPEN_FILES``); a relay whose limit is too low for N is not
 started (the figure says so). Keep-alive is the relay's default (a WebSocket ping every
-30 s). ``--lean``: the sessions (and the caller and callee) use the load generator's
+30 s). ``--join-rate R``: at most R sessions connect per second (joining as fast as the
+machine can saturates it, and on a machine that also runs the load generators a saturated
+relay's workers can miss each other's heartbeats). ``--lean``: the sessions (and the caller and callee) use the load generator's
 minimal WebSocket client, which answers the relay's pings and costs the load generator
 far less CPU per handshake than autobahn's. While the N sessions are connected, one caller makes one call at a time to a
 callee (``--seconds``, ``--repeat``), both on the relay. Figures per transport and N:
@@ -56,6 +58,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=SESSIONS_PER_SOURCE,
         help=f"sessions per source address in 127.0.0.0/8 (default {SESSIONS_PER_SOURCE})",
+    )
+    parser.add_argument(
+        "--join-rate",
+        type=float,
+        default=0.0,
+        help="sessions joining per second at most, over all processes (default 0: as fast as they can; "
+        "a machine that also runs the load generators may need less, see the module docstring)",
     )
     parser.add_argument(
         "--workers",
@@ -183,6 +192,7 @@ def run(args: argparse.Namespace) -> tuple[list[dict], dict]:
                                 deadline=JOIN_TIMEOUT + 600,
                                 connect_concurrency=max(1, HANDSHAKES_IN_FLIGHT // len(plan)),
                                 lean=args.lean,
+                                connect_rate=args.join_rate / len(plan) if args.join_rate else None,
                             )
                         )
                     for worker in started:

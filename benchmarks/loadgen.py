@@ -546,14 +546,27 @@ class Worker:
         # only queue in the router's listen backlog and run into handshake timeouts.
         self._make = make
         self._to_open = self.args.sessions
+        self._next_slot = 0.0
         for _ in range(min(self.args.connect_concurrency, self._to_open)):
             self._open_next()
         reactor.callLater(self.args.deadline, self._deadline)
 
     def _open_next(self) -> None:
-        if self._to_open > 0:
-            self._to_open -= 1
-            connect(self, lambda: self._new_agent(self._make), bind=self.args.bind)
+        if self._to_open <= 0:
+            return
+        self._to_open -= 1
+        rate = self.args.connect_rate
+        if rate > 0:  # at most `rate` connections a second: each takes the next free slot
+            now = time.monotonic()
+            slot = max(now, self._next_slot)
+            self._next_slot = slot + 1.0 / rate
+            if slot > now:
+                reactor.callLater(slot - now, self._connect)
+                return
+        self._connect()
+
+    def _connect(self) -> None:
+        connect(self, lambda: self._new_agent(self._make), bind=self.args.bind)
 
     def _new_agent(self, make: Any) -> Agent:
         agent = make(self)
@@ -660,6 +673,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--sequence", action="store_true", help="number the publications and check their order (publisher, subscriber)"
     )
     parser.add_argument("--connect-concurrency", type=int, default=32, help="handshakes in progress at a time")
+    parser.add_argument(
+        "--connect-rate", type=float, default=0.0, help="connections opened per second at most (default 0: no limit)"
+    )
     parser.add_argument("--deadline", type=float, default=120.0, help="seconds after which the worker gives up")
     parser.add_argument(
         "--bind", default=None, help="source address of the connections, e.g. 127.0.0.2 (default: the system's)"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from promisifier.relay.web import RelayWeb
 from promisifier.transport.stats import ConnectionStats
 from tests.memory_router import MemoryClient, MemoryRouter
 
@@ -55,3 +56,28 @@ def test_no_traffic_without_connections():
     assert memory.router.traffic() == {}
     join(memory, "msgpack").drop()
     assert memory.router.traffic() == {"msgpack": ConnectionStats()}
+
+
+def test_the_status_page_reads_the_traffic_afresh_and_its_periodic_readings_share_one():
+    memory = MemoryRouter()
+    web = RelayWeb.of(memory.router)
+    client = join(memory, "json", bytes_in=1)
+    assert web.totals()["bytes_in"] == 1
+    client.stats.bytes_in = 5
+    assert web.totals()["bytes_in"] == 5  # what a client asks for is read afresh
+    assert web.local_snapshot()["traffic"]["json"]["bytes_in"] == 5
+    client.stats.bytes_in = 9
+    assert web._traffic(max_age=2.0)["json"].bytes_in == 5  # the chart's sample reuses a young reading
+    memory.advance(2.0)
+    assert web._traffic(max_age=2.0)["json"].bytes_in == 9
+
+
+def test_a_snapshot_lists_at_most_max_rows_per_realm():
+    memory = MemoryRouter()
+    for _ in range(3):
+        memory.join()
+    web = RelayWeb.of(memory.router)
+    (realm,) = web.local_snapshot(max_rows=2)["realms"]
+    assert len(realm["sessions"]) == 2 and realm["counts"]["sessions"] == 3
+    (realm,) = web.local_snapshot()["realms"]
+    assert len(realm["sessions"]) == 3

@@ -192,6 +192,12 @@ class Bus(ABC):
     def session_joined(self, realm: str, session_id: int, details: bytes) -> None:
         """Record a session of this node in the cluster's session table (best effort)."""
 
+    def sessions_joined(self, realm: str, sessions: list[tuple[int, bytes]]) -> None:
+        """Record many sessions of this node at once, as (session id, details): a node that
+        announces itself again after a reconnect (best effort; a bus may do it in bulk)."""
+        for session_id, details in sessions:
+            self.session_joined(realm, session_id, details)
+
     @abstractmethod
     def session_left(self, realm: str, session_id: int) -> None:
         """Remove a session of this node from the table (best effort)."""

@@ -244,8 +244,14 @@ class ClusterNode:
     def bus_announce(self) -> None:
         self.meta.announce()
         for realm in self.router.realms.values():
-            for session in list(realm.sessions.values()):
-                self.session_joined(realm.name, session.session_id, session_details(session))  # type: ignore[arg-type]
+            sessions = list(realm.sessions.values())
+            if self.bus.up:
+                pack = self._packer.pack
+                self.bus.sessions_joined(
+                    realm.name,
+                    [(s.session_id, pack([self.node, session_details(s)])) for s in sessions],  # type: ignore[misc]
+                )
+            for session in sessions:
                 testaments = realm.meta.testaments_of(session)
                 if testaments:
                     self.testaments(realm.name, session.session_id, testaments)  # type: ignore[arg-type]

@@ -191,6 +191,21 @@ redis.call('SADD', KEYS[2], ARGV[3])
 return 1
 """
 
+# KEYS: the realm's session hash, the node's session set; ARGV: the realm, then session
+# id and details of each session
+_SESSIONS_JOINED = """
+for i = 2, #ARGV, 2 do
+  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+  redis.call('SADD', KEYS[2], ARGV[1] .. ' ' .. ARGV[i])
+end
+return 1
+"""
+
+#: sessions recorded by one script when a node announces itself again (one script for all
+#: of 20,000 sessions would hold Redis for a while; one command each costs the node a
+#: timer and a reply each, and blocked its reactor for seconds)
+SESSIONS_PER_ANNOUNCE = 1000
+
 # KEYS: the realm's session hash, the node's session set, the realm's testaments
 _SESSION_LEFT = """
 redis.call('HDEL', KEYS[1], ARGV[1])
@@ -874,6 +889,14 @@ class RedisBus(Bus):
         member = f"{realm} {session_id}"
         d = self._command("EVAL", _SESSION_JOINED, 2, *keys, session_id, details, member, timeout=self.command_timeout)
         d.addErrback(self._ignore)
+
+    def sessions_joined(self, realm: str, sessions: list[tuple[int, bytes]]) -> None:
+        keys = (SESSIONS_PREFIX + realm, NODE_SESSIONS_PREFIX + self.node)
+        for start in range(0, len(sessions), SESSIONS_PER_ANNOUNCE):
+            chunk = sessions[start : start + SESSIONS_PER_ANNOUNCE]
+            fields = [value for session_id, details in chunk for value in (session_id, details)]
+            d = self._command("EVAL", _SESSIONS_JOINED, 2, *keys, realm, *fields, timeout=self.command_timeout)
+            d.addErrback(self._ignore)
 
     def testaments(self, realm: str, session_id: int, testaments: bytes | None) -> None:
         key = TESTAMENTS_PREFIX + realm

