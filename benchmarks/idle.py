@@ -26,7 +26,10 @@ callee (``--seconds``, ``--repeat``), both on the relay. Figures per transport a
 
 With ``--workers N`` the relay is ``relay --workers N`` (N processes sharing the port, joined
 on a private redis-server; each process has its own open files limit): its memory is that
-of all its processes, and the JSON has the sessions each worker holds.
+of all its processes, and the JSON has the sessions each worker holds. ``--worker-ttl S``
+gives the workers' heartbeat a time-to-live of S seconds: on a machine the load generators
+saturate too, a worker starved of CPU for more than the default 4 s is counted lost by the
+others, and reconnecting and announcing itself again costs it more CPU still.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -72,6 +76,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=1,
         help="run the relay as `relay --workers N` (WebSocket; its memory: every process of it together)",
     )
+    parser.add_argument(
+        "--worker-ttl",
+        type=float,
+        default=0.0,
+        help="with --workers: the private cluster's ttl in seconds (heartbeat every ttl/5; default: the "
+        "relay's, 4 s and 1 s), through a config file whose [cluster] table names no redis",
+    )
 
 
 #: opening handshakes in progress at a time over all worker processes: more only wait in
@@ -104,8 +115,18 @@ def relay_of(args: argparse.Namespace, transport: str) -> Iterator[harness.Serve
     if transport != "ws":
         raise SystemExit("idle --workers: WebSocket only")
     port = harness.free_port()
-    argv = harness.relay_argv("relay", "ws", {"ws": port}, args) + ["--workers", str(args.workers)]
     name = f"idle-workers-{args.workers}-{os.getpid()}"
+    if args.worker_ttl:
+        # the relay's TOML file: its [cluster] table without redis sets the heartbeat of the
+        # workers' private cluster
+        config = args.log_dir / f"{name}.toml"
+        config.write_text(
+            f'workers = {args.workers}\n[[listeners]]\nendpoint = "tcp:{port}:interface=127.0.0.1"\n'
+            f"[cluster]\nheartbeat_interval = {args.worker_ttl / 5:g}\nttl = {args.worker_ttl:g}\n"
+        )
+        argv = [sys.executable, "-m", "promisifier", "relay", "--config", str(config)]
+    else:
+        argv = harness.relay_argv("relay", "ws", {"ws": port}, args) + ["--workers", str(args.workers)]
     running = _WorkersRelay(argv, f"ws://127.0.0.1:{port}/ws", args.log_dir, name, args.workers)
     try:
         running.start()
