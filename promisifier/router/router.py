@@ -7,6 +7,7 @@ and listeners; :class:`promisifier.Router` (embedding) adds them as methods.
 
 from __future__ import annotations
 
+import dataclasses
 import operator
 from collections.abc import Callable
 from typing import Any
@@ -140,7 +141,7 @@ class RouterCore:
         # The status page samples this every second: with 100,000 connections a Python
         # loop over them took a tenth of a core, so each counter is summed by sum/map, in C
         # (about 0.5 µs per connection here).
-        totals = {name: ConnectionStats(*_counters_of(kept)) for name, kept in self._closed_traffic.items()}
+        totals = {name: dataclasses.replace(kept) for name, kept in self._closed_traffic.items()}
         for name, table in self._open_stats.items():
             if not table:
                 continue
@@ -281,8 +282,6 @@ class RouterCore:
 _DRAIN_POLL_INTERVAL = 0.05
 
 
-#: the counters of a ConnectionStats as a tuple, in field order
-_counters_of = operator.attrgetter(*ConnectionStats.__slots__)
 #: a reader of each counter of a ConnectionStats, in field order
 _COUNTERS = [operator.attrgetter(name) for name in ConnectionStats.__slots__]
 

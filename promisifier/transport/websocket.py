@@ -179,30 +179,22 @@ class _WampConnection:
             return False
         serializer = self.serializer
         name = serializer.name  # type: ignore[union-attr]
-        writer = self._turn_writer
-        if writer is not None and not self.send_queue:  # type: ignore[attr-defined]
-            # A server's frame is the same for every connection of this serializer: built once.
-            frame = encoded.get(self._shared_frame_key)
-            if frame is None:
-                payload = encoded.get(name)
-                if payload is None:
-                    payload = encoded[name] = serializer.encode(message)  # type: ignore[union-attr]
-                if len(payload) <= self._direct_limit:
-                    frame = server_frame_header(len(payload), serializer.binary) + payload  # type: ignore[union-attr]
-                    encoded[self._shared_frame_key] = frame
-            if frame is not None:
-                stats = self.stats
-                stats.messages_out += 1
-                stats.bytes_out += len(encoded[name])
-                writer.write(frame)
-                return True
         payload = encoded.get(name)
         if payload is None:
             payload = encoded[name] = serializer.encode(message)  # type: ignore[union-attr]
         stats = self.stats
         stats.messages_out += 1
         stats.bytes_out += len(payload)
-        self._send_payload(payload, serializer.binary)  # type: ignore[union-attr]
+        writer = self._turn_writer
+        if writer is not None and len(payload) <= self._direct_limit and not self.send_queue:  # type: ignore[attr-defined]
+            # A server's frame is the same for every connection of this serializer: built once.
+            frame = encoded.get(self._shared_frame_key)
+            if frame is None:
+                frame = server_frame_header(len(payload), serializer.binary) + payload  # type: ignore[union-attr]
+                encoded[self._shared_frame_key] = frame
+            writer.write(frame)
+        else:
+            self._send_payload(payload, serializer.binary)  # type: ignore[union-attr]
         return True
 
     def _send_payload(self, payload: bytes, binary: bool) -> None:
